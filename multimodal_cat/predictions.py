@@ -1,0 +1,81 @@
+"""Prediction records: what the library hands back for each product.
+
+Every predictor (trained model, zero-shot search) returns :class:`Prediction` objects, so the
+feed job, the review queue and a future upload-time service read one shape.
+
+Example:
+    >>> p = Prediction(category_id="aa-1-1", category_path="Apparel & Accessories > Clothing > Activewear",
+    ...                confidence=0.91)
+    >>> p.to_dict()["category_id"]
+    'aa-1-1'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CategoryScore:
+    """A candidate category with its score (probability or calibrated similarity)."""
+
+    id: str
+    path: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TagScore:
+    """One attribute tag (``attribute`` = e.g. ``color``, ``value`` = e.g. ``red``) with its score."""
+
+    attribute: str
+    value: str
+    score: float
+
+
+@dataclass(frozen=True)
+class MappedCategory:
+    """The equivalent category in another taxonomy tree.
+
+    Attributes:
+        taxonomy: Name of the target tree, e.g. ``google/2021-09-21``.
+        target_ids: Target category ids (usually one; empty when nothing maps).
+        target_paths: Full paths of the targets, same order.
+        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred`` or ``unmapped``.
+        confidence: Confidence in the rule, 1.0 for published rules.
+    """
+
+    taxonomy: str
+    target_ids: tuple[str, ...]
+    target_paths: tuple[str, ...] = ()
+    provenance: str = "published"
+    confidence: float = 1.0
+
+
+@dataclass
+class Prediction:
+    """The answer for one product.
+
+    Attributes:
+        category_id: Predicted category id in the product's tree.
+        category_path: Its full path (``A > B > C``); always a path that exists in the tree.
+        confidence: Probability-like confidence of ``category_id`` in ``[0, 1]``.
+        alternatives: Top-k candidates, best first (the first is the prediction itself).
+        tags: Attribute tags with scores.
+        mappings: Equivalent categories keyed by target taxonomy name.
+        warnings: Plain-words notes, e.g. that the image could not be read and the
+            prediction used text only.
+    """
+
+    category_id: str
+    category_path: str
+    confidence: float
+    alternatives: list[CategoryScore] = field(default_factory=list)
+    tags: list[TagScore] = field(default_factory=list)
+    mappings: dict[str, MappedCategory] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
