@@ -1,0 +1,37 @@
+"""The :class:`MappingRule` record shared by published and inferred mappings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVENANCES = ("published", "inferred", "inherited")
+
+
+@dataclass(frozen=True)
+class MappingRule:
+    """One rule: a source category maps to one or more target categories.
+
+    Attributes:
+        source_id: Category id in the source tree.
+        target_ids: Category ids in the target tree (usually one).
+        provenance: ``published`` (a rule file), ``inferred`` (predicted by a model, e.g. the
+            alignment stream), or ``inherited`` (a composed rule that used an ancestor's rule).
+        confidence: 1.0 for published rules; below 1 for inferred ones.
+
+    Example:
+        >>> MappingRule("aa-1-1", ("5322",))
+        MappingRule(source_id='aa-1-1', target_ids=('5322',), provenance='published', confidence=1.0)
+    """
+
+    source_id: str
+    target_ids: tuple[str, ...]
+    provenance: str = "published"
+    confidence: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_ids, str):
+            raise TypeError(
+                f"expected target_ids as a tuple of ids, found the string {self.target_ids!r}"
+            )
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"expected a confidence in [0, 1], found {self.confidence}")

@@ -1,0 +1,221 @@
+"""Read and write Shopify's mapping rule files.
+
+Two published forms: the YAML rule files (``mappings/from_shopify.yml``, ``to_shopify.yml``)
+and the readable text form in ``dist/<locale>/integrations/...`` (``→ source`` followed by
+one or more ``⇒ target`` lines, both full paths).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from multimodal_cat.mapping.rule import MappingRule
+from multimodal_cat.taxonomy._flatyaml import load_yaml, read_text
+from multimodal_cat.taxonomy.errors import TaxonomyFormatError
+from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_TEXT_HEADER = re.compile(r"Mapping\s+(\S+)\s+to\s+(\S+)")
+
+
+@dataclass
+class RuleFile:
+    """What a rule file holds: the rules and the names of both trees."""
+
+    rules: list[MappingRule]
+    source_name: str | None
+    target_name: str | None
+    int_ids: tuple[bool, bool] = (
+        False,
+        False,
+    )  # whether the file wrote source/target ids as numbers
+    unmapped_ids: tuple[str, ...] = ()  # sources the file says map to nothing
+
+
+_FAST_LINES = {
+    "- input:": "start",
+    "  output:": "output",
+    "    product_category_id:": "list",
+}
+_FAST_VALUE = re.compile(r"^(?:    product_category_id: |    - )(.+)$")
+
+
+def _scalar(text: str) -> object:
+    if text.startswith("'") and text.endswith("'") and "'" not in text[1:-1]:
+        return text[1:-1]
+    if re.fullmatch(r"[A-Za-z0-9][\w-]*", text):
+        return int(text) if text.isdigit() and (text == "0" or text[0] != "0") else text
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _read_fast(text: str) -> dict | None:
+    """Parse the regular layout Shopify's generator writes; ``None`` when the file differs."""
+    header: dict[str, object] = {}
+    rules: list[dict] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines) and lines[i] != "rules:":
+        line = lines[i]
+        if line and line != "---" and not line.startswith("#"):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                return None
+            header[key] = value.strip()
+        i += 1
+    unmapped: list[object] | None = None
+    for line in lines[i + 1 :]:
+        if line == "unmapped_product_category_ids:":
+            unmapped = []
+            continue
+        if unmapped is not None:
+            if not line.startswith("- "):
+                return None
+            unmapped.append(_scalar(line[2:].strip()))
+            continue
+        kind = _FAST_LINES.get(line)
+        if kind == "start":
+            rules.append({"input": {}, "output": {}})
+            side = "input"
+        elif kind == "output" and rules:
+            side = "output"
+        elif kind == "list" and rules and side == "output":
+            rules[-1]["output"]["product_category_id"] = []
+        else:
+            match = _FAST_VALUE.match(line)
+            if not match or not rules:
+                return None
+            value = _scalar(match.group(1).strip())
+            if line.startswith("    - ") and side == "output":
+                rules[-1]["output"].setdefault("product_category_id", []).append(value)
+            else:
+                rules[-1][side]["product_category_id"] = value
+    out = {**header, "rules": rules}
+    if unmapped is not None:
+        out["unmapped_product_category_ids"] = unmapped
+    return out
+
+
+def read_rules_yaml(path: str | Path) -> RuleFile:
+    """Read ``input_taxonomy`` / ``output_taxonomy`` / ``rules`` from a Shopify YAML rule file."""
+    path = Path(path)
+    data = _read_fast(read_text(path)) or load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise TaxonomyFormatError(
+            "expected a mapping file with a 'rules:' list", path=path, found=str(data)[:80]
+        )
+    rules, int_source, int_target = [], True, True
+    for number, rule in enumerate(data["rules"], start=1):
+        try:
+            source = rule["input"]["product_category_id"]
+            targets = rule["output"]["product_category_id"] or []
+        except (KeyError, TypeError):
+            raise TaxonomyFormatError(
+                f"rule {number}: expected input.product_category_id and output.product_category_id",
+                path=path,
+                found=str(rule),
+            ) from None
+        targets = targets if isinstance(targets, list) else [targets]
+        int_source = int_source and isinstance(source, int)
+        int_target = int_target and all(isinstance(t, int) for t in targets)
+        rules.append(MappingRule(normalize_id(source), tuple(normalize_id(t) for t in targets)))
+    unmapped = tuple(normalize_id(u) for u in data.get("unmapped_product_category_ids") or ())
+    return RuleFile(
+        rules,
+        data.get("input_taxonomy"),
+        data.get("output_taxonomy"),
+        (int_source, int_target and bool(rules)),
+        unmapped,
+    )
+
+
+def write_rules_yaml(
+    rules: Iterable[MappingRule],
+    path: str | Path,
+    source_name: str,
+    target_name: str,
+    int_ids: tuple[bool, bool] = (False, False),
+    unmapped_ids: Iterable[str] = (),
+) -> Path:
+    """Write rules in Shopify's YAML rule format (``unmapped_product_category_ids`` last, if any)."""
+
+    def as_id(value: str, as_int: bool) -> object:
+        return int(value) if as_int and value.isdigit() else value
+
+    body = [
+        {
+            "input": {"product_category_id": as_id(r.source_id, int_ids[0])},
+            "output": {"product_category_id": [as_id(t, int_ids[1]) for t in r.target_ids]},
+        }
+        for r in rules
+    ]
+    data: dict[str, object] = {
+        "input_taxonomy": source_name,
+        "output_taxonomy": target_name,
+        "rules": body,
+    }
+    unmapped = [as_id(u, int_ids[0]) for u in unmapped_ids]
+    if unmapped:
+        data["unmapped_product_category_ids"] = unmapped
+    text = yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, explicit_start=True, width=10_000
+    )
+    path = Path(path)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def text_header_names(path: str | Path) -> tuple[str | None, str | None]:
+    """The (source, target) names in a text mapping's header, when it has one."""
+    for line in read_text(Path(path)).splitlines()[:5]:
+        found = _TEXT_HEADER.search(line)
+        if found:
+            return found.group(1), found.group(2)
+    return None, None
+
+
+def read_rules_text(path: str | Path, source: Taxonomy, target: Taxonomy) -> list[MappingRule]:
+    """Read the ``→ source`` / ``⇒ target`` text form, resolving full paths in both trees."""
+    path = Path(path)
+    rules: list[MappingRule] = []
+    current: str | None = None
+    targets: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            rules.append(MappingRule(current, tuple(targets)))
+
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker, text = line[:1], line[1:].strip()
+        tree = source if marker == "→" else target if marker == "⇒" else None
+        if tree is None:
+            raise TaxonomyFormatError(
+                "expected a line starting with '→' or '⇒'", path=path, line=number, found=raw
+            )
+        try:
+            category = tree.find(text)
+        except KeyError:
+            raise TaxonomyFormatError(
+                f"expected a category path of {tree.name!r}, found one it does not have",
+                path=path,
+                line=number,
+                found=text,
+            ) from None
+        if marker == "→":
+            close()
+            current, targets = category.id, []
+        elif current is None:
+            raise TaxonomyFormatError(
+                "expected a '→ source' line before this '⇒' line", path=path, line=number, found=raw
+            )
+        else:
+            targets.append(category.id)
+    close()
+    return rules

@@ -1,0 +1,70 @@
+"""Mappings shipped with the library, found by tree names and chained when needed.
+
+Example:
+    >>> load_mapping("shopify", "google").target_name
+    'google/2021-09-21'
+"""
+
+from __future__ import annotations
+
+import functools
+
+from multimodal_cat.mapping.mapping import Mapping
+from multimodal_cat.taxonomy.errors import UnknownTaxonomyError
+from multimodal_cat.taxonomy.shipped import (
+    SHIPPED_MAPPINGS,
+    canonical_name,
+    load_shipped,
+    taxonomies_dir,
+)
+
+
+def shipped_mappings() -> list[tuple[str, str]]:
+    """The (source, target) pairs that have a published rule file."""
+    return list(SHIPPED_MAPPINGS)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_edge(source: str, target: str) -> Mapping:
+    path = taxonomies_dir() / SHIPPED_MAPPINGS[(source, target)]
+    return Mapping.from_file(path, source=load_shipped(source), target=load_shipped(target))
+
+
+def _route(source: str, target: str) -> list[tuple[str, str, bool]]:
+    """Shortest chain of shipped mappings (each step: from, to, inverted?) from source to target."""
+    steps: dict[str, list[tuple[str, str, bool]]] = {source: []}
+    frontier = [source]
+    while frontier and target not in steps:
+        nxt = []
+        for node in frontier:
+            for a, b in SHIPPED_MAPPINGS:
+                for start, end, inverted in ((a, b, False), (b, a, True)):
+                    if start == node and end not in steps:
+                        steps[end] = [*steps[node], (start, end, inverted)]
+                        nxt.append(end)
+        frontier = nxt
+    if target not in steps:
+        pairs = ", ".join(f"{a} -> {b}" for a, b in SHIPPED_MAPPINGS)
+        raise UnknownTaxonomyError(
+            f"no shipped mapping from {source!r} to {target!r}: shipped ones are {pairs}"
+        )
+    return steps[target]
+
+
+@functools.lru_cache(maxsize=8)
+def load_mapping(source: str, target: str) -> Mapping:
+    """The shipped mapping from ``source`` to ``target`` (names or aliases), cached per process.
+
+    Chains published rule files (composing, and inverting where a step runs backwards): for
+    example ``shopify/2022-02`` -> ``google`` is 2022-02 -> 2025-01 composed with 2025-01 -> Google.
+    Treat the returned object as read-only: it is shared between callers.
+    """
+    source, target = canonical_name(source), canonical_name(target)
+    if source == target:
+        raise UnknownTaxonomyError(f"expected two different taxonomies, found {source!r} twice")
+    mapping: Mapping | None = None
+    for start, end, inverted in _route(source, target):
+        step = _load_edge(end, start).invert() if inverted else _load_edge(start, end)
+        mapping = step if mapping is None else mapping.compose(step)
+    assert mapping is not None  # _route returns at least one step for different names
+    return mapping
