@@ -1,1 +1,82 @@
+"""Text and image encoders, pooling, and an on-disk embedding cache.
 
+Names are imported lazily, so ``from multimodal_cat.encoders import EmbeddingCache``
+does not import torch or transformers.
+
+Example:
+    >>> from multimodal_cat.encoders import TextEncoder, ImageEncoder  # doctest: +SKIP
+    >>> text = TextEncoder.from_name("minilm", pooling="mean", max_length=64)  # doctest: +SKIP
+    >>> image = ImageEncoder.from_name("dinov2-small", pooling="cls_mean")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multimodal_cat.encoders.cache import EmbeddingCache, content_hash, encode_cached
+    from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key, load_image
+    from multimodal_cat.encoders.pooling import POOLING_MODES, PoolingMode, pool, pooled_dim
+    from multimodal_cat.encoders.registry import (
+        MissingEncoderPackageError,
+        UnknownEncoderError,
+        cache_root,
+        canonical_name,
+        known_encoders,
+        resolve_encoder,
+    )
+    from multimodal_cat.encoders.text import TextEncoder, text_encoder_key
+
+_EXPORTS: dict[str, str] = {
+    "EmbeddingCache": "cache",
+    "content_hash": "cache",
+    "encode_cached": "cache",
+    "ImageEncoder": "image",
+    "image_encoder_key": "image",
+    "load_image": "image",
+    "POOLING_MODES": "pooling",
+    "PoolingMode": "pooling",
+    "pool": "pooling",
+    "pooled_dim": "pooling",
+    "MissingEncoderPackageError": "registry",
+    "UnknownEncoderError": "registry",
+    "cache_root": "registry",
+    "canonical_name": "registry",
+    "known_encoders": "registry",
+    "resolve_encoder": "registry",
+    "TextEncoder": "text",
+    "text_encoder_key": "text",
+}
+
+__all__ = [
+    "EmbeddingCache",
+    "ImageEncoder",
+    "MissingEncoderPackageError",
+    "POOLING_MODES",
+    "PoolingMode",
+    "TextEncoder",
+    "UnknownEncoderError",
+    "cache_root",
+    "canonical_name",
+    "content_hash",
+    "encode_cached",
+    "image_encoder_key",
+    "known_encoders",
+    "load_image",
+    "pool",
+    "pooled_dim",
+    "resolve_encoder",
+    "text_encoder_key",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
