@@ -1,0 +1,251 @@
+"""``multimodal-cat categorize``: categorize a product feed into an output file.
+
+Example:
+    $ multimodal-cat categorize examples/products.csv --taxonomy shopify --map-to google -o out.csv
+    $ cat feed.jsonl | multimodal-cat categorize - --format jsonl --dry-run -o out.jsonl
+    $ multimodal-cat categorize big.csv --model my-model --shard 0/4 -o out.csv   # one of 4 processes
+    $ multimodal-cat categorize --merge-shards 4 -o out.csv                      # after all 4 finished
+    $ accelerate launch --num_processes 4 -m multimodal_cat categorize big.csv --model m --merge -o out.csv
+
+Exit codes: 0 every row was written (some may be ``error`` rows, see the summary); 1 the job
+stopped (e.g. the model failed; rerun with ``--resume``); 2 a mistake in the command or
+input (missing column, unknown format...); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from multimodal_cat.cli.main import UserError
+from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
+from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
+from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
+from multimodal_cat.feeds.write import ResumeError, output_format
+
+_INPUT_ERRORS = (FeedColumnError, FeedFormatError, ShardError, ResumeError, FileNotFoundError)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``categorize`` sub-command."""
+    p = subparsers.add_parser(
+        "categorize",
+        help="categorize a product feed (CSV, TSV, JSON lines, Parquet)",
+        description="Categorize every row of a product feed; one output row per input row, in order.",
+    )
+    p.add_argument("feed", nargs="?", metavar="FEED", help="feed file, or - for stdin")
+    p.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="trained model folder or hub id")
+    which.add_argument("--taxonomy", help="zero-shot into this taxonomy (default: shopify)")
+    which.add_argument(
+        "--dry-run", action="store_true", help="no model: check feed, images and output only"
+    )
+    p.add_argument(
+        "--map-to",
+        action="append",
+        default=[],
+        metavar="TAXONOMY",
+        help="also give the equivalent category in this taxonomy (repeatable), e.g. google",
+    )
+    p.add_argument("--format", choices=FORMATS, help="feed format (default: from the extension)")
+    p.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="FIELD=NAME",
+        help="input column for a field: id, title, description, brand, seller_category, image",
+    )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="copy this input column to the output (repeatable; '*' for all)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="products per model call (default: %(default)s)"
+    )
+    p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
+    p.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run into the same output"
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="process shard I of N (0-based), or 'auto' under accelerate launch",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --shard: shard 0 waits for the other shards, then merges all parts into -o",
+    )
+    p.add_argument(
+        "--merge-shards",
+        type=int,
+        metavar="N",
+        help="merge the N finished shard parts of -o and exit",
+    )
+    images = p.add_argument_group("images")
+    images.add_argument(
+        "--image-root", help="folder for relative image paths (default: the feed's folder)"
+    )
+    images.add_argument(
+        "--allow-scheme",
+        action="append",
+        default=[],
+        metavar="SCHEME",
+        help="also allow this URL scheme besides http/https (e.g. file, ftp)",
+    )
+    images.add_argument(
+        "--image-timeout",
+        type=float,
+        default=10.0,
+        help="seconds per download (default: %(default)s)",
+    )
+    images.add_argument(
+        "--image-retries",
+        type=int,
+        default=2,
+        help="extra attempts on timeouts and 5xx (default: %(default)s)",
+    )
+    images.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=20 * 1024 * 1024,
+        help="largest image file in bytes (default: %(default)s)",
+    )
+    images.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=40_000_000,
+        help="largest image, width x height (default: %(default)s)",
+    )
+    images.add_argument(
+        "--image-workers", type=int, default=8, help="threads loading images (default: %(default)s)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit code."""
+    if args.merge_shards is not None:
+        return _merge(args)
+    _check_args(args)
+    if args.feed != "-":
+        _preflight(args)  # column and format mistakes before any model loads
+    predictor = _build_predictor(args)
+    from multimodal_cat.feeds.job import categorize_feed
+
+    loader = ImageLoader(
+        args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd()),
+        allow_schemes=set(args.allow_scheme),
+        timeout=args.image_timeout,
+        max_bytes=args.max_image_bytes,
+        max_pixels=args.max_image_pixels,
+        retries=args.image_retries,
+        workers=args.image_workers,
+    )
+    try:
+        summary = categorize_feed(
+            args.feed,
+            predictor,
+            args.output,
+            map_to=args.map_to,
+            columns=args.column,
+            format=args.format,
+            batch_size=args.batch_size,
+            resume=args.resume,
+            images=loader,
+            keep_columns=args.keep,
+            shard=args.shard,
+            progress=not args.no_progress,
+        )
+    except _INPUT_ERRORS as error:
+        raise UserError(str(error)) from None
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as error:
+        print(
+            f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n"
+            f"Rows written so far are kept; rerun the same command with --resume to continue.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        loader.close()
+    print(summary, file=sys.stderr)
+    index, count = resolve_shard(args.shard)
+    if args.merge and count > 1 and index == 0:
+        print(f"waiting for the other {count - 1} shard(s) to finish...", file=sys.stderr)
+        try:
+            rows = wait_and_merge(args.output, count)
+        except (ValueError, ShardError) as error:
+            raise UserError(str(error)) from None
+        print(f"merged {count} shards: {rows:,} rows -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.feed:
+        raise UserError(
+            "categorize needs a FEED (a file, or - for stdin) unless --merge-shards is given"
+        )
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        output_format(args.output)
+        resolve_shard(args.shard)
+        ColumnMap.from_args(args.column)
+    except (ValueError, ShardError) as error:
+        raise UserError(str(error)) from None
+    if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        args.shard = "auto"  # under accelerate launch / torchrun: one shard per process
+    if args.feed == "-" and args.image_root is None:
+        args.image_root = str(Path.cwd())
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    try:
+        with FeedReader(args.feed, args.format) as reader:
+            ColumnMap.from_args(args.column).resolve(reader.columns)
+    except _INPUT_ERRORS as error:
+        raise UserError(str(error)) from None
+
+
+def _build_predictor(args: argparse.Namespace) -> Any:
+    if args.dry_run:
+        from multimodal_cat.feeds.fake import DryRunPredictor
+
+        return DryRunPredictor()
+    try:
+        from multimodal_cat.categorizer import build_predictor
+    except ImportError as error:
+        raise UserError(
+            f"no categorizer is available in this installation ({error}); try --dry-run"
+        ) from None
+    taxonomy = args.taxonomy or (None if args.model else "shopify")
+    try:
+        return build_predictor(
+            model=args.model, taxonomy=taxonomy, bf16=args.bf16, map_to=list(args.map_to)
+        )
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise UserError(f"cannot build the predictor: {message}") from None
+
+
+def _merge(args: argparse.Namespace) -> int:
+    if args.merge_shards < 1:
+        raise UserError(f"--merge-shards must be at least 1, got {args.merge_shards}")
+    try:
+        output_format(args.output)
+        rows = merge_shards(args.output, args.merge_shards)
+    except (ValueError, ShardError) as error:
+        raise UserError(str(error)) from None
+    print(f"merged {args.merge_shards} shards: {rows:,} rows -> {args.output}", file=sys.stderr)
+    return 0

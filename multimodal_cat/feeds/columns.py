@@ -1,0 +1,168 @@
+"""Which feed column holds which product field, and how a raw row becomes a :class:`Product`.
+
+Feeds name their columns in many ways (``Name``, ``productDisplayName``, ``sku``...). A
+:class:`ColumnMap` says which input column feeds each product field; fields left unset are
+looked up under their usual names. Only the text fields are optional one by one; at least one
+text column or the image column must exist, and the id column is optional (the row number is
+used instead).
+
+Example:
+    >>> cols = ColumnMap.from_args(["title=Name", "image=picture"])
+    >>> cols.resolve(["sku", "Name", "picture"]).title
+    'Name'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from multimodal_cat.products import Product
+
+FIELDS = ("id", "title", "description", "brand", "seller_category", "image")
+TEXT_FIELDS = ("title", "description", "brand", "seller_category")
+
+# Usual names for each field, tried in order (case-insensitive) when the user names none.
+DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "sku", "product_id", "item_id"),
+    "title": ("title", "name", "product_name", "productdisplayname"),
+    "description": ("description", "desc", "body", "body_html"),
+    "brand": ("brand", "vendor", "manufacturer"),
+    "seller_category": ("seller_category", "category", "product_type", "product_category"),
+    "image": ("image", "image_url", "image_link", "image_path", "img"),
+}
+
+# Longest text kept per field, in characters; longer values are cut with a warning.
+DEFAULT_CAPS: dict[str, int] = {
+    "id": 256,
+    "title": 1_000,
+    "description": 10_000,
+    "brand": 256,
+    "seller_category": 1_000,
+    "image": 4_096,
+}
+
+
+class FeedColumnError(ValueError):
+    """The feed lacks a column the user named, or has no usable column at all."""
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Input column name for each product field (``None``: look for the usual names).
+
+    Attributes:
+        id, title, description, brand, seller_category, image: Input column names.
+        caps: Longest text kept per field (characters).
+    """
+
+    id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    brand: str | None = None
+    seller_category: str | None = None
+    image: str | None = None
+    caps: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
+
+    @classmethod
+    def from_args(cls, pairs: Iterable[str] | Mapping[str, str] | None) -> ColumnMap:
+        """Build from ``field=Column`` strings (the CLI's ``--column``) or a dict."""
+        if pairs is None:
+            return cls()
+        items = pairs.items() if isinstance(pairs, Mapping) else [_split_pair(p) for p in pairs]
+        names: dict[str, str] = {}
+        for key, column in items:
+            if key not in FIELDS:
+                raise FeedColumnError(
+                    f"unknown product field {key!r} in column mapping; expected one of {', '.join(FIELDS)}"
+                )
+            names[key] = column
+        return cls(**names)
+
+    def resolve(self, columns: Sequence[str]) -> ColumnMap:
+        """Match the fields to the feed's actual columns.
+
+        Args:
+            columns: Column names found in the feed (header, schema or first JSON object).
+
+        Returns:
+            A map whose every field is either an existing column or ``None`` (absent).
+
+        Raises:
+            FeedColumnError: A column named by the user is missing, or the feed has neither
+                a text column nor an image column.
+        """
+        found = {c.lower(): c for c in columns}
+        resolved: dict[str, str | None] = {}
+        for key in FIELDS:
+            wanted = getattr(self, key)
+            if wanted is not None:
+                if wanted not in columns:
+                    raise FeedColumnError(
+                        f"column {wanted!r} (for {key}) is not in the feed; columns found: "
+                        f"{', '.join(columns) or '(none)'}"
+                    )
+                resolved[key] = wanted
+            else:
+                resolved[key] = next((found[n] for n in DEFAULT_NAMES[key] if n in found), None)
+        if not any(resolved[k] for k in (*TEXT_FIELDS, "image")):
+            raise FeedColumnError(
+                "the feed has no title, description, brand, seller_category or image column; "
+                f"columns found: {', '.join(columns) or '(none)'}. "
+                "Name them with --column title=YourColumn"
+            )
+        return replace(self, **resolved)
+
+    def used(self) -> list[str]:
+        """Input columns this map reads."""
+        return [c for c in (getattr(self, k) for k in FIELDS) if c]
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    key, sep, column = pair.partition("=")
+    if not sep or not key.strip() or not column:
+        raise FeedColumnError(f"expected FIELD=COLUMN (e.g. title=Name), got {pair!r}")
+    return key.strip(), column
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN from Parquet/pandas
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) -> Product:
+    """Build a :class:`Product` from one raw row; over-long fields are cut.
+
+    Args:
+        row: Column name -> value, as read from the feed.
+        columns: A resolved :class:`ColumnMap`.
+        row_number: 1-based data row number, used as the id when the feed has none.
+
+    Returns:
+        The product; ``product.extra["warnings"]`` lists what was changed.
+    """
+    values: dict[str, str] = {}
+    warnings: list[str] = []
+    for key in FIELDS:
+        column = getattr(columns, key)
+        text = _text(row.get(column)) if column else ""
+        cap = columns.caps.get(key, DEFAULT_CAPS[key])
+        if len(text) > cap:
+            warnings.append(f"{key} truncated from {len(text):,} to {cap:,} characters")
+            text = text[:cap]
+        values[key] = text
+    return Product(
+        id=values["id"].strip() or str(row_number),
+        title=values["title"],
+        description=values["description"],
+        brand=values["brand"],
+        seller_category=values["seller_category"],
+        image_ref=values["image"].strip(),
+        extra={"warnings": warnings},
+    )

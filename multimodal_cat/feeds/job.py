@@ -1,0 +1,400 @@
+"""Categorize a whole feed: stream rows, load images ahead, predict in batches, write in order.
+
+The loop keeps two batches in flight: while the predictor works on batch *k*, the images of
+batch *k + 1* download and decode in a thread pool. Memory stays flat (one feed chunk, two
+batches of images, no growing state) however long the feed is. Every input record yields
+exactly one output row with ``status`` ``ok``, ``degraded`` (predicted without the image,
+which could not be used) or ``error`` (nothing could be predicted; ``error`` says why).
+
+Example:
+    >>> from multimodal_cat.feeds import DryRunPredictor, categorize_feed
+    >>> summary = categorize_feed("examples/products.csv", DryRunPredictor(), "out.csv")  # doctest: +SKIP
+    >>> summary.rows == summary.ok + summary.degraded + summary.failed  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
+from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.read import FeedReader, RawRow
+from multimodal_cat.feeds.shards import resolve_shard, shard_path
+from multimodal_cat.feeds.write import OutputWriter
+from multimodal_cat.predictions import MappedCategory, Prediction
+from multimodal_cat.products import Product
+
+BASE_COLUMNS = (
+    "row",
+    "id",
+    "status",
+    "category_id",
+    "category_path",
+    "confidence",
+    "alternatives",
+    "tags",
+)
+END_COLUMNS = ("warnings", "error")
+
+
+class Predictor(Protocol):
+    """What the job needs from a model: one prediction per product, same order."""
+
+    def predict(self, products: list[Product]) -> list[Prediction]: ...
+
+
+class CategoryMapping(Protocol):
+    """What the job needs from :class:`multimodal_cat.mapping.Mapping`."""
+
+    def map(self, source_id: str) -> MappedCategory: ...
+
+
+@dataclass
+class FeedSummary:
+    """Totals of a finished job (resumed rows included)."""
+
+    rows: int = 0
+    ok: int = 0
+    degraded: int = 0
+    failed: int = 0
+    resumed_from: int = 0
+    output: str = ""
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        rate = (self.rows - self.resumed_from) / self.seconds if self.seconds else 0.0
+        resumed = f" ({self.resumed_from:,} from an earlier run)" if self.resumed_from else ""
+        return (
+            f"{self.rows:,} rows{resumed}: {self.ok:,} ok, {self.degraded:,} degraded, "
+            f"{self.failed:,} failed -> {self.output} ({self.seconds:.1f} s, {rate:.1f} rows/s)"
+        )
+
+
+@dataclass
+class _Item:
+    raw: RawRow
+    product: Product | None = None
+    future: Future[Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    status: str = "ok"
+    prediction: Prediction | None = None
+    keep: dict[str, Any] = field(default_factory=dict)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def mapping_columns(names: Sequence[str]) -> list[str]:
+    """Output columns for each mapped taxonomy name."""
+    return [
+        f"{_slug(n)}_{part}"
+        for n in names
+        for part in ("category_id", "category_path", "provenance")
+    ]
+
+
+def categorize_feed(
+    feed: str | Path | IO[bytes],
+    predictor: Predictor,
+    output: str | Path,
+    *,
+    mappings: Iterable[CategoryMapping] = (),
+    map_to: Sequence[str] = (),
+    columns: ColumnMap | dict[str, str] | Sequence[str] | None = None,
+    format: str | None = None,
+    batch_size: int = 64,
+    resume: bool = False,
+    images: ImageLoader | None = None,
+    keep_columns: Sequence[str] = (),
+    shard: str | tuple[int, int] | None = None,
+    progress: bool = True,
+) -> FeedSummary:
+    """Categorize every row of a feed and write one output row per input row.
+
+    Args:
+        feed: Path (CSV, TSV, JSON lines, Parquet, optionally gzipped), ``"-"`` for stdin, or
+            a binary stream.
+        predictor: Any object with ``predict(list[Product]) -> list[Prediction]``.
+        output: Output path; ``.csv``, ``.jsonl`` or ``.parquet``. With sharding, each shard
+            writes ``<stem>.shard-I-of-N<ext>`` (merge them with :func:`merge_shards`).
+        mappings: Mappings applied to each predicted category (keyed by target taxonomy).
+        map_to: Target taxonomy names that get their own output columns (``google`` matches
+            ``google/2021-09-21``). Names of ``mappings``' targets are added automatically.
+        columns: Input column per product field (:class:`ColumnMap`, dict, or
+            ``["title=Name", ...]``).
+        format: Feed format when the extension does not tell it.
+        batch_size: Products per ``predict`` call.
+        resume: Continue an interrupted run of the same job (see :mod:`.write`).
+        images: Image loader with its limits; default resolves relative paths against the
+            feed's folder.
+        keep_columns: Input columns copied to the output (``["*"]``: all).
+        shard: ``"i/n"`` (0-based), ``(i, n)``, ``"auto"`` (``RANK``/``WORLD_SIZE`` set by
+            ``accelerate launch``) or ``None``: process every n-th row starting at row i.
+        progress: Show a tqdm progress bar on stderr.
+
+    Returns:
+        The :class:`FeedSummary`.
+
+    Raises:
+        FeedColumnError: A named column is missing (raised before any output is written).
+        Exception: Whatever the predictor raises; the output stays resumable.
+
+    Example:
+        >>> categorize_feed("feed.csv", predictor, "out.jsonl", batch_size=32)  # doctest: +SKIP
+        FeedSummary(rows=20, ok=18, degraded=1, failed=1, ...)
+    """
+    start = time.monotonic()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    index, count = resolve_shard(shard)
+    mappings = list(mappings)
+    names = list(map_to) + [n for n in _mapping_names(mappings) if not _matches_any(n, map_to)]
+    with FeedReader(feed, format) as reader:
+        cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
+        cmap = cmap.resolve(reader.columns)
+        keep = _keep_columns(keep_columns, reader.columns)
+        out_columns = [*BASE_COLUMNS, *mapping_columns(names), *END_COLUMNS, *keep.values()]
+        out_path = shard_path(output, index, count) if count > 1 else Path(output)
+        root = reader.path.parent if reader.path else Path.cwd()
+        loader = images or ImageLoader(root)
+        fingerprint = {
+            "feed": _feed_name(feed),
+            "shard": [index, count],
+        }
+        with OutputWriter(out_path, out_columns, resume=resume, fingerprint=fingerprint) as writer:
+            job = _Job(predictor, mappings, names, cmap, keep, loader, writer)
+            try:
+                job.run(reader, batch_size, index, count, progress)
+            finally:
+                if images is None:
+                    loader.close()
+            writer.finish()
+    counts = writer.counts
+    return FeedSummary(
+        rows=writer.rows_done,
+        ok=counts.get("ok", 0),
+        degraded=counts.get("degraded", 0),
+        failed=counts.get("error", 0),
+        resumed_from=job.resumed_from,
+        output=str(out_path),
+        seconds=time.monotonic() - start,
+    )
+
+
+def _feed_name(feed: str | Path | IO[bytes]) -> str:
+    if not isinstance(feed, (str, Path)):
+        return "<stream>"
+    return "<stdin>" if str(feed) == "-" else str(Path(feed).resolve())
+
+
+def _mapping_names(mappings: Sequence[CategoryMapping]) -> list[str]:
+    return [
+        str(getattr(m, "target_name", "") or "")
+        for m in mappings
+        if getattr(m, "target_name", None)
+    ]
+
+
+def _matches(name: str, key: str) -> bool:
+    return name == key or name.split("/")[0] == key.split("/")[0]
+
+
+def _matches_any(name: str, names: Sequence[str]) -> bool:
+    return any(_matches(name, n) for n in names)
+
+
+def _keep_columns(keep: Sequence[str], found: Sequence[str]) -> dict[str, str]:
+    """Input column -> output column for passthrough columns."""
+    wanted = list(found) if "*" in keep else list(keep)
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise FeedColumnError(
+            f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
+        )
+    taken = set(BASE_COLUMNS) | set(END_COLUMNS)
+    return {c: (f"input_{c}" if c in taken else c) for c in wanted}
+
+
+class _Job:
+    """The streaming loop; one instance per :func:`categorize_feed` call."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        mappings: list[CategoryMapping],
+        names: list[str],
+        cmap: ColumnMap,
+        keep: dict[str, str],
+        loader: ImageLoader,
+        writer: OutputWriter,
+    ) -> None:
+        self.predictor, self.mappings, self.names = predictor, mappings, names
+        self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
+        self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
+        self.resumed_from = writer.rows_done
+
+    def run(
+        self, reader: FeedReader, batch_size: int, index: int, count: int, progress: bool
+    ) -> None:
+        if self.writer.complete:
+            return
+        rows = self._rows(reader, index, count)
+        bar = _progress_bar(reader, count, self.resumed_from, progress)
+        pending: list[_Item] | None = None
+        try:
+            for batch in _chunks(rows, batch_size):
+                prepared = [self._prepare(raw) for raw in batch]  # starts image loads
+                if pending is not None:
+                    self._finish(pending)
+                    bar.update(len(pending))
+                pending = prepared
+            if pending is not None:
+                self._finish(pending)
+                bar.update(len(pending))
+        finally:
+            bar.close()
+
+    def _rows(self, reader: FeedReader, index: int, count: int) -> Iterator[RawRow]:
+        skip = self.resumed_from
+        for raw in reader:
+            if (raw.number - 1) % count != index:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            yield raw
+
+    def _prepare(self, raw: RawRow) -> _Item:
+        item = _Item(raw, warnings=list(raw.warnings), error=raw.error)
+        if raw.values is None:
+            return item
+        item.keep = {out: raw.values.get(col) for col, out in self.keep.items()}
+        product = row_to_product(raw.values, self.cmap, raw.number)
+        item.warnings += product.extra.pop("warnings")
+        item.product = product
+        if product.image_ref:
+            item.future = self.loader.submit(product.image_ref)
+        elif not product.has_text:
+            item.error = "no usable text (title, description and brand are empty) and no image"
+        return item
+
+    def _finish(self, items: list[_Item]) -> None:
+        todo: list[_Item] = []
+        for item in items:
+            if item.future is not None:
+                image, warning = item.future.result()
+                item.future = None
+                if warning is None:
+                    item.product.image = image  # type: ignore[union-attr]
+                elif item.product.has_text:  # type: ignore[union-attr]
+                    item.status = "degraded"
+                    item.warnings.append(f"{warning}; predicted from text only")
+                else:
+                    item.error = f"no usable text and the image could not be used ({warning})"
+            if item.error is None:
+                todo.append(item)
+        predictions = self.predictor.predict([i.product for i in todo]) if todo else []  # type: ignore[misc]
+        if len(predictions) != len(todo):
+            raise RuntimeError(
+                f"predictor returned {len(predictions)} predictions for {len(todo)} products"
+            )
+        for item, prediction in zip(todo, predictions, strict=True):
+            item.product.image = None  # type: ignore[union-attr]
+            self._apply_mappings(prediction)
+            item.warnings += prediction.warnings
+            item.prediction = prediction
+        rows = [self._row(item) for item in items]
+        for row in rows:
+            self.counts[row["status"]] += 1
+        self.writer.write_batch(rows, self.counts)
+
+    def _apply_mappings(self, prediction: Prediction) -> None:
+        for mapping in self.mappings:
+            mapped = mapping.map(prediction.category_id)
+            prediction.mappings.setdefault(mapped.taxonomy, mapped)
+
+    def _row(self, item: _Item) -> dict[str, Any]:
+        product = item.product
+        row: dict[str, Any] = {
+            "row": item.raw.number,
+            "id": product.id if product else "",
+            "status": "error" if item.error else item.status,
+            "warnings": item.warnings,
+            "error": item.error,
+            **item.keep,
+        }
+        prediction = item.prediction
+        if item.error or prediction is None:
+            return row
+        row.update(
+            category_id=prediction.category_id,
+            category_path=prediction.category_path,
+            confidence=round(float(prediction.confidence), 6),
+            alternatives=[
+                {"id": a.id, "path": a.path, "score": round(float(a.score), 6)}
+                for a in prediction.alternatives
+            ],
+            tags=[
+                {"attribute": t.attribute, "value": t.value, "score": round(float(t.score), 6)}
+                for t in prediction.tags
+            ],
+        )
+        for name in self.names:
+            mapped = next((m for k, m in prediction.mappings.items() if _matches(name, k)), None)
+            if mapped is not None:
+                slug = _slug(name)
+                row[f"{slug}_category_id"] = "; ".join(mapped.target_ids)
+                row[f"{slug}_category_path"] = "; ".join(mapped.target_paths)
+                row[f"{slug}_provenance"] = mapped.provenance
+        return row
+
+
+def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+    batch: list[RawRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _progress_bar(reader: FeedReader, count: int, initial: int, enabled: bool) -> Any:
+    """A tqdm bar; for text feeds the total (lines) is counted in a background thread."""
+    from tqdm.auto import tqdm
+
+    name = os.path.basename(str(reader.path or "stdin"))
+    bar = tqdm(
+        initial=initial,
+        unit="row",
+        disable=not enabled,
+        mininterval=0.5,
+        desc=name,
+        dynamic_ncols=True,
+    )
+    if not enabled:
+        return bar
+
+    def count_rows() -> None:
+        total = reader.estimate_rows()
+        if total is not None:
+            bar.total = -(-total // count)
+            bar.refresh()
+
+    if reader.format == "parquet":
+        count_rows()
+    else:
+        threading.Thread(target=count_rows, daemon=True, name="count-rows").start()
+    return bar

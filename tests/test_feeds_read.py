@@ -1,0 +1,142 @@
+"""Feed readers and column resolution: formats, stdin, malformed rows, bad bytes, caps."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
+from multimodal_cat.feeds.read import FeedFormatError, FeedReader, detect_format
+
+ROWS = [
+    {"id": "1", "title": "Red mug", "description": "Stoneware", "image": ""},
+    {"id": "2", "title": "Blue shirt", "description": "Linen", "image": "a.png"},
+    {"id": "3", "title": "Toy car", "description": "", "image": ""},
+]
+
+
+def _csv_bytes(rows: list[dict], delimiter: str = ",") -> bytes:
+    lines = [delimiter.join(rows[0])] + [delimiter.join(r.values()) for r in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _read(source, **kwargs) -> tuple[list[str], list]:
+    with FeedReader(source, **kwargs) as reader:
+        return reader.columns, list(reader)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "csv.gz"])
+def test_formats_read_same_rows(tmp_path, fmt):
+    path = tmp_path / f"feed.{fmt}"
+    if fmt == "csv":
+        path.write_bytes(_csv_bytes(ROWS))
+    elif fmt == "csv.gz":
+        path.write_bytes(gzip.compress(_csv_bytes(ROWS)))
+    elif fmt == "tsv":
+        path.write_bytes(_csv_bytes(ROWS, "\t"))
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    else:
+        pq.write_table(pa.Table.from_pylist(ROWS), path, row_group_size=2)
+    columns, rows = _read(path)
+    assert columns == ["id", "title", "description", "image"]
+    assert [r.values for r in rows] == ROWS
+    assert [r.number for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_stdin_stream_is_sniffed(tmp_path, fmt):
+    if fmt == "csv":
+        data = _csv_bytes(ROWS)
+    elif fmt == "jsonl":
+        data = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
+    else:
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(ROWS), sink)
+        data = sink.getvalue()
+    columns, rows = _read(io.BytesIO(data))
+    assert [r.values["title"] for r in rows] == ["Red mug", "Blue shirt", "Toy car"]
+
+
+def test_malformed_csv_rows_become_error_rows_with_line_numbers(tmp_path):
+    path = tmp_path / "feed.csv"
+    path.write_text('id,title\n1,ok\n2,too,many\n\n"3","multi\nline"\n4\n5,fine\n')
+    _, rows = _read(path)
+    assert [r.number for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[1].error == "line 3: expected 2 fields, found 3"
+    assert rows[2].values == {"id": "3", "title": "multi\nline"}
+    assert rows[3].error == "line 7: expected 2 fields, found 1"
+    assert rows[4].values == {"id": "5", "title": "fine"} and rows[4].line == 8
+
+
+def test_invalid_json_lines_become_error_rows(tmp_path):
+    path = tmp_path / "feed.jsonl"
+    path.write_text('not json\n{"id": "1", "title": "a"}\n\n[1, 2]\n{"id": "2", "title": "b"\n')
+    columns, rows = _read(path)
+    assert columns == ["id", "title"]
+    assert rows[0].error.startswith("line 1: invalid JSON")
+    assert rows[1].values == {"id": "1", "title": "a"}
+    assert rows[2].error == "line 4: expected a JSON object, found list"
+    assert rows[3].error.startswith("line 5: invalid JSON")
+
+
+def test_non_utf8_bytes_are_replaced_with_a_warning(tmp_path):
+    csv_path = tmp_path / "feed.csv"
+    csv_path.write_bytes(b"id,title\n1,Caf\xe9 mug\n2,plain\n")
+    _, rows = _read(csv_path)
+    assert rows[0].values["title"] == "Caf\ufffd mug"
+    assert rows[0].warnings == ["invalid UTF-8 bytes in 'title' replaced"]
+    assert rows[1].warnings == []
+    jsonl_path = tmp_path / "feed.jsonl"
+    jsonl_path.write_bytes(b'{"id": "1", "title": "Caf\xe9"}\n')
+    _, rows = _read(jsonl_path)
+    assert rows[0].values["title"] == "Caf\ufffd" and rows[0].warnings
+
+
+def test_format_detection_errors(tmp_path):
+    assert detect_format("x/feed.NDJSON") == "jsonl"
+    with pytest.raises(FeedFormatError, match="--format"):
+        detect_format("feed.xlsx")
+    with pytest.raises(FileNotFoundError, match="feed file not found"):
+        FeedReader(tmp_path / "absent.csv")
+
+
+def test_estimate_rows(tmp_path):
+    path = tmp_path / "feed.csv"
+    path.write_bytes(_csv_bytes(ROWS))
+    with FeedReader(path) as reader:
+        assert reader.estimate_rows() == 3
+
+
+def test_missing_named_column_says_what_was_found():
+    with pytest.raises(FeedColumnError, match=r"'Name' \(for title\).*columns found: sku, label"):
+        ColumnMap.from_args(["title=Name"]).resolve(["sku", "label"])
+    with pytest.raises(FeedColumnError, match="no title, description"):
+        ColumnMap().resolve(["sku", "price"])
+    with pytest.raises(FeedColumnError, match="expected FIELD=COLUMN"):
+        ColumnMap.from_args(["title"])
+    with pytest.raises(FeedColumnError, match="unknown product field 'colour'"):
+        ColumnMap.from_args(["colour=c"])
+
+
+def test_default_names_and_optional_columns():
+    cmap = ColumnMap().resolve(["SKU", "productDisplayName", "image_url"])
+    assert (cmap.id, cmap.title, cmap.image, cmap.description) == (
+        "SKU",
+        "productDisplayName",
+        "image_url",
+        None,
+    )
+
+
+def test_huge_and_empty_fields():
+    cmap = ColumnMap().resolve(["id", "title", "description"])
+    product = row_to_product({"id": "", "title": "x" * 5000, "description": None}, cmap, 7)
+    assert product.id == "7"
+    assert len(product.title) == 1000 and product.description == ""
+    assert product.extra["warnings"] == ["title truncated from 5,000 to 1,000 characters"]
