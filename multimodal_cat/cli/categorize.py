@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from multimodal_cat.cli.main import UserError
+from multimodal_cat.cli.errors import UserError
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader

@@ -17,13 +17,12 @@ import sys
 from collections.abc import Sequence
 
 from multimodal_cat import __version__
+from multimodal_cat.cli.errors import UserError
+
+__all__ = ["UserError", "build_parser", "main"]
 
 # Sub-command modules, in the order they appear in --help.
 COMMAND_MODULES = ("taxonomy", "categorize", "train")
-
-
-class UserError(Exception):
-    """A mistake in the user's input: printed in plain words, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from multimodal_cat.cli.main import UserError
+from multimodal_cat.cli.errors import UserError
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.predictions import MappedCategory
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError

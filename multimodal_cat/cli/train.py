@@ -1,0 +1,278 @@
+"""``multimodal-cat train``: fine-tune a categorizer on a product feed.
+
+Any Hugging Face ``TrainingArguments`` flag is accepted next to the command's own options
+(they are parsed by ``HfArgumentParser``), and the command runs unchanged under
+``accelerate launch``.
+
+Example:
+    $ multimodal-cat train --feed products.csv --taxonomy shopify --text-encoder minilm \\
+        --vision-encoder dinov2-small --tag-column color --output_dir out \\
+        --num_train_epochs 3 --per_device_train_batch_size 32 --learning_rate 3e-5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+from multimodal_cat.cli.errors import UserError
+
+EPILOG = (
+    "Hugging Face TrainingArguments flags are accepted too, e.g. --num_train_epochs 3 "
+    "--learning_rate 3e-5 --per_device_train_batch_size 32 --eval_strategy epoch --seed 42 "
+    "(see transformers.TrainingArguments)."
+)
+
+
+class _TrainParser(argparse.ArgumentParser):
+    """Keeps the flags it does not know for ``TrainingArguments`` instead of failing on them."""
+
+    def parse_known_args(
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.training_flags = list(getattr(namespace, "training_flags", []) or []) + extras
+        return namespace, []
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``train`` sub-command."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a categorizer on a product feed",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+    )
+    parser.__class__ = _TrainParser
+    data = parser.add_argument_group("data")
+    data.add_argument("--feed", required=True, help="training feed: CSV, TSV, JSONL or Parquet")
+    data.add_argument("--eval-feed", help="evaluation feed (same columns)")
+    data.add_argument(
+        "--eval-split", type=float, default=0.0, help="share of the feed held out for evaluation"
+    )
+    data.add_argument(
+        "--taxonomy",
+        help="shipped name (google, shopify) or file; default: paths found in the feed",
+    )
+    data.add_argument(
+        "--category-column",
+        default="category",
+        help="column with category ids or full paths; several comma-separated columns are joined as a path",
+    )
+    data.add_argument("--title-column", default="title")
+    data.add_argument("--description-column", default="description")
+    data.add_argument("--brand-column", default="brand")
+    data.add_argument("--image-column", default="image", help="column with image paths")
+    data.add_argument("--image-root", help="folder that relative image paths start from")
+    data.add_argument(
+        "--tag-column", action="append", default=[], metavar="ATTR[=COLUMN]", help="a tag attribute"
+    )
+    data.add_argument(
+        "--multi-valued-tag", action="append", default=[], metavar="ATTR", help="multi-valued tag"
+    )
+    data.add_argument(
+        "--on-unknown", choices=("error", "skip"), default="error", help="unknown categories"
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--text-encoder", default="minilm", help="text tower (short name, hub id, folder, 'none')"
+    )
+    model.add_argument(
+        "--vision-encoder", default="none", help="image tower (e.g. dinov2-small; 'none')"
+    )
+    model.add_argument("--text-template", default="{title}. {brand}. {description}")
+    model.add_argument("--max-length", type=int, default=128, help="token limit of the text")
+    model.add_argument("--fusion", choices=("concat", "gated"), default="concat")
+    model.add_argument("--projection-dim", type=int, default=512)
+    model.add_argument("--fusion-hidden-dim", type=int, default=1024)
+    model.add_argument("--vision-pooling", choices=("cls", "mean", "cls_mean"), default="cls")
+    model.add_argument("--text-pooling", choices=("cls", "mean", "cls_mean"), default="mean")
+    model.add_argument("--head-dropout", type=float, default=0.1)
+    model.add_argument("--modality-dropout", type=float, default=0.0)
+    model.add_argument("--label-smoothing", type=float, default=0.0)
+    model.add_argument("--class-weights", choices=("none", "balanced"), default="none")
+    model.add_argument("--freeze-encoders", action="store_true", help="train only fusion and heads")
+    parser.set_defaults(func=run, training_flags=[])
+
+
+def _training_arguments(flags: list[str]) -> Any:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    parser = HfArgumentParser(TrainingArguments)
+    try:
+        (training_args, remaining) = parser.parse_args_into_dataclasses(
+            args=flags, return_remaining_strings=True
+        )
+    except SystemExit as error:  # argparse already printed the message
+        raise UserError("invalid TrainingArguments flags (see above)") from error
+    if remaining:
+        raise UserError(
+            f"unknown options: {' '.join(remaining)} (see `multimodal-cat train --help`)"
+        )
+    return training_args
+
+
+def _none(name: str | None) -> str | None:
+    return None if name is None or name.lower() in ("", "none") else name
+
+
+def _tag_columns(items: list[str]) -> dict[str, str]:
+    columns = {}
+    for item in items:
+        attribute, _, column = item.partition("=")
+        columns[attribute.strip()] = (column or attribute).strip()
+    return columns
+
+
+def _join_category_columns(rows: list[dict[str, Any]], spec: str) -> str:
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    missing = [c for c in names if rows and c not in rows[0]]
+    if missing:
+        raise UserError(f"category column(s) {missing} not in the feed; it has {sorted(rows[0])}")
+    if len(names) == 1:
+        return names[0]
+    for row in rows:
+        parts = [
+            str(row[c]).strip() for c in names if row.get(c) is not None and str(row[c]).strip()
+        ]
+        row["_category_path"] = " > ".join(parts)
+    return "_category_path"
+
+
+def _label_space(taxonomy: str | None, rows: list[dict[str, Any]], column: str) -> Any:
+    from multimodal_cat.modeling import LabelSpace
+
+    if taxonomy:
+        from multimodal_cat.taxonomy import Taxonomy
+
+        try:
+            return LabelSpace.from_taxonomy(Taxonomy.load(taxonomy))
+        except (KeyError, OSError, ValueError) as error:
+            raise UserError(f"cannot load taxonomy {taxonomy!r}: {error}") from error
+    paths = sorted(
+        {str(r[column]).strip() for r in rows if r.get(column) and str(r[column]).strip()}
+    )
+    if not paths:
+        raise UserError(f"no categories in column {column!r}; give --taxonomy or fill the column")
+    return LabelSpace.from_paths(paths, name="from-feed")
+
+
+def balanced_class_weights(labels: list[int], num_nodes: int) -> list[float]:
+    """``n / (k * count)`` per labelled node (k = distinct labels); 1.0 for unseen nodes."""
+    counts = Counter(label for label in labels if label >= 0)
+    total, distinct = sum(counts.values()), max(len(counts), 1)
+    return [total / (distinct * counts[i]) if counts.get(i) else 1.0 for i in range(num_nodes)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
+    from transformers import Trainer
+
+    from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+    from multimodal_cat.training import (
+        FeedColumns,
+        build_compute_metrics,
+        build_dataset,
+        read_table,
+    )
+    from multimodal_cat.training.collator import MultimodalCatCollator
+    from multimodal_cat.training.data import infer_tag_groups
+
+    training_args = _training_arguments(args.training_flags)
+    vision, text = _none(args.vision_encoder), _none(args.text_encoder)
+    if vision is None and text is None:
+        raise UserError("give --text-encoder and/or --vision-encoder")
+    try:
+        rows = read_table(args.feed)
+        eval_rows = read_table(args.eval_feed) if args.eval_feed else None
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the feed: {error}") from error
+    category = _join_category_columns(rows, args.category_column)
+    if eval_rows is not None:
+        _join_category_columns(eval_rows, args.category_column)
+    space = _label_space(args.taxonomy, rows, category)
+    tag_columns = _tag_columns(args.tag_column)
+    try:
+        groups = infer_tag_groups(rows, tag_columns, args.multi_valued_tag) if tag_columns else []
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    columns = FeedColumns(
+        category=category,
+        title=args.title_column,
+        description=args.description_column,
+        brand=args.brand_column,
+        image=args.image_column if vision else None,
+        tags=tag_columns,
+    )
+    try:
+        train_set, report = build_dataset(
+            rows,
+            space,
+            columns,
+            tag_groups=groups,
+            on_unknown=args.on_unknown,
+            image_root=args.image_root,
+        )
+        eval_set = None
+        if eval_rows is not None:
+            eval_set, _ = build_dataset(
+                eval_rows,
+                space,
+                columns,
+                tag_groups=groups,
+                on_unknown=args.on_unknown,
+                image_root=args.image_root,
+            )
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    if report.skipped:
+        print(f"skipped {report.skipped} rows with unknown categories", file=sys.stderr)
+    if eval_set is None and args.eval_split > 0:
+        split = train_set.train_test_split(test_size=args.eval_split, seed=training_args.seed)
+        train_set, eval_set = split["train"], split["test"]
+    weights = None
+    if args.class_weights == "balanced":
+        weights = balanced_class_weights(list(train_set["labels"]), len(space))
+    model = MultimodalCatModel.from_encoders(
+        vision,
+        text,
+        taxonomy=space,
+        tags=groups,
+        freeze_encoders=args.freeze_encoders,
+        fusion_type=args.fusion,
+        projection_dim=args.projection_dim,
+        fusion_hidden_dim=args.fusion_hidden_dim,
+        vision_pooling=args.vision_pooling,
+        text_pooling=args.text_pooling,
+        dropout=args.head_dropout,
+        modality_dropout=args.modality_dropout,
+        label_smoothing=args.label_smoothing,
+        class_weights=weights,
+    )
+    processor = MultimodalCatProcessor.from_encoders(
+        vision, text, text_template=args.text_template, max_length=args.max_length
+    )
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels", "tag_labels"] if groups else ["labels"]
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=MultimodalCatCollator(processor),
+        compute_metrics=build_compute_metrics(space.parents, groups)
+        if eval_set is not None
+        else None,
+    )
+    trainer.train()
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(training_args.output_dir)
+    if eval_set is not None:
+        metrics = trainer.evaluate()
+        if trainer.is_world_process_zero():
+            print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
