@@ -88,7 +88,7 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument("--fusion", choices=("concat", "gated"), default="concat")
     model.add_argument("--projection-dim", type=int, default=512)
     model.add_argument("--fusion-hidden-dim", type=int, default=1024)
-    model.add_argument("--vision-pooling", choices=("cls", "mean", "cls_mean"), default="cls")
+    model.add_argument("--vision-pooling", choices=("cls", "mean", "cls_mean"), default="cls_mean")
     model.add_argument("--text-pooling", choices=("cls", "mean", "cls_mean"), default="mean")
     model.add_argument("--head-dropout", type=float, default=0.1)
     model.add_argument("--modality-dropout", type=float, default=0.0)
@@ -167,24 +167,10 @@ def balanced_class_weights(labels: list[int], num_nodes: int) -> list[float]:
     return [total / (distinct * counts[i]) if counts.get(i) else 1.0 for i in range(num_nodes)]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
-    from transformers import Trainer
+def _datasets(args: argparse.Namespace, seed: int, with_images: bool) -> tuple[Any, list, Any, Any]:
+    """Read the feeds and build (label space, tag groups, train set, eval set or None)."""
+    from multimodal_cat.training import FeedColumns, build_dataset, infer_tag_groups, read_table
 
-    from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
-    from multimodal_cat.training import (
-        FeedColumns,
-        build_compute_metrics,
-        build_dataset,
-        read_table,
-    )
-    from multimodal_cat.training.collator import MultimodalCatCollator
-    from multimodal_cat.training.data import infer_tag_groups
-
-    training_args = _training_arguments(args.training_flags)
-    vision, text = _none(args.vision_encoder), _none(args.text_encoder)
-    if vision is None and text is None:
-        raise UserError("give --text-encoder and/or --vision-encoder")
     try:
         rows = read_table(args.feed)
         eval_rows = read_table(args.eval_feed) if args.eval_feed else None
@@ -195,50 +181,40 @@ def run(args: argparse.Namespace) -> int:
         _join_category_columns(eval_rows, args.category_column)
     space = _label_space(args.taxonomy, rows, category)
     tag_columns = _tag_columns(args.tag_column)
-    try:
-        groups = infer_tag_groups(rows, tag_columns, args.multi_valued_tag) if tag_columns else []
-    except ValueError as error:
-        raise UserError(str(error)) from error
     columns = FeedColumns(
         category=category,
         title=args.title_column,
         description=args.description_column,
         brand=args.brand_column,
-        image=args.image_column if vision else None,
+        image=args.image_column if with_images else None,
         tags=tag_columns,
     )
+    options = {"on_unknown": args.on_unknown, "image_root": args.image_root}
     try:
-        train_set, report = build_dataset(
-            rows,
-            space,
-            columns,
-            tag_groups=groups,
-            on_unknown=args.on_unknown,
-            image_root=args.image_root,
-        )
+        groups = infer_tag_groups(rows, tag_columns, args.multi_valued_tag) if tag_columns else []
+        train_set, report = build_dataset(rows, space, columns, tag_groups=groups, **options)
         eval_set = None
         if eval_rows is not None:
-            eval_set, _ = build_dataset(
-                eval_rows,
-                space,
-                columns,
-                tag_groups=groups,
-                on_unknown=args.on_unknown,
-                image_root=args.image_root,
-            )
+            eval_set, _ = build_dataset(eval_rows, space, columns, tag_groups=groups, **options)
     except ValueError as error:
         raise UserError(str(error)) from error
     if report.skipped:
         print(f"skipped {report.skipped} rows with unknown categories", file=sys.stderr)
     if eval_set is None and args.eval_split > 0:
-        split = train_set.train_test_split(test_size=args.eval_split, seed=training_args.seed)
+        split = train_set.train_test_split(test_size=args.eval_split, seed=seed)
         train_set, eval_set = split["train"], split["test"]
-    weights = None
-    if args.class_weights == "balanced":
-        weights = balanced_class_weights(list(train_set["labels"]), len(space))
-    model = MultimodalCatModel.from_encoders(
-        vision,
-        text,
+    return space, groups, train_set, eval_set
+
+
+def _model(args: argparse.Namespace, space: Any, groups: list, labels: list[int]) -> Any:
+    from multimodal_cat.modeling import MultimodalCatModel
+
+    weights = (
+        balanced_class_weights(labels, len(space)) if args.class_weights == "balanced" else None
+    )
+    return MultimodalCatModel.from_encoders(
+        _none(args.vision_encoder),
+        _none(args.text_encoder),
         taxonomy=space,
         tags=groups,
         freeze_encoders=args.freeze_encoders,
@@ -252,20 +228,34 @@ def run(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing,
         class_weights=weights,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
+    from transformers import Trainer
+
+    from multimodal_cat.modeling import MultimodalCatProcessor
+    from multimodal_cat.training import MultimodalCatCollator, build_compute_metrics
+
+    training_args = _training_arguments(args.training_flags)
+    vision, text = _none(args.vision_encoder), _none(args.text_encoder)
+    if vision is None and text is None:
+        raise UserError("give --text-encoder and/or --vision-encoder")
+    space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
+    model = _model(args, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
         vision, text, text_template=args.text_template, max_length=args.max_length
     )
     training_args.remove_unused_columns = False
     training_args.label_names = ["labels", "tag_labels"] if groups else ["labels"]
+    metrics_fn = build_compute_metrics(space.parents, groups) if eval_set is not None else None
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=MultimodalCatCollator(processor),
-        compute_metrics=build_compute_metrics(space.parents, groups)
-        if eval_set is not None
-        else None,
+        compute_metrics=metrics_fn,
     )
     trainer.train()
     trainer.save_model(training_args.output_dir)

@@ -1,0 +1,209 @@
+"""Configuration of :class:`~multimodal_cat.modeling.MultimodalCatModel`.
+
+The config holds the two tower configs (any ``AutoConfig`` model type; either may be absent),
+the fusion settings and the whole label space (taxonomy nodes and tag groups), so a saved
+checkpoint can name its predictions without the taxonomy file.
+
+Example:
+    >>> from transformers import BertConfig, ViTConfig
+    >>> config = MultimodalCatConfig.from_vision_text_configs(
+    ...     ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    ...               image_size=30, patch_size=10),
+    ...     BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37),
+    ...     labels=LabelSpace.from_paths(["Apparel > Shoes", "Apparel > Shirts"]),
+    ...     tags={"color": ["red", "blue"]},
+    ... )
+    >>> config.num_categories, config.num_tag_values
+    (3, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig
+
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup, build_tag_groups
+
+FUSION_TYPES = ("concat", "gated")
+POOLING_MODES = ("cls", "mean", "cls_mean")
+
+
+def _sub_config(
+    value: PretrainedConfig | Mapping[str, Any] | None, key: str
+) -> PretrainedConfig | None:
+    """Rebuild a tower config from its ``model_type`` (or keep a config object)."""
+    if value is None or isinstance(value, PretrainedConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"`{key}` must be a config, a dict or None; got {type(value).__name__}.")
+    value = dict(value)
+    model_type = value.pop("model_type", None)
+    if not model_type:
+        raise ValueError(
+            f"`{key}` has no `model_type`; expected e.g. 'vit', 'dinov2', 'bert' to rebuild it."
+        )
+    return AutoConfig.for_model(model_type, **value)
+
+
+class MultimodalCatConfig(PretrainedConfig):
+    """Config of a product categorizer: towers, fusion, hierarchical category head, tag head.
+
+    Args:
+        vision_config: Image tower config (or its dict with ``model_type``); ``None`` = no images.
+        text_config: Text tower config (or its dict); ``None`` = no text.
+        category_ids: Taxonomy node ids, parents before children.
+        category_parents: Parent index of each node, -1 for roots.
+        category_names: Node names.
+        category_paths: Full paths ``A > B > C``.
+        taxonomy_name: Name of the taxonomy the nodes come from.
+        tag_groups: ``[{"attribute", "values", "multi_valued"}]``; see :class:`TagGroup`.
+        fusion_type: ``"concat"`` (concatenation + MLP) or ``"gated"`` (learned per-feature gate).
+        projection_dim: Size each modality is projected to before fusion.
+        fusion_hidden_dim: Size of the fused embedding the heads read.
+        vision_pooling: ``cls``, ``mean`` or ``cls_mean`` (CLS + mean of patches, the encoders'
+            default) over the image tower's tokens.
+        text_pooling: Same for the text tower (mean uses the attention mask).
+        dropout: Dropout in the fusion MLP and before the heads.
+        modality_dropout: Training-time probability of hiding one modality of a row that has both.
+        label_smoothing: Share of the category loss spread uniformly over the leaves.
+        tag_loss_weight: Weight of the tag loss in the total loss.
+        class_weights: Optional loss weight per node (same order as ``category_ids``).
+        freeze_encoders: Keep the towers frozen (no gradients, always in eval mode).
+    """
+
+    model_type = "multimodal-cat"
+    sub_configs = {"vision_config": AutoConfig, "text_config": AutoConfig}
+    # Trainer drops these outputs at evaluation, so predictions are (category_logits, tag_logits).
+    keys_to_ignore_at_inference = ["node_log_probs", "image_embeds", "text_embeds", "fused_embeds"]
+
+    def __init__(
+        self,
+        vision_config: PretrainedConfig | Mapping[str, Any] | None = None,
+        text_config: PretrainedConfig | Mapping[str, Any] | None = None,
+        category_ids: Sequence[str] | None = None,
+        category_parents: Sequence[int] | None = None,
+        category_names: Sequence[str] | None = None,
+        category_paths: Sequence[str] | None = None,
+        taxonomy_name: str = "custom",
+        tag_groups: Sequence[Mapping[str, Any] | TagGroup] | None = None,
+        fusion_type: str = "concat",
+        projection_dim: int = 512,
+        fusion_hidden_dim: int = 1024,
+        vision_pooling: str = "cls_mean",
+        text_pooling: str = "mean",
+        dropout: float = 0.1,
+        modality_dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        tag_loss_weight: float = 1.0,
+        class_weights: Sequence[float] | None = None,
+        freeze_encoders: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.vision_config = _sub_config(vision_config, "vision_config")
+        self.text_config = _sub_config(text_config, "text_config")
+        self.category_ids = [str(x) for x in category_ids or []]
+        self.category_parents = [int(x) for x in category_parents or []]
+        self.category_names = [str(x) for x in category_names or []]
+        self.category_paths = [str(x) for x in category_paths or []]
+        self.taxonomy_name = taxonomy_name
+        self.tag_groups = [g.to_dict() for g in build_tag_groups(list(tag_groups or []))]
+        self.fusion_type = fusion_type
+        self.projection_dim = projection_dim
+        self.fusion_hidden_dim = fusion_hidden_dim
+        self.vision_pooling = vision_pooling
+        self.text_pooling = text_pooling
+        self.dropout = dropout
+        self.modality_dropout = modality_dropout
+        self.label_smoothing = label_smoothing
+        self.tag_loss_weight = tag_loss_weight
+        self.class_weights = [float(w) for w in class_weights] if class_weights else None
+        self.freeze_encoders = freeze_encoders
+        super().__init__(**kwargs)
+        self._check()
+
+    def _check(self) -> None:
+        if self.fusion_type not in FUSION_TYPES:
+            raise ValueError(
+                f"fusion_type must be one of {FUSION_TYPES}; got {self.fusion_type!r}."
+            )
+        for key in ("vision_pooling", "text_pooling"):
+            if getattr(self, key) not in POOLING_MODES:
+                raise ValueError(
+                    f"{key} must be one of {POOLING_MODES}; got {getattr(self, key)!r}."
+                )
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1); got {self.modality_dropout}.")
+        if self.class_weights is not None and len(self.class_weights) != len(self.category_ids):
+            raise ValueError(
+                f"class_weights needs one weight per category ({len(self.category_ids)}); "
+                f"got {len(self.class_weights)}."
+            )
+
+    @classmethod
+    def from_vision_text_configs(
+        cls,
+        vision_config: PretrainedConfig | None,
+        text_config: PretrainedConfig | None,
+        labels: LabelSpace | Any | None = None,
+        tags: Mapping[str, Sequence[str]] | Sequence[TagGroup] | None = None,
+        multi_valued_tags: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> MultimodalCatConfig:
+        """Build a config from tower configs, a label space (or Taxonomy) and tag groups.
+
+        Raises:
+            ValueError: When both towers are missing.
+        """
+        if vision_config is None and text_config is None:
+            raise ValueError(
+                "A MultimodalCatModel needs at least one tower: got vision_config=None and "
+                "text_config=None."
+            )
+        if labels is not None:
+            kwargs.update(label_space_kwargs(LabelSpace.from_taxonomy(labels)))
+        groups = [g.to_dict() for g in build_tag_groups(tags, multi_valued_tags)]
+        return cls(
+            vision_config=vision_config.to_dict() if vision_config is not None else None,
+            text_config=text_config.to_dict() if text_config is not None else None,
+            tag_groups=groups,
+            **kwargs,
+        )
+
+    @property
+    def label_space(self) -> LabelSpace:
+        """The taxonomy nodes as a :class:`LabelSpace`."""
+        return LabelSpace(
+            list(self.category_ids),
+            list(self.category_parents),
+            list(self.category_names),
+            list(self.category_paths),
+            self.taxonomy_name,
+        )
+
+    @property
+    def tag_group_list(self) -> list[TagGroup]:
+        """The tag groups as :class:`TagGroup` records."""
+        return [TagGroup.from_dict(g) for g in self.tag_groups]
+
+    @property
+    def num_categories(self) -> int:
+        """Number of taxonomy nodes (inner nodes and leaves)."""
+        return len(self.category_ids)
+
+    @property
+    def num_tag_values(self) -> int:
+        """Total number of tag values over all groups (width of ``tag_logits``)."""
+        return sum(len(g["values"]) for g in self.tag_groups)
+
+
+def label_space_kwargs(space: LabelSpace) -> dict[str, Any]:
+    """Config keyword arguments that store ``space``."""
+    return {
+        "category_ids": list(space.ids),
+        "category_parents": list(space.parents),
+        "category_names": list(space.names),
+        "category_paths": list(space.paths),
+        "taxonomy_name": space.taxonomy_name,
+    }

@@ -1,0 +1,379 @@
+"""The product categorizer: image and text towers, fusion, hierarchical category and tag heads.
+
+:class:`MultimodalCatModel` is a plain ``PreTrainedModel``: ``save_pretrained`` /
+``from_pretrained`` / ``push_to_hub`` work as for any Hugging Face model, ``forward`` returns a
+:class:`~multimodal_cat.modeling.outputs.MultimodalCatOutput` carrying ``loss`` when labels are
+given (so the stock ``Trainer`` trains it), and it accepts pooled tower outputs
+(``image_embeds`` / ``text_embeds``) instead of pixels / tokens, the fast path for training the
+head on cached embeddings. Each modality's projection starts with a LayerNorm, so raw and
+L2-normalized embeddings give the same result (the encoders' ``encode(normalize=True)`` is fine).
+
+Example:
+    >>> model = MultimodalCatModel.from_encoders(text="minilm", taxonomy=space)  # doctest: +SKIP
+    >>> out = model(text_embeds=torch.randn(4, 384))  # doctest: +SKIP
+    >>> model.decode(out)[0].category_path  # doctest: +SKIP
+    'Apparel > Shoes > Sneakers'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from multimodal_cat.encoders import pool
+from multimodal_cat.modeling.configuration import MultimodalCatConfig
+from multimodal_cat.modeling.decoding import decode_predictions
+from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
+from multimodal_cat.modeling.heads import HeadOutput, HierarchicalHead, TagHead
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup
+from multimodal_cat.modeling.outputs import MultimodalCatOutput
+from multimodal_cat.predictions import Prediction
+
+logger = logging.getLogger(__name__)
+
+
+def _pool(states: torch.Tensor, mask: torch.Tensor | None, mode: str) -> torch.Tensor:
+    """The encoders' pooling, so cached ``*_embeds`` equal what the towers give here."""
+    return pool(states, mask, mode)
+
+
+def _pooled_dim(hidden_size: int, mode: str) -> int:
+    return _pool(torch.zeros(1, 2, hidden_size, device="cpu"), None, mode).shape[-1]
+
+
+class MultimodalCatModel(PreTrainedModel):
+    """Categorize products (image and/or text) into a taxonomy tree and tag their attributes.
+
+    Args:
+        config: The model config (towers, fusion, label space).
+        vision_model: Optional ready image tower (else built from ``config.vision_config``).
+        text_model: Optional ready text tower (else built from ``config.text_config``).
+    """
+
+    config_class = MultimodalCatConfig
+    base_model_prefix = "multimodal_cat"
+    main_input_name = "input_ids"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def __init__(
+        self,
+        config: MultimodalCatConfig,
+        vision_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ) -> None:
+        if not isinstance(config, MultimodalCatConfig):
+            raise ValueError(f"config must be a MultimodalCatConfig; got {type(config).__name__}.")
+        if config.vision_config is None and config.text_config is None:
+            raise ValueError(
+                "config has neither vision_config nor text_config; at least one tower is needed."
+            )
+        if not config.category_ids:
+            raise ValueError("config has no categories; build it with a taxonomy or label space.")
+        super().__init__(config)
+        self.vision_model = self._tower(config.vision_config, vision_model)
+        self.text_model = self._tower(config.text_config, text_model)
+        dims = {}
+        if self.vision_model is not None:
+            dims["image"] = _pooled_dim(config.vision_config.hidden_size, config.vision_pooling)
+        if self.text_model is not None:
+            dims["text"] = _pooled_dim(config.text_config.hidden_size, config.text_pooling)
+        self.fusion = build_fusion(
+            config.fusion_type,
+            dims,
+            config.projection_dim,
+            config.fusion_hidden_dim,
+            config.dropout,
+        )
+        self.head_dropout = nn.Dropout(config.dropout)
+        self.category_head = HierarchicalHead(config.label_space, config.fusion_hidden_dim)
+        self.tag_head = TagHead(config.tag_group_list, config.fusion_hidden_dim)
+        self._label_space = config.label_space
+        self.post_init()
+        if config.freeze_encoders:
+            self.freeze_encoders()
+
+    @staticmethod
+    def _tower(sub_config: Any, model: PreTrainedModel | None) -> PreTrainedModel | None:
+        if sub_config is None:
+            return None
+        model = model if model is not None else AutoModel.from_config(sub_config)
+        # One config object, so edits stay in sync; keep the attention implementation the tower
+        # was built with (without it, padded batches are masked differently).
+        sub_config._attn_implementation = model.config._attn_implementation
+        model.config = sub_config
+        return model
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, ModalityProjection):
+            nn.init.normal_(module.missing, std=0.02)
+        elif isinstance(module, (nn.Linear, nn.LayerNorm)):
+            super()._init_weights(module)
+
+    # ----------------------------------------------------------------- towers
+    def freeze_encoders(self) -> None:
+        """Freeze both towers: no gradients, and they stay in eval mode (no dropout)."""
+        self.config.freeze_encoders = True
+        for tower in (self.vision_model, self.text_model):
+            if tower is not None:
+                tower.requires_grad_(False)
+                tower.eval()
+
+    def train(self, mode: bool = True) -> MultimodalCatModel:
+        super().train(mode)
+        if self.config.freeze_encoders:
+            for tower in (self.vision_model, self.text_model):
+                if tower is not None:
+                    tower.eval()
+        return self
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pooled image tower output (what ``image_embeds`` expects)."""
+        if self.vision_model is None:
+            raise ValueError("This model has no image tower (config.vision_config is None).")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoders):
+            states = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        return _pool(states, None, self.config.vision_pooling)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pooled text tower output (what ``text_embeds`` expects)."""
+        if self.text_model is None:
+            raise ValueError("This model has no text tower (config.text_config is None).")
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoders):
+            out = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        return _pool(out.last_hidden_state, attention_mask, self.config.text_pooling)
+
+    # ---------------------------------------------------------------- forward
+    def _modality(
+        self,
+        name: str,
+        embeds: torch.Tensor | None,
+        compute: Any,
+        mask: torch.Tensor | None,
+        batch: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        tower = self.vision_model if name == "image" else self.text_model
+        if embeds is None and compute is not None:
+            embeds = compute()
+        if embeds is not None and tower is None:
+            raise ValueError(f"Got {name} inputs but this model has no {name} tower.")
+        if embeds is None:
+            return None, torch.zeros(batch, dtype=torch.bool, device=device)
+        expected = self.fusion.projections[name].norm.normalized_shape[0]
+        if embeds.dim() != 2 or embeds.shape != (batch, expected):
+            pooling = getattr(self.config, f"{'vision' if name == 'image' else 'text'}_pooling")
+            raise ValueError(
+                f"{name}_embeds must have shape ({batch}, {expected}) (the {name} tower's output "
+                f"pooled with {pooling!r}); got {tuple(embeds.shape)}."
+            )
+        if mask is None:
+            return embeds, torch.ones(batch, dtype=torch.bool, device=device)
+        return embeds, mask.to(device=device).bool().reshape(batch)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        tag_labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> MultimodalCatOutput:
+        """Score categories and tags for a batch.
+
+        Args:
+            pixel_values: (batch, 3, H, W) images, or use ``image_embeds``.
+            input_ids: (batch, seq) token ids, with ``attention_mask``; or use ``text_embeds``.
+            attention_mask: (batch, seq) padding mask for ``input_ids``.
+            token_type_ids: Optional segment ids for BERT-like towers.
+            image_embeds: (batch, d) pooled image tower outputs (cached embeddings).
+            text_embeds: (batch, d) pooled text tower outputs.
+            image_mask: (batch,) 1 where the row has an image; default all rows when images are given.
+            text_mask: (batch,) 1 where the row has text.
+            labels: (batch,) category node indices, -100 when unknown.
+            tag_labels: (batch, n_tag_values) 0/1, -100 when unknown.
+        """
+        sources = [pixel_values, input_ids, image_embeds, text_embeds]
+        first = next((t for t in sources if t is not None), None)
+        if first is None:
+            raise ValueError(
+                "forward needs pixel_values, input_ids, image_embeds or text_embeds; got none."
+            )
+        batch, device = first.shape[0], first.device
+        image = None if pixel_values is None else (lambda: self.get_image_features(pixel_values))
+        text = None
+        if input_ids is not None:
+            text = lambda: self.get_text_features(input_ids, attention_mask, token_type_ids)  # noqa: E731
+        image_embeds, image_mask = self._modality(
+            "image", image_embeds, image, image_mask, batch, device
+        )
+        text_embeds, text_mask = self._modality("text", text_embeds, text, text_mask, batch, device)
+        masks = {"image": image_mask, "text": text_mask}
+        masks = {k: v for k, v in masks.items() if k in self.fusion.projections}
+        if self.training:
+            masks = modality_dropout(masks, self.config.modality_dropout)
+        fused = self.fusion({"image": image_embeds, "text": text_embeds}, masks)
+        features = self.head_dropout(fused)
+        head: HeadOutput = self.category_head(features)
+        tag_logits = self.tag_head(features)
+        loss = self._loss(head, tag_logits, labels, tag_labels)
+        return MultimodalCatOutput(
+            loss=loss,
+            category_logits=head.leaf_logits,
+            node_log_probs=head.node_log_probs,
+            tag_logits=tag_logits,
+            image_embeds=image_embeds,
+            text_embeds=text_embeds,
+            fused_embeds=fused,
+        )
+
+    def _loss(
+        self,
+        head: HeadOutput,
+        tag_logits: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        tag_labels: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        losses = []
+        if labels is not None:
+            weights = None
+            if self.config.class_weights is not None:
+                weights = torch.tensor(self.config.class_weights, device=head.leaf_logits.device)
+            losses.append(
+                self.category_head.loss(
+                    head, labels.to(head.leaf_logits.device), self.config.label_smoothing, weights
+                )
+            )
+        if tag_labels is not None:
+            if tag_logits is None:
+                raise ValueError(
+                    "Got tag_labels but the model has no tag groups (config.tag_groups is empty)."
+                )
+            losses.append(
+                self.config.tag_loss_weight
+                * self.tag_head.loss(tag_logits, tag_labels.to(tag_logits.device))
+            )
+        return torch.stack(losses).sum() if losses else None
+
+    # --------------------------------------------------------------- decoding
+    @property
+    def label_space(self) -> LabelSpace:
+        """The taxonomy nodes this model predicts."""
+        return self._label_space
+
+    def decode(
+        self,
+        outputs: MultimodalCatOutput,
+        top_k: int = 5,
+        min_confidence: float | None = None,
+        tag_threshold: float = 0.5,
+    ) -> list[Prediction]:
+        """Turn a forward output into one :class:`~multimodal_cat.predictions.Prediction` per row.
+
+        Args:
+            outputs: What ``forward`` returned.
+            top_k: Number of alternatives to list (the prediction first).
+            min_confidence: When set, predict the deepest node on the best leaf's path whose
+                probability reaches it (a coarser but surer category); ``None`` = the leaf.
+            tag_threshold: Multi-valued tags are listed when their probability reaches it;
+                single-valued groups always list their best value with its probability.
+
+        Example:
+            >>> out = model(text_embeds=text_embeds)  # doctest: +SKIP
+            >>> model.decode(out, top_k=3, min_confidence=0.6)[0].category_path  # doctest: +SKIP
+            'Apparel > Shoes'
+        """
+        tag_scores = None
+        if outputs.tag_logits is not None:
+            tag_scores = self.tag_head.scores(outputs.tag_logits.detach().float()).cpu()
+        return decode_predictions(
+            outputs.node_log_probs.detach().float().cpu(),
+            self.label_space,
+            top_k=top_k,
+            min_confidence=min_confidence,
+            tag_scores=tag_scores,
+            tag_groups=self.config.tag_group_list,
+            tag_threshold=tag_threshold,
+        )
+
+    # ------------------------------------------------------------ constructor
+    @classmethod
+    def from_encoders(
+        cls,
+        vision: str | None = None,
+        text: str | None = None,
+        *,
+        taxonomy: Any,
+        tags: Mapping[str, Sequence[str]] | Sequence[TagGroup] | None = None,
+        multi_valued_tags: Sequence[str] = (),
+        freeze_encoders: bool = False,
+        **config_kwargs: Any,
+    ) -> MultimodalCatModel:
+        """Build a model on pretrained towers, with new fusion and heads.
+
+        Args:
+            vision: Image encoder: a short name (``dinov2-small``), a hub id or a folder; ``None``
+                for a text-only model.
+            text: Text encoder (``minilm``, a hub id, a folder); ``None`` for an image-only model.
+            taxonomy: A ``multimodal_cat.taxonomy.Taxonomy`` or a :class:`LabelSpace`.
+            tags: ``{attribute: [values]}`` or :class:`TagGroup` list.
+            multi_valued_tags: Attributes of ``tags`` that are multi-valued.
+            freeze_encoders: Freeze both towers (train only fusion and heads).
+            **config_kwargs: Other :class:`MultimodalCatConfig` fields (``fusion_type``, ...).
+
+        Example:
+            >>> model = MultimodalCatModel.from_encoders(
+            ...     "dinov2-small", "minilm", taxonomy=Taxonomy.load("shopify"),
+            ...     tags={"color": ["red", "blue"]}, vision_pooling="cls_mean")  # doctest: +SKIP
+        """
+        towers = {
+            key: _load_tower(name) for key, name in (("vision", vision), ("text", text)) if name
+        }
+        config = MultimodalCatConfig.from_vision_text_configs(
+            towers["vision"].config if "vision" in towers else None,
+            towers["text"].config if "text" in towers else None,
+            labels=taxonomy,
+            tags=tags,
+            multi_valued_tags=multi_valued_tags,
+            freeze_encoders=freeze_encoders,
+            **config_kwargs,
+        )
+        model = cls(config, vision_model=towers.get("vision"), text_model=towers.get("text"))
+        new = [
+            n
+            for n, _ in model.named_parameters()
+            if not n.startswith(("vision_model.", "text_model."))
+        ]
+        logger.warning(
+            "Loaded towers %s; these weights of MultimodalCatModel are newly initialized and need "
+            "training: %s",
+            {k: m.config.name_or_path for k, m in towers.items()},
+            new,
+        )
+        return model
+
+
+def _load_tower(name: str) -> PreTrainedModel:
+    from multimodal_cat.encoders import resolve_encoder
+
+    path = resolve_encoder(name)
+    config = AutoConfig.from_pretrained(path)
+    return AutoModel.from_pretrained(path, config=config)

@@ -1,0 +1,210 @@
+"""Two Trainer steps (towers path and cached-embeddings path) and the ``train`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from transformers import BertModel, Trainer, TrainingArguments, ViTImageProcessor, ViTModel
+
+from multimodal_cat.cli.main import main
+from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.modeling.testing import (
+    IMAGE_SIZE,
+    tiny_model,
+    tiny_processor,
+    tiny_text_config,
+    tiny_tokenizer,
+    tiny_vision_config,
+)
+from multimodal_cat.training import (
+    EmbeddingCollator,
+    FeedColumns,
+    MultimodalCatCollator,
+    build_compute_metrics,
+    build_dataset,
+    embedding_dataset,
+)
+
+COLOURS = ["red", "blue", "black"]
+
+
+def _feed(tmp_path: Path, n: int = 8) -> list[dict]:
+    paths = [
+        "Apparel > Shoes > Sneakers",
+        "Apparel > Shoes > Boots",
+        "Apparel > Shirts",
+        "Home > Kitchen",
+    ]
+    words = ["sneakers", "boots", "shirt", "pan"]
+    rows = []
+    for i in range(n):
+        image = tmp_path / f"{i}.png"
+        Image.new("RGB", (36, 36), COLOURS[i % 3]).save(image)
+        rows.append(
+            {
+                "title": f"{COLOURS[i % 3]} {words[i % 4]}",
+                "category": paths[i % 4] if i != 5 else "Apparel > Shoes",  # one coarse label
+                "colour": COLOURS[i % 3],
+                "image": str(image) if i != 3 else "",  # one row without image
+            }
+        )
+    return rows
+
+
+def _args(tmp_path: Path, **kwargs) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        dataloader_num_workers=0,
+        **kwargs,
+    )
+
+
+def test_trainer_two_steps_on_towers(tmp_path: Path) -> None:
+    model = tiny_model(tags={"color": COLOURS}, multi_valued_tags=())
+    dataset, _ = build_dataset(
+        _feed(tmp_path),
+        model.label_space,
+        FeedColumns(tags={"color": "colour"}),
+        tag_groups=model.config.tag_group_list,
+    )
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, remove_unused_columns=False),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=MultimodalCatCollator(tiny_processor(tmp_path / "tok")),
+        compute_metrics=build_compute_metrics(
+            model.config.category_parents, model.config.tag_group_list
+        ),
+    )
+    before = model.category_head.classifier.weight.detach().clone()
+    result = trainer.train()
+    assert np.isfinite(result.training_loss)
+    assert not torch.equal(before, model.category_head.classifier.weight)
+    metrics = trainer.evaluate()
+    assert metrics["eval_valid_path_rate"] == 1.0
+    assert {
+        "eval_leaf_accuracy",
+        "eval_hierarchical_f1",
+        "eval_tag_micro_f1",
+        "eval_level1_accuracy",
+    } <= set(metrics)
+
+
+def test_trainer_two_steps_on_cached_embeddings(tmp_path: Path) -> None:
+    model = tiny_model(freeze_encoders=True)
+    rng = np.random.default_rng(0)
+    dataset = embedding_dataset(
+        [2, 3, 5, 6, 1, 2, 3, 6],
+        image_embeds=rng.normal(size=(8, 64)),  # cls_mean: 2 x hidden
+        text_embeds=rng.normal(size=(8, 32)),
+        image_mask=[1, 1, 0, 1, 1, 1, 1, 1],
+        tag_labels=np.full((8, 5), -100.0),
+    )
+    trainer = Trainer(
+        model=model, args=_args(tmp_path), train_dataset=dataset, data_collator=EmbeddingCollator()
+    )
+    tower_before = next(model.text_model.parameters()).detach().clone()
+    assert np.isfinite(trainer.train().training_loss)
+    assert torch.equal(tower_before, next(model.text_model.parameters()))
+
+
+@pytest.fixture
+def tiny_encoders(tmp_path: Path) -> tuple[str, str]:
+    text_dir, vision_dir = tmp_path / "tiny-bert", tmp_path / "tiny-vit"
+    BertModel(tiny_text_config()).save_pretrained(text_dir)
+    tiny_tokenizer(tmp_path / "tok").save_pretrained(text_dir)
+    ViTModel(tiny_vision_config()).save_pretrained(vision_dir)
+    ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(vision_dir)
+    return str(vision_dir), str(text_dir)
+
+
+def test_train_cli_on_tiny_csv(tmp_path: Path, tiny_encoders: tuple[str, str], capsys) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)
+    out = tmp_path / "model"
+    code = main(
+        [
+            "train",
+            "--feed",
+            str(feed),
+            "--eval-feed",
+            str(feed),
+            "--text-encoder",
+            text,
+            "--vision-encoder",
+            vision,
+            "--tag-column",
+            "color=colour",
+            "--class-weights",
+            "balanced",
+            "--fusion",
+            "gated",
+            "--projection-dim",
+            "16",
+            "--fusion-hidden-dim",
+            "24",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--save_strategy",
+            "no",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.rindex("{\n") :])["eval_valid_path_rate"] == 1.0
+    model = MultimodalCatModel.from_pretrained(out)
+    processor = MultimodalCatProcessor.from_pretrained(out)
+    assert model.config.fusion_type == "gated" and model.config.class_weights is not None
+    assert model.config.tag_group_list[0].values == ("black", "blue", "red")
+    batch = processor([{"title": "red boots", "image": Image.new("RGB", (36, 36), "red")}])
+    prediction = model.eval().decode(model(**batch))[0]
+    assert prediction.category_path in model.label_space.paths
+
+
+def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame([{"title": "x", "category": "A > B"}]).to_csv(feed, index=False)
+    assert (
+        main(["train", "--feed", str(tmp_path / "missing.csv"), "--output_dir", str(tmp_path)]) == 2
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--feed",
+                str(feed),
+                "--category-column",
+                "cat",
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "not in the feed" in capsys.readouterr().err
+    assert (
+        main(["train", "--feed", str(feed), "--bogus_flag", "1", "--output_dir", str(tmp_path)])
+        == 2
+    )
