@@ -1,0 +1,201 @@
+"""The :class:`Categorizer`: the one object catalog teams use.
+
+It answers, for each product, a category in the team's tree, tags, a confidence and the
+equivalent category in every requested marketplace tree. It is built either from a trained
+checkpoint (:meth:`Categorizer.from_pretrained`) or zero-shot over any tree
+(:meth:`Categorizer.zero_shot`), and takes products as records, dicts, a pandas DataFrame or a
+feed file.
+
+Example:
+    >>> cat = Categorizer.zero_shot("shopify", map_to=["google"])  # doctest: +SKIP
+    >>> best = cat.predict([{"title": "Women's leather ankle boots"}])[0]  # doctest: +SKIP
+    >>> best.category_path, best.mappings["google/2021-09-21"].target_ids  # doctest: +SKIP
+    ('Apparel & Accessories > Shoes > Boots', ('187',))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from multimodal_cat.mapper import CategoryMapper
+from multimodal_cat.predictions import Prediction
+from multimodal_cat.products import Product
+from multimodal_cat.taxonomy import Taxonomy
+
+ProductsLike = Product | Mapping[str, Any] | Sequence[Product | Mapping[str, Any]] | Any
+
+
+class Predictor(Protocol):
+    """What the categorizer wraps: a trained model or a zero-shot search."""
+
+    taxonomy: Taxonomy
+
+    def predict(self, products: list[Product], *, top_k: int = 5) -> list[Prediction]: ...
+
+    def predict_proba(self, products: list[Product]) -> np.ndarray: ...
+
+
+_PRODUCT_FIELDS = ("id", "title", "description", "brand", "seller_category", "image_ref")
+
+
+def to_product(record: Product | Mapping[str, Any]) -> Product:
+    """Turn a dict (keys as :class:`Product` fields; ``image`` may be a path, URL or PIL image)
+    into a :class:`Product`.
+
+    Raises:
+        TypeError: ``record`` is neither a Product nor a mapping.
+    """
+    if isinstance(record, Product):
+        return record
+    if not isinstance(record, Mapping):
+        raise TypeError(f"Expected a Product or a dict per product; got {type(record).__name__}.")
+    fields = {k: _text(record.get(k)) for k in _PRODUCT_FIELDS if record.get(k) is not None}
+    image = record.get("image")
+    if isinstance(image, str):
+        fields["image_ref"] = image
+        image = None
+    extra = {k: v for k, v in record.items() if k not in (*_PRODUCT_FIELDS, "image")}
+    return Product(**fields, image=image, extra=extra)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return ""
+    return str(value)
+
+
+def to_products(data: ProductsLike) -> list[Product]:
+    """Normalise products given as one record, a list, a pandas DataFrame or a feed path.
+
+    Images named by path or URL are loaded (safely: size and pixel caps, timeouts); an image
+    that cannot be read is left out and the product is scored on its text.
+    """
+    if isinstance(data, (str, Path)):
+        return _feed_products(data)
+    if isinstance(data, (Product, Mapping)):
+        data = [data]
+    elif hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
+        data = data.to_dict(orient="records")
+    products = [to_product(record) for record in data]
+    _load_images([p for p in products if p.image is None and p.image_ref])
+    return products
+
+
+def _feed_products(path: str | Path) -> list[Product]:
+    from multimodal_cat.feeds.columns import ColumnMap, row_to_product
+    from multimodal_cat.feeds.read import FeedReader
+
+    products = []
+    with FeedReader(path) as reader:
+        columns = ColumnMap.from_args(None).resolve(reader.columns)
+        for number, row in enumerate(reader, start=1):
+            if row.error:
+                raise ValueError(f"{path}: row {number}: {row.error}")
+            products.append(row_to_product(row.values, columns, number))
+    _load_images([p for p in products if p.image_ref], root=Path(path).parent)
+    return products
+
+
+def _load_images(products: list[Product], root: str | Path = ".") -> None:
+    if not products:
+        return
+    from multimodal_cat.feeds.images import ImageLoader
+
+    loader = ImageLoader(root)
+    try:
+        futures = [loader.submit(p.image_ref) for p in products]
+        for product, future in zip(products, futures, strict=True):
+            product.image, problem = future.result()
+            if problem:
+                product.extra.setdefault("warnings", []).append(problem)
+    finally:
+        loader.close()
+
+
+class Categorizer:
+    """Categorize products into a tree and map them to other marketplaces' trees.
+
+    Args:
+        predictor: A trained-model or zero-shot predictor.
+        map_to: Target trees (shipped names such as ``google``, files, or loaded trees).
+
+    Example:
+        >>> cat = Categorizer.from_pretrained("path/to/checkpoint", map_to=["google"])  # doctest: +SKIP
+        >>> cat.predict({"title": "Nike Men Red Running Shoes", "image": "shoe.jpg"})[0].category_path  # doctest: +SKIP
+        'Footwear > Shoes > Sports Shoes'
+    """
+
+    def __init__(self, predictor: Predictor, *, map_to: Iterable[Any] = ()) -> None:
+        self.predictor = predictor
+        self.mapper = CategoryMapper(predictor.taxonomy, map_to)
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The tree this categorizer predicts in."""
+        return self.predictor.taxonomy
+
+    @property
+    def classes_(self) -> list[str]:
+        """Category ids, in the column order of :meth:`predict_proba`."""
+        return list(getattr(self.predictor, "classes_", [c.id for c in self.taxonomy.leaves()]))
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, *, map_to: Iterable[Any] = (), bf16: bool = False, **kwargs: Any
+    ) -> Categorizer:
+        """Load a trained checkpoint (a folder or a hub id) saved by ``save_pretrained``."""
+        from multimodal_cat.model_predictor import ModelPredictor
+
+        return cls(ModelPredictor.from_pretrained(name_or_path, bf16=bf16, **kwargs), map_to=map_to)
+
+    @classmethod
+    def zero_shot(
+        cls,
+        taxonomy: str | Taxonomy = "shopify",
+        *,
+        text_encoder: str = "minilm",
+        map_to: Iterable[Any] = (),
+        bf16: bool = False,
+    ) -> Categorizer:
+        """Categorize with no training: a hierarchical search over category-path embeddings."""
+        from multimodal_cat.align import ZeroShotCategorizer
+
+        tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
+        return cls(ZeroShotCategorizer(tree, text_encoder=text_encoder, bf16=bf16), map_to=map_to)
+
+    def predict(self, products: ProductsLike, *, top_k: int = 5) -> list[Prediction]:
+        """One :class:`Prediction` per product, in input order, with mapped categories."""
+        items = to_products(products)
+        predictions = self.predictor.predict(items, top_k=top_k) if items else []
+        self.mapper.apply(predictions)
+        for product, prediction in zip(items, predictions, strict=True):
+            prediction.warnings[:0] = product.extra.get("warnings", [])
+        return predictions
+
+    def predict_proba(self, products: ProductsLike) -> np.ndarray:
+        """Probabilities (n_products, len(classes_)) over the leaf categories."""
+        return self.predictor.predict_proba(to_products(products))
+
+
+def build_predictor(
+    *,
+    model: str | None = None,
+    taxonomy: str | None = None,
+    bf16: bool = False,
+    map_to: Sequence[str] = (),
+) -> Categorizer:
+    """What ``multimodal-cat categorize`` runs: a checkpoint when ``model`` is given, else
+    zero-shot over ``taxonomy``.
+
+    Raises:
+        ValueError: neither ``model`` nor ``taxonomy`` is given.
+    """
+    if model:
+        return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16)
+    if not taxonomy:
+        raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
+    return Categorizer.zero_shot(taxonomy, map_to=map_to, bf16=bf16)

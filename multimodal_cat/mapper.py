@@ -1,0 +1,90 @@
+"""Attach the equivalent categories in other marketplaces' trees to predictions.
+
+A :class:`CategoryMapper` holds one :class:`~multimodal_cat.mapping.Mapping` per target tree:
+the published rules where the library ships them (composed or inverted as needed), otherwise a
+mapping inferred from category names and paths with the text encoder.
+
+Example:
+    >>> from multimodal_cat.taxonomy import Taxonomy
+    >>> mapper = CategoryMapper(Taxonomy.load("shopify"), ["google"])
+    >>> mapper.map_id("aa-1-1")["google/2021-09-21"].target_ids
+    ('5322',)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from multimodal_cat.mapping import Mapping
+from multimodal_cat.predictions import MappedCategory, Prediction
+from multimodal_cat.taxonomy import Taxonomy, UnknownTaxonomyError
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_mapping(
+    source: Taxonomy, target: str | Taxonomy, *, text_encoder: str = "minilm"
+) -> Mapping:
+    """The mapping from ``source`` to ``target``: published when shipped, else inferred.
+
+    Args:
+        source: The tree predictions are made in.
+        target: A shipped tree name (``google``), a file path, or a loaded tree.
+        text_encoder: Encoder used when the mapping has to be inferred.
+
+    Raises:
+        ValueError: ``target`` is the source tree itself.
+    """
+    target_tree = target if isinstance(target, Taxonomy) else Taxonomy.load(target)
+    if target_tree.name == source.name:
+        raise ValueError(f"cannot map {source.name!r} to itself: choose another --map-to tree")
+    try:
+        return Mapping.load(source.name, target_tree.name)
+    except UnknownTaxonomyError:
+        pass
+    from multimodal_cat.align import infer_mapping
+
+    logger.info("No published mapping %s -> %s: inferring one.", source.name, target_tree.name)
+    return infer_mapping(source, target_tree, text_encoder=text_encoder)
+
+
+class CategoryMapper:
+    """Map predicted categories into each requested target tree.
+
+    Args:
+        source: The tree predictions are made in.
+        targets: Target trees (shipped names, file paths or loaded trees), or ready mappings.
+        text_encoder: Encoder used for targets without published rules.
+    """
+
+    def __init__(
+        self,
+        source: Taxonomy,
+        targets: Iterable[str | Taxonomy | Mapping] = (),
+        *,
+        text_encoder: str = "minilm",
+    ) -> None:
+        self.source = source
+        self.mappings: list[Mapping] = [
+            t if isinstance(t, Mapping) else resolve_mapping(source, t, text_encoder=text_encoder)
+            for t in targets
+        ]
+
+    @property
+    def target_names(self) -> list[str]:
+        """Names of the target trees, in the order they were given."""
+        return [str(m.target_name) for m in self.mappings]
+
+    def map_id(self, category_id: str) -> dict[str, MappedCategory]:
+        """The mapped category in every target tree, keyed by target tree name."""
+        out: dict[str, MappedCategory] = {}
+        for mapping in self.mappings:
+            mapped = mapping.map(category_id)
+            out[mapped.taxonomy] = mapped
+        return out
+
+    def apply(self, predictions: Sequence[Prediction]) -> None:
+        """Fill ``prediction.mappings`` in place for each prediction."""
+        for prediction in predictions:
+            prediction.mappings.update(self.map_id(prediction.category_id))

@@ -1,0 +1,181 @@
+"""Predict with a trained :class:`~multimodal_cat.modeling.MultimodalCatModel` checkpoint.
+
+The towers' pooled outputs are cached on disk by content hash (the rendered text, the decoded
+image's pixels) and by tower, so a second pass over the same feed only runs the small fusion
+head. Encoders run in inference mode, optionally under bf16 autocast.
+
+Example:
+    >>> predictor = ModelPredictor.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
+    >>> predictor.predict([Product(title="Nike Men Red Running Shoes")])[0].category_path  # doctest: +SKIP
+    'Footwear > Shoes > Sports Shoes'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
+from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.predictions import Prediction
+from multimodal_cat.products import Product
+from multimodal_cat.taxonomy import Taxonomy
+
+
+def tower_fingerprint(tower: torch.nn.Module) -> str:
+    """A short digest of a tower's weights: the cache key part that names the encoder."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tower.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def image_hash(image: Image.Image) -> str:
+    """Content hash of a decoded image (its mode, size and pixels)."""
+    return content_hash(f"{image.mode}{image.size}".encode() + image.tobytes())
+
+
+class _Tower:
+    """One tower of the model seen as an encoder (``key``, ``dim``, ``encode``) for the cache."""
+
+    def __init__(self, model: MultimodalCatModel, processor: MultimodalCatProcessor, kind: str):
+        self.model, self.processor, self.kind = model, processor, kind
+        tower = model.vision_model if kind == "image" else model.text_model
+        pooling = model.config.vision_pooling if kind == "image" else model.config.text_pooling
+        extra = f"|max_length={processor.max_length}" if kind == "text" else ""
+        self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
+
+    def encode(
+        self,
+        items: Sequence[Any],
+        batch_size: int = 32,
+        normalize: bool = False,
+        bf16: bool = False,
+    ) -> np.ndarray:
+        outputs = []
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(items), batch_size):
+                chunk = list(items[start : start + batch_size])
+                outputs.append(self._encode_chunk(chunk).float().cpu().numpy())
+        return np.concatenate(outputs)
+
+    def _encode_chunk(self, chunk: list[Any]) -> torch.Tensor:
+        if self.kind == "text":
+            return self.model.get_text_features(**self.processor.encode_text(chunk))
+        pixels = self.processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
+        return self.model.get_image_features(pixels)
+
+
+class ModelPredictor:
+    """Run a trained checkpoint over products, batch by batch.
+
+    Args:
+        model: The trained model (put in eval mode here).
+        processor: Its processor (text template, tokenizer, image processor).
+        bf16: Run the towers under bf16 autocast (CPU or GPU).
+        cache: Embedding cache for tower outputs; ``None`` disables caching.
+        batch_size: Products per tower call.
+    """
+
+    def __init__(
+        self,
+        model: MultimodalCatModel,
+        processor: MultimodalCatProcessor,
+        *,
+        bf16: bool = False,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.bf16, self.cache, self.batch_size = bf16, cache, batch_size
+        space = model.label_space
+        parents = [space.ids[p] if p >= 0 else None for p in space.parents]
+        self.taxonomy = Taxonomy.from_records(
+            zip(space.ids, parents, space.names, strict=True),
+            name=model.config.taxonomy_name or "custom",
+        )
+        self.classes_ = [space.ids[i] for i in space.leaves]
+        self._towers = {
+            kind: _Tower(model, processor, kind)
+            for kind, tower in (("image", model.vision_model), ("text", model.text_model))
+            if tower is not None
+        }
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        bf16: bool = False,
+        cache: bool | EmbeddingCache = True,
+        **kwargs: Any,
+    ) -> ModelPredictor:
+        """Load a checkpoint folder or hub id saved with ``save_pretrained``."""
+        model = MultimodalCatModel.from_pretrained(name_or_path)
+        processor = MultimodalCatProcessor.from_pretrained(name_or_path)
+        store = EmbeddingCache() if cache is True else (cache or None)
+        return cls(model, processor, bf16=bf16, cache=store, **kwargs)
+
+    def _embed(self, kind: str, items: list[Any], hashes: list[str]) -> torch.Tensor:
+        tower = self._towers[kind]
+        if self.cache is None:
+            vectors = tower.encode(items, self.batch_size, bf16=self.bf16)
+        else:
+            vectors = encode_cached(
+                tower, items, hashes, self.cache, batch_size=self.batch_size, bf16=self.bf16
+            )
+        return torch.from_numpy(vectors)
+
+    def _inputs(self, products: list[Product]) -> dict[str, torch.Tensor]:
+        n, inputs = len(products), {}
+        if "text" in self._towers:
+            texts = self.processor.texts(products)
+            mask = [bool(t.strip()) for t in texts]
+            embeds = torch.zeros(n, 0)
+            if any(mask):
+                rows = [i for i in range(n) if mask[i]]
+                found = self._embed(
+                    "text", [texts[i] for i in rows], [content_hash(texts[i]) for i in rows]
+                )
+                embeds = torch.zeros(n, found.shape[1])
+                embeds[rows] = found
+                inputs["text_embeds"] = embeds
+            inputs["text_mask"] = torch.tensor(mask)
+        if "image" in self._towers:
+            rows = [i for i, p in enumerate(products) if p.image is not None]
+            if rows:
+                images = [products[i].image.convert("RGB") for i in rows]  # type: ignore[union-attr]
+                found = self._embed("image", images, [image_hash(im) for im in images])
+                embeds = torch.zeros(n, found.shape[1])
+                embeds[rows] = found
+                inputs["image_embeds"] = embeds
+            inputs["image_mask"] = torch.tensor([p.image is not None for p in products])
+        if "text_embeds" not in inputs and "image_embeds" not in inputs:
+            raise ValueError("every product in the batch lacks both text and image")
+        return inputs
+
+    def _forward(self, products: list[Product]) -> Any:
+        with torch.inference_mode():
+            return self.model(**self._inputs(products))
+
+    def predict(
+        self, products: list[Product], *, top_k: int = 5, min_confidence: float | None = None
+    ) -> list[Prediction]:
+        """One prediction per product; ``min_confidence`` backs off to a surer, coarser node."""
+        return self.model.decode(
+            self._forward(products), top_k=top_k, min_confidence=min_confidence
+        )
+
+    def predict_proba(self, products: list[Product]) -> np.ndarray:
+        """Leaf probabilities (n, len(classes_))."""
+        log_probs = self._forward(products).node_log_probs.float()
+        return log_probs[:, self.model.label_space.leaves].exp().numpy()

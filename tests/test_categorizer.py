@@ -1,0 +1,78 @@
+"""The Categorizer over a tiny trained-model checkpoint: inputs, cache, mapping, predict_proba."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from multimodal_cat.categorizer import Categorizer, build_predictor, to_products
+from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.model_predictor import ModelPredictor
+from multimodal_cat.modeling.testing import tiny_model, tiny_processor
+from multimodal_cat.products import Product
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("ckpt")
+    tiny_model().save_pretrained(folder)
+    tiny_processor(folder / "tok").save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture()
+def categorizer(checkpoint: str, tmp_path) -> Categorizer:
+    predictor = ModelPredictor.from_pretrained(checkpoint, cache=EmbeddingCache(tmp_path))
+    return Categorizer(predictor)
+
+
+def test_predictions_are_paths_of_the_tree(categorizer: Categorizer) -> None:
+    products = [
+        {"title": "red leather boots"},
+        Product(title="blue cotton shirt", image=Image.new("RGB", (40, 40), "blue")),
+        {"title": "", "image": Image.new("RGB", (30, 30), "red")},
+    ]
+    predictions = categorizer.predict(products, top_k=3)
+    assert len(predictions) == 3
+    for prediction in predictions:
+        assert prediction.category_id in categorizer.taxonomy
+        assert categorizer.taxonomy[prediction.category_id].full_path == prediction.category_path
+        assert len(prediction.alternatives) == 3
+        assert {t.attribute for t in prediction.tags} >= {"color"}
+
+
+def test_cached_second_pass_gives_the_same_answer(categorizer: Categorizer, tmp_path) -> None:
+    products = [{"title": "red boots", "image": Image.new("RGB", (32, 32), "red")}]
+    first = categorizer.predict(products)[0]
+    cache = categorizer.predictor.cache
+    assert cache.count() == 2  # one text and one image vector
+    second = categorizer.predict(products)[0]
+    assert second.category_id == first.category_id
+    assert second.confidence == pytest.approx(first.confidence, abs=1e-6)
+
+
+def test_predict_proba_rows_sum_to_one(categorizer: Categorizer) -> None:
+    proba = categorizer.predict_proba([{"title": "red shirt"}, {"title": "kitchen"}])
+    assert proba.shape == (2, len(categorizer.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_products_from_a_dataframe_and_a_bad_record() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"title": ["a", "b"], "brand": ["x", float("nan")]})
+    products = to_products(frame)
+    assert [p.title for p in products] == ["a", "b"] and products[1].brand == ""
+    with pytest.raises(TypeError, match="Expected a Product or a dict"):
+        to_products([42])
+
+
+def test_unreadable_image_path_becomes_a_warning(categorizer: Categorizer, tmp_path) -> None:
+    missing = tmp_path / "nope.jpg"
+    prediction = categorizer.predict({"title": "red boots", "image": str(missing)})[0]
+    assert prediction.warnings and "nope.jpg" in " ".join(prediction.warnings)
+
+
+def test_build_predictor_needs_a_model_or_a_tree() -> None:
+    with pytest.raises(ValueError, match="give a trained model"):
+        build_predictor()
