@@ -1,0 +1,83 @@
+"""Loading, keys and batching shared by the text and image encoders."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from multimodal_cat.encoders.pooling import POOLING_MODES
+from multimodal_cat.encoders.registry import (
+    UnknownEncoderError,
+    canonical_name,
+    known_encoders,
+    resolve_encoder,
+    unknown_encoder_message,
+)
+
+
+def key_name(name: str) -> str:
+    """Stable name for cache keys: the canonical short name, an absolute path, or a hub id."""
+    canonical = canonical_name(name)
+    if canonical in known_encoders():
+        return canonical
+    return os.path.abspath(name) if Path(name).is_dir() else name
+
+
+def check_pooling(pooling: str) -> None:
+    """Raise a ValueError naming the accepted modes if ``pooling`` is not one of them."""
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"Expected pooling in {POOLING_MODES}; got {pooling!r}.")
+
+
+def load_pretrained(
+    name: str,
+    loaders: Sequence[Callable[..., Any]],
+    *,
+    local_files_only: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+) -> list[Any]:
+    """Resolve ``name`` and call each ``loader(source, local_files_only=...)``.
+
+    Registered short names always load with ``local_files_only=True`` (no network).
+    Other names use ``local_files_only`` as given (``None``: transformers' default, which
+    honours ``HF_HUB_OFFLINE``).
+
+    Raises:
+        UnknownEncoderError: the name is not a short name, a local folder, or loadable.
+    """
+    source = resolve_encoder(name, cache_dir=cache_dir)
+    is_short = canonical_name(name) in known_encoders()
+    kwargs: dict[str, Any] = {}
+    if is_short:
+        kwargs["local_files_only"] = True
+    elif local_files_only is not None:
+        kwargs["local_files_only"] = local_files_only
+    try:
+        return [loader(source, **kwargs) for loader in loaders]
+    except (OSError, ValueError) as error:
+        if is_short or Path(source).is_dir():
+            raise
+        raise UnknownEncoderError(unknown_encoder_message(name, error)) from error
+
+
+def backbone_of(model: torch.nn.Module, attribute: str) -> torch.nn.Module:
+    """Return ``model.<attribute>`` for dual-encoder models (e.g. CLIP), else ``model``."""
+    inner = getattr(model, attribute, None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` when ``bf16`` is true, else a no-op context."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for parameter-less modules)."""
+    return next(iter(model.parameters()), torch.empty(0)).device

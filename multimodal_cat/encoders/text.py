@@ -1,0 +1,154 @@
+"""Sentence embeddings from a transformers text model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from multimodal_cat.encoders._arrays import batched, l2_normalize
+from multimodal_cat.encoders._base import (
+    autocast,
+    backbone_of,
+    check_pooling,
+    key_name,
+    load_pretrained,
+    model_device,
+)
+from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
+
+__all__ = ["TextEncoder", "text_encoder_key"]
+
+
+def text_encoder_key(name: str, pooling: str = "mean", max_length: int = 128) -> str:
+    """The cache key of ``TextEncoder.from_name(name, pooling, max_length)``, without loading it.
+
+    Example:
+        >>> text_encoder_key("all-MiniLM-L6-v2", "mean", 64)
+        'text:minilm|pool=mean|max_length=64'
+    """
+    return f"text:{key_name(name)}|pool={pooling}|max_length={max_length}"
+
+
+class TextEncoder:
+    """Encode texts into fixed-size vectors: transformer token states + :func:`pool`.
+
+    Args:
+        model: a transformers model whose output has ``last_hidden_state`` (for
+            dual-encoder models such as CLIP, the ``text_model`` is used).
+        tokenizer: the matching tokenizer.
+        name: name used in :attr:`key` (short name, hub id or path).
+        pooling: ``"mean"`` (default, sentence-transformers), ``"cls"`` or ``"cls_mean"``.
+        max_length: tokens kept per text (longer texts are truncated).
+
+    Example:
+        >>> enc = TextEncoder.from_name("minilm", pooling="mean", max_length=64)  # doctest: +SKIP
+        >>> enc.encode(["red running shoes", "frying pan"]).shape  # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        *,
+        name: str,
+        pooling: PoolingMode = "mean",
+        max_length: int = 128,
+    ) -> None:
+        check_pooling(pooling)
+        if max_length < 2:
+            raise ValueError(f"Expected max_length >= 2; got {max_length}.")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.pooling = pooling
+        self.max_length = max_length
+
+    @classmethod
+    def from_name(
+        cls,
+        name: str = "minilm",
+        pooling: PoolingMode = "mean",
+        max_length: int = 128,
+        *,
+        device: str | torch.device = "cpu",
+        local_files_only: bool | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> TextEncoder:
+        """Load a text encoder by short name (``"minilm"``), hub id or local folder.
+
+        Short names never touch the network. ``local_files_only`` applies to other names.
+
+        Raises:
+            MissingEncoderPackageError: a short name's package is not installed.
+            UnknownEncoderError: the name cannot be found.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        check_pooling(pooling)
+        model, tokenizer = load_pretrained(
+            name,
+            (AutoModel.from_pretrained, AutoTokenizer.from_pretrained),
+            local_files_only=local_files_only,
+            cache_dir=cache_dir,
+        )
+        return cls(model.to(device), tokenizer, name=name, pooling=pooling, max_length=max_length)
+
+    @property
+    def key(self) -> str:
+        """Stable id of checkpoint + pooling + max_length, used as the embedding-cache key."""
+        return text_encoder_key(self.name, self.pooling, self.max_length)
+
+    @property
+    def dim(self) -> int:
+        """Size of one embedding."""
+        return pooled_dim(backbone_of(self.model, "text_model").config.hidden_size, self.pooling)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        normalize: bool = True,
+        progress: bool = False,
+        *,
+        bf16: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts`` into a float32 array (n, dim), rows in input order.
+
+        Texts are batched by length to limit padding. ``normalize`` scales rows to unit
+        length (the pooled output itself, as the model computes it, needs
+        ``normalize=False``). ``bf16`` runs under bf16 autocast.
+
+        Raises:
+            TypeError: an item is not a string.
+        """
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"Expected a str at position {index}; got {type(text).__name__}.")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        backbone = backbone_of(self.model, "text_model")
+        device = model_device(backbone)
+        bar = tqdm(total=len(texts), disable=not progress, unit="text", desc="encode text")
+        with torch.inference_mode(), autocast(device, bf16):
+            for rows in batched(order, batch_size):
+                tokens = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(device)
+                states = backbone(**tokens).last_hidden_state
+                pooled = pool(states, tokens["attention_mask"], self.pooling)
+                out[list(rows)] = pooled.float().cpu().numpy()
+                bar.update(len(rows))
+        bar.close()
+        return l2_normalize(out) if normalize else out
+
+    def __repr__(self) -> str:
+        return f"TextEncoder(key={self.key!r}, dim={self.dim})"
