@@ -159,13 +159,12 @@ class Categorizer:
         *,
         text_encoder: str = "minilm",
         map_to: Iterable[Any] = (),
-        bf16: bool = False,
     ) -> Categorizer:
         """Categorize with no training: a hierarchical search over category-path embeddings."""
         from multimodal_cat.align import ZeroShotCategorizer
 
         tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
-        return cls(ZeroShotCategorizer(tree, text_encoder=text_encoder, bf16=bf16), map_to=map_to)
+        return cls(ZeroShotCategorizer(tree, text_encoder=text_encoder), map_to=map_to)
 
     def predict(self, products: ProductsLike, *, top_k: int = 5) -> list[Prediction]:
         """One :class:`Prediction` per product, in input order, with mapped categories."""
@@ -198,4 +197,4 @@ def build_predictor(
         return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16)
     if not taxonomy:
         raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
-    return Categorizer.zero_shot(taxonomy, map_to=map_to, bf16=bf16)
+    return Categorizer.zero_shot(taxonomy, map_to=map_to)

@@ -1,0 +1,146 @@
+"""Tree views and their text embeddings, the shared input of alignment and zero-shot search.
+
+A :class:`TreeView` holds a taxonomy as parallel arrays (parents, depths, children, word sets)
+plus unit-length embeddings of every full path and every category name. Embeddings go through
+the on-disk :class:`~multimodal_cat.encoders.EmbeddingCache`, so a tree is encoded once per
+text encoder and later runs only read the cache.
+
+Example:
+    >>> from multimodal_cat.taxonomy import Taxonomy
+    >>> tree = Taxonomy.from_paths(["Shoes > Boots"])
+    >>> view = TreeView.from_taxonomy(tree, encoder=None)
+    >>> view.names, view.parents
+    (['Shoes', 'Boots'], [-1, 0])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multimodal_cat.taxonomy import Taxonomy
+
+_STOP_WORDS = frozenset({"&", "and", "or", "the", "of", "for", "a", "an", "with", "in", "other"})
+
+
+def singular(word: str) -> str:
+    """A crude English singular (``"boxes"`` -> ``"box"``, ``"berries"`` -> ``"berry"``)."""
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and (word[-3] in "sxz" or word[-4:-2] in ("ch", "sh")):
+        return word[:-2]
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased singular words of ``text``; hyphens and apostrophes are dropped (T-Shirt -> tshirt)."""
+    text = text.lower().replace("-", "").replace("'", "").replace("\u2019", "")
+    return [singular(w) for w in re.findall(r"[a-z0-9]+", text)]
+
+
+def word_set(text: str) -> frozenset[str]:
+    """Content words of ``text`` as a set (stop words removed)."""
+    return frozenset(w for w in words(text) if w not in _STOP_WORDS)
+
+
+def resolve_text_encoder(encoder: Any) -> Any:
+    """A text encoder object from a short name, hub id, folder, or an object with ``encode``."""
+    if isinstance(encoder, str):
+        from multimodal_cat.encoders import TextEncoder
+
+        return TextEncoder.from_name(encoder, pooling="mean", max_length=64)
+    if encoder is None or hasattr(encoder, "encode"):
+        return encoder
+    raise TypeError(
+        "expected a text encoder name (e.g. 'minilm') or an object with encode(texts), "
+        f"key and dim; got {type(encoder).__name__}"
+    )
+
+
+def embed_texts(texts: list[str], encoder: Any, cache: Any = None) -> np.ndarray:
+    """Unit-length embeddings of ``texts``, read from / written to the embedding cache.
+
+    Duplicated texts are encoded once. With ``cache=False`` nothing touches the disk.
+    """
+    if encoder is None:
+        return np.zeros((len(texts), 1), dtype=np.float32)
+    unique = list(dict.fromkeys(texts))
+    if not unique:
+        return np.zeros((0, int(encoder.dim)), dtype=np.float32)
+    if cache is False:
+        vectors = np.asarray(encoder.encode(unique), dtype=np.float32)
+    else:
+        from multimodal_cat.encoders import EmbeddingCache, encode_cached
+
+        vectors = encode_cached(encoder, unique, cache=cache or EmbeddingCache(), batch_size=128)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.maximum(norms, 1e-12)
+    row = {text: i for i, text in enumerate(unique)}
+    return vectors[[row[t] for t in texts]].astype(np.float32)
+
+
+@dataclass
+class TreeView:
+    """A taxonomy as arrays, with path and name embeddings (rows follow ``ids``).
+
+    Attributes:
+        ids, names, paths, parents, depths: as in :class:`~multimodal_cat.taxonomy.TaxonomyIndex`.
+        children: child positions of each position.
+        name_words, path_words: content-word sets of names and full paths.
+        path_emb, name_emb: unit-length embeddings (n, dim); a (n, 1) zero array without encoder.
+    """
+
+    ids: list[str]
+    names: list[str]
+    paths: list[str]
+    parents: list[int]
+    depths: list[int]
+    children: list[list[int]] = field(default_factory=list)
+    name_words: list[frozenset[str]] = field(default_factory=list)
+    path_words: list[frozenset[str]] = field(default_factory=list)
+    path_emb: np.ndarray | None = None
+    name_emb: np.ndarray | None = None
+
+    @classmethod
+    def from_taxonomy(cls, taxonomy: Taxonomy, encoder: Any = None, cache: Any = None) -> TreeView:
+        """Build the view; embeds paths and names with ``encoder`` (skipped when ``None``)."""
+        index = taxonomy.to_index()
+        view = cls(index.ids, index.names, index.paths, index.parents, index.depths)
+        view.children = [[] for _ in view.ids]
+        for position, parent in enumerate(view.parents):
+            if parent >= 0:
+                view.children[parent].append(position)
+        view.name_words = [word_set(n) for n in view.names]
+        view.path_words = [word_set(p) for p in view.paths]
+        view.path_emb = embed_texts(view.paths, encoder, cache)
+        view.name_emb = embed_texts(view.names, encoder, cache)
+        return view
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def ancestors(self, position: int) -> list[int]:
+        """Positions from ``position`` up to its root (self first)."""
+        out = []
+        while position >= 0:
+            out.append(position)
+            position = self.parents[position]
+        return out
+
+    def descendants(self, position: int, levels: int) -> list[int]:
+        """Positions below ``position``, at most ``levels`` levels down."""
+        out: list[int] = []
+        frontier = [position]
+        for _ in range(levels):
+            frontier = [c for f in frontier for c in self.children[f]]
+            out.extend(frontier)
+        return out
+
+    def top_down(self) -> list[int]:
+        """Positions ordered so that every parent comes before its children."""
+        return sorted(range(len(self.ids)), key=lambda p: self.depths[p])

@@ -1,0 +1,132 @@
+"""``multimodal-cat taxonomy align``: infer a mapping between two taxonomy trees.
+
+Example:
+    $ multimodal-cat taxonomy align shopify google -o mapping.yml
+    $ multimodal-cat taxonomy align shopify google -o mapping.yml \\
+        --published old_rules.yml --learn-from old_rules.yml --learn-source old_tree.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from multimodal_cat.cli.errors import UserError
+from multimodal_cat.mapping import Mapping
+from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
+
+EPILOG = """examples:
+  multimodal-cat taxonomy align shopify google -o mapping.yml
+  multimodal-cat taxonomy align my_tree.csv google -o mine_to_google.yml --encoder minilm
+  multimodal-cat taxonomy align shopify google -o mapping.yml \\
+      --published 2024-07/from_shopify.yml \\
+      --learn-from 2024-07/from_shopify.yml --learn-source 2024-07/categories.txt
+
+Writes the rules in Shopify's YAML rule format (published rules kept, the others inferred with
+a confidence) and a CSV review file of the least confident inferred rules."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``align`` to the ``taxonomy`` sub-commands."""
+    parser = subparsers.add_parser(
+        "align",
+        help="infer a mapping between two trees (YAML rules + CSV review file)",
+        description="Infer a mapping from SOURCE to TARGET, with a confidence on each rule.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "source", help="source tree: shipped name (shopify, google, ...) or file/folder"
+    )
+    parser.add_argument("target", help="target tree: shipped name or file/folder")
+    parser.add_argument("-o", "--output", required=True, help="mapping file to write (.yml)")
+    parser.add_argument("--review", help="review CSV (default: OUTPUT with .review.csv)")
+    parser.add_argument(
+        "--review-fraction", type=float, default=0.1, help="share of inferred rules to review"
+    )
+    parser.add_argument(
+        "--published", help="rule file whose rules are kept; only missing ones are inferred"
+    )
+    parser.add_argument(
+        "--learn-from", help="rule file of known rules to learn from (e.g. an older release)"
+    )
+    parser.add_argument(
+        "--learn-source", help="source tree of --learn-from's rules (default: SOURCE)"
+    )
+    parser.add_argument(
+        "--encoder",
+        default="minilm",
+        help="text encoder: minilm (default), hub id or folder; 'none' for lexical only",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the embedding cache"
+    )
+    parser.set_defaults(func=run)
+
+
+def _tree(name: str) -> Taxonomy:
+    try:
+        return Taxonomy.load(name)
+    except (UnknownTaxonomyError, TaxonomyFormatError, FileNotFoundError, OSError) as error:
+        raise UserError(str(error)) from None
+
+
+def _rules(path: str, source: Taxonomy, target: Taxonomy, what: str) -> Mapping:
+    """Read a rule file, keeping the rules whose ids both trees have (a note says how many not)."""
+    try:
+        raw = Mapping.from_file(path)
+    except (TaxonomyFormatError, FileNotFoundError, OSError, ValueError) as error:
+        raise UserError(f"cannot read {what} rules from {path}: {error}") from None
+    rules = [
+        r
+        for sid, r in raw.rules.items()
+        if sid in source and all(t in target for t in r.target_ids)
+    ]
+    dropped = len(raw.rules) - len(rules)
+    if dropped:
+        print(
+            f"note: {dropped} {what} rules name ids absent from the trees; ignored", file=sys.stderr
+        )
+    if not rules:
+        raise UserError(
+            f"expected {what} rules between {source.name!r} and {target.name!r} in {path}; none applies"
+        )
+    return Mapping(rules, source, target)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Align the trees and write the mapping and its review file."""
+    from multimodal_cat.align import MappingAligner
+
+    if not 0.0 <= args.review_fraction <= 1.0:
+        raise UserError(f"expected --review-fraction between 0 and 1; got {args.review_fraction}")
+    source, target = _tree(args.source), _tree(args.target)
+    encoder = None if args.encoder.lower() == "none" else args.encoder
+    aligner = MappingAligner(
+        encoder, cache=False if args.no_cache else None, review_fraction=args.review_fraction
+    )
+    if args.learn_from:
+        known_source = _tree(args.learn_source) if args.learn_source else source
+        aligner.fit(_rules(args.learn_from, known_source, target, "known"))
+    published = _rules(args.published, source, target, "published") if args.published else None
+    try:
+        result = aligner.align(source, target, published=published)
+    except OSError as error:
+        raise UserError(f"cannot load text encoder {args.encoder!r}: {error}") from None
+    output = Path(args.output)
+    review = Path(args.review) if args.review else output.with_suffix(".review.csv")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        review.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the output folder: {error}") from None
+    result.mapping.to_yaml(output)
+    result.write_review_csv(review)
+    inferred = sum(r.provenance == "inferred" for r in result.mapping.rules.values())
+    print(
+        f"{len(result.mapping.rules)} rules ({len(result.mapping.rules) - inferred} published, "
+        f"{inferred} inferred) -> {output}; {len(result.review)} to review -> {review}",
+        file=sys.stderr,
+    )
+    return 0
