@@ -24,14 +24,14 @@ logger = logging.getLogger(__name__)
 
 
 def resolve_mapping(
-    source: Taxonomy, target: str | Taxonomy, *, text_encoder: str = "minilm"
+    source: Taxonomy, target: str | Taxonomy, *, text_encoder: str | None = "minilm"
 ) -> Mapping:
     """The mapping from ``source`` to ``target``: published when shipped, else inferred.
 
     Args:
         source: The tree predictions are made in.
         target: A shipped tree name (``google``), a file path, or a loaded tree.
-        text_encoder: Encoder used when the mapping has to be inferred.
+        text_encoder: Encoder used when the mapping has to be inferred (``None``: names only).
 
     Raises:
         ValueError: ``target`` is the source tree itself.
@@ -43,10 +43,10 @@ def resolve_mapping(
         return Mapping.load(source.name, target_tree.name)
     except UnknownTaxonomyError:
         pass
-    from multimodal_cat.align import infer_mapping
+    from multimodal_cat.align import MappingAligner
 
     logger.info("No published mapping %s -> %s: inferring one.", source.name, target_tree.name)
-    return infer_mapping(source, target_tree, text_encoder=text_encoder)
+    return MappingAligner(text_encoder=text_encoder).align(source, target_tree).mapping
 
 
 class CategoryMapper:
@@ -63,7 +63,7 @@ class CategoryMapper:
         source: Taxonomy,
         targets: Iterable[str | Taxonomy | Mapping] = (),
         *,
-        text_encoder: str = "minilm",
+        text_encoder: str | None = "minilm",
     ) -> None:
         self.source = source
         self.mappings: list[Mapping] = [

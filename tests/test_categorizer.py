@@ -76,3 +76,15 @@ def test_unreadable_image_path_becomes_a_warning(categorizer: Categorizer, tmp_p
 def test_build_predictor_needs_a_model_or_a_tree() -> None:
     with pytest.raises(ValueError, match="give a trained model"):
         build_predictor()
+
+
+def test_tree_without_published_rules_gets_an_inferred_mapping() -> None:
+    from multimodal_cat.mapper import CategoryMapper
+    from multimodal_cat.taxonomy import Taxonomy
+
+    source = Taxonomy.from_paths(["Clothing > Shoes", "Clothing > Shirts"], name="shop")
+    target = Taxonomy.from_paths(["Apparel", "Apparel > Shoes", "Apparel > Tops"], name="market")
+    mapper = CategoryMapper(source, [target], text_encoder=None)
+    mapped = mapper.map_id("Clothing > Shoes")["market"]
+    assert mapped.provenance in {"inferred", "inherited"}
+    assert mapped.target_ids == ("Apparel > Shoes",)
