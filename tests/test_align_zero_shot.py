@@ -48,15 +48,31 @@ def test_lexical_only_and_plural_forms() -> None:
     assert zs.predict(["Puma Casual Shoe black"])[0].category_path == FASHION[3]
 
 
-def test_category_embeddings_cached_once(tmp_path: Path) -> None:
+def test_category_and_product_embeddings_cached_once(tmp_path: Path) -> None:
     from multimodal_cat.encoders import EmbeddingCache
 
     encoder = BagOfWordsEncoder()
     tax = Taxonomy.from_paths(FASHION)
     ZeroShotCategorizer(tax, encoder, cache=EmbeddingCache(tmp_path)).predict(["shirt"])
     first = encoder.calls
-    ZeroShotCategorizer(tax, encoder, cache=EmbeddingCache(tmp_path)).predict(["shirt"])
-    assert encoder.calls == first + 1  # only the product text is encoded again
+    zs = ZeroShotCategorizer(tax, encoder, cache=EmbeddingCache(tmp_path))
+    assert zs.predict(["shirt"])[0].category_path == FASHION[1]
+    assert encoder.calls == first  # neither the tree nor the product text is encoded again
+    zs.predict(["blue jeans"])
+    assert encoder.calls == first + 1  # a new product text is
+
+
+def test_bf16_reaches_the_encoder() -> None:
+    seen: list[object] = []
+
+    class Recording(BagOfWordsEncoder):
+        def encode(self, texts, batch_size: int = 64, normalize: bool = True, **kw: object):
+            seen.append(kw.get("bf16"))
+            return super().encode(texts, batch_size, normalize)
+
+    tax = Taxonomy.from_paths(FASHION)
+    ZeroShotCategorizer(tax, Recording(), cache=False, bf16=True).predict(["blue jeans"])
+    assert seen[-1] is True
 
 
 def test_errors() -> None:
@@ -121,3 +137,16 @@ def test_cli_align_writes_rules_and_review(
     assert (tmp_path / "mapping.review.csv").read_text().startswith("source_id,")
     assert main(["taxonomy", "align", str(source), "nowhere.txt", "-o", str(out)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_title_decides_over_description_and_ies_plurals() -> None:
+    tree = Taxonomy.from_paths(
+        ["Kitchen > Appliances > Dishwashers", "Kitchen > Drinkware > Mugs", "Apparel > Beanies"]
+    )
+    mug = Product(id="1", title="Stoneware Mug, Red", description="Dishwasher safe glaze.")
+    for encoder in (None, BagOfWordsEncoder()):
+        zs = ZeroShotCategorizer(tree, encoder, cache=False)
+        paths = [p.category_path for p in zs.predict([mug, "Wool Beanie Hat"])]
+        assert paths == ["Kitchen > Drinkware > Mugs", "Apparel > Beanies"]
+    with pytest.raises(ValueError, match="title_weight"):
+        ZeroShotCategorizer(tree, None, title_weight=2.0)

@@ -65,11 +65,13 @@ def resolve_text_encoder(encoder: Any) -> Any:
 def embed_texts(texts: list[str], encoder: Any, cache: Any = None) -> np.ndarray:
     """Unit-length embeddings of ``texts``, read from / written to the embedding cache.
 
-    Duplicated texts are encoded once. With ``cache=False`` nothing touches the disk.
+    Duplicated texts are encoded once, shortest first: the cache encodes misses in chunks,
+    so sorting the whole list (not only each chunk) keeps batches of similar length and
+    padding low. With ``cache=False`` nothing touches the disk.
     """
     if encoder is None:
         return np.zeros((len(texts), 1), dtype=np.float32)
-    unique = list(dict.fromkeys(texts))
+    unique = sorted(dict.fromkeys(texts), key=len)
     if not unique:
         return np.zeros((0, int(encoder.dim)), dtype=np.float32)
     if cache is False:

@@ -10,7 +10,10 @@ the names along its path (hierarchical scoring) with lexical evidence:
 plural, spaces and hyphens ignored) occurs in the text and no longer category name does.
 Since the embedding terms are linear in the text embedding, the category side folds into
 one matrix, computed once per tree and encoder (names go through the embedding cache), so
-a batch costs one encoder pass and one matrix product.
+a batch costs one encoder pass and one matrix product. Product texts go through the cache
+too, so a second pass over a feed encodes nothing. For a :class:`Product` the title decides:
+lexical matches look at the title only, and its text vector mixes the title's vector with
+the title + description's (``title_weight``).
 
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
@@ -52,9 +55,18 @@ def _phrases(name: str) -> set[str]:
     for part in parts:
         tokens = words(part)
         if tokens and len(tokens) <= _MAX_PHRASE_WORDS:
-            out.add(" ".join(tokens))
-            out.add("".join(tokens))
+            # "Beanies" -> "beany" (singular rule) and "beanie" (plain s dropped)
+            plain = [w[:-1] if w.endswith("ies") else w for w in part_words(part)]
+            for form in (tokens, plain):
+                out.add(" ".join(form))
+                out.add("".join(form))
     return out
+
+
+def part_words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` (hyphens and apostrophes dropped), not singularized."""
+    text = text.lower().replace("-", "").replace("'", "").replace("\u2019", "")
+    return re.findall(r"[a-z0-9]+", text)
 
 
 def _text_of(item: str | Product) -> str:
@@ -63,6 +75,18 @@ def _text_of(item: str | Product) -> str:
     if isinstance(item, Product):
         return " ".join(t for t in (item.title, item.description) if t)
     raise TypeError(f"expected a str or a Product; got {type(item).__name__}")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _title_of(item: str | Product) -> str:
+    """The text that names the product: a Product's title (else its whole text), or the str."""
+    if isinstance(item, Product) and item.title:
+        return item.title
+    return _text_of(item)
 
 
 class ZeroShotCategorizer:
@@ -76,7 +100,13 @@ class ZeroShotCategorizer:
         weights: overrides of :data:`DEFAULT_WEIGHTS`.
         temperature: softmax temperature turning scores into probabilities.
         top_k: alternatives returned per prediction.
-        cache: an EmbeddingCache for the category embeddings, or ``False``.
+        cache: an EmbeddingCache for the category and product-text embeddings (default:
+            the user cache), or ``False`` to keep nothing on disk; a second pass over the
+            same feed then reads every text vector from the cache.
+        bf16: run the text encoder under bf16 autocast (product texts; cached separately).
+        title_weight: for a Product with a description, the share of its title's vector in
+            the text vector (the rest is title + description); lexical matches use the title
+            only, so "dishwasher safe" in a mug's description does not vote for Dishwashers.
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -94,6 +124,8 @@ class ZeroShotCategorizer:
         temperature: float = 0.05,
         top_k: int = 5,
         cache: Any = None,
+        bf16: bool = False,
+        title_weight: float = 0.5,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise ValueError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -111,6 +143,10 @@ class ZeroShotCategorizer:
         self.temperature = temperature
         self.top_k = top_k
         self.cache = cache
+        self.bf16 = bf16
+        if not 0.0 <= title_weight <= 1.0:
+            raise ValueError(f"expected title_weight in [0, 1]; got {title_weight}")
+        self.title_weight = title_weight
         self._ready = False
 
     def _prepare(self) -> None:
@@ -142,6 +178,30 @@ class ZeroShotCategorizer:
                 self.phrases_.setdefault(phrase, []).append(column)
         self._ready = True
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings, read from / written to the embedding cache unless ``cache=False``."""
+        if self.cache is False:
+            if self.bf16:
+                return self.encoder_.encode(texts, bf16=True)
+            return self.encoder_.encode(texts)
+        from multimodal_cat.encoders import EmbeddingCache, encode_cached
+
+        cache = self.cache or EmbeddingCache()
+        return encode_cached(self.encoder_, texts, cache=cache, batch_size=64, bf16=self.bf16)
+
+    def _embed_items(self, items: Sequence[str | Product], texts: list[str]) -> np.ndarray:
+        """Unit-length text vectors; a Product with a description mixes its title's vector
+        (weight ``title_weight``) with its whole text's, so the description informs but the
+        title decides."""
+        emb = _unit(self._embed(texts))
+        titles = [_title_of(item) for item in items]
+        rows = [i for i, (t, full) in enumerate(zip(titles, texts, strict=True)) if t != full]
+        if rows and self.title_weight > 0:
+            title_emb = _unit(self._embed([titles[i] for i in rows]))
+            w = self.title_weight
+            emb[rows] = _unit(w * title_emb + (1.0 - w) * emb[rows])
+        return emb
+
     def _lexical(self, text: str) -> np.ndarray:
         """1 for the categories whose longest name form occurs in ``text`` (longest match wins)."""
         tokens = words(text)
@@ -163,7 +223,7 @@ class ZeroShotCategorizer:
         self._prepare()
         out = np.zeros((len(items), len(self.classes_)), dtype=np.float32)
         for row, item in enumerate(items):
-            out[row] = self._lexical(_text_of(item))
+            out[row] = self._lexical(_title_of(item))
         return out
 
     def scores(
@@ -179,7 +239,7 @@ class ZeroShotCategorizer:
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
         if self.encoder_ is not None and texts:
             if embeddings is None:
-                embeddings = self.encoder_.encode(texts)
+                embeddings = self._embed_items(items, texts)
             emb = np.asarray(embeddings, dtype=np.float32)
             if emb.shape != (len(texts), self.matrix_.shape[1]):
                 raise ValueError(
@@ -188,7 +248,7 @@ class ZeroShotCategorizer:
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
             out += emb @ self.matrix_.T
         if self.weights["lexical"]:
-            out += self.weights["lexical"] * self.lexical_matches(texts)
+            out += self.weights["lexical"] * self.lexical_matches(items)
         return out
 
     def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
