@@ -186,15 +186,17 @@ def build_predictor(
     taxonomy: str | None = None,
     bf16: bool = False,
     map_to: Sequence[str] = (),
+    num_threads: int | None = None,
 ) -> Categorizer:
     """What ``multimodal-cat categorize`` runs: a checkpoint when ``model`` is given, else
-    zero-shot over ``taxonomy``.
+    zero-shot over ``taxonomy``. ``num_threads`` sets a checkpoint's torch threads while it
+    predicts (see :class:`~multimodal_cat.model_predictor.ModelPredictor`).
 
     Raises:
         ValueError: neither ``model`` nor ``taxonomy`` is given.
     """
     if model:
-        return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16)
+        return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16, num_threads=num_threads)
     if not taxonomy:
         raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
     return Categorizer.zero_shot(taxonomy, map_to=map_to)

@@ -2,7 +2,9 @@
 
 The towers' pooled outputs are cached on disk by content hash (the rendered text, the decoded
 image's pixels) and by tower, so a second pass over the same feed only runs the small fusion
-head. Encoders run in inference mode, optionally under bf16 autocast.
+head. Encoders run in inference mode, optionally under bf16 autocast, and optionally with their
+own intra-op thread count (``num_threads``): on a machine shared with other jobs, fewer threads
+than cores avoid the per-operator barrier stalls of descheduled threads.
 
 Example:
     >>> predictor = ModelPredictor.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,9 @@ class ModelPredictor:
         bf16: Run the towers under bf16 autocast (CPU or GPU).
         cache: Embedding cache for tower outputs; ``None`` disables caching.
         batch_size: Products per tower call.
+        num_threads: Torch intra-op threads while predicting (restored afterwards); ``None``
+            keeps the process setting. On a 2-core machine already busy with other jobs, 1
+            thread ran DINOv2-S 1.3x (fp32) to 2x (bf16) faster than 2.
     """
 
     def __init__(
@@ -93,7 +98,11 @@ class ModelPredictor:
         bf16: bool = False,
         cache: EmbeddingCache | None = None,
         batch_size: int = 32,
+        num_threads: int | None = None,
     ) -> None:
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be None or at least 1, got {num_threads}")
+        self.num_threads = num_threads
         self.model = model.eval()
         self.processor = processor
         self.bf16, self.cache, self.batch_size = bf16, cache, batch_size
@@ -163,8 +172,20 @@ class ModelPredictor:
             raise ValueError("every product in the batch lacks both text and image")
         return inputs
 
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.num_threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
     def _forward(self, products: list[Product]) -> Any:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._threads():
             return self.model(**self._inputs(products))
 
     def predict(
