@@ -5,7 +5,7 @@ Builds synthetic feeds (default 10k and 100k rows) from the Myntra fashion title
 titles, malformed CSV rows and invalid UTF-8; runs ``categorize`` on each in its own
 subprocess and records peak RSS and rows/s; checks the output has one row per input record,
 in order; then kills a run with SIGKILL half way, resumes it with ``--resume`` and checks the
-result is byte-identical to an uninterrupted run. Writes ``benchmarks/results/feed_benchmark.json``
+result is byte-identical to an uninterrupted run. Writes ``benchmarks/results/feed_benchmark.json`` (``feed_benchmark_real.json`` with a real predictor)
 and ``.md``.
 
 Example:
@@ -264,9 +264,15 @@ def kill_and_resume(work: Path, rows: int, args: argparse.Namespace) -> dict[str
     }
 
 
+def results_stem(report: dict[str, object]) -> str:
+    """``feed_benchmark`` for the no-model dry run, ``feed_benchmark_real`` for a real predictor."""
+    return "feed_benchmark" if report["predictor"].startswith("DryRun") else "feed_benchmark_real"
+
+
 def write_results(report: dict[str, object]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "feed_benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = results_stem(report)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Feed job benchmark",
         "",
@@ -311,7 +317,7 @@ def write_results(report: dict[str, object]) -> None:
         f"Code: git {report.get('commit', '?')} plus uncommitted changes at the time.",
         "",
     ]
-    (RESULTS / "feed_benchmark.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
 
 
 def _git_commit() -> str:
