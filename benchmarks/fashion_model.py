@@ -173,16 +173,7 @@ def _environment(args: argparse.Namespace) -> dict:
 
 def markdown(result: dict) -> str:
     """The results table as markdown."""
-    cols = (
-        "level1_accuracy",
-        "level2_accuracy",
-        "level3_accuracy",
-        "leaf_accuracy",
-        "leaf_macro_f1",
-        "hierarchical_f1",
-        "tag_micro_f1",
-        "valid_path_rate",
-    )
+    cols = tuple(key for key in METRIC_KEYS if key != "tag_macro_f1")
     head = [
         "model",
         "test text",
