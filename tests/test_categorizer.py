@@ -88,3 +88,23 @@ def test_tree_without_published_rules_gets_an_inferred_mapping() -> None:
     mapped = mapper.map_id("Clothing > Shoes")["market"]
     assert mapped.provenance in {"inferred", "inherited"}
     assert mapped.target_ids == ("Apparel > Shoes",)
+
+
+def test_predictor_thread_setting_is_scoped_and_checked(checkpoint: str) -> None:
+    import torch
+
+    with pytest.raises(ValueError, match="num_threads"):
+        ModelPredictor.from_pretrained(checkpoint, cache=None, num_threads=0)
+    predictor = ModelPredictor.from_pretrained(checkpoint, cache=None, num_threads=1)
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    original = predictor.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    predictor.model.forward = spy
+    predictor.predict([Product(title="red boots")])
+    assert seen == [1]
+    assert torch.get_num_threads() == before
