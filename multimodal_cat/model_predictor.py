@@ -24,6 +24,8 @@ import torch
 from PIL import Image
 
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
+from multimodal_cat.encoders._arrays import batched
+from multimodal_cat.encoders._base import autocast, model_device
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -62,18 +64,18 @@ class _Tower:
         bf16: bool = False,
     ) -> np.ndarray:
         outputs = []
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            for start in range(0, len(items), batch_size):
-                chunk = list(items[start : start + batch_size])
-                outputs.append(self._encode_chunk(chunk).float().cpu().numpy())
+        device = model_device(self.model)
+        with torch.inference_mode(), autocast(device, bf16):
+            for chunk in batched(items, batch_size):
+                outputs.append(self._encode_chunk(list(chunk), device).float().cpu().numpy())
         return np.concatenate(outputs)
 
-    def _encode_chunk(self, chunk: list[Any]) -> torch.Tensor:
+    def _encode_chunk(self, chunk: list[Any], device: torch.device) -> torch.Tensor:
         if self.kind == "text":
-            return self.model.get_text_features(**self.processor.encode_text(chunk))
+            tokens = self.processor.encode_text(chunk)
+            return self.model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
         pixels = self.processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
-        return self.model.get_image_features(pixels)
+        return self.model.get_image_features(pixels.to(device))
 
 
 class ModelPredictor:
@@ -185,8 +187,10 @@ class ModelPredictor:
             torch.set_num_threads(previous)
 
     def _forward(self, products: list[Product]) -> Any:
+        device = model_device(self.model)
         with torch.inference_mode(), self._threads():
-            return self.model(**self._inputs(products))
+            inputs = {k: v.to(device) for k, v in self._inputs(products).items()}
+            return self.model(**inputs)
 
     def predict(
         self, products: list[Product], *, top_k: int = 5, min_confidence: float | None = None
@@ -199,4 +203,4 @@ class ModelPredictor:
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""
         log_probs = self._forward(products).node_log_probs.float()
-        return log_probs[:, self.model.label_space.leaves].exp().numpy()
+        return log_probs[:, self.model.label_space.leaves].exp().cpu().numpy()
