@@ -1,7 +1,7 @@
 """Predict with a trained :class:`~multimodal_cat.modeling.MultimodalCatModel` checkpoint.
 
 The towers' pooled outputs are cached on disk by content hash (the rendered text, the decoded
-image's pixels) and by tower, so a second pass over the same feed only runs the small fusion
+image's pixels) and by tower (:mod:`multimodal_cat.modeling.tower_embeddings`), so a second pass over the same feed only runs the small fusion
 head. Encoders run in inference mode, optionally under bf16 autocast, and optionally with their
 own intra-op thread count (``num_threads``): on a machine shared with other jobs, fewer threads
 than cores avoid the per-operator barrier stalls of descheduled threads.
@@ -15,67 +15,19 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
-from multimodal_cat.encoders._arrays import batched
-from multimodal_cat.encoders._base import autocast, model_device
+from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.encoders._base import model_device
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.modeling.tower_embeddings import TowerEmbedder
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
-
-
-def tower_fingerprint(tower: torch.nn.Module) -> str:
-    """A short digest of a tower's weights: the cache key part that names the encoder."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(tower.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def image_hash(image: Image.Image) -> str:
-    """Content hash of a decoded image (its mode, size and pixels)."""
-    return content_hash(f"{image.mode}{image.size}".encode() + image.tobytes())
-
-
-class _Tower:
-    """One tower of the model seen as an encoder (``key``, ``dim``, ``encode``) for the cache."""
-
-    def __init__(self, model: MultimodalCatModel, processor: MultimodalCatProcessor, kind: str):
-        self.model, self.processor, self.kind = model, processor, kind
-        tower = model.vision_model if kind == "image" else model.text_model
-        pooling = model.config.vision_pooling if kind == "image" else model.config.text_pooling
-        extra = f"|max_length={processor.max_length}" if kind == "text" else ""
-        self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
-
-    def encode(
-        self,
-        items: Sequence[Any],
-        batch_size: int = 32,
-        normalize: bool = False,
-        bf16: bool = False,
-    ) -> np.ndarray:
-        outputs = []
-        device = model_device(self.model)
-        with torch.inference_mode(), autocast(device, bf16):
-            for chunk in batched(items, batch_size):
-                outputs.append(self._encode_chunk(list(chunk), device).float().cpu().numpy())
-        return np.concatenate(outputs)
-
-    def _encode_chunk(self, chunk: list[Any], device: torch.device) -> torch.Tensor:
-        if self.kind == "text":
-            tokens = self.processor.encode_text(chunk)
-            return self.model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
-        pixels = self.processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
-        return self.model.get_image_features(pixels.to(device))
 
 
 class ModelPredictor:
@@ -115,11 +67,9 @@ class ModelPredictor:
             name=model.config.taxonomy_name or "custom",
         )
         self.classes_ = [space.ids[i] for i in space.leaves]
-        self._towers = {
-            kind: _Tower(model, processor, kind)
-            for kind, tower in (("image", model.vision_model), ("text", model.text_model))
-            if tower is not None
-        }
+        self.embedder = TowerEmbedder(
+            model, processor, cache=cache, bf16=bf16, batch_size=batch_size
+        )
 
     @classmethod
     def from_pretrained(
@@ -136,44 +86,6 @@ class ModelPredictor:
         store = EmbeddingCache() if cache is True else (cache or None)
         return cls(model, processor, bf16=bf16, cache=store, **kwargs)
 
-    def _embed(self, kind: str, items: list[Any], hashes: list[str]) -> torch.Tensor:
-        tower = self._towers[kind]
-        if self.cache is None:
-            vectors = tower.encode(items, self.batch_size, bf16=self.bf16)
-        else:
-            vectors = encode_cached(
-                tower, items, hashes, self.cache, batch_size=self.batch_size, bf16=self.bf16
-            )
-        return torch.from_numpy(vectors)
-
-    def _inputs(self, products: list[Product]) -> dict[str, torch.Tensor]:
-        n, inputs = len(products), {}
-        if "text" in self._towers:
-            texts = self.processor.texts(products)
-            mask = [bool(t.strip()) for t in texts]
-            embeds = torch.zeros(n, 0)
-            if any(mask):
-                rows = [i for i in range(n) if mask[i]]
-                found = self._embed(
-                    "text", [texts[i] for i in rows], [content_hash(texts[i]) for i in rows]
-                )
-                embeds = torch.zeros(n, found.shape[1])
-                embeds[rows] = found
-                inputs["text_embeds"] = embeds
-            inputs["text_mask"] = torch.tensor(mask)
-        if "image" in self._towers:
-            rows = [i for i, p in enumerate(products) if p.image is not None]
-            if rows:
-                images = [products[i].image.convert("RGB") for i in rows]  # type: ignore[union-attr]
-                found = self._embed("image", images, [image_hash(im) for im in images])
-                embeds = torch.zeros(n, found.shape[1])
-                embeds[rows] = found
-                inputs["image_embeds"] = embeds
-            inputs["image_mask"] = torch.tensor([p.image is not None for p in products])
-        if "text_embeds" not in inputs and "image_embeds" not in inputs:
-            raise ValueError("every product in the batch lacks both text and image")
-        return inputs
-
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
         if self.num_threads is None:
@@ -189,7 +101,7 @@ class ModelPredictor:
     def _forward(self, products: list[Product]) -> Any:
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
-            inputs = {k: v.to(device) for k, v in self._inputs(products).items()}
+            inputs = {k: v.to(device) for k, v in self.embedder.embed(products).items()}
             return self.model(**inputs)
 
     def predict(

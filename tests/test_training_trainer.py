@@ -183,6 +183,53 @@ def test_train_cli_on_tiny_csv(tmp_path: Path, tiny_encoders: tuple[str, str], c
     assert prediction.category_path in model.label_space.paths
 
 
+def test_embed_dataset_matches_the_towers(tmp_path: Path) -> None:
+    from multimodal_cat.encoders import EmbeddingCache
+    from multimodal_cat.training.cached import embed_dataset
+
+    model, processor = tiny_model(freeze_encoders=True), tiny_processor(tmp_path / "tok")
+    dataset, _ = build_dataset(_feed(tmp_path), model.label_space, FeedColumns(image="image"))
+    cache = EmbeddingCache(tmp_path / "cache")
+    embedded = embed_dataset(dataset, model, processor, cache=cache, progress=False)
+    assert len(embedded) == len(dataset) == 8
+    assert embedded.columns["image_mask"].tolist() == [i != 3 for i in range(8)]
+    batch = MultimodalCatCollator(processor)([dataset[i] for i in range(8)])
+    with torch.no_grad():
+        towers = model(**batch)
+        cached = model(**EmbeddingCollator()([embedded[i] for i in range(8)]))
+    torch.testing.assert_close(cached.category_logits, towers.category_logits)
+    # 8 distinct texts and 3 distinct images (one per colour) stored; the second pass reads them all back and stores nothing new.
+    assert cache.count() == 11 and len(cache.encoder_keys()) == 2
+    again = embed_dataset(dataset, model, processor, cache=cache, progress=False)
+    torch.testing.assert_close(again.columns["text_embeds"], embedded.columns["text_embeds"])
+    assert cache.count() == 11
+
+
+def test_train_cli_frozen_encoders_use_the_embedding_cache(
+    tmp_path: Path, tiny_encoders: tuple[str, str], capsys
+) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)
+    cache = tmp_path / "cache"
+    flags = ["--text-encoder", text, "--vision-encoder", vision, "--freeze-encoders"]
+    flags += ["--projection-dim", "16", "--fusion-hidden-dim", "24", "--max_steps", "3"]
+    flags += ["--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu"]
+    flags += ["--save_strategy", "no", "--embedding-cache", str(cache)]
+    out = tmp_path / "model"
+    code = main(
+        ["train", "--feed", str(feed), "--eval-feed", str(feed), "--output_dir", str(out)] + flags
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.rindex("{\n") :])["eval_valid_path_rate"] == 1.0
+    from multimodal_cat.encoders import EmbeddingCache
+
+    assert EmbeddingCache(cache).count() == 11  # 8 distinct texts + 3 distinct images
+    model = MultimodalCatModel.from_pretrained(out)  # the full model, towers included
+    assert model.vision_model is not None and model.config.freeze_encoders
+
+
 def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
     feed = tmp_path / "feed.csv"
     pd.DataFrame([{"title": "x", "category": "A > B"}]).to_csv(feed, index=False)

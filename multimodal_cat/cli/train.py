@@ -94,7 +94,19 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument("--modality-dropout", type=float, default=0.0)
     model.add_argument("--label-smoothing", type=float, default=0.0)
     model.add_argument("--class-weights", choices=("none", "balanced"), default="none")
-    model.add_argument("--freeze-encoders", action="store_true", help="train only fusion and heads")
+    model.add_argument(
+        "--freeze-encoders",
+        action="store_true",
+        help="train only fusion and heads: each tower runs once over the feed (cached on disk), "
+        "then the head trains on the pooled outputs",
+    )
+    model.add_argument(
+        "--embedding-cache",
+        default="auto",
+        metavar="DIR",
+        help="with --freeze-encoders: folder of the tower-output cache ('auto' = the library "
+        "cache, 'none' = do not keep them)",
+    )
     parser.set_defaults(func=run, training_flags=[])
 
 
@@ -230,12 +242,36 @@ def _model(args: argparse.Namespace, space: Any, groups: list, labels: list[int]
     )
 
 
+def _embedded(
+    args: argparse.Namespace, training_args: Any, model: Any, processor: Any, *datasets: Any
+) -> list[Any]:
+    """The frozen towers' outputs for each dataset (the main process fills the cache first)."""
+    from multimodal_cat.encoders import EmbeddingCache
+    from multimodal_cat.training.cached import embed_dataset
+
+    where = args.embedding_cache
+    cache = None if where.lower() == "none" else EmbeddingCache(None if where == "auto" else where)
+    out = []
+    with training_args.main_process_first(desc="embedding the feed with the frozen towers"):
+        for dataset in datasets:
+            out.append(
+                None
+                if dataset is None
+                else embed_dataset(dataset, model, processor, cache=cache, bf16=training_args.bf16)
+            )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
     from transformers import Trainer
 
     from multimodal_cat.modeling import MultimodalCatProcessor
-    from multimodal_cat.training import MultimodalCatCollator, build_compute_metrics
+    from multimodal_cat.training import (
+        EmbeddingCollator,
+        MultimodalCatCollator,
+        build_compute_metrics,
+    )
 
     training_args = _training_arguments(args.training_flags)
     vision, text = _none(args.vision_encoder), _none(args.text_encoder)
@@ -249,12 +285,16 @@ def run(args: argparse.Namespace) -> int:
     training_args.remove_unused_columns = False
     training_args.label_names = ["labels", "tag_labels"] if groups else ["labels"]
     metrics_fn = build_compute_metrics(space.parents, groups) if eval_set is not None else None
+    collator: Any = MultimodalCatCollator(processor)
+    if args.freeze_encoders:
+        train_set, eval_set = _embedded(args, training_args, model, processor, train_set, eval_set)
+        collator = EmbeddingCollator()
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=MultimodalCatCollator(processor),
+        data_collator=collator,
         compute_metrics=metrics_fn,
     )
     trainer.train()

@@ -1,0 +1,117 @@
+"""The frozen-encoder fast path: embed a training set once, then train only the head.
+
+With frozen towers, every epoch would recompute the same tower outputs. :func:`embed_dataset`
+runs each tower once over a :func:`~multimodal_cat.training.data.build_dataset` dataset
+(reading and filling the on-disk embedding cache, so the next run starts at once) and returns
+an :class:`~multimodal_cat.training.data.EmbeddingDataset` of pooled outputs that the same
+model trains on through ``image_embeds`` / ``text_embeds`` with
+:class:`~multimodal_cat.training.collator.EmbeddingCollator`.
+
+Example:
+    >>> train = embed_dataset(dataset, model, processor, cache=EmbeddingCache())  # doctest: +SKIP
+    >>> Trainer(model=model, train_dataset=train, data_collator=EmbeddingCollator(), ...)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.modeling.tower_embeddings import TowerEmbedder
+from multimodal_cat.products import Product
+from multimodal_cat.training.collator import load_image
+from multimodal_cat.training.data import EmbeddingDataset, embedding_dataset
+
+
+def _products(rows: dict[str, list[Any]], with_images: bool) -> list[Product]:
+    n = len(rows["labels"])
+    return [
+        Product(
+            title=rows.get("title", [""] * n)[i] or "",
+            description=rows.get("description", [""] * n)[i] or "",
+            brand=rows.get("brand", [""] * n)[i] or "",
+            image=load_image(str(rows["image"][i] or "")) if with_images else None,
+        )
+        for i in range(n)
+    ]
+
+
+def _embed_chunk(embedder: TowerEmbedder, products: list[Product]) -> dict[str, torch.Tensor]:
+    """Tower outputs of a chunk; a chunk where no row has text or image gets empty masks."""
+    n = len(products)
+    has_any = [
+        p.image is not None or bool(t.strip())
+        for p, t in zip(products, embedder.processor.texts(products), strict=True)
+    ]
+    if any(has_any):
+        return embedder.embed(products)
+    return {f"{kind}_mask": torch.zeros(n, dtype=torch.bool) for kind in embedder.towers}
+
+
+def _stack(parts: list[dict[str, torch.Tensor]], kind: str, dim: int) -> np.ndarray | None:
+    if not any(f"{kind}_embeds" in p for p in parts):
+        return None
+    blocks = [
+        p[f"{kind}_embeds"] if f"{kind}_embeds" in p else torch.zeros(len(p[f"{kind}_mask"]), dim)
+        for p in parts
+    ]
+    return torch.cat(blocks).numpy()
+
+
+def embed_dataset(
+    dataset: Any,
+    model: MultimodalCatModel,
+    processor: MultimodalCatProcessor,
+    *,
+    cache: EmbeddingCache | None = None,
+    bf16: bool = False,
+    batch_size: int = 32,
+    chunk_size: int = 512,
+    progress: bool = True,
+) -> EmbeddingDataset:
+    """Pooled tower outputs of every row of ``dataset``, with its labels, for head training.
+
+    Args:
+        dataset: A ``datasets.Dataset`` from ``build_dataset`` (``title``, ``description``,
+            ``brand``, ``image`` path, ``labels``, optional ``tag_labels``).
+        model: The model to train; its towers embed (they should be frozen).
+        processor: Its processor (the text template and the tokenizer's length limit).
+        cache: Embedding cache read and filled on the way; ``None`` = compute everything.
+        bf16: Run the towers under bf16 autocast.
+        batch_size: Products per tower call.
+        chunk_size: Rows read (images opened) at a time.
+        progress: Show a progress bar.
+
+    Returns:
+        An :class:`EmbeddingDataset`; rows whose image is missing or unreadable have
+        ``image_mask`` 0, rows with empty text have ``text_mask`` 0.
+    """
+    from tqdm.auto import tqdm
+
+    if len(dataset) == 0:
+        raise ValueError("embed_dataset got an empty dataset; it needs at least one row.")
+    embedder = TowerEmbedder(model, processor, cache=cache, bf16=bf16, batch_size=batch_size)
+    with_images = "image" in embedder.towers and "image" in dataset.column_names
+    parts = []
+    for start in tqdm(
+        range(0, len(dataset), chunk_size), desc="embedding", unit="chunk", disable=not progress
+    ):
+        rows = dataset[start : start + chunk_size]
+        parts.append(_embed_chunk(embedder, _products(rows, with_images)))
+    columns: dict[str, Any] = {"labels": np.asarray(dataset["labels"], dtype=np.int64)}
+    for kind, tower in (("image", model.vision_model), ("text", model.text_model)):
+        if tower is None:
+            continue
+        dim = model.fusion.projections[kind].norm.normalized_shape[0]
+        embeds = _stack(parts, kind, dim)
+        columns[f"{kind}_embeds"] = embeds if embeds is not None else np.zeros((0, dim))
+        columns[f"{kind}_mask"] = torch.cat([p[f"{kind}_mask"] for p in parts]).numpy()
+        if embeds is None:  # no row has this modality: zeros, masked out
+            columns[f"{kind}_embeds"] = np.zeros((len(columns["labels"]), dim), np.float32)
+    if "tag_labels" in dataset.column_names:
+        columns["tag_labels"] = np.asarray(dataset["tag_labels"], dtype=np.float32)
+    return embedding_dataset(**columns)
