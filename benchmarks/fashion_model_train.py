@@ -42,6 +42,9 @@ class HeadSpec:
     batch_size: int = 512
     weight_decay: float = 0.01
     tag_loss_weight: float = 0.5
+    modality_heads: bool = False  # per-modality category heads added to the fused logits
+    modality_head_loss_weight: float = 0.0
+    bf16: bool = False  # bf16 autocast for the head's matmuls (fast on CPUs with AMX)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +82,8 @@ def build_model(
         modality_dropout=spec.modality_dropout,
         label_smoothing=spec.label_smoothing,
         tag_loss_weight=spec.tag_loss_weight,
+        modality_heads=spec.modality_heads,
+        modality_head_loss_weight=spec.modality_head_loss_weight,
         vision_pooling="cls_mean",
         text_pooling="mean",
         class_weights=None if weights is None else weights.tolist(),
@@ -150,7 +155,8 @@ def train_head(
             if swap is not None:
                 use = swap[idx] & (torch.rand(len(idx), generator=generator) < spec.brand_share)
                 batch["text_embeds"] = torch.where(use[:, None], brand[idx], batch["text_embeds"])
-            loss = model(**batch, labels=labels[idx], tag_labels=tags[idx]).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.bf16):
+                loss = model(**batch, labels=labels[idx], tag_labels=tags[idx]).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
