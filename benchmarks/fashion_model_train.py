@@ -42,8 +42,6 @@ class HeadSpec:
     batch_size: int = 512
     weight_decay: float = 0.01
     tag_loss_weight: float = 0.5
-    modality_heads: bool = False  # per-modality category heads added to the fused logits
-    modality_head_loss_weight: float = 0.0
     bf16: bool = False  # bf16 autocast for the head's matmuls (fast on CPUs with AMX)
 
     def to_dict(self) -> dict:
@@ -82,8 +80,6 @@ def build_model(
         modality_dropout=spec.modality_dropout,
         label_smoothing=spec.label_smoothing,
         tag_loss_weight=spec.tag_loss_weight,
-        modality_heads=spec.modality_heads,
-        modality_head_loss_weight=spec.modality_head_loss_weight,
         vision_pooling="cls_mean",
         text_pooling="mean",
         class_weights=None if weights is None else weights.tolist(),

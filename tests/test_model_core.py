@@ -115,28 +115,6 @@ def test_modality_dropout_and_label_smoothing_train() -> None:
     assert model.fusion.projections["image"].missing.grad is not None
 
 
-def test_modality_heads_add_per_modality_logits() -> None:
-    model = tiny_model(modality_heads=True, modality_head_loss_weight=0.5).eval()
-    inputs = _inputs()
-    out = model(**inputs, image_mask=torch.tensor([1, 0, 1]))
-    # The image head only speaks for rows that have an image.
-    with torch.no_grad():
-        model.modality_heads["image"].weight.add_(1.0)
-    again = model(**inputs, image_mask=torch.tensor([1, 0, 1]))
-    torch.testing.assert_close(out.category_logits[1], again.category_logits[1])
-    assert not torch.allclose(out.category_logits[0], again.category_logits[0])
-    labels = torch.tensor([2, 3, 6])
-    with_aux = model(**inputs, labels=labels).loss
-    model.config.modality_head_loss_weight = 0.0
-    without = model(**inputs, labels=labels).loss
-    assert with_aux > without  # the modality heads' own losses are added
-    model.config.modality_head_loss_weight = 0.5
-    model.train()(**inputs, labels=labels).loss.backward()
-    assert model.modality_heads["text"].weight.grad is not None
-    with pytest.raises(ValueError, match="modality_head_loss_weight"):
-        tiny_config(modality_head_loss_weight=-1.0)
-
-
 def test_decoded_paths_always_exist() -> None:
     model = tiny_model()
     space = model.label_space

@@ -69,12 +69,6 @@ class MultimodalCatConfig(PretrainedConfig):
         modality_dropout: Training-time probability of hiding one modality of a row that has both.
         label_smoothing: Share of the category loss spread uniformly over the leaves.
         tag_loss_weight: Weight of the tag loss in the total loss.
-        modality_heads: Add a linear category head on each modality's projection; its leaf
-            logits are added to the fused head's for rows that have that modality, so each
-            modality also answers alone (the text pathway stays strong when most training rows
-            have no image) and the fused head learns what the combination adds.
-        modality_head_loss_weight: Weight of each modality head's own category loss (its
-            logits alone, on rows that have the modality); 0 trains them only through the sum.
         class_weights: Optional loss weight per node (same order as ``category_ids``).
         freeze_encoders: Keep the towers frozen (no gradients, always in eval mode).
     """
@@ -103,8 +97,6 @@ class MultimodalCatConfig(PretrainedConfig):
         modality_dropout: float = 0.0,
         label_smoothing: float = 0.0,
         tag_loss_weight: float = 1.0,
-        modality_heads: bool = False,
-        modality_head_loss_weight: float = 0.0,
         class_weights: Sequence[float] | None = None,
         freeze_encoders: bool = False,
         **kwargs: Any,
@@ -126,8 +118,6 @@ class MultimodalCatConfig(PretrainedConfig):
         self.modality_dropout = modality_dropout
         self.label_smoothing = label_smoothing
         self.tag_loss_weight = tag_loss_weight
-        self.modality_heads = bool(modality_heads)
-        self.modality_head_loss_weight = float(modality_head_loss_weight)
         self.class_weights = [float(w) for w in class_weights] if class_weights else None
         self.freeze_encoders = freeze_encoders
         super().__init__(**kwargs)
@@ -145,10 +135,6 @@ class MultimodalCatConfig(PretrainedConfig):
                 )
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1); got {self.modality_dropout}.")
-        if self.modality_head_loss_weight < 0:
-            raise ValueError(
-                f"modality_head_loss_weight must be >= 0; got {self.modality_head_loss_weight}."
-            )
         if self.class_weights is not None and len(self.class_weights) != len(self.category_ids):
             raise ValueError(
                 f"class_weights needs one weight per category ({len(self.category_ids)}); "

@@ -87,15 +87,6 @@ class _Fusion(nn.Module):
             proj(embeds.get(name), masks[name], batch) for name, proj in self.projections.items()
         ]
 
-    def combine(self, parts: list[torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The fused embedding from the projections (one per modality, in ``projections`` order)."""
-        raise NotImplementedError
-
-    def forward(
-        self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
-        return self.combine(self.project(embeds, masks), masks)
-
 
 class ConcatFusion(_Fusion):
     """Late fusion: concatenate the projections, then an MLP."""
@@ -107,8 +98,10 @@ class ConcatFusion(_Fusion):
             input_dims, projection_dim, hidden_dim, dropout, projection_dim * len(input_dims)
         )
 
-    def combine(self, parts: list[torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.mlp(torch.cat(parts, dim=-1))
+    def forward(
+        self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        return self.mlp(torch.cat(self.project(embeds, masks), dim=-1))
 
 
 class GatedFusion(_Fusion):
@@ -121,7 +114,10 @@ class GatedFusion(_Fusion):
         self.gate = nn.Linear(projection_dim * len(input_dims), projection_dim * len(input_dims))
         self.n_modalities = len(input_dims)
 
-    def combine(self, parts: list[torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        parts = self.project(embeds, masks)
         stacked = torch.stack(parts, dim=1)  # (batch, n_modalities, dim)
         gates = self.gate(torch.cat(parts, dim=-1)).view_as(stacked)
         present = torch.stack([masks[n] for n in self.projections], dim=1).unsqueeze(-1)

@@ -29,7 +29,7 @@ from multimodal_cat.encoders import pool
 from multimodal_cat.modeling.configuration import MultimodalCatConfig
 from multimodal_cat.modeling.decoding import decode_predictions
 from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
-from multimodal_cat.modeling.heads import IGNORE_INDEX, HeadOutput, HierarchicalHead, TagHead
+from multimodal_cat.modeling.heads import HeadOutput, HierarchicalHead, TagHead
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup
 from multimodal_cat.modeling.outputs import MultimodalCatOutput
 from multimodal_cat.predictions import Prediction
@@ -94,12 +94,6 @@ class MultimodalCatModel(PreTrainedModel):
         self.head_dropout = nn.Dropout(config.dropout)
         self.category_head = HierarchicalHead(config.label_space, config.fusion_hidden_dim)
         self.tag_head = TagHead(config.tag_group_list, config.fusion_hidden_dim)
-        self.modality_heads = None
-        if config.modality_heads:
-            n_leaves = len(config.label_space.leaves)
-            self.modality_heads = nn.ModuleDict(
-                {name: nn.Linear(config.projection_dim, n_leaves) for name in dims}
-            )
         self._label_space = config.label_space
         self.post_init()
         if config.freeze_encoders:
@@ -236,18 +230,11 @@ class MultimodalCatModel(PreTrainedModel):
         masks = {k: v for k, v in masks.items() if k in self.fusion.projections}
         if self.training:
             masks = modality_dropout(masks, self.config.modality_dropout)
-        parts = self.fusion.project({"image": image_embeds, "text": text_embeds}, masks)
-        fused = self.fusion.combine(parts, masks)
+        fused = self.fusion({"image": image_embeds, "text": text_embeds}, masks)
         features = self.head_dropout(fused)
-        alone = self._modality_logits(parts, masks)
-        leaf_logits = self.category_head.classifier(features)
-        if alone:
-            leaf_logits = leaf_logits + torch.stack(list(alone.values())).sum(0)
-        head = HeadOutput(leaf_logits, self.category_head.node_log_probs(leaf_logits))
+        head: HeadOutput = self.category_head(features)
         tag_logits = self.tag_head(features)
         loss = self._loss(head, tag_logits, labels, tag_labels)
-        if loss is not None and labels is not None and self.config.modality_head_loss_weight > 0:
-            loss = loss + self._modality_loss(alone, masks, labels)
         return MultimodalCatOutput(
             loss=loss,
             category_logits=head.leaf_logits,
@@ -257,31 +244,6 @@ class MultimodalCatModel(PreTrainedModel):
             text_embeds=text_embeds,
             fused_embeds=fused,
         )
-
-    def _modality_logits(
-        self, parts: list[torch.Tensor], masks: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        """Each modality head's leaf logits, zero on rows without that modality."""
-        if self.modality_heads is None:
-            return {}
-        return {
-            name: self.modality_heads[name](self.head_dropout(part))
-            * masks[name].unsqueeze(-1).to(part.dtype)
-            for name, part in zip(self.fusion.projections, parts, strict=True)
-        }
-
-    def _modality_loss(
-        self, alone: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], labels: torch.Tensor
-    ) -> torch.Tensor:
-        """Weighted category loss of each modality head alone, on rows that have the modality."""
-        total = []
-        for name, logits in alone.items():
-            known = labels.to(logits.device).masked_fill(
-                ~masks[name].to(logits.device), IGNORE_INDEX
-            )
-            head = HeadOutput(logits, self.category_head.node_log_probs(logits))
-            total.append(self.category_head.loss(head, known, self.config.label_smoothing))
-        return self.config.modality_head_loss_weight * torch.stack(total).sum()
 
     def _loss(
         self,
