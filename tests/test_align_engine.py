@@ -22,11 +22,13 @@ class BagOfWordsEncoder:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.kwargs: dict[str, object] = {}
 
     def encode(
-        self, texts, batch_size: int = 64, normalize: bool = True, **_: object
+        self, texts, batch_size: int = 64, normalize: bool = True, **kwargs: object
     ) -> np.ndarray:
         self.calls += len(texts)
+        self.kwargs = kwargs
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in words(text):
@@ -151,9 +153,47 @@ def test_embeddings_are_cached_between_runs(tmp_path) -> None:
     assert first > 0 and encoder.calls == first
 
 
+def test_other_encoders_get_fp32_unless_bf16_is_asked(tmp_path) -> None:
+    from multimodal_cat.encoders import EmbeddingCache
+
+    source, target = tree(SHOES, "s"), tree(SHOES, "g")
+    encoder = BagOfWordsEncoder()
+    MappingAligner(encoder, cache=False).align(source, target)
+    assert encoder.kwargs == {}  # an encode(texts) without bf16/workers keeps working
+    MappingAligner(encoder, cache=False, bf16=True, workers=2).align(source, target)
+    assert encoder.kwargs == {"bf16": True, "workers": 2}
+    cache = EmbeddingCache(tmp_path)
+    MappingAligner(encoder, cache=cache, bf16=False).align(source, target)
+    fp32 = encoder.calls
+    MappingAligner(encoder, cache=cache, bf16=True).align(source, target)
+    assert encoder.calls > fp32  # bf16 vectors are cached under their own key
+    assert sorted(cache.encoder_keys()) == ["test-bag-of-words", "test-bag-of-words|bf16"]
+
+
+def test_text_encoder_default_is_the_fast_setting(monkeypatch) -> None:
+    import torch
+
+    from multimodal_cat.align.embeddings import encoding_settings
+    from multimodal_cat.encoders import TextEncoder, _base
+
+    class Tiny(TextEncoder):
+        def __init__(self) -> None:
+            self.model = torch.nn.Linear(2, 2)
+
+    assert isinstance(_base.native_bf16("cpu"), bool)
+    monkeypatch.setattr(_base, "native_bf16", lambda device: True)
+    assert encoding_settings(Tiny(), None, None) == (True, torch.get_num_threads())
+    assert encoding_settings(Tiny(), False, 1) == (False, 1)
+    monkeypatch.setattr(_base, "native_bf16", lambda device: False)
+    assert encoding_settings(Tiny(), None, None)[0] is False
+    assert encoding_settings(None, None, None) == (False, 1)
+
+
 def test_bad_arguments_say_what_was_expected() -> None:
     with pytest.raises(ValueError, match="review_fraction"):
         MappingAligner(None, review_fraction=2.0)
+    with pytest.raises(ValueError, match="workers"):
+        MappingAligner(None, workers=0)
     with pytest.raises(TypeError, match="text encoder"):
         MappingAligner(3.5).align(tree(SHOES), tree(SHOES))
     with pytest.raises(ValueError, match="unknown"):

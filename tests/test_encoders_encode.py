@@ -132,6 +132,32 @@ def test_text_bf16_is_close(bert_dir: Path) -> None:
     assert cos.min() > 0.99
 
 
+def test_text_workers_give_the_same_vectors_and_restore_threads(bert_dir: Path) -> None:
+    encoder = TextEncoder.from_name(str(bert_dir), max_length=16)
+    texts = ["red running shoes", "pan", "blue shirt watch bag sneakers", "steel", "bag"] * 3
+    threads = torch.get_num_threads()
+    one = encoder.encode(texts, batch_size=2)
+    two = encoder.encode(texts, batch_size=2, workers=2)
+    np.testing.assert_allclose(one, two, atol=1e-5)
+    assert torch.get_num_threads() == threads
+    assert encoder.encode([], workers=2).shape == (0, 32)
+    with pytest.raises(ValueError, match="workers"):
+        encoder.encode(texts, workers=0)
+
+
+def test_text_worker_errors_reach_the_caller(bert_dir: Path, monkeypatch) -> None:
+    encoder = TextEncoder.from_name(str(bert_dir), max_length=16)
+    threads = torch.get_num_threads()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(encoder.model, "forward", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        encoder.encode(["red shoes", "pan", "steel"], batch_size=1, workers=2)
+    assert torch.get_num_threads() == threads
+
+
 def test_image_encode_inputs_shapes_and_pool(dinov2_dir: Path, tmp_path: Path) -> None:
     encoder = ImageEncoder.from_name(str(dinov2_dir), pooling="cls_mean")
     images = _images(3)

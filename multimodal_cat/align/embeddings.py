@@ -62,12 +62,44 @@ def resolve_text_encoder(encoder: Any) -> Any:
     )
 
 
-def embed_texts(texts: list[str], encoder: Any, cache: Any = None) -> np.ndarray:
+def encoding_settings(encoder: Any, bf16: bool | None, workers: int | None) -> tuple[bool, int]:
+    """The ``(bf16, workers)`` to encode a tree with; ``None`` picks the fast setting.
+
+    For a :class:`~multimodal_cat.encoders.TextEncoder`, ``bf16=None`` turns bf16 autocast
+    on where the device runs it natively (AMX / AVX512-BF16 CPU, bf16 GPU), and
+    ``workers=None`` uses one worker thread per torch thread on CPU. Other encoder objects
+    get fp32 and one call unless asked (their ``encode`` may not take these arguments).
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"expected workers >= 1 or None; got {workers}")
+    if encoder is None:
+        return False, 1
+    from multimodal_cat.encoders import TextEncoder
+
+    if not isinstance(encoder, TextEncoder):
+        return bool(bf16), workers or 1
+    import torch
+
+    from multimodal_cat.encoders._base import backbone_of, model_device, native_bf16
+
+    device = model_device(backbone_of(encoder.model, "text_model"))
+    if bf16 is None:
+        bf16 = native_bf16(device)
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    return bf16, workers
+
+
+def embed_texts(
+    texts: list[str], encoder: Any, cache: Any = None, *, bf16: bool = False, workers: int = 1
+) -> np.ndarray:
     """Unit-length embeddings of ``texts``, read from / written to the embedding cache.
 
     Duplicated texts are encoded once, shortest first: the cache encodes misses in chunks,
     so sorting the whole list (not only each chunk) keeps batches of similar length and
-    padding low. With ``cache=False`` nothing touches the disk.
+    padding low. With ``cache=False`` nothing touches the disk. ``bf16`` encodes under bf16
+    autocast; its vectors are cached apart from the fp32 ones. ``workers > 1`` is passed to
+    ``encoder.encode`` (see :meth:`~multimodal_cat.encoders.TextEncoder.encode`).
     """
     if encoder is None:
         return np.zeros((len(texts), 1), dtype=np.float32)
@@ -75,11 +107,17 @@ def embed_texts(texts: list[str], encoder: Any, cache: Any = None) -> np.ndarray
     if not unique:
         return np.zeros((0, int(encoder.dim)), dtype=np.float32)
     if cache is False:
-        vectors = np.asarray(encoder.encode(unique), dtype=np.float32)
+        kwargs: dict[str, Any] = {"bf16": True} if bf16 else {}
+        if workers > 1:
+            kwargs["workers"] = workers
+        vectors = np.asarray(encoder.encode(unique, **kwargs), dtype=np.float32)
     else:
         from multimodal_cat.encoders import EmbeddingCache, encode_cached
 
-        vectors = encode_cached(encoder, unique, cache=cache or EmbeddingCache(), batch_size=128)
+        cache = cache or EmbeddingCache()
+        vectors = encode_cached(
+            encoder, unique, cache=cache, batch_size=128, bf16=bf16, workers=workers
+        )
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.maximum(norms, 1e-12)
     row = {text: i for i, text in enumerate(unique)}
@@ -109,8 +147,17 @@ class TreeView:
     name_emb: np.ndarray | None = None
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Taxonomy, encoder: Any = None, cache: Any = None) -> TreeView:
-        """Build the view; embeds paths and names with ``encoder`` (skipped when ``None``)."""
+    def from_taxonomy(
+        cls,
+        taxonomy: Taxonomy,
+        encoder: Any = None,
+        cache: Any = None,
+        *,
+        bf16: bool = False,
+        workers: int = 1,
+    ) -> TreeView:
+        """Build the view; embeds paths and names with ``encoder`` (skipped when ``None``),
+        in one pass so a root's path and name (the same text) are encoded once."""
         index = taxonomy.to_index()
         view = cls(index.ids, index.names, index.paths, index.parents, index.depths)
         view.children = [[] for _ in view.ids]
@@ -119,8 +166,9 @@ class TreeView:
                 view.children[parent].append(position)
         view.name_words = [word_set(n) for n in view.names]
         view.path_words = [word_set(p) for p in view.paths]
-        view.path_emb = embed_texts(view.paths, encoder, cache)
-        view.name_emb = embed_texts(view.names, encoder, cache)
+        texts = view.paths + view.names
+        vectors = embed_texts(texts, encoder, cache, bf16=bf16, workers=workers)
+        view.path_emb, view.name_emb = vectors[: len(view)], vectors[len(view) :]
         return view
 
     def __len__(self) -> int:

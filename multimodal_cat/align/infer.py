@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.candidates import Reference, build_index, candidate_features
-from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
+from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
 from multimodal_cat.align.rerank import CandidateGroup, ReRanker
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
@@ -87,6 +87,15 @@ class MappingAligner:
             deepest candidate whose subtree (itself and its candidate descendants) holds that
             much probability, i.e. to an ancestor when unsure; ``None`` turns this off. 0.5 was
             chosen on a held-out fifth of the Shopify 2024-07 -> Google rules.
+        bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
+            encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
+            bf16 natively (2.4x faster on this AMX CPU; MiniLM vectors keep a cosine
+            above 0.9999 with fp32 and the mapping benchmark its accuracy); ``False`` keeps fp32.
+            bf16 vectors are cached apart from fp32 ones.
+        workers: threads that encode the trees, one torch thread each (see
+            :meth:`~multimodal_cat.encoders.TextEncoder.encode`); ``None`` (default): one per
+            torch thread on CPU. On cores shared with other jobs this is several times
+            faster than one batch at a time on torch's threads.
 
     Example:
         >>> aligner = MappingAligner(text_encoder="minilm")  # doctest: +SKIP
@@ -105,15 +114,21 @@ class MappingAligner:
         review_fraction: float = 0.1,
         ranker: ReRanker | None = None,
         ancestor_threshold: float | None = 0.5,
+        bf16: bool | None = None,
+        workers: int | None = None,
     ) -> None:
         if not 0.0 <= review_fraction <= 1.0:
             raise ValueError(f"expected review_fraction in [0, 1]; got {review_fraction}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"expected workers >= 1 or None; got {workers}")
         self.text_encoder = text_encoder
         self.cache = cache
         self.top_k = top_k
         self.review_fraction = review_fraction
         self.ranker = ranker or ReRanker()
         self.ancestor_threshold = ancestor_threshold
+        self.bf16 = bf16
+        self.workers = workers
         self._encoder: Any = None
         self._views: dict[int, tuple[Taxonomy, TreeView]] = {}
         self.reference_: tuple[TreeView, dict[int, str]] | None = None
@@ -126,7 +141,10 @@ class MappingAligner:
             return found[1]
         if self._encoder is None and self.text_encoder is not None:
             self._encoder = resolve_text_encoder(self.text_encoder)
-        view = TreeView.from_taxonomy(taxonomy, self._encoder, self.cache)
+        bf16, workers = encoding_settings(self._encoder, self.bf16, self.workers)
+        view = TreeView.from_taxonomy(
+            taxonomy, self._encoder, self.cache, bf16=bf16, workers=workers
+        )
         self._views[id(taxonomy)] = (taxonomy, view)
         return view
 

@@ -78,6 +78,18 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` runs bf16 matmuls natively (a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 / AMX), i.e. where bf16 autocast is a speed-up rather than an emulation."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, may move
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for parameter-less modules)."""
     return next(iter(model.parameters()), torch.empty(0)).device

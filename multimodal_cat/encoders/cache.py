@@ -172,6 +172,7 @@ def encode_cached(
     normalize: bool = False,
     bf16: bool = False,
     progress: bool = False,
+    workers: int = 1,
 ) -> np.ndarray:
     """Embed ``items`` with ``encoder``, computing only what ``cache`` lacks.
 
@@ -187,6 +188,7 @@ def encode_cached(
             (for an ``os.PathLike`` path, of the file's bytes). Pass the hash of the image
             file bytes for images, so the cache survives file moves.
         cache: the cache (default ``EmbeddingCache()``).
+        workers: passed to ``encoder.encode`` when above 1 (see ``TextEncoder.encode``).
 
     Returns:
         float32 array (len(items), encoder.dim), rows in input order.
@@ -208,9 +210,10 @@ def encode_cached(
             first_index.setdefault(digest, index)
     misses = list(first_index.items())
     bar = tqdm(total=len(misses), disable=not progress, unit="item", desc=f"encode {key}")
+    extra = {"workers": workers} if workers > 1 else {}
     for chunk in batched(misses, chunk_size):
         batch = [items[index] for _, index in chunk]
-        vectors = encoder.encode(batch, batch_size=batch_size, normalize=False, bf16=bf16)
+        vectors = encoder.encode(batch, batch_size=batch_size, normalize=False, bf16=bf16, **extra)
         new = {digest: vectors[row] for row, (digest, _) in enumerate(chunk)}
         cache.put_many(key, new)
         found.update(new)

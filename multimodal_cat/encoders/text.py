@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +33,30 @@ def text_encoder_key(name: str, pooling: str = "mean", max_length: int = 128) ->
         'text:minilm|pool=mean|max_length=64'
     """
     return f"text:{key_name(name)}|pool={pooling}|max_length={max_length}"
+
+
+def _in_threads(run, workers: int) -> None:
+    """Call ``run`` on ``workers`` threads with one torch thread each; re-raise the first error."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            run()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(error)
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        threads = [threading.Thread(target=guarded) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        torch.set_num_threads(saved)
+    if errors:
+        raise errors[0]
 
 
 class TextEncoder:
@@ -116,37 +142,61 @@ class TextEncoder:
         progress: bool = False,
         *,
         bf16: bool = False,
+        workers: int = 1,
     ) -> np.ndarray:
         """Embed ``texts`` into a float32 array (n, dim), rows in input order.
 
         Texts are batched by length to limit padding. ``normalize`` scales rows to unit
         length (the pooled output itself, as the model computes it, needs
-        ``normalize=False``). ``bf16`` runs under bf16 autocast.
+        ``normalize=False``). ``bf16`` runs under bf16 autocast. ``workers > 1`` (CPU)
+        runs batches on that many Python threads with one torch thread each, instead of
+        one batch at a time on torch's threads: on cores shared with other processes this
+        avoids the stalls of multi-threaded matmuls (5x faster here under load); torch's
+        thread count is set to 1 meanwhile and restored after.
 
         Raises:
             TypeError: an item is not a string.
+            ValueError: ``workers`` is below 1.
         """
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"Expected a str at position {index}; got {type(text).__name__}.")
+        if workers < 1:
+            raise ValueError(f"Expected workers >= 1; got {workers}.")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         backbone = backbone_of(self.model, "text_model")
         device = model_device(backbone)
         bar = tqdm(total=len(texts), disable=not progress, unit="text", desc="encode text")
-        with torch.inference_mode(), autocast(device, bf16):
-            for rows in batched(order, batch_size):
-                tokens = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(device)
-                states = backbone(**tokens).last_hidden_state
-                pooled = pool(states, tokens["attention_mask"], self.pooling)
-                out[list(rows)] = pooled.float().cpu().numpy()
-                bar.update(len(rows))
+        # Tokenized up front, in this thread: a fast tokenizer is not safe to share across threads.
+        jobs = queue.SimpleQueue()
+        for rows in batched(order, batch_size):
+            tokens = self.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            jobs.put((list(rows), tokens))
+
+        def run() -> None:  # inference mode and autocast are per thread
+            with torch.inference_mode(), autocast(device, bf16):
+                while True:
+                    try:
+                        rows, tokens = jobs.get_nowait()
+                    except queue.Empty:
+                        return
+                    tokens = tokens.to(device)
+                    states = backbone(**tokens).last_hidden_state
+                    pooled = pool(states, tokens["attention_mask"], self.pooling)
+                    out[rows] = pooled.float().cpu().numpy()
+                    bar.update(len(rows))
+
+        if device.type == "cpu" and workers > 1:
+            _in_threads(run, min(workers, max(1, jobs.qsize())))
+        else:
+            run()
         bar.close()
         return l2_normalize(out) if normalize else out
 
