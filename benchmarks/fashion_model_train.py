@@ -42,7 +42,7 @@ class HeadSpec:
     batch_size: int = 512
     weight_decay: float = 0.01
     tag_loss_weight: float = 0.5
-    bf16: bool = False  # bf16 autocast for the head's matmuls (fast on CPUs with AMX)
+    bf16: bool = True  # bf16 autocast for the head's matmuls (AMX on this CPU; same val metrics)
 
     def to_dict(self) -> dict:
         return asdict(self)
