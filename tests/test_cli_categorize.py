@@ -60,10 +60,27 @@ def test_example_feed_with_taxonomy(built, tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert built == [{"model": None, "taxonomy": "shopify", "bf16": True, "map_to": ["google"]}]
+    assert built == [
+        {
+            "model": None,
+            "taxonomy": "shopify",
+            "bf16": True,
+            "map_to": ["google"],
+            "num_threads": None,
+        }
+    ]
     rows = list(read_output(out))
     assert len(rows) == 20 and {r["status"] for r in rows} == {"ok", "degraded"}
     assert "20 rows: 19 ok, 1 degraded, 0 failed" in capsys.readouterr().err
+
+
+def test_threads_reach_the_predictor_and_torch(built, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: built.append({"torch_threads": n}))
+    args = ["categorize", str(EXAMPLE), "--model", "ckpt", "--threads", "1", "--no-progress"]
+    assert main([*args, "-o", str(tmp_path / "o.csv")]) == 0
+    assert built[0] == {"torch_threads": 1} and built[1]["num_threads"] == 1
 
 
 def test_default_is_zero_shot_shopify(built, tmp_path):
@@ -77,6 +94,7 @@ def test_default_is_zero_shot_shopify(built, tmp_path):
         (["--column", "title=Name"], "'Name' (for title) is not in the feed"),
         (["--shard", "4/4"], "shard index in [0, 4)"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1"),
         (["--model", "absent"], "cannot build the predictor: model folder 'absent' not found"),
     ],
 )
