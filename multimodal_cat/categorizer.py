@@ -158,13 +158,21 @@ class Categorizer:
         taxonomy: str | Taxonomy = "shopify",
         *,
         text_encoder: str = "minilm",
+        image_encoder: Any = None,
         map_to: Iterable[Any] = (),
     ) -> Categorizer:
-        """Categorize with no training: a hierarchical search over category-path embeddings."""
+        """Categorize with no training: a hierarchical search over category-path embeddings.
+
+        ``image_encoder`` (an aligned image-text model such as a CLIP hub id) adds the
+        products' images to the evidence; see :class:`~multimodal_cat.align.ZeroShotCategorizer`.
+        """
         from multimodal_cat.align import ZeroShotCategorizer
 
         tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
-        return cls(ZeroShotCategorizer(tree, text_encoder=text_encoder), map_to=map_to)
+        zero_shot = ZeroShotCategorizer(
+            tree, text_encoder=text_encoder, image_encoder=image_encoder
+        )
+        return cls(zero_shot, map_to=map_to)
 
     def predict(self, products: ProductsLike, *, top_k: int = 5) -> list[Prediction]:
         """One :class:`Prediction` per product, in input order, with mapped categories."""
@@ -187,16 +195,23 @@ def build_predictor(
     bf16: bool = False,
     map_to: Sequence[str] = (),
     num_threads: int | None = None,
+    image_encoder: str | None = None,
 ) -> Categorizer:
     """What ``multimodal-cat categorize`` runs: a checkpoint when ``model`` is given, else
     zero-shot over ``taxonomy``. ``num_threads`` sets a checkpoint's torch threads while it
-    predicts (see :class:`~multimodal_cat.model_predictor.ModelPredictor`).
+    predicts (see :class:`~multimodal_cat.model_predictor.ModelPredictor`); ``image_encoder``
+    (zero-shot only) names an aligned image-text model such as a CLIP hub id.
 
     Raises:
         ValueError: neither ``model`` nor ``taxonomy`` is given.
     """
     if model:
+        if image_encoder:
+            raise ValueError(
+                "image_encoder is for zero-shot categorization; a trained model has its own "
+                "image tower (give --model or --image-encoder, not both)"
+            )
         return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16, num_threads=num_threads)
     if not taxonomy:
         raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
-    return Categorizer.zero_shot(taxonomy, map_to=map_to)
+    return Categorizer.zero_shot(taxonomy, map_to=map_to, image_encoder=image_encoder)

@@ -108,3 +108,10 @@ def test_predictor_thread_setting_is_scoped_and_checked(checkpoint: str) -> None
     predictor.predict([Product(title="red boots")])
     assert seen == [1]
     assert torch.get_num_threads() == before
+
+
+def test_image_encoder_is_for_zero_shot_only() -> None:
+    from multimodal_cat.categorizer import build_predictor
+
+    with pytest.raises(ValueError, match="image_encoder is for zero-shot"):
+        build_predictor(model="ckpt", image_encoder="openai/clip-vit-base-patch32")

@@ -67,6 +67,7 @@ def test_example_feed_with_taxonomy(built, tmp_path, capsys):
             "bf16": True,
             "map_to": ["google"],
             "num_threads": None,
+            "image_encoder": None,
         }
     ]
     rows = list(read_output(out))

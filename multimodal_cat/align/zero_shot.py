@@ -15,6 +15,11 @@ too, so a second pass over a feed encodes nothing. For a :class:`Product` the ti
 lexical matches look at the title only, and its text vector mixes the title's vector with
 the title + description's (``title_weight``).
 
+With an aligned image-text pair (``image_encoder``: CLIP, SigLIP, ALIGN... by hub id or
+folder), a product's image adds ``w_image cos(image, prompt(c))``, the prompt naming the category
+and its parent (``"a photo of Sneakers, a type of Shoes"``); products without an image score
+on text alone.
+
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
     >>> tree = Taxonomy.from_paths(["Apparel > Topwear > Tshirts", "Footwear > Shoes > Sandals"])
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder, words
+from multimodal_cat.align.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.predictions import CategoryScore, Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
@@ -77,6 +83,14 @@ def _text_of(item: str | Product) -> str:
     raise TypeError(f"expected a str or a Product; got {type(item).__name__}")
 
 
+def _prompt(view: TreeView, i: int) -> str:
+    """The category's image prompt: its name, and its parent's when it has one."""
+    parent = view.parents[i]
+    if parent < 0:
+        return PROMPT_ROOT.format(name=view.names[i])
+    return PROMPT.format(name=view.names[i], parent=view.names[parent])
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -107,6 +121,11 @@ class ZeroShotCategorizer:
         title_weight: for a Product with a description, the share of its title's vector in
             the text vector (the rest is title + description); lexical matches use the title
             only, so "dishwasher safe" in a mug's description does not vote for Dishwashers.
+        image_encoder: an aligned image-text model (hub id, folder or
+            :class:`~multimodal_cat.align.image_text.ImageTextEncoder`) to score products'
+            images against category prompts; ``None`` (default) uses text only.
+        image_weight: weight of the image term. Not tuned here (no aligned pair is reachable
+            offline); at the default temperature, 5.0 would reproduce CLIP's own logit scale.
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -126,6 +145,8 @@ class ZeroShotCategorizer:
         cache: Any = None,
         bf16: bool = False,
         title_weight: float = 0.5,
+        image_encoder: Any = None,
+        image_weight: float = 1.0,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise ValueError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -147,6 +168,10 @@ class ZeroShotCategorizer:
         if not 0.0 <= title_weight <= 1.0:
             raise ValueError(f"expected title_weight in [0, 1]; got {title_weight}")
         self.title_weight = title_weight
+        if image_weight < 0:
+            raise ValueError(f"expected a non-negative image_weight; got {image_weight}")
+        self.image_encoder = image_encoder
+        self.image_weight = image_weight
         self._ready = False
 
     def _prepare(self) -> None:
@@ -172,6 +197,9 @@ class ZeroShotCategorizer:
                 + w["root"] * view.name_emb[root]
                 + w["path"] * view.path_emb[keep]
             ).astype(np.float32)
+        self.image_pair_ = resolve_image_text_encoder(self.image_encoder)
+        if self.image_pair_ is not None:
+            self.image_matrix_ = self.image_pair_.encode_texts([_prompt(view, i) for i in keep])
         self.phrases_: dict[str, list[int]] = {}
         for column, i in enumerate(keep):
             for phrase in _phrases(view.names[i]):
@@ -249,6 +277,19 @@ class ZeroShotCategorizer:
             out += emb @ self.matrix_.T
         if self.weights["lexical"]:
             out += self.weights["lexical"] * self.lexical_matches(items)
+        if self.image_pair_ is not None and self.image_weight:
+            out += self.image_weight * self.image_scores(items)
+        return out
+
+    def image_scores(self, items: Sequence[str | Product]) -> np.ndarray:
+        """Cosines (n, len(classes_)) between products' images and the category prompts;
+        zero rows for items without an image (or without an ``image_encoder``)."""
+        self._prepare()
+        out = np.zeros((len(items), len(self.classes_)), dtype=np.float32)
+        rows = [i for i, p in enumerate(items) if isinstance(p, Product) and p.image is not None]
+        if self.image_pair_ is not None and rows:
+            images = self.image_pair_.encode_images([items[i].image for i in rows])  # type: ignore[union-attr]
+            out[rows] = images @ self.image_matrix_.T
         return out
 
     def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:

@@ -72,6 +72,12 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
     p.add_argument(
+        "--image-encoder",
+        metavar="MODEL",
+        help="zero-shot only: an aligned image-text model (CLIP, SigLIP... hub id or folder) "
+        "that adds the products' images to the evidence",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -250,6 +256,7 @@ def _build_predictor(args: argparse.Namespace) -> Any:
             bf16=args.bf16,
             map_to=list(args.map_to),
             num_threads=args.threads,
+            image_encoder=args.image_encoder,
         )
     except (ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
