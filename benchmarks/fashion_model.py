@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -259,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small subset, no search, 1 seed")
     parser.add_argument("--no-search", action="store_true", help="use --spec instead of searching")
     parser.add_argument("--spec", type=json.loads, default={}, help="HeadSpec fields as JSON")
-    parser.add_argument("--out", default=str(RESULTS / "fashion_model"), help="output stem")
+    parser.add_argument(
+        "--out",
+        help="output stem (default: benchmarks/results/fashion_model; with --quick, a temp dir, "
+        "so a smoke run never overwrites the committed results)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -320,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    out = Path(args.out)
+    out = Path(args.out) if args.out else RESULTS / "fashion_model"
+    if args.quick and not args.out:
+        out = Path(tempfile.gettempdir()) / "fashion_model_quick"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))
