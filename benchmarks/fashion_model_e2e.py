@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import subprocess
     import sys
+    import tempfile
     from datetime import datetime, timezone
 
     from benchmarks.fashion_model import RESULTS
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spec", type=json.loads, default=None, help="head spec as JSON (default: the chosen one)"
     )
-    parser.add_argument("--out", default=str(RESULTS / "fashion_model_e2e"), help="output stem")
+    parser.add_argument(
+        "--out", help="output stem (default: results/fashion_model_e2e; --quick: a temp dir)"
+    )
     args = parser.parse_args(argv)
     chosen = json.loads((RESULTS / "fashion_model.json").read_text())["chosen_spec"]
     fields = args.spec or {k: v for k, v in chosen.items() if k != "modalities"}
@@ -256,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": out_rows,
     }
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
+    out = Path(args.out) if args.out else RESULTS / "fashion_model_e2e"
+    if args.quick and not args.out:
+        out = Path(tempfile.gettempdir()) / "fashion_model_e2e_quick"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(_markdown(result))
     print(_markdown(result))
