@@ -149,3 +149,33 @@ def test_render_text_drops_empty_fields() -> None:
     assert render_text(template, {"title": "Shoe", "description": "Soft"}) == "Shoe. Soft"
     assert render_text(template, {"brand": "Nike"}) == "Nike"
     assert render_text(template, {}) == ""
+
+
+class _FakeHub:
+    """Stands in for the Hub API (no network here): stores committed files in a folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create_repo(self, repo_id: str, **kwargs):
+        (self.root / repo_id).mkdir(parents=True, exist_ok=True)
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def create_commit(self, repo_id: str, operations, **kwargs):
+        for op in operations:
+            target = self.root / repo_id / op.path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(Path(op.path_or_fileobj).read_bytes())
+
+
+def test_push_to_hub_uploads_a_loadable_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    import transformers.utils.hub as hub
+
+    fake = _FakeHub(tmp_path / "hub")
+    monkeypatch.setattr(hub, "hf_api", lambda: fake)
+    model = tiny_model(vision="dinov2")
+    model.push_to_hub("acme/product-categorizer")
+    pushed = MultimodalCatModel.from_pretrained(tmp_path / "hub" / "acme/product-categorizer")
+    with torch.no_grad():
+        expected, got = model(**_inputs()), pushed.eval()(**_inputs())
+    torch.testing.assert_close(got.category_logits, expected.category_logits, rtol=0, atol=0)
