@@ -281,3 +281,15 @@ def test_kill_9_then_resume_is_identical(tmp_path):
     categorize_feed(feed, DryRunPredictor(), tmp_path / "full.csv", progress=False)
     assert 200 <= summary.resumed_from < 600 and summary.rows == 600
     assert out.read_bytes() == (tmp_path / "full.csv").read_bytes()
+
+
+def test_freed_memory_is_released_every_few_batches(feed, tmp_path, monkeypatch):
+    import multimodal_cat.feeds.job as job
+    from multimodal_cat.feeds.memory import release_freed_memory
+
+    assert release_freed_memory() is (sys.platform.startswith("linux"))  # glibc here
+    calls = []
+    monkeypatch.setattr(job, "release_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(job, "TRIM_EVERY_BATCHES", 5)
+    _run(feed, tmp_path / "out.csv", batch_size=1)  # 23 rows = 23 batches
+    assert len(calls) == 4

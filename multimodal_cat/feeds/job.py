@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter
@@ -44,6 +45,8 @@ BASE_COLUMNS = (
     "tags",
 )
 END_COLUMNS = ("warnings", "error")
+# Freed encoder buffers go back to the OS every this many batches (see feeds/memory.py).
+TRIM_EVERY_BATCHES = 20
 
 
 class Predictor(Protocol):
@@ -253,12 +256,14 @@ class _Job:
         bar = _progress_bar(reader, count, self.resumed_from, progress)
         pending: list[_Item] | None = None
         try:
-            for batch in _chunks(rows, batch_size):
+            for number, batch in enumerate(_chunks(rows, batch_size), start=1):
                 prepared = [self._prepare(raw) for raw in batch]  # starts image loads
                 if pending is not None:
                     self._finish(pending)
                     bar.update(len(pending))
                 pending = prepared
+                if number % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()  # keeps memory flat over long feeds
             if pending is not None:
                 self._finish(pending)
                 bar.update(len(pending))
