@@ -22,6 +22,7 @@ from multimodal_cat.modeling.testing import (
     tiny_tokenizer,
     tiny_vision_config,
 )
+from multimodal_cat.products import Product
 from multimodal_cat.training import (
     EmbeddingCollator,
     FeedColumns,
@@ -203,6 +204,23 @@ def test_embed_dataset_matches_the_towers(tmp_path: Path) -> None:
     again = embed_dataset(dataset, model, processor, cache=cache, progress=False)
     torch.testing.assert_close(again.columns["text_embeds"], embedded.columns["text_embeds"])
     assert cache.count() == 11
+
+
+def test_embed_dataset_keeps_rows_with_neither_text_nor_image(tmp_path: Path) -> None:
+    from multimodal_cat.modeling.tower_embeddings import TowerEmbedder
+    from multimodal_cat.training.cached import embed_dataset
+
+    model, processor = tiny_model(freeze_encoders=True), tiny_processor(tmp_path / "tok")
+    rows = _feed(tmp_path)
+    rows[3]["title"] = ""  # row 3 has no image either
+    dataset, _ = build_dataset(rows, model.label_space, FeedColumns(image="image"))
+    embedded = embed_dataset(dataset, model, processor, chunk_size=1, progress=False)
+    assert len(embedded) == 8
+    assert not embedded.columns["text_mask"][3] and not embedded.columns["image_mask"][3]
+    assert not embedded.columns["text_embeds"][3].any()
+    blank = [Product(title="")]
+    with pytest.raises(ValueError, match="lacks both text and image"):
+        TowerEmbedder(model, processor).embed(blank)
 
 
 def test_train_cli_frozen_encoders_use_the_embedding_cache(

@@ -137,17 +137,21 @@ class TowerEmbedder:
             out["image_embeds"][rows] = found
         return out
 
-    def embed(self, products: Sequence[Product]) -> dict[str, torch.Tensor]:
+    def embed(
+        self, products: Sequence[Product], *, allow_empty: bool = False
+    ) -> dict[str, torch.Tensor]:
         """``text_embeds`` / ``image_embeds`` (zeros where missing) and their masks.
 
+        A modality no product has gets only its (all-false) mask.
+
         Raises:
-            ValueError: When every product lacks both text and image.
+            ValueError: When every product lacks both text and image, unless ``allow_empty``.
         """
         n, inputs = len(products), {}
         if "text" in self.towers:
             inputs.update(self._text(products, n))
         if "image" in self.towers:
             inputs.update(self._image(products, n))
-        if "text_embeds" not in inputs and "image_embeds" not in inputs:
+        if not allow_empty and "text_embeds" not in inputs and "image_embeds" not in inputs:
             raise ValueError("every product in the batch lacks both text and image")
         return inputs

@@ -26,40 +26,28 @@ from multimodal_cat.products import Product
 from multimodal_cat.training.collator import load_image
 from multimodal_cat.training.data import EmbeddingDataset, embedding_dataset
 
+_TEXT_COLUMNS = ("title", "description", "brand")
+
 
 def _products(rows: dict[str, list[Any]], with_images: bool) -> list[Product]:
     n = len(rows["labels"])
+    title, description, brand = (rows.get(key) or [""] * n for key in _TEXT_COLUMNS)
     return [
         Product(
-            title=rows.get("title", [""] * n)[i] or "",
-            description=rows.get("description", [""] * n)[i] or "",
-            brand=rows.get("brand", [""] * n)[i] or "",
+            title=title[i] or "",
+            description=description[i] or "",
+            brand=brand[i] or "",
             image=load_image(str(rows["image"][i] or "")) if with_images else None,
         )
         for i in range(n)
     ]
 
 
-def _embed_chunk(embedder: TowerEmbedder, products: list[Product]) -> dict[str, torch.Tensor]:
-    """Tower outputs of a chunk; a chunk where no row has text or image gets empty masks."""
-    n = len(products)
-    has_any = [
-        p.image is not None or bool(t.strip())
-        for p, t in zip(products, embedder.processor.texts(products), strict=True)
-    ]
-    if any(has_any):
-        return embedder.embed(products)
-    return {f"{kind}_mask": torch.zeros(n, dtype=torch.bool) for kind in embedder.towers}
-
-
-def _stack(parts: list[dict[str, torch.Tensor]], kind: str, dim: int) -> np.ndarray | None:
-    if not any(f"{kind}_embeds" in p for p in parts):
-        return None
-    blocks = [
-        p[f"{kind}_embeds"] if f"{kind}_embeds" in p else torch.zeros(len(p[f"{kind}_mask"]), dim)
-        for p in parts
-    ]
-    return torch.cat(blocks).numpy()
+def _stack(parts: list[dict[str, torch.Tensor]], kind: str, dim: int) -> np.ndarray:
+    """One modality's vectors over all chunks; zeros for chunks where no row had it."""
+    key = f"{kind}_embeds"
+    blocks = [p[key] if key in p else torch.zeros(len(p[f"{kind}_mask"]), dim) for p in parts]
+    return torch.cat(blocks).numpy().astype(np.float32, copy=False)
 
 
 def embed_dataset(
@@ -101,17 +89,14 @@ def embed_dataset(
         range(0, len(dataset), chunk_size), desc="embedding", unit="chunk", disable=not progress
     ):
         rows = dataset[start : start + chunk_size]
-        parts.append(_embed_chunk(embedder, _products(rows, with_images)))
+        parts.append(embedder.embed(_products(rows, with_images), allow_empty=True))
     columns: dict[str, Any] = {"labels": np.asarray(dataset["labels"], dtype=np.int64)}
     for kind, tower in (("image", model.vision_model), ("text", model.text_model)):
         if tower is None:
             continue
         dim = model.fusion.projections[kind].norm.normalized_shape[0]
-        embeds = _stack(parts, kind, dim)
-        columns[f"{kind}_embeds"] = embeds if embeds is not None else np.zeros((0, dim))
+        columns[f"{kind}_embeds"] = _stack(parts, kind, dim)
         columns[f"{kind}_mask"] = torch.cat([p[f"{kind}_mask"] for p in parts]).numpy()
-        if embeds is None:  # no row has this modality: zeros, masked out
-            columns[f"{kind}_embeds"] = np.zeros((len(columns["labels"]), dim), np.float32)
     if "tag_labels" in dataset.column_names:
         columns["tag_labels"] = np.asarray(dataset["tag_labels"], dtype=np.float32)
     return embedding_dataset(**columns)
