@@ -183,20 +183,27 @@ def final_models(table: FashionTable, spec: HeadSpec, seeds: tuple[int, ...]) ->
     return table_rows, timings
 
 
-def _environment(args: argparse.Namespace) -> dict:
+def environment(module: str, **extra: object) -> dict:
+    """How a fashion benchmark run was made: command, commit, date, load, torch threads."""
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=RESULTS.parent.parent
     ).stdout.strip()
     return {
-        "command": " ".join(
-            [Path(sys.executable).name, "-m", "benchmarks.fashion_model", *sys.argv[1:]]
-        ),
+        "command": " ".join([Path(sys.executable).name, "-m", module, *sys.argv[1:]]),
         "git_commit": commit,
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": list(os.getloadavg()),
         "torch_threads": torch.get_num_threads(),
-        "quick": args.quick,
+        **extra,
     }
+
+
+def output_stem(name: str, out: str | None, quick: bool) -> Path:
+    """``--out`` if given; else ``results/<name>``, or a temp dir for a ``--quick`` smoke run
+    (so it never overwrites the committed results)."""
+    if out:
+        return Path(out)
+    return Path(tempfile.gettempdir()) / f"{name}_quick" if quick else RESULTS / name
 
 
 def markdown(result: dict) -> str:
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
-    env = _environment(args)
+    env = environment("benchmarks.fashion_model", quick=args.quick)
     start = time.perf_counter()
     table = load_table(limit=6000 if args.quick else None)
     print(
@@ -325,9 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    out = Path(args.out) if args.out else RESULTS / "fashion_model"
-    if args.quick and not args.out:
-        out = Path(tempfile.gettempdir()) / "fashion_model_quick"
+    out = output_stem("fashion_model", args.out, args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))

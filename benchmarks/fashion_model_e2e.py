@@ -17,7 +17,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -192,12 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import dataclasses
     import os
-    import subprocess
-    import sys
-    import tempfile
-    from datetime import datetime, timezone
 
-    from benchmarks.fashion_model import RESULTS
+    from benchmarks.fashion_model import RESULTS, environment, output_stem
     from benchmarks.fashion_model_data import load_table
     from benchmarks.fashion_model_eval import evaluate
     from benchmarks.fashion_model_train import HeadSpec, predict, train_head
@@ -220,15 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     fields = args.spec or {k: v for k, v in chosen.items() if k != "modalities"}
     spec = dataclasses.replace(HeadSpec(), **fields)
     ft_spec = FinetuneSpec(brand_share=spec.brand_share, epochs=args.epochs)
-    env = {
-        "command": " ".join(["python", "-m", "benchmarks.fashion_model_e2e", *sys.argv[1:]]),
-        "git_commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=RESULTS.parent.parent
-        ).stdout.strip(),
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "torch_threads": args.threads,
-    }
+    torch.set_num_threads(args.threads)
+    env = environment("benchmarks.fashion_model_e2e")
     table = load_table(limit=6000 if args.quick else None)
     if args.quick:
         spec = dataclasses.replace(spec, epochs=2)
@@ -258,10 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         "rows_per_second": round(len(rows) * ft_spec.epochs / seconds, 1),
         "rows": out_rows,
     }
-    env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out) if args.out else RESULTS / "fashion_model_e2e"
-    if args.quick and not args.out:
-        out = Path(tempfile.gettempdir()) / "fashion_model_e2e_quick"
+    env["load_average_end"] = list(os.getloadavg())
+    out = output_stem("fashion_model_e2e", args.out, args.quick)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(_markdown(result))
     print(_markdown(result))
