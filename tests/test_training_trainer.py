@@ -273,3 +273,28 @@ def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
         main(["train", "--feed", str(feed), "--bogus_flag", "1", "--output_dir", str(tmp_path)])
         == 2
     )
+
+
+def test_train_cli_repeats_imaged_rows(
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch, capsys
+) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)  # 8 rows, row 3 without image
+    seen: list[int] = []
+    real_train = Trainer.train
+
+    def spy(self, *args, **kwargs):
+        seen.append(len(self.train_dataset))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    flags = ["--feed", str(feed), "--text-encoder", text, "--freeze-encoders"]
+    flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "1"]
+    flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    flags += ["--embedding-cache", "none", "--imaged-row-repeats", "3"]
+    out = ["--output_dir", str(tmp_path / "model")]
+    assert main(["train", *flags, "--vision-encoder", vision, *out]) == 0
+    assert seen == [8 + 7 * 2]
+    assert main(["train", *flags, *out]) == 2  # no vision encoder: nothing reads the images
+    assert "--imaged-row-repeats needs --vision-encoder" in capsys.readouterr().err

@@ -95,6 +95,14 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument("--label-smoothing", type=float, default=0.0)
     model.add_argument("--class-weights", choices=("none", "balanced"), default="none")
     model.add_argument(
+        "--imaged-row-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="show each training row that has an image N times per epoch (when most rows have "
+        "no image, this gives the image pathway enough training steps)",
+    )
+    model.add_argument(
         "--freeze-encoders",
         action="store_true",
         help="train only fusion and heads: each tower runs once over the feed (cached on disk), "
@@ -262,6 +270,17 @@ def _embedded(
     return out
 
 
+def _repeated(train_set: Any, times: int, with_images: bool) -> Any:
+    from multimodal_cat.training import repeat_imaged_rows
+
+    if not with_images:
+        raise UserError("--imaged-row-repeats needs --vision-encoder (the model reads no images)")
+    try:
+        return repeat_imaged_rows(train_set, times)
+    except ValueError as error:
+        raise UserError(f"--imaged-row-repeats: {error}") from error
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
     from transformers import Trainer
@@ -289,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
     if args.freeze_encoders:
         train_set, eval_set = _embedded(args, training_args, model, processor, train_set, eval_set)
         collator = EmbeddingCollator()
+    if args.imaged_row_repeats != 1:
+        train_set = _repeated(train_set, args.imaged_row_repeats, vision is not None)
     trainer = Trainer(
         model=model,
         args=training_args,

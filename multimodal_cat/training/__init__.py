@@ -24,6 +24,7 @@ from multimodal_cat.training.metrics import (
     tag_metrics,
     tag_predictions,
 )
+from multimodal_cat.training.sampling import repeat_imaged_rows
 
 __all__ = [
     "DatasetReport",
@@ -39,6 +40,7 @@ __all__ = [
     "infer_tag_groups",
     "per_level_accuracy",
     "read_table",
+    "repeat_imaged_rows",
     "tag_metrics",
     "tag_predictions",
 ]
