@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.fashion_model_brand import best_brand_share, brand_robust
+from benchmarks.fashion_model_brand import best_brand_setting, brand_robust
 from benchmarks.fashion_model_data import FashionTable, load_table
 from benchmarks.fashion_model_eval import METRIC_KEYS, baselines, evaluate
 from benchmarks.fashion_model_train import (
@@ -54,8 +54,13 @@ SEARCH: tuple[tuple[str, tuple], ...] = (
     ("dropout", (0.0, 0.1, 0.3)),
     ("label_smoothing", (0.0, 0.1)),
     ("class_weight_power", (0.0, 0.5)),
+    ("imaged_repeats", (1, 3)),
 )
-BRAND_SHARES = (0.0, 0.25, 0.5)
+BRAND_SHARES = (0.25, 0.5)
+BRAND_REPEATS = (1, 3)
+# The image-only model trains on the 7.7k imaged rows alone (15 steps per epoch): its epochs
+# are chosen by cross-validation of its own.
+IMAGE_EPOCHS = (10, 20, 40, 80)
 BRAND_TOLERANCE = 0.003  # brand augmentation may cost at most this much title-val score
 # More epochs must earn their time: a longer run is kept only if it beats the best
 # cross-validated score (leaf accuracy + macro-F1) by more than this.
@@ -104,7 +109,7 @@ def _val_score(table: FashionTable, spec: HeadSpec) -> dict:
 
 
 def select(table: FashionTable, base: HeadSpec) -> tuple[HeadSpec, list[dict]]:
-    """Coordinate search of the fused model's settings on validation, then the brand share."""
+    """Coordinate search of the fused model's settings on validation, then the brand settings."""
     log: list[dict] = []
     best_spec, best = base, _val_score(table, base)
     log.append(best)
@@ -120,17 +125,37 @@ def select(table: FashionTable, base: HeadSpec) -> tuple[HeadSpec, list[dict]]:
                 best_spec, best = spec, result
     chosen, chosen_result = best_spec, best
     for share in BRAND_SHARES:
-        if share == best_spec.brand_share:
-            continue
-        spec = dataclasses.replace(best_spec, brand_share=share)
-        result = _val_score(table, spec)
-        log.append(result)
-        if (
-            result["score"] >= best["score"] - BRAND_TOLERANCE
-            and result["val_brand_leaf_accuracy"] > chosen_result["val_brand_leaf_accuracy"]
-        ):
-            chosen, chosen_result = spec, result
+        for repeats in BRAND_REPEATS:
+            spec = dataclasses.replace(best_spec, brand_share=share, imaged_repeats=repeats)
+            if spec == best_spec:
+                continue
+            result = _val_score(table, spec)
+            log.append(result)
+            if (
+                result["score"] >= best["score"] - BRAND_TOLERANCE
+                and result["val_brand_leaf_accuracy"] > chosen_result["val_brand_leaf_accuracy"]
+            ):
+                chosen, chosen_result = spec, result
     return chosen, log
+
+
+def image_only_spec(spec: HeadSpec) -> HeadSpec:
+    """The fused settings with the image modality alone (no text to augment or drop)."""
+    return dataclasses.replace(
+        spec, modalities=("image",), brand_share=0.0, modality_dropout=0.0, imaged_repeats=1
+    )
+
+
+def select_image_epochs(table: FashionTable, spec: HeadSpec) -> tuple[HeadSpec, list[dict]]:
+    """Epochs of the image-only model by cross-validation (longer runs must beat the margin)."""
+    log, best_spec, best = [], None, None
+    for epochs in IMAGE_EPOCHS:
+        candidate = dataclasses.replace(image_only_spec(spec), epochs=epochs)
+        result = _val_score(table, candidate)
+        log.append(result)
+        if best is None or result["score"] > best["score"] + EPOCH_MARGIN:
+            best_spec, best = candidate, result
+    return best_spec, log
 
 
 def _row(name: str, setting: str, trained: str, metrics: dict, seconds: float | None) -> dict:
@@ -143,16 +168,16 @@ def _row(name: str, setting: str, trained: str, metrics: dict, seconds: float | 
     }
 
 
-def final_models(table: FashionTable, spec: HeadSpec, seeds: tuple[int, ...]) -> tuple[list, dict]:
+def final_models(
+    table: FashionTable, spec: HeadSpec, image_spec: HeadSpec, seeds: tuple[int, ...]
+) -> tuple[list, dict]:
     """Retrain on train + val with the chosen settings; score test with titles and brand-only."""
     rows = np.flatnonzero(table.split != "test")
     test = table.rows("test")
     variants = {
-        "image_only": dataclasses.replace(
-            spec, modalities=("image",), brand_share=0.0, modality_dropout=0.0
-        ),
+        "image_only": image_spec,
         "text_only": dataclasses.replace(
-            spec, modalities=("text",), brand_share=0.0, modality_dropout=0.0
+            spec, modalities=("text",), brand_share=0.0, modality_dropout=0.0, imaged_repeats=1
         ),
         "fused": spec,
     }
@@ -292,14 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         base = dataclasses.replace(base, epochs=3)
     search_log: list[dict] = []
-    spec = base
+    image_log: list[dict] = []
+    spec, image_spec = base, image_only_spec(base)
     if not (args.quick or args.no_search):
         spec, search_log = select(table, base)
-    print(f"[select] chosen {spec}", flush=True)
+        image_spec, image_log = select_image_epochs(table, spec)
+    print(f"[select] chosen {spec}; image-only {image_spec}", flush=True)
     seeds = SEEDS[:1] if args.quick else SEEDS
-    rows, timings = final_models(table, spec, seeds)
-    share = best_brand_share(spec, search_log) if search_log else 0.25
-    brand_rows, timings["fused_brand_augmented"] = brand_robust(table, spec, share, seeds)
+    rows, timings = final_models(table, spec, image_spec, seeds)
+    brand = best_brand_setting(spec, search_log) if search_log else {"brand_share": 0.25}
+    brand_rows, timings["fused_brand_augmented"] = brand_robust(table, spec, brand, seeds)
     rows += brand_rows
     base_results = baselines(table, table.rows("test"), quick=args.quick)
     for name, metrics in base_results.items():
@@ -323,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         "cache": {"found": table.cache_found, "load_seconds": table.load_seconds},
         "chosen_spec": spec.to_dict(),
         "search_log": search_log,
+        "image_only_spec": image_spec.to_dict(),
+        "image_only_search_log": image_log,
         "brand_model": {
-            "brand_share": share,
+            **brand,
             "head_train_seconds": timings["fused_brand_augmented"],
         },
         "head_train_seconds": timings,

@@ -2,8 +2,9 @@
 
 The fused model chosen on validation keeps full-title accuracy first, so it trains without the
 brand augmentation. This second fused model takes the same settings but swaps the title
-embedding of a share of imaged training rows for the brand-only embedding; the share is the
-one with the best brand-only validation accuracy in the search log (never test).
+embedding of a share of imaged training rows for the brand-only embedding, and may show the imaged rows more
+often; the share and the repeats are the pair with the best brand-only validation accuracy in the
+search log (never test).
 
 Example:
     nice -n 5 python -m benchmarks.fashion_model_brand   # adds rows to results/fashion_model.*
@@ -22,33 +23,42 @@ from benchmarks.fashion_model_data import FashionTable
 from benchmarks.fashion_model_eval import evaluate
 from benchmarks.fashion_model_train import HeadSpec, predict, predict_ensemble, train_ensemble
 
+BRAND_AXES = ("brand_share", "imaged_repeats")
 
-def best_brand_share(spec: HeadSpec, search_log: list[dict]) -> float:
-    """The augmentation share with the best brand-only validation accuracy (same other settings)."""
-    fixed = {k: v for k, v in spec.to_dict().items() if k not in ("modalities", "brand_share")}
+
+def best_brand_setting(spec: HeadSpec, search_log: list[dict]) -> dict:
+    """Brand share and imaged-row repeats with the best brand-only validation accuracy.
+
+    Only runs that share the chosen settings on every other axis compete.
+    """
+    fixed = {k: v for k, v in spec.to_dict().items() if k not in ("modalities", *BRAND_AXES)}
     candidates = [
-        (entry["val_brand_leaf_accuracy"], entry["spec"]["brand_share"])
+        (entry["val_brand_leaf_accuracy"], {k: entry["spec"][k] for k in BRAND_AXES})
         for entry in search_log
         if "val_brand_leaf_accuracy" in entry
         and all(entry["spec"].get(k) == v for k, v in fixed.items())
+        and entry["spec"]["brand_share"] > 0
     ]
     if not candidates:
         raise ValueError(
-            "The search log has no run with the chosen settings; run the search first."
+            "The search log has no brand-augmented run with the chosen settings; run the search "
+            "first."
         )
-    return max(candidates)[1]
+    return max(candidates, key=lambda c: c[0])[1]
 
 
 def brand_robust(
-    table: FashionTable, spec: HeadSpec, share: float, seeds: tuple[int, ...]
+    table: FashionTable, spec: HeadSpec, setting: dict, seeds: tuple[int, ...]
 ) -> tuple[list[dict], list[float]]:
     """Train the augmented fused model on train + val; score test with titles and brands."""
-    augmented = dataclasses.replace(spec, brand_share=share)
+    augmented = dataclasses.replace(spec, **setting)
     rows = np.flatnonzero(table.split != "test")
     test = table.rows("test")
     models, seconds = train_ensemble(table, rows, augmented, seeds)
     out = []
-    name = f"fused + brand augmentation {share}"
+    name = f"fused + brand augmentation {augmented.brand_share}"
+    if augmented.imaged_repeats > 1:
+        name += f", imaged rows x{augmented.imaged_repeats}"
     for kind in ("titles", "brands"):
         single = evaluate(table, test, *predict(models[0], table, test, kind))
         out.append(_row(f"{name} (seed {seeds[0]})", kind, single, seconds[0]))
@@ -86,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(path.read_text())
     fields = {k: v for k, v in result["chosen_spec"].items() if k != "modalities"}
     spec = dataclasses.replace(HeadSpec(), **fields)
-    share = best_brand_share(spec, result["search_log"])
+    setting = best_brand_setting(spec, result["search_log"])
     seeds = tuple(result["seeds"])
     table = load_table(limit=6000 if result["environment"]["quick"] else None)
-    rows, seconds = brand_robust(table, spec, share, seeds)
+    rows, seconds = brand_robust(table, spec, setting, seeds)
     result["rows"] = [r for r in result["rows"] if "brand augmentation" not in r["model"]] + rows
     result["brand_model"] = {
-        "brand_share": share,
+        **setting,
         "head_train_seconds": seconds,
         "command": "python -m benchmarks.fashion_model_brand " + " ".join(argv or []),
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -21,6 +21,7 @@ import torch
 
 from benchmarks.fashion_model_data import FashionTable
 from multimodal_cat.modeling import MultimodalCatConfig, MultimodalCatModel
+from multimodal_cat.training.sampling import repeat_indices
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class HeadSpec:
     class_weight_power: float = 0.0  # weight = (1 / count) ** power, normalised to mean 1
     # share of imaged training rows whose title embedding is swapped for the brand-only one
     brand_share: float = 0.0
+    # each imaged training row is shown this many times per epoch (the library's
+    # ``repeat_imaged_rows`` / ``train --imaged-row-repeats``): 3/4 of the rows have no image
+    imaged_repeats: int = 1
     epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 512
@@ -121,6 +125,7 @@ def train_head(
     torch.manual_seed(seed)
     if spec.modalities == ("image",):
         rows = rows[table.image_mask[rows]]  # an image-only model trains on imaged rows
+    rows = rows[repeat_indices(table.image_mask[rows], spec.imaged_repeats)]
     model = build_model(table, spec, class_weights(table, rows, spec.class_weight_power))
     data = _inputs(table, rows, spec.modalities)
     labels = torch.from_numpy(table.labels[rows])
