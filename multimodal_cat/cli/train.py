@@ -281,8 +281,33 @@ def _repeated(train_set: Any, times: int, with_images: bool) -> Any:
         raise UserError(f"--imaged-row-repeats: {error}") from error
 
 
+def _leave_process_group(wait: bool) -> None:
+    """Close the process group of a multi-process launch (after waiting for every process).
+
+    A process that exits with the group still open can abort in the group's background threads
+    ("terminate called without an active exception"), failing a run that had finished. After an
+    error there is no waiting: the other processes may never get there.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
+    finished = False
+    try:
+        code = _train(args)
+        finished = True
+        return code
+    finally:
+        _leave_process_group(wait=finished)
+
+
+def _train(args: argparse.Namespace) -> int:
     from transformers import Trainer
 
     from multimodal_cat.modeling import MultimodalCatProcessor
