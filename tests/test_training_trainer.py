@@ -273,6 +273,11 @@ def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
         main(["train", "--feed", str(feed), "--bogus_flag", "1", "--output_dir", str(tmp_path)])
         == 2
     )
+    flags = ["train", "--feed", str(feed), "--vision-encoder", "dinov2-small"]
+    assert main([*flags, "--output_dir", str(tmp_path)]) == 2  # fails before loading weights
+    assert "the feed has no image column 'image' (its columns: category, title)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_train_cli_repeats_imaged_rows(

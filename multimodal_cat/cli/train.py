@@ -196,6 +196,12 @@ def _datasets(args: argparse.Namespace, seed: int, with_images: bool) -> tuple[A
         eval_rows = read_table(args.eval_feed) if args.eval_feed else None
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read the feed: {error}") from error
+    if with_images and not any(args.image_column in row for row in rows):
+        raise UserError(
+            f"the feed has no image column {args.image_column!r} (its columns: "
+            f"{', '.join(sorted(rows[0])) if rows else 'none'}); name it with --image-column, "
+            "or leave out --vision-encoder to train on the text alone"
+        )
     category = _join_category_columns(rows, args.category_column)
     if eval_rows is not None:
         _join_category_columns(eval_rows, args.category_column)
