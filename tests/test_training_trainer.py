@@ -303,3 +303,6 @@ def test_train_cli_repeats_imaged_rows(
     assert seen == [8 + 7 * 2]
     assert main(["train", *flags, *out]) == 2  # no vision encoder: nothing reads the images
     assert "--imaged-row-repeats needs --vision-encoder" in capsys.readouterr().err
+    flags[-1] = "0"
+    assert main(["train", *flags, "--vision-encoder", vision, *out]) == 2
+    assert "--imaged-row-repeats must be 1 or more; got 0" in capsys.readouterr().err

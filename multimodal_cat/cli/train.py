@@ -327,6 +327,8 @@ def _train(args: argparse.Namespace) -> int:
     vision, text = _none(args.vision_encoder), _none(args.text_encoder)
     if vision is None and text is None:
         raise UserError("give --text-encoder and/or --vision-encoder")
+    if args.imaged_row_repeats < 1:
+        raise UserError(f"--imaged-row-repeats must be 1 or more; got {args.imaged_row_repeats}")
     space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
     model = _model(args, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
