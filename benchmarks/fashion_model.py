@@ -139,10 +139,10 @@ def select(table: FashionTable, base: HeadSpec) -> tuple[HeadSpec, list[dict]]:
     return chosen, log
 
 
-def image_only_spec(spec: HeadSpec) -> HeadSpec:
-    """The fused settings with the image modality alone (no text to augment or drop)."""
+def single_modality_spec(spec: HeadSpec, modality: str) -> HeadSpec:
+    """The fused settings for one modality alone (nothing to augment, drop or repeat)."""
     return dataclasses.replace(
-        spec, modalities=("image",), brand_share=0.0, modality_dropout=0.0, imaged_repeats=1
+        spec, modalities=(modality,), brand_share=0.0, modality_dropout=0.0, imaged_repeats=1
     )
 
 
@@ -150,7 +150,7 @@ def select_image_epochs(table: FashionTable, spec: HeadSpec) -> tuple[HeadSpec, 
     """Epochs of the image-only model by cross-validation (longer runs must beat the margin)."""
     log, best_spec, best = [], None, None
     for epochs in IMAGE_EPOCHS:
-        candidate = dataclasses.replace(image_only_spec(spec), epochs=epochs)
+        candidate = dataclasses.replace(single_modality_spec(spec, "image"), epochs=epochs)
         result = _val_score(table, candidate)
         log.append(result)
         if best is None or result["score"] > best["score"] + EPOCH_MARGIN:
@@ -176,9 +176,7 @@ def final_models(
     test = table.rows("test")
     variants = {
         "image_only": image_spec,
-        "text_only": dataclasses.replace(
-            spec, modalities=("text",), brand_share=0.0, modality_dropout=0.0, imaged_repeats=1
-        ),
+        "text_only": single_modality_spec(spec, "text"),
         "fused": spec,
     }
     table_rows, timings = [], {}
@@ -320,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         base = dataclasses.replace(base, epochs=3)
     search_log: list[dict] = []
     image_log: list[dict] = []
-    spec, image_spec = base, image_only_spec(base)
+    spec, image_spec = base, single_modality_spec(base, "image")
     if not (args.quick or args.no_search):
         spec, search_log = select(table, base)
         image_spec, image_log = select_image_epochs(table, spec)

@@ -2,9 +2,9 @@
 
 The fused model chosen on validation keeps full-title accuracy first, so it trains without the
 brand augmentation. This second fused model takes the same settings but swaps the title
-embedding of a share of imaged training rows for the brand-only embedding, and may show the imaged rows more
-often; the share and the repeats are the pair with the best brand-only validation accuracy in the
-search log (never test).
+embedding of a share of imaged training rows for the brand-only embedding, and may show the
+imaged rows more often; the share and the repeats are the pair with the best brand-only
+validation accuracy in the search log (never test).
 
 Example:
     nice -n 5 python -m benchmarks.fashion_model_brand   # adds rows to results/fashion_model.*

@@ -276,17 +276,6 @@ def _embedded(
     return out
 
 
-def _repeated(train_set: Any, times: int, with_images: bool) -> Any:
-    from multimodal_cat.training import repeat_imaged_rows
-
-    if not with_images:
-        raise UserError("--imaged-row-repeats needs --vision-encoder (the model reads no images)")
-    try:
-        return repeat_imaged_rows(train_set, times)
-    except ValueError as error:
-        raise UserError(f"--imaged-row-repeats: {error}") from error
-
-
 def _leave_process_group(wait: bool) -> None:
     """Close the process group of a multi-process launch (after waiting for every process).
 
@@ -321,6 +310,7 @@ def _train(args: argparse.Namespace) -> int:
         EmbeddingCollator,
         MultimodalCatCollator,
         build_compute_metrics,
+        repeat_imaged_rows,
     )
 
     training_args = _training_arguments(args.training_flags)
@@ -329,6 +319,8 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError("give --text-encoder and/or --vision-encoder")
     if args.imaged_row_repeats < 1:
         raise UserError(f"--imaged-row-repeats must be 1 or more; got {args.imaged_row_repeats}")
+    if args.imaged_row_repeats > 1 and vision is None:
+        raise UserError("--imaged-row-repeats needs --vision-encoder (the model reads no images)")
     space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
     model = _model(args, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
@@ -341,8 +333,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.freeze_encoders:
         train_set, eval_set = _embedded(args, training_args, model, processor, train_set, eval_set)
         collator = EmbeddingCollator()
-    if args.imaged_row_repeats != 1:
-        train_set = _repeated(train_set, args.imaged_row_repeats, vision is not None)
+    if args.imaged_row_repeats > 1:
+        train_set = repeat_imaged_rows(train_set, args.imaged_row_repeats)
     trainer = Trainer(
         model=model,
         args=training_args,

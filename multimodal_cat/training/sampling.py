@@ -34,8 +34,10 @@ def rows_with_images(dataset: Any) -> np.ndarray:
     """Which rows of a training set have an image (``image_mask`` column, else ``image`` paths)."""
     columns = list(dataset.column_names)
     if "image_mask" in columns:
-        masks = dataset.columns["image_mask"] if isinstance(dataset, EmbeddingDataset) else None
-        return np.asarray(dataset["image_mask"] if masks is None else masks, dtype=bool)
+        cached = isinstance(dataset, EmbeddingDataset)
+        return np.asarray(
+            dataset.columns["image_mask"] if cached else dataset["image_mask"], dtype=bool
+        )
     if "image" in columns:
         return np.array([bool(path) for path in dataset["image"]], dtype=bool)
     raise ValueError(
