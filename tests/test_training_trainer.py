@@ -306,3 +306,45 @@ def test_train_cli_repeats_imaged_rows(
     flags[-1] = "0"
     assert main(["train", *flags, "--vision-encoder", vision, *out]) == 2
     assert "--imaged-row-repeats must be 1 or more; got 0" in capsys.readouterr().err
+
+
+def test_train_cli_frozen_head_recipe_and_overrides(
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch, capsys
+) -> None:
+    """--freeze-encoders trains with the head recipe; flags the user gives win over it."""
+    _, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).drop(columns="image").to_csv(feed, index=False)
+    seen: list[tuple[TrainingArguments, object]] = []
+
+    def spy(self, *args, **kwargs):
+        seen.append((self.args, self.model.config))
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    monkeypatch.setattr(Trainer, "save_model", lambda self, *a, **k: None)
+    flags = ["train", "--feed", str(feed), "--text-encoder", text, "--use_cpu"]
+    flags += ["--report_to", "none", "--embedding-cache", "none"]
+    out = ["--output_dir", str(tmp_path / "model")]
+    assert main([*flags, "--freeze-encoders", *out]) == 0
+    assert (
+        main(
+            [*flags, "--freeze-encoders", "--learning_rate", "1e-4", "--head-dropout", "0"]
+            + ["--tag-loss-weight", "2", *out]
+        )
+        == 0
+    )
+    assert main([*flags, *out]) == 0
+    assert "frozen-head recipe: learning_rate=0.002" in capsys.readouterr().err
+    (head, head_config), (mine, my_config), (full, full_config) = seen
+    assert head.learning_rate == 2e-3 and head.num_train_epochs == 10
+    assert head.per_device_train_batch_size == 512 and head.lr_scheduler_type == "cosine"
+    assert head.warmup_steps == 0.05 and head.weight_decay == 0.01
+    assert (head_config.dropout, head_config.label_smoothing) == (0.3, 0.1)
+    assert (head_config.projection_dim, head_config.tag_loss_weight) == (256, 0.5)
+    assert mine.learning_rate == 1e-4 and mine.num_train_epochs == 10  # the rest stays
+    assert (my_config.dropout, my_config.tag_loss_weight) == (0.0, 2.0)
+    assert my_config.label_smoothing == 0.1
+    default = TrainingArguments(output_dir=str(tmp_path / "x"))
+    assert full.learning_rate == default.learning_rate  # end to end: the Trainer's defaults
+    assert full.per_device_train_batch_size == default.per_device_train_batch_size
+    assert (full_config.projection_dim, full_config.dropout) == (512, 0.1)

@@ -23,7 +23,9 @@ from multimodal_cat.cli.errors import UserError
 EPILOG = (
     "Hugging Face TrainingArguments flags are accepted too, e.g. --num_train_epochs 3 "
     "--learning_rate 3e-5 --per_device_train_batch_size 32 --eval_strategy epoch --seed 42 "
-    "(see transformers.TrainingArguments)."
+    "(see transformers.TrainingArguments). Their defaults are the Trainer's, except with "
+    "--freeze-encoders, where the head's recipe sets learning rate, epochs, batch sizes, weight "
+    "decay, warm-up and schedule (multimodal_cat.training.recipes)."
 )
 
 
@@ -86,13 +88,27 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument("--text-template", default="{title}. {brand}. {description}")
     model.add_argument("--max-length", type=int, default=128, help="token limit of the text")
     model.add_argument("--fusion", choices=("concat", "gated"), default="concat")
-    model.add_argument("--projection-dim", type=int, default=512)
-    model.add_argument("--fusion-hidden-dim", type=int, default=1024)
+    model.add_argument(
+        "--projection-dim", type=int, help="default: 256 with --freeze-encoders, else 512"
+    )
+    model.add_argument(
+        "--fusion-hidden-dim", type=int, help="default: 512 with --freeze-encoders, else 1024"
+    )
     model.add_argument("--vision-pooling", choices=("cls", "mean", "cls_mean"), default="cls_mean")
     model.add_argument("--text-pooling", choices=("cls", "mean", "cls_mean"), default="mean")
-    model.add_argument("--head-dropout", type=float, default=0.1)
+    model.add_argument(
+        "--head-dropout", type=float, help="default: 0.3 with --freeze-encoders, else 0.1"
+    )
     model.add_argument("--modality-dropout", type=float, default=0.0)
-    model.add_argument("--label-smoothing", type=float, default=0.0)
+    model.add_argument(
+        "--label-smoothing", type=float, help="default: 0.1 with --freeze-encoders, else 0"
+    )
+    model.add_argument(
+        "--tag-loss-weight",
+        type=float,
+        help="weight of the tag loss next to the category loss (default: 0.5 with "
+        "--freeze-encoders, else 1)",
+    )
     model.add_argument("--class-weights", choices=("none", "balanced"), default="none")
     model.add_argument(
         "--imaged-row-repeats",
@@ -106,7 +122,8 @@ def add_parser(subparsers: Any) -> None:
         "--freeze-encoders",
         action="store_true",
         help="train only fusion and heads: each tower runs once over the feed (cached on disk), "
-        "then the head trains on the pooled outputs",
+        "then the head trains on the pooled outputs, by default with the frozen-head recipe "
+        "(learning rate 2e-3, 10 epochs, batch 512, cosine schedule; flags you give win)",
     )
     model.add_argument(
         "--embedding-cache",
@@ -118,13 +135,14 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run, training_flags=[])
 
 
-def _training_arguments(flags: list[str]) -> Any:
+def _training_arguments(flags: list[str], recipe: Any) -> Any:
+    """``TrainingArguments`` from the recipe's defaults overridden by the user's flags."""
     from transformers import HfArgumentParser, TrainingArguments
 
     parser = HfArgumentParser(TrainingArguments)
     try:
         (training_args, remaining) = parser.parse_args_into_dataclasses(
-            args=flags, return_remaining_strings=True
+            args=recipe.training_flags() + flags, return_remaining_strings=True
         )
     except SystemExit as error:  # argparse already printed the message
         raise UserError("invalid TrainingArguments flags (see above)") from error
@@ -232,7 +250,21 @@ def _datasets(args: argparse.Namespace, seed: int, with_images: bool) -> tuple[A
     return space, groups, train_set, eval_set
 
 
-def _model(args: argparse.Namespace, space: Any, groups: list, labels: list[int]) -> Any:
+def _model_settings(args: argparse.Namespace, recipe: Any) -> dict[str, Any]:
+    """Head settings: the user's flags where given, else the recipe's."""
+    given = {
+        "projection_dim": args.projection_dim,
+        "fusion_hidden_dim": args.fusion_hidden_dim,
+        "dropout": args.head_dropout,
+        "label_smoothing": args.label_smoothing,
+        "tag_loss_weight": args.tag_loss_weight,
+    }
+    return {name: recipe.model[name] if value is None else value for name, value in given.items()}
+
+
+def _model(
+    args: argparse.Namespace, recipe: Any, space: Any, groups: list, labels: list[int]
+) -> Any:
     from multimodal_cat.modeling import MultimodalCatModel
 
     weights = (
@@ -245,14 +277,11 @@ def _model(args: argparse.Namespace, space: Any, groups: list, labels: list[int]
         tags=groups,
         freeze_encoders=args.freeze_encoders,
         fusion_type=args.fusion,
-        projection_dim=args.projection_dim,
-        fusion_hidden_dim=args.fusion_hidden_dim,
         vision_pooling=args.vision_pooling,
         text_pooling=args.text_pooling,
-        dropout=args.head_dropout,
         modality_dropout=args.modality_dropout,
-        label_smoothing=args.label_smoothing,
         class_weights=weights,
+        **_model_settings(args, recipe),
     )
 
 
@@ -310,10 +339,12 @@ def _train(args: argparse.Namespace) -> int:
         EmbeddingCollator,
         MultimodalCatCollator,
         build_compute_metrics,
+        recipe_for,
         repeat_imaged_rows,
     )
 
-    training_args = _training_arguments(args.training_flags)
+    recipe = recipe_for(args.freeze_encoders)
+    training_args = _training_arguments(args.training_flags, recipe)
     vision, text = _none(args.vision_encoder), _none(args.text_encoder)
     if vision is None and text is None:
         raise UserError("give --text-encoder and/or --vision-encoder")
@@ -322,7 +353,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.imaged_row_repeats > 1 and vision is None:
         raise UserError("--imaged-row-repeats needs --vision-encoder (the model reads no images)")
     space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
-    model = _model(args, space, groups, list(train_set["labels"]))
+    if training_args.process_index == 0:
+        print(f"defaults from the {recipe.describe()} (flags you give win)", file=sys.stderr)
+    model = _model(args, recipe, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
         vision, text, text_template=args.text_template, max_length=args.max_length
     )

@@ -24,9 +24,12 @@ from multimodal_cat.training.metrics import (
     tag_metrics,
     tag_predictions,
 )
+from multimodal_cat.training.recipes import END_TO_END, FROZEN_HEAD, Recipe, recipe_for
 from multimodal_cat.training.sampling import repeat_imaged_rows
 
 __all__ = [
+    "END_TO_END",
+    "FROZEN_HEAD",
     "DatasetReport",
     "EmbeddingCollator",
     "EmbeddingDataset",
@@ -40,6 +43,8 @@ __all__ = [
     "infer_tag_groups",
     "per_level_accuracy",
     "read_table",
+    "Recipe",
+    "recipe_for",
     "repeat_imaged_rows",
     "tag_metrics",
     "tag_predictions",
