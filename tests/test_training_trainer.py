@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from transformers import BertModel, Trainer, TrainingArguments, ViTImageProcessor, ViTModel
+from transformers.trainer_utils import TrainOutput
 
 from multimodal_cat.cli.main import main
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
@@ -240,7 +241,8 @@ def test_train_cli_frozen_encoders_use_the_embedding_cache(
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert json.loads(printed[printed.rindex("{\n") :])["eval_valid_path_rate"] == 1.0
+    metrics = json.loads(printed[printed.rindex("{\n") :])
+    assert metrics["eval_valid_path_rate"] == 1.0 and metrics["train_runtime"] > 0
     from multimodal_cat.encoders import EmbeddingCache
 
     assert EmbeddingCache(cache).count() == 11  # 8 distinct texts + 3 distinct images
@@ -319,6 +321,7 @@ def test_train_cli_frozen_head_recipe_and_overrides(
 
     def spy(self, *args, **kwargs):
         seen.append((self.args, self.model.config))
+        return TrainOutput(global_step=0, training_loss=0.0, metrics={"train_runtime": 0.0})
 
     monkeypatch.setattr(Trainer, "train", spy)
     monkeypatch.setattr(Trainer, "save_model", lambda self, *a, **k: None)

@@ -321,7 +321,8 @@ def _leave_process_group(wait: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, save the model and processor to ``--output_dir``, print the evaluation metrics."""
+    """Train, save the model and processor to ``--output_dir``, print the training metrics
+    (``train_runtime``, ``train_loss``, ...) and, with an evaluation set, the ``eval_*`` ones."""
     finished = False
     try:
         code = _train(args)
@@ -376,12 +377,12 @@ def _train(args: argparse.Namespace) -> int:
         data_collator=collator,
         compute_metrics=metrics_fn,
     )
-    trainer.train()
+    metrics = dict(trainer.train().metrics)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         processor.save_pretrained(training_args.output_dir)
     if eval_set is not None:
-        metrics = trainer.evaluate()
-        if trainer.is_world_process_zero():
-            print(json.dumps(metrics, indent=2, sort_keys=True))
+        metrics.update(trainer.evaluate())
+    if trainer.is_world_process_zero():
+        print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
