@@ -351,3 +351,24 @@ def test_train_cli_frozen_head_recipe_and_overrides(
     assert full.learning_rate == default.learning_rate  # end to end: the Trainer's defaults
     assert full.per_device_train_batch_size == default.per_device_train_batch_size
     assert (full_config.projection_dim, full_config.dropout) == (512, 0.1)
+
+
+def test_train_cli_same_seed_same_model(tmp_path: Path, tiny_encoders: tuple[str, str]) -> None:
+    """The new head's initial weights follow --seed, so a rerun gives the same model."""
+    _, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).drop(columns="image").to_csv(feed, index=False)
+    flags = ["train", "--feed", str(feed), "--text-encoder", text, "--freeze-encoders"]
+    flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "2"]
+    flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    flags += ["--embedding-cache", "none"]
+
+    def trained(seed: int, name: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / name
+        assert main([*flags, "--seed", str(seed), "--output_dir", str(out)]) == 0
+        return MultimodalCatModel.from_pretrained(out).state_dict()
+
+    first, again, other = trained(3, "a"), trained(3, "b"), trained(4, "c")
+    head = [name for name in first if name.startswith("category_head")]
+    assert head and all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in head)

@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
     from multimodal_cat.modeling import MultimodalCatProcessor
     from multimodal_cat.training import (
@@ -356,6 +356,7 @@ def _train(args: argparse.Namespace) -> int:
     space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
     if training_args.process_index == 0:
         print(f"defaults from the {recipe.describe()} (flags you give win)", file=sys.stderr)
+    set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(args, recipe, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
         vision, text, text_template=args.text_template, max_length=args.max_length
