@@ -1,0 +1,205 @@
+"""Does ``multimodal-cat train`` with its defaults give what ``fashion_model.py`` reports?
+
+The model benchmark trains its heads with a plain torch loop on cached embeddings. A user runs
+the command line instead (the Hugging Face ``Trainer``, the frozen-head recipe, the library's own
+embedding cache). This benchmark writes the same split as two feeds (train: every non-test
+product of ``styles.csv``, with its image path where it has one; test: the imaged products with
+``id % 5 == 0``), then runs
+
+    multimodal-cat train --feed train.csv --eval-feed test.csv --freeze-encoders \\
+        --vision-encoder dinov2-small --text-encoder minilm \\
+        --category-column masterCategory,subCategory,articleType \\
+        --tag-column gender --tag-column baseColour --tag-column season --tag-column usage \\
+        --bf16 --use_cpu --save_strategy no --seed 0 --output_dir ...
+
+with no other training flag, twice: first with an empty embedding cache (both towers run over
+every product), then again (cache warm). In the same run, the model benchmark's torch loop
+trains its chosen spec on the same rows from the benchmark's own cache, so accuracy and head
+seconds sit side by side and speed is a ratio measured under the same load.
+
+Usage (from the repo root; about 20 minutes on 2 cores, most of it DINOv2 over 9.6k images)::
+
+    python -m benchmarks.fashion_cli
+    python -m benchmarks.fashion_cli --limit 3000 --out /tmp/cli_smoke   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.fashion_data import DATA_DIR
+from benchmarks.fashion_model import RESULTS, environment, output_stem
+
+METRICS = (
+    "level1_accuracy",
+    "level2_accuracy",
+    "level3_accuracy",
+    "leaf_accuracy",
+    "leaf_macro_f1",
+    "hierarchical_f1",
+    "tag_micro_f1",
+    "valid_path_rate",
+)
+TAGS = ("gender", "baseColour", "season", "usage")
+
+
+def write_feeds(folder: Path, limit: int | None = None) -> dict[str, int]:
+    """The benchmark split as ``train.csv`` / ``test.csv`` feeds; returns row counts."""
+    styles = pd.read_csv(DATA_DIR / "styles.csv", on_bad_lines="skip")
+    images = pd.read_csv(DATA_DIR / "styles_with_images.csv", on_bad_lines="skip")
+    frame = styles.merge(images[["id", "image"]], on="id", how="left")
+    if limit and limit < len(frame):  # every k-th product, as fashion_model_data.load_table
+        frame = frame.iloc[:: max(1, len(frame) // limit)]
+    frame["image"] = [str(DATA_DIR / p) if isinstance(p, str) else "" for p in frame["image"]]
+    frame = frame.rename(columns={"productDisplayName": "title"})
+    test = (frame["image"] != "") & (frame["id"] % 5 == 0)
+    frame[~test].to_csv(folder / "train.csv", index=False)
+    frame[test].to_csv(folder / "test.csv", index=False)
+    return {
+        "train": int((~test).sum()),
+        "train_imaged": int(((~test) & (frame["image"] != "")).sum()),
+        "test": int(test.sum()),
+    }
+
+
+def cli_command(folder: Path, cache: Path, seed: int) -> list[str]:
+    """The ``multimodal-cat train`` call: data flags only, so the recipe's defaults apply."""
+    command = [sys.executable, "-m", "multimodal_cat", "train"]
+    command += ["--feed", str(folder / "train.csv"), "--eval-feed", str(folder / "test.csv")]
+    command += ["--freeze-encoders", "--vision-encoder", "dinov2-small", "--text-encoder", "minilm"]
+    command += ["--category-column", "masterCategory,subCategory,articleType"]
+    for tag in TAGS:
+        command += ["--tag-column", tag]
+    command += ["--embedding-cache", str(cache), "--output_dir", str(folder / "model")]
+    command += ["--bf16", "--use_cpu", "--save_strategy", "no", "--report_to", "none"]
+    return command + ["--seed", str(seed), "--disable_tqdm", "true"]
+
+
+def run_cli(command: list[str], log: Path) -> dict:
+    """Run the command; its printed metrics plus wall seconds."""
+    start = time.perf_counter()
+    with log.open("w") as err:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"multimodal-cat train failed ({done.returncode}):\n{tail}")
+    printed = done.stdout
+    metrics = json.loads(printed[printed.rindex("{\n") :])
+    return {"wall_seconds": round(wall, 1), **metrics}
+
+
+def loop_reference(limit: int | None) -> dict:
+    """The model benchmark's torch loop, its chosen spec, same rows, seed 0."""
+    import dataclasses
+
+    from benchmarks.fashion_model_data import load_table
+    from benchmarks.fashion_model_eval import evaluate
+    from benchmarks.fashion_model_train import HeadSpec, predict, train_head
+
+    chosen = json.loads((RESULTS / "fashion_model.json").read_text())["chosen_spec"]
+    chosen["modalities"] = tuple(chosen["modalities"])
+    spec = dataclasses.replace(HeadSpec(), **chosen)
+    table = load_table(limit=limit)
+    train = np.flatnonzero(table.split != "test")
+    test = table.rows("test")
+    model, seconds = train_head(table, train, spec, seed=0)
+    probs, tag_logits = predict(model, table, test)
+    metrics = evaluate(table, test, probs, tag_logits)
+    return {"spec": spec.to_dict(), "head_seconds": round(seconds, 1), **metrics}
+
+
+def markdown(result: dict) -> str:
+    """Side-by-side table of the two CLI runs and the loop."""
+    env = result["environment"]
+    head = ["run", "wall s", "head s", *METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, run in result["runs"].items():
+        seconds = run.get("train_runtime", run.get("head_seconds"))
+        cells = [name, f"{run['wall_seconds']:.0f}" if "wall_seconds" in run else ""]
+        cells.append(f"{seconds:.1f}")
+        for key in METRICS:
+            value = run.get(f"eval_{key}", run.get(key))
+            cells.append("" if value is None else f"{value:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    rows = result["rows"]
+    return (
+        "\n".join(
+            [
+                "# Fashion benchmark through the command line (`multimodal-cat train`, defaults)",
+                "",
+                f"`{env['command']}` at commit `{env['git_commit'][:12]}`, {env['date_utc']}, "
+                f"load average at start {env['load_average_start']}, {env['torch_threads']} torch "
+                "threads.",
+                "",
+                f"Feeds: {rows['train']} training products ({rows['train_imaged']} with an image), "
+                f"{rows['test']} test products (imaged, `id % 5 == 0`), the split of "
+                "`fashion_model.py`. Command (no training flags: the frozen-head recipe applies):",
+                "",
+                f"    {result['command']}",
+                "",
+                *lines,
+                "",
+                "`wall s` = the whole command (loading, both towers over the feeds, training, "
+                "evaluation); `head s` = the Trainer's `train_runtime` (the loop's own seconds for "
+                "the reference). `cold cache` starts from an empty embedding cache, `warm cache` "
+                "reruns the same command. `torch loop` = `fashion_model_train.train_head` with the "
+                "model benchmark's chosen spec on the benchmark's cached embeddings (seed 0). "
+                f"Trainer head seconds / loop head seconds: {result['trainer_over_loop']}.",
+            ]
+        )
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, help="about N products, every k-th (smoke run)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="output stem (default: benchmarks/results/fashion_cli)")
+    args = parser.parse_args(argv)
+    import torch
+
+    env = environment("benchmarks.fashion_cli", limit=args.limit)
+    with tempfile.TemporaryDirectory(prefix="fashion_cli_") as tmp:
+        folder = Path(tmp)
+        rows = write_feeds(folder, args.limit)
+        command = cli_command(folder, folder / "cache", args.seed)
+        runs = {}
+        for name in ("cold cache", "warm cache"):
+            print(f"[cli] {name}: {' '.join(command)}", flush=True)
+            runs[name] = run_cli(command, folder / f"{name.split()[0]}.log")
+            print(f"[cli] {name}: {json.dumps(runs[name])}", flush=True)
+        torch.set_num_threads(env["torch_threads"])
+        runs["torch loop (model benchmark)"] = loop_reference(args.limit)
+    shown = [Path(part).name if part.startswith(tmp) else part for part in command[1:]]
+    result = {
+        "environment": env,
+        "rows": rows,
+        "command": " ".join(["python", *shown]),
+        "runs": runs,
+        "trainer_over_loop": round(
+            runs["warm cache"]["train_runtime"]
+            / runs["torch loop (model benchmark)"]["head_seconds"],
+            2,
+        ),
+    }
+    out = output_stem("fashion_cli", args.out, quick=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
