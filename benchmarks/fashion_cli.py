@@ -10,10 +10,10 @@ product of ``styles.csv``, with its image path where it has one; test: the image
         --vision-encoder dinov2-small --text-encoder minilm \\
         --category-column masterCategory,subCategory,articleType \\
         --tag-column gender --tag-column baseColour --tag-column season --tag-column usage \\
-        --bf16 --use_cpu --save_strategy no --seed 0 --output_dir ...
+        --bf16 --use_cpu --save_strategy no --seed S --output_dir ...
 
-with no other training flag, twice: first with an empty embedding cache (both towers run over
-every product), then again (cache warm). In the same run, the model benchmark's torch loop
+with no other training flag: first with an empty embedding cache (both towers run over every
+product), then once per seed with the cache warm. In the same run, the model benchmark's torch loop
 trains its chosen spec on the same rows from the benchmark's own cache, so accuracy and head
 seconds sit side by side and speed is a ratio measured under the same load.
 
@@ -98,8 +98,8 @@ def run_cli(command: list[str], log: Path) -> dict:
     return {"wall_seconds": round(wall, 1), **metrics}
 
 
-def loop_reference(limit: int | None) -> dict:
-    """The model benchmark's torch loop, its chosen spec, same rows, seed 0."""
+def loop_reference(limit: int | None, seeds: list[int]) -> dict[str, dict]:
+    """The model benchmark's torch loop, its chosen spec, same rows, one run per seed."""
     import dataclasses
 
     from benchmarks.fashion_model_data import load_table
@@ -112,10 +112,24 @@ def loop_reference(limit: int | None) -> dict:
     table = load_table(limit=limit)
     train = np.flatnonzero(table.split != "test")
     test = table.rows("test")
-    model, seconds = train_head(table, train, spec, seed=0)
-    probs, tag_logits = predict(model, table, test)
-    metrics = evaluate(table, test, probs, tag_logits)
-    return {"spec": spec.to_dict(), "head_seconds": round(seconds, 1), **metrics}
+    runs = {}
+    for seed in seeds:
+        model, seconds = train_head(table, train, spec, seed=seed)
+        probs, tag_logits = predict(model, table, test)
+        metrics = evaluate(table, test, probs, tag_logits)
+        runs[f"torch loop, seed {seed}"] = {"head_seconds": round(seconds, 1), **metrics}
+    return runs
+
+
+def mean_row(runs: dict[str, dict], prefix: str) -> dict:
+    """Mean of the runs whose name starts with ``prefix`` (metrics and head seconds)."""
+    chosen = [run for name, run in runs.items() if name.startswith(prefix)]
+    keys = [f"eval_{k}" for k in METRICS] + list(METRICS) + ["train_runtime", "head_seconds"]
+    return {
+        key: round(float(np.mean([run[key] for run in chosen])), 4)
+        for key in keys
+        if chosen and all(key in run for run in chosen)
+    }
 
 
 def markdown(result: dict) -> str:
@@ -152,9 +166,11 @@ def markdown(result: dict) -> str:
                 "`wall s` = the whole command (loading, both towers over the feeds, training, "
                 "evaluation); `head s` = the Trainer's `train_runtime` (the loop's own seconds for "
                 "the reference). `cold cache` starts from an empty embedding cache, `warm cache` "
-                "reruns the same command. `torch loop` = `fashion_model_train.train_head` with the "
-                "model benchmark's chosen spec on the benchmark's cached embeddings (seed 0). "
-                f"Trainer head seconds / loop head seconds: {result['trainer_over_loop']}.",
+                "reruns the same command (one run per seed). `torch loop` = "
+                "`fashion_model_train.train_head` with the model benchmark's chosen spec on the "
+                "benchmark's cached embeddings, same seeds, same torch threads. `mean` rows "
+                "average the seeds' metrics (not their probabilities). Mean Trainer head seconds "
+                f"/ mean loop head seconds: {result['trainer_over_loop']}.",
             ]
         )
         + "\n"
@@ -164,7 +180,9 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="about N products, every k-th (smoke run)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (warm cache)"
+    )
     parser.add_argument("--out", help="output stem (default: benchmarks/results/fashion_cli)")
     args = parser.parse_args(argv)
     import torch
@@ -173,14 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fashion_cli_") as tmp:
         folder = Path(tmp)
         rows = write_feeds(folder, args.limit)
-        command = cli_command(folder, folder / "cache", args.seed)
         runs = {}
-        for name in ("cold cache", "warm cache"):
+        plan = [("cold cache", args.seeds[0])] + [("warm cache", seed) for seed in args.seeds]
+        for cache_state, seed in plan:
+            name = f"{cache_state}, seed {seed}"
+            command = cli_command(folder, folder / "cache", seed)
             print(f"[cli] {name}: {' '.join(command)}", flush=True)
-            runs[name] = run_cli(command, folder / f"{name.split()[0]}.log")
+            runs[name] = run_cli(command, folder / f"run_{len(runs)}.log")
             print(f"[cli] {name}: {json.dumps(runs[name])}", flush=True)
         torch.set_num_threads(env["torch_threads"])
-        runs["torch loop (model benchmark)"] = loop_reference(args.limit)
+        runs.update(loop_reference(args.limit, args.seeds))
+        runs["warm cache, mean"] = mean_row(runs, "warm cache, seed")
+        runs["torch loop, mean"] = mean_row(runs, "torch loop, seed")
     shown = [Path(part).name if part.startswith(tmp) else part for part in command[1:]]
     result = {
         "environment": env,
@@ -188,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", *shown]),
         "runs": runs,
         "trainer_over_loop": round(
-            runs["warm cache"]["train_runtime"]
-            / runs["torch loop (model benchmark)"]["head_seconds"],
+            runs["warm cache, mean"]["train_runtime"] / runs["torch loop, mean"]["head_seconds"],
             2,
         ),
     }
