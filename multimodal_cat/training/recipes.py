@@ -15,6 +15,13 @@ Example:
     (0.002, 0.3)
     >>> recipe.training_flags()[:2]
     ['--learning_rate', '0.002']
+
+    In Python, unpack a recipe into ``TrainingArguments`` and the model constructor:
+
+    >>> args = TrainingArguments("out", **FROZEN_HEAD.training)  # doctest: +SKIP
+    >>> model = MultimodalCatModel.from_encoders(  # doctest: +SKIP
+    ...     "dinov2-small", "minilm", taxonomy=tree, freeze_encoders=True, **FROZEN_HEAD.model
+    ... )
 """
 
 from __future__ import annotations
