@@ -71,7 +71,7 @@ def write_feeds(folder: Path, limit: int | None = None) -> dict[str, int]:
     }
 
 
-def cli_command(folder: Path, cache: Path, seed: int) -> list[str]:
+def cli_command(folder: Path, cache: Path, seed: int | str) -> list[str]:
     """The ``multimodal-cat train`` call: data flags only, so the recipe's defaults apply."""
     command = [sys.executable, "-m", "multimodal_cat", "train"]
     command += ["--feed", str(folder / "train.csv"), "--eval-feed", str(folder / "test.csv")]
@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         runs.update(loop_reference(args.limit, args.seeds))
         runs["warm cache, mean"] = mean_row(runs, "warm cache, seed")
         runs["torch loop, mean"] = mean_row(runs, "torch loop, seed")
-    shown = [Path(part).name if part.startswith(tmp) else part for part in command[1:]]
+    shown = [
+        Path(part).name if part.startswith(tmp) else part
+        for part in cli_command(folder, folder / "cache", "S")[1:]
+    ]
     result = {
         "environment": env,
         "rows": rows,
