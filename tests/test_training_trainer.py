@@ -243,6 +243,7 @@ def test_train_cli_frozen_encoders_use_the_embedding_cache(
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n") :])
     assert metrics["eval_valid_path_rate"] == 1.0 and metrics["train_runtime"] > 0
+    assert json.loads((out / "all_results.json").read_text()) == metrics
     from multimodal_cat.encoders import EmbeddingCache
 
     assert EmbeddingCache(cache).count() == 11  # 8 distinct texts + 3 distinct images

@@ -322,7 +322,8 @@ def _leave_process_group(wait: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the training metrics
-    (``train_runtime``, ``train_loss``, ...) and, with an evaluation set, the ``eval_*`` ones."""
+    (``train_runtime``, ``train_loss``, ...) and, with an evaluation set, the ``eval_*`` ones;
+    they are also written to ``all_results.json`` there."""
     finished = False
     try:
         code = _train(args)
@@ -385,5 +386,6 @@ def _train(args: argparse.Namespace) -> int:
     if eval_set is not None:
         metrics.update(trainer.evaluate())
     if trainer.is_world_process_zero():
+        trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
         print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
