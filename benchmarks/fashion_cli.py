@@ -10,7 +10,8 @@ product of ``styles.csv``, with its image path where it has one; test: the image
         --vision-encoder dinov2-small --text-encoder minilm \\
         --category-column masterCategory,subCategory,articleType \\
         --tag-column gender --tag-column baseColour --tag-column season --tag-column usage \\
-        --bf16 --use_cpu --save_strategy no --seed S --output_dir ...
+        --embedding-cache CACHE --output_dir MODEL --bf16 --use_cpu --save_strategy no \\
+        --report_to none --seed S --disable_tqdm true
 
 with no other training flag: first with an empty embedding cache (both towers run over every
 product), then once per seed with the cache warm. In the same run, the model benchmark's torch loop
@@ -133,7 +134,7 @@ def mean_row(runs: dict[str, dict], prefix: str) -> dict:
 
 
 def markdown(result: dict) -> str:
-    """Side-by-side table of the two CLI runs and the loop."""
+    """Side-by-side table: the CLI runs (cold, then warm per seed), the loop per seed, means."""
     env = result["environment"]
     head = ["run", "wall s", "head s", *METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -330,24 +330,25 @@ def test_train_cli_frozen_head_recipe_and_overrides(
     flags += ["--report_to", "none", "--embedding-cache", "none"]
     out = ["--output_dir", str(tmp_path / "model")]
     assert main([*flags, "--freeze-encoders", *out]) == 0
-    assert (
-        main(
-            [*flags, "--freeze-encoders", "--learning_rate", "1e-4", "--head-dropout", "0"]
-            + ["--tag-loss-weight", "2", *out]
-        )
-        == 0
-    )
+    first = capsys.readouterr().err
+    mine_flags = ["--learning_rate", "1e-4", "--num_train_epochs", "3", "--warmup_steps", "10"]
+    mine_flags += ["--head-dropout", "0", "--tag-loss-weight", "2", "--projection-dim", "16"]
+    assert main([*flags, "--freeze-encoders", *mine_flags, *out]) == 0
+    second = capsys.readouterr().err
     assert main([*flags, *out]) == 0
-    assert "frozen-head recipe: learning_rate=0.002" in capsys.readouterr().err
+    assert "settings (frozen-head recipe where no flag was given): learning_rate=0.002" in first
+    assert "learning_rate=0.0001, num_train_epochs=3" in second  # what the run uses
+    assert "head-dropout=0.0" in second and "lr_scheduler_type=cosine" in second
     (head, head_config), (mine, my_config), (full, full_config) = seen
     assert head.learning_rate == 2e-3 and head.num_train_epochs == 10
     assert head.per_device_train_batch_size == 512 and head.lr_scheduler_type == "cosine"
     assert head.warmup_steps == 0.05 and head.weight_decay == 0.01
     assert (head_config.dropout, head_config.label_smoothing) == (0.3, 0.1)
     assert (head_config.projection_dim, head_config.tag_loss_weight) == (256, 0.5)
-    assert mine.learning_rate == 1e-4 and mine.num_train_epochs == 10  # the rest stays
+    assert (mine.learning_rate, mine.num_train_epochs, mine.warmup_steps) == (1e-4, 3, 10)
+    assert mine.per_device_train_batch_size == 512  # the rest stays
     assert (my_config.dropout, my_config.tag_loss_weight) == (0.0, 2.0)
-    assert my_config.label_smoothing == 0.1
+    assert (my_config.projection_dim, my_config.label_smoothing) == (16, 0.1)
     default = TrainingArguments(output_dir=str(tmp_path / "x"))
     assert full.learning_rate == default.learning_rate  # end to end: the Trainer's defaults
     assert full.per_device_train_batch_size == default.per_device_train_batch_size
@@ -373,3 +374,21 @@ def test_train_cli_same_seed_same_model(tmp_path: Path, tiny_encoders: tuple[str
     head = [name for name in first if name.startswith("category_head")]
     assert head and all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other[name]) for name in head)
+
+
+def test_recipes_refuse_non_scalars_and_build_training_arguments(tmp_path: Path) -> None:
+    import doctest
+
+    from multimodal_cat.training import FROZEN_HEAD, Recipe, recipes
+
+    assert doctest.testmod(recipes).failed == 0
+    with pytest.raises(TypeError, match="expected a number, string or bool for 'report_to'"):
+        Recipe("bad", training={"report_to": ["none"]})
+    args = FROZEN_HEAD.training_arguments(str(tmp_path), learning_rate=1e-3)
+    assert (args.learning_rate, args.num_train_epochs, args.lr_scheduler_type) == (
+        1e-3,
+        10,
+        "cosine",
+    )
+    share = getattr(args, "warmup_ratio", None) or args.warmup_steps  # name per transformers
+    assert share == 0.05

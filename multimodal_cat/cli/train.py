@@ -16,9 +16,12 @@ import argparse
 import json
 import sys
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.cli.errors import UserError
+
+if TYPE_CHECKING:  # the training package imports torch and datasets: load it only to train
+    from multimodal_cat.training.recipes import Recipe
 
 EPILOG = (
     "Hugging Face TrainingArguments flags are accepted too, e.g. --num_train_epochs 3 "
@@ -123,7 +126,8 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="train only fusion and heads: each tower runs once over the feed (cached on disk), "
         "then the head trains on the pooled outputs, by default with the frozen-head recipe "
-        "(learning rate 2e-3, 10 epochs, batch 512, cosine schedule; flags you give win)",
+        "(learning rate 2e-3, 10 epochs, batch 512 per device, cosine schedule; flags you give "
+        "win)",
     )
     model.add_argument(
         "--embedding-cache",
@@ -135,7 +139,7 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run, training_flags=[])
 
 
-def _training_arguments(flags: list[str], recipe: Any) -> Any:
+def _training_arguments(flags: list[str], recipe: Recipe) -> Any:
     """``TrainingArguments`` from the recipe's defaults overridden by the user's flags."""
     from transformers import HfArgumentParser, TrainingArguments
 
@@ -250,20 +254,35 @@ def _datasets(args: argparse.Namespace, seed: int, with_images: bool) -> tuple[A
     return space, groups, train_set, eval_set
 
 
-def _model_settings(args: argparse.Namespace, recipe: Any) -> dict[str, Any]:
+# model config field -> the command's flag (its value is None unless the user gave it)
+_MODEL_FLAGS = {
+    "projection_dim": "projection_dim",
+    "fusion_hidden_dim": "fusion_hidden_dim",
+    "dropout": "head_dropout",
+    "label_smoothing": "label_smoothing",
+    "tag_loss_weight": "tag_loss_weight",
+}
+
+
+def _model_settings(args: argparse.Namespace, recipe: Recipe) -> dict[str, Any]:
     """Head settings: the user's flags where given, else the recipe's."""
-    given = {
-        "projection_dim": args.projection_dim,
-        "fusion_hidden_dim": args.fusion_hidden_dim,
-        "dropout": args.head_dropout,
-        "label_smoothing": args.label_smoothing,
-        "tag_loss_weight": args.tag_loss_weight,
-    }
+    given = {field: getattr(args, flag) for field, flag in _MODEL_FLAGS.items()}
     return {name: recipe.model[name] if value is None else value for name, value in given.items()}
 
 
+def _settings_line(recipe: Recipe, training_args: Any, settings: dict[str, Any]) -> str:
+    """The values this run uses for what the recipe sets (the user's flags included)."""
+    used = {}
+    for name in recipe.training_settings():
+        value = getattr(training_args, name)
+        used[name] = getattr(value, "value", value)  # enums such as the scheduler type
+    used.update({_MODEL_FLAGS[name].replace("_", "-"): value for name, value in settings.items()})
+    listed = ", ".join(f"{name}={value}" for name, value in used.items())
+    return f"settings ({recipe.name} recipe where no flag was given): {listed}"
+
+
 def _model(
-    args: argparse.Namespace, recipe: Any, space: Any, groups: list, labels: list[int]
+    args: argparse.Namespace, settings: dict[str, Any], space: Any, groups: list, labels: list[int]
 ) -> Any:
     from multimodal_cat.modeling import MultimodalCatModel
 
@@ -281,7 +300,7 @@ def _model(
         text_pooling=args.text_pooling,
         modality_dropout=args.modality_dropout,
         class_weights=weights,
-        **_model_settings(args, recipe),
+        **settings,
     )
 
 
@@ -355,10 +374,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.imaged_row_repeats > 1 and vision is None:
         raise UserError("--imaged-row-repeats needs --vision-encoder (the model reads no images)")
     space, groups, train_set, eval_set = _datasets(args, training_args.seed, vision is not None)
+    settings = _model_settings(args, recipe)
     if training_args.process_index == 0:
-        print(f"defaults from the {recipe.describe()} (flags you give win)", file=sys.stderr)
+        print(_settings_line(recipe, training_args, settings), file=sys.stderr)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
-    model = _model(args, recipe, space, groups, list(train_set["labels"]))
+    model = _model(args, settings, space, groups, list(train_set["labels"]))
     processor = MultimodalCatProcessor.from_encoders(
         vision, text, text_template=args.text_template, max_length=args.max_length
     )
