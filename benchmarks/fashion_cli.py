@@ -38,18 +38,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.fashion_data import DATA_DIR
-from benchmarks.fashion_model import RESULTS, environment, output_stem
+from benchmarks.fashion_model import RESULTS, environment, output_stem, write_results
+from benchmarks.fashion_model_eval import METRIC_KEYS
 
-METRICS = (
-    "level1_accuracy",
-    "level2_accuracy",
-    "level3_accuracy",
-    "leaf_accuracy",
-    "leaf_macro_f1",
-    "hierarchical_f1",
-    "tag_micro_f1",
-    "valid_path_rate",
-)
+METRICS = tuple(key for key in METRIC_KEYS if key != "tag_macro_f1")  # the CLI's columns
 TAGS = ("gender", "baseColour", "season", "usage")
 
 
@@ -101,15 +93,14 @@ def run_cli(command: list[str], log: Path) -> dict:
 
 def loop_reference(limit: int | None, seeds: list[int]) -> dict[str, dict]:
     """The model benchmark's torch loop, its chosen spec, same rows, one run per seed."""
-    import dataclasses
 
     from benchmarks.fashion_model_data import load_table
     from benchmarks.fashion_model_eval import evaluate
     from benchmarks.fashion_model_train import HeadSpec, predict, train_head
 
-    chosen = json.loads((RESULTS / "fashion_model.json").read_text())["chosen_spec"]
-    chosen["modalities"] = tuple(chosen["modalities"])
-    spec = dataclasses.replace(HeadSpec(), **chosen)
+    spec = HeadSpec.from_dict(
+        json.loads((RESULTS / "fashion_model.json").read_text())["chosen_spec"]
+    )
     table = load_table(limit=limit)
     train = np.flatnonzero(table.split != "test")
     test = table.rows("test")
@@ -218,11 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             2,
         ),
     }
-    out = output_stem("fashion_cli", args.out, quick=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(output_stem("fashion_cli", args.out, quick=False), result, markdown(result))
     return 0
 
 

@@ -229,6 +229,14 @@ def output_stem(name: str, out: str | None, quick: bool) -> Path:
     return Path(tempfile.gettempdir()) / f"{name}_quick" if quick else RESULTS / name
 
 
+def write_results(stem: Path, result: dict, text: str) -> None:
+    """Write ``result`` to ``stem``.json and ``text`` (its markdown) to ``stem``.md; print it."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text)
+    print(text)
+
+
 def markdown(result: dict) -> str:
     """The results table as markdown."""
     cols = tuple(key for key in METRIC_KEYS if key != "tag_macro_f1")
@@ -361,11 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    out = output_stem("fashion_model", args.out, args.quick)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(output_stem("fashion_model", args.out, args.quick), result, markdown(result))
     return 0
 
 

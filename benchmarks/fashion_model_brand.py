@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.use_deterministic_algorithms(True)
     path = Path(args.results)
     result = json.loads(path.read_text())
-    fields = {k: v for k, v in result["chosen_spec"].items() if k != "modalities"}
-    spec = dataclasses.replace(HeadSpec(), **fields)
+    spec = HeadSpec.from_dict(result["chosen_spec"])
     setting = best_brand_setting(spec, result["search_log"])
     seeds = tuple(result["seeds"])
     table = load_table(limit=6000 if result["environment"]["quick"] else None)

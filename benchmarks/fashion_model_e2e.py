@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
     import os
 
-    from benchmarks.fashion_model import RESULTS, environment, output_stem
+    from benchmarks.fashion_model import RESULTS, environment, output_stem, write_results
     from benchmarks.fashion_model_data import load_table
     from benchmarks.fashion_model_eval import evaluate
     from benchmarks.fashion_model_train import HeadSpec, predict, train_head
@@ -212,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = json.loads((RESULTS / "fashion_model.json").read_text())["chosen_spec"]
-    fields = args.spec or {k: v for k, v in chosen.items() if k != "modalities"}
-    spec = dataclasses.replace(HeadSpec(), **fields)
+    spec = HeadSpec.from_dict(args.spec or {k: v for k, v in chosen.items() if k != "modalities"})
     ft_spec = FinetuneSpec(brand_share=spec.brand_share, epochs=args.epochs)
     torch.set_num_threads(args.threads)
     env = environment("benchmarks.fashion_model_e2e")
@@ -247,10 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": out_rows,
     }
     env["load_average_end"] = list(os.getloadavg())
-    out = output_stem("fashion_model_e2e", args.out, args.quick)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(_markdown(result))
-    print(_markdown(result))
+    write_results(output_stem("fashion_model_e2e", args.out, args.quick), result, _markdown(result))
     return 0
 
 

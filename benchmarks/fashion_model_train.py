@@ -51,6 +51,11 @@ class HeadSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> HeadSpec:
+        """The spec a results file recorded with :meth:`to_dict` (JSON turns tuples into lists)."""
+        return cls(**{**values, "modalities": tuple(values.get("modalities", cls.modalities))})
+
 
 @cache
 def _tower(kind: str):
