@@ -41,10 +41,6 @@ __all__ = ["END_TO_END", "FROZEN_HEAD", "Recipe", "recipe_for"]
 _SCALARS = (bool, int, float, str)
 
 
-def _frozen(values: dict[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(values))
-
-
 def _for_installed_transformers(training: Mapping[str, Any]) -> dict[str, Any]:
     """``warmup_steps`` below 1 is a share of the steps in transformers 5; older releases
     take the share as ``warmup_ratio`` (and only whole numbers as ``warmup_steps``)."""
@@ -68,8 +64,8 @@ class Recipe:
     """
 
     name: str
-    training: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
-    model: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+    training: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, value in {**self.training, **self.model}.items():
@@ -78,8 +74,8 @@ class Recipe:
                     f"recipe {self.name!r}: expected a number, string or bool for {name!r}; "
                     f"got {type(value).__name__}"
                 )
-        object.__setattr__(self, "training", _frozen(dict(self.training)))
-        object.__setattr__(self, "model", _frozen(dict(self.model)))
+        object.__setattr__(self, "training", MappingProxyType(dict(self.training)))
+        object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
 
     def training_settings(self) -> dict[str, Any]:
         """The training defaults under the names the installed transformers uses."""
@@ -102,39 +98,33 @@ class Recipe:
 
 FROZEN_HEAD = Recipe(
     name="frozen-head",
-    training=_frozen(
-        {
-            "learning_rate": 2e-3,
-            "num_train_epochs": 10,
-            "per_device_train_batch_size": 512,  # per process
-            "per_device_eval_batch_size": 512,
-            "weight_decay": 0.01,
-            "warmup_steps": 0.05,  # a share of the steps (warmup_ratio before transformers 5)
-            "lr_scheduler_type": "cosine",
-        }
-    ),
-    model=_frozen(
-        {
-            "projection_dim": 256,
-            "fusion_hidden_dim": 512,
-            "dropout": 0.3,
-            "label_smoothing": 0.1,
-            "tag_loss_weight": 0.5,
-        }
-    ),
+    training={
+        "learning_rate": 2e-3,
+        "num_train_epochs": 10,
+        "per_device_train_batch_size": 512,  # per process
+        "per_device_eval_batch_size": 512,
+        "weight_decay": 0.01,
+        "warmup_steps": 0.05,  # a share of the steps (warmup_ratio before transformers 5)
+        "lr_scheduler_type": "cosine",
+    },
+    model={
+        "projection_dim": 256,
+        "fusion_hidden_dim": 512,
+        "dropout": 0.3,
+        "label_smoothing": 0.1,
+        "tag_loss_weight": 0.5,
+    },
 )
 
 END_TO_END = Recipe(
     name="end-to-end",
-    model=_frozen(
-        {
-            "projection_dim": 512,
-            "fusion_hidden_dim": 1024,
-            "dropout": 0.1,
-            "label_smoothing": 0.0,
-            "tag_loss_weight": 1.0,
-        }
-    ),
+    model={
+        "projection_dim": 512,
+        "fusion_hidden_dim": 1024,
+        "dropout": 0.1,
+        "label_smoothing": 0.0,
+        "tag_loss_weight": 1.0,
+    },
 )
 
 
