@@ -17,6 +17,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "products.csv"
 
 
 class _Predictor:
+    fingerprint = "fake"  # one model; `fail` stands for a transient failure (resume checks)
+
     def __init__(self, fail: bool = False):
         self.fail = fail
 

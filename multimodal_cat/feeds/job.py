@@ -29,8 +29,9 @@ from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_prod
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.read import FeedReader, RawRow
+from multimodal_cat.feeds.resume import RowDigest, job_fingerprint
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
-from multimodal_cat.feeds.write import OutputWriter
+from multimodal_cat.feeds.write import OutputWriter, ResumeError
 from multimodal_cat.predictions import MappedCategory, Prediction
 from multimodal_cat.products import Product
 
@@ -174,8 +175,12 @@ def categorize_feed(
         fingerprint = {
             "feed": _feed_name(feed),
             "shard": [index, count],
+            **job_fingerprint(reader, predictor, cmap, mappings, names, keep, loader),
         }
-        with OutputWriter(out_path, out_columns, resume=resume, fingerprint=fingerprint) as writer:
+        protect = [reader.path] if reader.path else []
+        with OutputWriter(
+            out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
+        ) as writer:
             job = _Job(predictor, mappings, names, cmap, keep, loader, writer)
             try:
                 job.run(reader, batch_size, index, count, progress)
@@ -246,6 +251,7 @@ class _Job:
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
+        self.digest = RowDigest()  # of the input rows written, checked on resume
 
     def run(
         self, reader: FeedReader, batch_size: int, index: int, count: int, progress: bool
@@ -277,15 +283,37 @@ class _Job:
                 continue
             if skip:
                 skip -= 1
+                self.digest.update(raw)
+                if not skip:
+                    self._check_resumed_rows()
                 continue
             yield raw
+        if skip:
+            raise ResumeError(
+                f"cannot resume: the feed now has {self.resumed_from - skip:,} rows for this "
+                f"shard, fewer than the {self.resumed_from:,} already written; it changed since "
+                "the first run (rerun without --resume to start over)"
+            )
+
+    def _check_resumed_rows(self) -> None:
+        recorded = self.writer.resumed_input_digest
+        if recorded and recorded != self.digest.hexdigest():
+            raise ResumeError(
+                f"cannot resume: the first {self.resumed_from:,} rows of the feed are not the "
+                "rows already written (the feed changed since the first run); rerun without "
+                "--resume to start over"
+            )
 
     def _prepare(self, raw: RawRow) -> _Item:
         item = _Item(raw, warnings=list(raw.warnings), error=raw.error)
         if raw.values is None:
             return item
         item.keep = {out: raw.values.get(col) for col, out in self.keep.items()}
-        product = row_to_product(raw.values, self.cmap, raw.number)
+        try:
+            product = row_to_product(raw.values, self.cmap, raw.number)
+        except Exception as error:  # whatever the bytes, a bad row stays that row's error
+            item.error = f"line {raw.line}: cannot read this row ({type(error).__name__})"
+            return item
         item.warnings += product.extra.pop("warnings")
         item.product = product
         if product.image_ref:
@@ -320,8 +348,10 @@ class _Job:
             item.warnings += prediction.warnings
             item.prediction = prediction
         rows = [self._row(item) for item in items]
-        for row in rows:
+        for item, row in zip(items, rows, strict=True):
             self.counts[row["status"]] += 1
+            self.digest.update(item.raw)
+        self.writer.input_digest = self.digest.hexdigest()
         self.writer.write_batch(rows, self.counts)
 
     def _apply_mappings(self, prediction: Prediction) -> None:
