@@ -114,7 +114,7 @@ class OutputWriter:
             if self.format == "parquet"
             else self.path
         )
-        _check_output_path(self.path, protect)
+        check_output_path(self.path, protect)
         if resume and self.checkpoint.exists():
             self._reopen()
         else:
@@ -269,7 +269,7 @@ class OutputWriter:
         return text.getvalue().encode("utf-8")
 
 
-def _check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
+def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
     """Refuse an output that is one of the protected files; create its folder."""
     for other in protect:
         other = Path(other)

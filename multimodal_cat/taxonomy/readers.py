@@ -22,7 +22,7 @@ import io
 import re
 from pathlib import Path
 
-from multimodal_cat.taxonomy._flatyaml import load_yaml, read_entries, read_text
+from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
 from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
@@ -31,9 +31,18 @@ FORMATS = ("google", "shopify_txt", "shopify_yaml", "full_names", "csv")
 _GOOGLE_LINE = re.compile(r"^\s*(\S+)\s+-\s+(\S.*?)\s*$")
 _SHOPIFY_LINE = re.compile(r"^\s*(\S+)\s+:\s+(\S.*?)\s*$")
 _VERSION_HEADER = re.compile(r"(?:Version|Categories):\s*(\S+)")
+# Deepest tree accepted: published trees are under 10 levels; every category stores its full
+# path, so a deeper chain would cost memory quadratic in its depth.
+MAX_DEPTH = 256
 
 
 def _split_path(text: str, path: Path, line: int) -> tuple[str, ...]:
+    if text.count(">") >= MAX_DEPTH:
+        raise TaxonomyFormatError(
+            f"expected a path of at most {MAX_DEPTH} levels, found {text.count('>') + 1:,}",
+            path=path,
+            line=line,
+        )
     parts = tuple(" ".join(part.split()) for part in text.split(">"))
     if not all(parts):
         raise TaxonomyFormatError(
@@ -90,6 +99,27 @@ def _tree_from_id_paths(
                 )
         categories.append(Category(cid, cpath[-1], cpath, parent, len(cpath)))
     return Taxonomy(categories, name=name)
+
+
+def _check_depth(parent_of: dict[str, str | None], path: Path, line_of: dict[str, int]) -> None:
+    """Refuse a tree deeper than :data:`MAX_DEPTH` before any path is built (linear time)."""
+    depth: dict[str, int] = {}
+    for start in parent_of:
+        chain, seen, node = [], set(), start
+        while node is not None and node not in depth and node not in seen and node in parent_of:
+            chain.append(node)
+            seen.add(node)
+            node = parent_of[node]
+        base = depth.get(node, 0) if node is not None else 0
+        for offset, cid in enumerate(reversed(chain), start=1):
+            depth[cid] = base + offset
+            if depth[cid] > MAX_DEPTH:
+                raise TaxonomyFormatError(
+                    f"expected a tree at most {MAX_DEPTH} levels deep, found category {cid!r} "
+                    f"at depth {depth[cid]:,} or more",
+                    path=path,
+                    line=line_of.get(cid),
+                )
 
 
 def _create_ancestors(
@@ -161,7 +191,7 @@ def read_full_names(
                 "expected an entry with 'id' and 'full_name'",
                 path=path,
                 line=line,
-                found=str(entry),
+                found=excerpt(entry),
             )
         rows.append((line, normalize_id(entry["id"]), _split_path(entry["full_name"], path, line)))
     default = f"{path.parent.parent.name}/{path.parent.name}" if path.parent.name else path.stem
@@ -209,6 +239,7 @@ def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "
         )
     if width == 2:
         return _tree_from_id_paths(rows, path, name or path.stem, missing_parents)
+    _check_depth({c.id: c.parent_id for c in records}, path, seen)
     for category in records:
         if category.parent_id is not None and category.parent_id not in seen:
             raise TaxonomyFormatError(
@@ -247,7 +278,7 @@ def read_shopify_yaml(
         for line, entry in read_entries(file):
             if "id" not in entry or not isinstance(entry.get("name"), str):
                 raise TaxonomyFormatError(
-                    "expected an entry with 'id' and 'name'", path=file, line=line, found=str(entry)
+                    "expected an entry with 'id' and 'name'", path=file, line=line, found=excerpt(entry)
                 )
             cid = normalize_id(entry["id"])
             if cid in entries:
@@ -260,6 +291,7 @@ def read_shopify_yaml(
             entries[cid] = (file, line, entry)
             for child in entry.get("children") or []:
                 parents[normalize_id(child)] = cid
+    _check_depth({cid: parents.get(cid) for cid in entries}, folder, {})
     for child, parent in parents.items():
         if child not in entries:
             file, line, _ = entries[parent]
@@ -374,4 +406,7 @@ def read_taxonomy(
         raise ValueError(f"unknown taxonomy format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if path.is_dir() and fmt == "shopify_txt":
         path = path / "dist" / "en" / "categories.txt"
-    return _READERS[fmt](path, name=name, missing_parents=missing_parents)
+    taxonomy = _READERS[fmt](path, name=name, missing_parents=missing_parents)
+    if not len(taxonomy):
+        raise TaxonomyFormatError(f"expected at least one category ({fmt}), found none", path=path)
+    return taxonomy
