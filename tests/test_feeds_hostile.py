@@ -16,8 +16,7 @@ import pytest
 from multimodal_cat.cli.main import main
 from multimodal_cat.feeds import DryRunPredictor, FeedReader, ResumeError, categorize_feed
 from multimodal_cat.feeds.read import FeedFormatError
-from multimodal_cat.feeds.resume import predictor_fingerprint
-from multimodal_cat.feeds.write import OutputPathError, checkpoint_path, read_output
+from multimodal_cat.feeds.write import checkpoint_path, read_output
 
 
 class Recording(DryRunPredictor):
@@ -192,6 +191,8 @@ def test_gzip_cut_short_is_a_format_error(tmp_path):
 
 # --- output path -----------------------------------------------------------------------------
 def test_output_equal_to_input_is_refused(tmp_path, capsys):
+    from multimodal_cat.feeds.write import OutputPathError
+
     feed = tmp_path / "feed.csv"
     feed.write_text("id,title\n" + "".join(f"{i},Mug {i}\n" for i in range(2000)))
     before = feed.read_bytes()
@@ -276,6 +277,8 @@ def test_resume_of_a_finished_job_whose_output_was_deleted(tmp_path, capsys):
 
 
 def test_predictor_fingerprint_prefers_the_predictors_own():
+    from multimodal_cat.feeds.resume import predictor_fingerprint
+
     class Own:
         fingerprint = "model-v3@sha256:abc"
 

@@ -235,7 +235,7 @@ class _Guard:
         address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        if not self.allow_private and not address.is_global:
+        if not _address_allowed(address, self.allow_private):
             sock.close()
             raise ImageLoadError(
                 f"address {address} refused (loopback, private or reserved; "
@@ -274,6 +274,11 @@ class _Guard:
         if isinstance(error, (OSError, http.client.HTTPException)):
             return _Retryable(f"connection failed ({type(error).__name__})")
         return ImageLoadError(f"download failed ({type(error).__name__})")
+
+
+def _address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, private: bool) -> bool:
+    """The address rule: public addresses always; loopback, private, reserved only if allowed."""
+    return private or address.is_global
 
 
 def _shutdown(sock: socket.socket) -> None:
