@@ -29,9 +29,9 @@ from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_prod
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.read import FeedReader, RawRow
-from multimodal_cat.feeds.resume import RowDigest, job_fingerprint
+from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
-from multimodal_cat.feeds.write import OutputWriter, ResumeError
+from multimodal_cat.feeds.write import OutputWriter
 from multimodal_cat.predictions import MappedCategory, Prediction
 from multimodal_cat.products import Product
 
@@ -277,32 +277,9 @@ class _Job:
             bar.close()
 
     def _rows(self, reader: FeedReader, index: int, count: int) -> Iterator[RawRow]:
-        skip = self.resumed_from
-        for raw in reader:
-            if (raw.number - 1) % count != index:
-                continue
-            if skip:
-                skip -= 1
-                self.digest.update(raw)
-                if not skip:
-                    self._check_resumed_rows()
-                continue
-            yield raw
-        if skip:
-            raise ResumeError(
-                f"cannot resume: the feed now has {self.resumed_from - skip:,} rows for this "
-                f"shard, fewer than the {self.resumed_from:,} already written; it changed since "
-                "the first run (rerun without --resume to start over)"
-            )
-
-    def _check_resumed_rows(self) -> None:
+        mine = (raw for raw in reader if (raw.number - 1) % count == index)
         recorded = self.writer.resumed_input_digest
-        if recorded and recorded != self.digest.hexdigest():
-            raise ResumeError(
-                f"cannot resume: the first {self.resumed_from:,} rows of the feed are not the "
-                "rows already written (the feed changed since the first run); rerun without "
-                "--resume to start over"
-            )
+        return skip_done_rows(mine, self.resumed_from, recorded, self.digest)
 
     def _prepare(self, raw: RawRow) -> _Item:
         item = _Item(raw, warnings=list(raw.warnings), error=raw.error)

@@ -21,13 +21,20 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from multimodal_cat.feeds.read import RawRow
+from multimodal_cat.feeds.write import ResumeError
 
-__all__ = ["RowDigest", "job_fingerprint", "predictor_fingerprint", "weights_digest"]
+__all__ = [
+    "RowDigest",
+    "job_fingerprint",
+    "predictor_fingerprint",
+    "skip_done_rows",
+    "weights_digest",
+]
 
 # Predictor settings that do not change what is predicted (speed, caching, display).
 _NEUTRAL = frozenset(
@@ -137,3 +144,36 @@ def job_fingerprint(
         "keep": dict(keep),
         "images": _describe(images, 1),
     }
+
+
+def skip_done_rows(
+    rows: Iterator[RawRow], done: int, recorded: str, digest: RowDigest
+) -> Iterator[RawRow]:
+    """Skip the ``done`` rows an earlier run wrote, checking they are the same rows; yield the rest.
+
+    Args:
+        rows: This job's input rows, in order.
+        done: Rows already written (from the checkpoint).
+        recorded: The checkpoint's digest of those rows (``""``: not recorded, not checked).
+        digest: Updated with every skipped row (the job goes on updating it).
+
+    Raises:
+        ResumeError: The feed has fewer rows than ``done`` or other ones.
+    """
+    for raw in rows:
+        if digest.rows >= done:
+            yield raw
+            continue
+        digest.update(raw)
+        if digest.rows == done and recorded and recorded != digest.hexdigest():
+            raise ResumeError(
+                f"cannot resume: the first {done:,} rows of the feed are not the rows already "
+                "written (the feed changed since the first run); rerun without --resume to "
+                "start over"
+            )
+    if digest.rows < done:
+        raise ResumeError(
+            f"cannot resume: the feed now has {digest.rows:,} rows for this shard, fewer than "
+            f"the {done:,} already written; it changed since the first run (rerun without "
+            "--resume to start over)"
+        )

@@ -22,6 +22,7 @@ import io
 import re
 from pathlib import Path
 
+from multimodal_cat.taxonomy._bounds import MAX_DEPTH, check_depth
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
 from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
@@ -31,9 +32,6 @@ FORMATS = ("google", "shopify_txt", "shopify_yaml", "full_names", "csv")
 _GOOGLE_LINE = re.compile(r"^\s*(\S+)\s+-\s+(\S.*?)\s*$")
 _SHOPIFY_LINE = re.compile(r"^\s*(\S+)\s+:\s+(\S.*?)\s*$")
 _VERSION_HEADER = re.compile(r"(?:Version|Categories):\s*(\S+)")
-# Deepest tree accepted: published trees are under 10 levels; every category stores its full
-# path, so a deeper chain would cost memory quadratic in its depth.
-MAX_DEPTH = 256
 
 
 def _split_path(text: str, path: Path, line: int) -> tuple[str, ...]:
@@ -99,27 +97,6 @@ def _tree_from_id_paths(
                 )
         categories.append(Category(cid, cpath[-1], cpath, parent, len(cpath)))
     return Taxonomy(categories, name=name)
-
-
-def _check_depth(parent_of: dict[str, str | None], path: Path, line_of: dict[str, int]) -> None:
-    """Refuse a tree deeper than :data:`MAX_DEPTH` before any path is built (linear time)."""
-    depth: dict[str, int] = {}
-    for start in parent_of:
-        chain, seen, node = [], set(), start
-        while node is not None and node not in depth and node not in seen and node in parent_of:
-            chain.append(node)
-            seen.add(node)
-            node = parent_of[node]
-        base = depth.get(node, 0) if node is not None else 0
-        for offset, cid in enumerate(reversed(chain), start=1):
-            depth[cid] = base + offset
-            if depth[cid] > MAX_DEPTH:
-                raise TaxonomyFormatError(
-                    f"expected a tree at most {MAX_DEPTH} levels deep, found category {cid!r} "
-                    f"at depth {depth[cid]:,} or more",
-                    path=path,
-                    line=line_of.get(cid),
-                )
 
 
 def _create_ancestors(
@@ -239,7 +216,7 @@ def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "
         )
     if width == 2:
         return _tree_from_id_paths(rows, path, name or path.stem, missing_parents)
-    _check_depth({c.id: c.parent_id for c in records}, path, seen)
+    check_depth({c.id: c.parent_id for c in records}, path, seen)
     for category in records:
         if category.parent_id is not None and category.parent_id not in seen:
             raise TaxonomyFormatError(
@@ -291,7 +268,7 @@ def read_shopify_yaml(
             entries[cid] = (file, line, entry)
             for child in entry.get("children") or []:
                 parents[normalize_id(child)] = cid
-    _check_depth({cid: parents.get(cid) for cid in entries}, folder, {})
+    check_depth({cid: parents.get(cid) for cid in entries}, folder, {})
     for child, parent in parents.items():
         if child not in entries:
             file, line, _ = entries[parent]
