@@ -77,7 +77,8 @@ class EmbeddingCache:
             could not be opened: every lookup misses); set on first use.
 
     Example:
-        >>> cache = EmbeddingCache("/tmp/mc-cache")  # doctest: +SKIP
+        >>> import tempfile
+        >>> cache = EmbeddingCache(tempfile.mkdtemp())
         >>> cache.put_many("text:minilm|pool=mean|max_length=64", {"ab12": np.ones(384)})
         >>> cache.get_many("text:minilm|pool=mean|max_length=64", ["ab12", "cd34"]).keys()
         dict_keys(['ab12'])
