@@ -89,8 +89,11 @@ def build_feed(path: Path, rows: int, seed: int = 0) -> dict[str, int]:
             if 0.025 <= roll < 0.027:
                 line = line.replace(b",", b",\xff", 1)  # invalid UTF-8 in the title
                 mix["bad_utf8"] += 1
-            elif 0.027 <= roll < 0.037:
-                kind = HOSTILE[int((roll - 0.027) / 0.010 * len(HOSTILE))]
+            elif i % _BIG_PNG_EVERY == 1_234:
+                line = _hostile_line("unclosed_quote", cells, rng)
+                mix["unclosed_quote"] = mix.get("unclosed_quote", 0) + 1
+            elif 0.027 <= roll < 0.036:
+                kind = HOSTILE[int((roll - 0.027) / 0.009 * len(HOSTILE))]
                 line = _hostile_line(kind, cells, rng)
                 mix[kind] += 1
             out.write(line)
@@ -108,7 +111,6 @@ HOSTILE = (
     "bad_data_url",
     "exif_rotated",
     "png_16_bit",
-    "unclosed_quote",
 )
 _BIG_PNG_EVERY = 5_000  # one row in this many points at a PNG just under the pixel cap
 
@@ -435,8 +437,9 @@ def write_results(report: dict[str, object]) -> None:
         "have an extra field (malformed), 2% an empty title, 0.2% invalid UTF-8, 1% hostile "
         "rows (0.1% each: NUL in the image path, NUL in the title, an encoded lone surrogate, "
         "/dev/zero or /dev/urandom as image, a FIFO as image, a data: URL, a broken data: URL, "
-        "an EXIF-rotated JPEG, a 16-bit PNG, an unclosed quote that swallows the rows up to the "
-        "next quote); one row in 5,000 points at a 39.7M-pixel PNG. Each size "
+        "an EXIF-rotated JPEG, a 16-bit PNG); one row in 5,000 opens a quote it never closes "
+        "(swallowing the rows up to the next quote) and one in 5,000 points at a 39.7M-pixel "
+        "PNG. Each size "
         "runs `categorize_feed` in its own subprocess; RSS is sampled from /proc every 50 ms "
         "after the predictor is built. The kill test SIGKILLs a run once its checkpoint "
         "passes half the rows, reruns it with resume, and compares bytes with the full run.",

