@@ -434,7 +434,7 @@ def write_results(report: dict[str, object]) -> None:
         "How: each feed is a CSV built from `styles.csv` titles (cycled past 42k rows); rows "
         "whose style has an image get `images/<id>.jpg` (90%), a missing file (5%) or one of "
         "three corrupt files (truncated JPEG, random bytes, an HTML page; 5%); 0.5% of rows "
-        "have an extra field (malformed), 2% an empty title, 0.2% invalid UTF-8, 1% hostile "
+        "have an extra field (malformed), 2% an empty title, 0.2% invalid UTF-8, 0.9% hostile "
         "rows (0.1% each: NUL in the image path, NUL in the title, an encoded lone surrogate, "
         "/dev/zero or /dev/urandom as image, a FIFO as image, a data: URL, a broken data: URL, "
         "an EXIF-rotated JPEG, a 16-bit PNG); one row in 5,000 opens a quote it never closes "
