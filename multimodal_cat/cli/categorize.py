@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
@@ -26,6 +26,10 @@ from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
 from multimodal_cat.feeds.write import ResumeError, output_format
+
+if TYPE_CHECKING:
+    from multimodal_cat.mapping.apply import CategoryMapper
+    from multimodal_cat.predictors.base import Predictor
 
 _INPUT_ERRORS = (FeedColumnError, FeedFormatError, ShardError, ResumeError, FileNotFoundError)
 
@@ -253,7 +257,7 @@ def _probability(text: str) -> float:
     return value
 
 
-def _build_predictor(args: argparse.Namespace) -> tuple[Any, Any]:
+def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMapper | None]:
     """The bare predictor and the mapper for ``--map-to`` (``None`` without targets)."""
     if args.dry_run:
         from multimodal_cat.predictors.dry_run import DryRunPredictor
