@@ -182,8 +182,10 @@ class Categorizer:
 
         Example:
             >>> cat = Categorizer.zero_shot("shopify")  # doctest: +SKIP
-            >>> cat.predict({"title": "Leather boots"}, min_confidence=0.9)[0].category_path  # doctest: +SKIP
-            'Apparel & Accessories > Shoes'
+            >>> leaf = cat.predict({"title": "Leather boots"})[0]  # doctest: +SKIP
+            >>> sure = cat.predict({"title": "Leather boots"}, min_confidence=0.9)[0]  # doctest: +SKIP
+            >>> leaf.category_path.startswith(sure.category_path)  # doctest: +SKIP
+            True
         """
         items = to_products(products)
         predictions = (
