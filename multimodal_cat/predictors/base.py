@@ -20,13 +20,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: the contract imports nothing heavy
+    import numpy as np
 
-from multimodal_cat.predictions import Prediction
-from multimodal_cat.products import Product
-from multimodal_cat.taxonomy import Taxonomy
+    from multimodal_cat.predictions import Prediction
+    from multimodal_cat.products import Product
+    from multimodal_cat.taxonomy import Taxonomy
 
 
 @runtime_checkable

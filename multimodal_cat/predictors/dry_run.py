@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from multimodal_cat.predictions import CategoryScore, Prediction, TagScore
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class DryRunPredictor:
@@ -39,6 +41,8 @@ class DryRunPredictor:
 
     def predict_proba(self, products: Sequence[Product]) -> np.ndarray:
         """An empty (n_products, 0) array: a dry run has no classes to score."""
+        import numpy as np  # only here: a dry run stays light
+
         return np.zeros((len(products), 0), dtype=np.float32)
 
     @staticmethod
