@@ -165,3 +165,12 @@ def test_model_name_with_the_hub_offline_exits_2_at_once(tmp_path: Path) -> None
     assert done.returncode == 2, done.stderr
     assert "model 'ckpt_missing' is neither a local folder nor in the hub cache" in done.stderr
     assert "HF_HUB_OFFLINE=1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_model_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"not a folder")
+    args = ["categorize", str(EXAMPLE), "--model", str(weights), "-o", str(tmp_path / "o.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"model {str(weights)!r} is a file" in err and "Traceback" not in err

@@ -180,6 +180,7 @@ def check_checkpoint_name(name_or_path: str) -> None:
 
     Raises:
         FileNotFoundError: The checkpoint cannot be found.
+        NotADirectoryError: ``name_or_path`` is a file.
 
     Example:
         >>> check_checkpoint_name("./ckpt_missing")
@@ -188,9 +189,12 @@ def check_checkpoint_name(name_or_path: str) -> None:
         FileNotFoundError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
     """
     name = str(name_or_path)
-    if Path(name).expanduser().is_dir():
+    path = Path(name).expanduser()
+    if path.is_dir():
         return
     expected = "expected a folder written by save_pretrained (config.json and weights)"
+    if path.exists():
+        raise NotADirectoryError(f"model {name!r} is a file: {expected}")
     if not _HUB_ID.fullmatch(name):
         raise FileNotFoundError(
             f"model folder {name!r} not found: {expected}, or a hub id such as 'user/model'"
