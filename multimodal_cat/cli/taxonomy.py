@@ -17,7 +17,7 @@ from pathlib import Path
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.mapping import Mapping
-from multimodal_cat.predictions import MappedCategory
+from multimodal_cat.mapping.rule import MappedCategory
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 from multimodal_cat.taxonomy.shipped import shipped_names
 

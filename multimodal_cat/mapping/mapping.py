@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from multimodal_cat.mapping.rule import MappingRule
+from multimodal_cat.mapping.rule import MappedCategory, MappingRule
 from multimodal_cat.mapping.rules_io import (
     read_rules_text,
     read_rules_yaml,
     text_header_names,
     write_rules_yaml,
 )
-from multimodal_cat.predictions import MappedCategory
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
