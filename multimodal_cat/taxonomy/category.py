@@ -40,8 +40,3 @@ class Category:
     def full_path(self) -> str:
         """The path as one string, ``"A > B > C"``."""
         return PATH_SEPARATOR.join(self.path)
-
-    @property
-    def is_root(self) -> bool:
-        """True when the category has no parent."""
-        return self.parent_id is None
