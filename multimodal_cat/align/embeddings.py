@@ -125,6 +125,11 @@ def embed_texts(
     return vectors[[row[t] for t in texts]].astype(np.float32)
 
 
+def _index_field(name: str) -> property:
+    """A read-only attribute of the view that is the same attribute of its index."""
+    return property(lambda view: getattr(view.index, name), doc=f"The index's ``{name}``.")
+
+
 @dataclass
 class TreeView:
     """A taxonomy's index with path and name embeddings (rows follow the index positions).
@@ -163,29 +168,12 @@ class TreeView:
     def __len__(self) -> int:
         return len(self.index)
 
-    @property
-    def ids(self) -> list[str]:
-        return self.index.ids
-
-    @property
-    def names(self) -> list[str]:
-        return self.index.names
-
-    @property
-    def paths(self) -> list[str]:
-        return self.index.paths
-
-    @property
-    def parents(self) -> list[int]:
-        return self.index.parents
-
-    @property
-    def depths(self) -> list[int]:
-        return self.index.depths
-
-    @property
-    def children(self) -> list[list[int]]:
-        return self.index.children
+    ids = _index_field("ids")
+    names = _index_field("names")
+    paths = _index_field("paths")
+    parents = _index_field("parents")
+    depths = _index_field("depths")
+    children = _index_field("children")
 
     def ancestors(self, position: int) -> list[int]:
         """Positions from ``position`` up to its root (self first; the index lists root first)."""

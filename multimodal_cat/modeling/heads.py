@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from multimodal_cat.modeling.labels import LabelSpace, TagGroup
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup, value_slices
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
 
 __all__ = ["IGNORE_INDEX", "HeadOutput", "HierarchicalHead", "TagHead"]
@@ -154,12 +154,9 @@ class TagHead(nn.Module):
     def __init__(self, groups: list[TagGroup], in_dim: int) -> None:
         super().__init__()
         self.groups = groups
-        self.slices: list[slice] = []
-        start = 0
-        for group in groups:
-            self.slices.append(slice(start, start + len(group.values)))
-            start += len(group.values)
-        self.classifier = nn.Linear(in_dim, start) if start else None
+        self.slices = value_slices(groups)
+        width = self.slices[-1].stop if self.slices else 0
+        self.classifier = nn.Linear(in_dim, width) if width else None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor | None:
         return self.classifier(features) if self.classifier is not None else None

@@ -29,6 +29,7 @@ __all__ = [
     "TagGroup",
     "build_tag_groups",
     "normalize_path",
+    "value_slices",
 ]
 
 normalize_path = path_key  # the package's one path normaliser, under its older name
@@ -98,6 +99,21 @@ def build_tag_groups(
                 f"Tag group {group.attribute!r} repeats a value: {list(group.values)}."
             )
     return groups
+
+
+def value_slices(groups: Sequence[TagGroup]) -> list[slice]:
+    """Where each group's values sit in the tag head's output (and in a tag label vector).
+
+    Example:
+        >>> value_slices([TagGroup("color", ("red", "blue")), TagGroup("size", ("s",))])
+        [slice(0, 2, None), slice(2, 3, None)]
+    """
+    out: list[slice] = []
+    start = 0
+    for group in groups:
+        out.append(slice(start, start + len(group.values)))
+        start += len(group.values)
+    return out
 
 
 class LabelSpace(TaxonomyIndex):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from multimodal_cat.modeling.labels import TagGroup
+from multimodal_cat.modeling.labels import TagGroup, value_slices
 from multimodal_cat.taxonomy.index import IGNORE_INDEX, TaxonomyIndex, ancestor_paths, leaves_of
 
 __all__ = [
@@ -110,10 +110,7 @@ def tag_predictions(
 ) -> np.ndarray:
     """0/1 decisions from tag logits: argmax within single-valued groups, sigmoid >= threshold otherwise."""
     decisions = np.zeros_like(scores, dtype=np.int8)
-    start = 0
-    for group in groups:
-        part = slice(start, start + len(group.values))
-        start += len(group.values)
+    for group, part in zip(groups, value_slices(groups), strict=True):
         if group.multi_valued:
             decisions[:, part] = (1.0 / (1.0 + np.exp(-scores[:, part]))) >= threshold
         else:
