@@ -28,13 +28,15 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
+from multimodal_cat.errors import MultimodalCatError
+
 USER_AGENT = "multimodal-cat/0.1 (+product feed categorizer)"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # Image.open parses headers only; the lock keeps catch_warnings() from racing between our threads.
 _OPEN_LOCK = threading.Lock()
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(MultimodalCatError):
     """Why one image could not be used (message in plain words)."""
 
 

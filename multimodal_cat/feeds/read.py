@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from multimodal_cat.errors import FormatError, optional_import
+
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _EXTENSIONS = {
     ".csv": "csv",
@@ -42,7 +44,7 @@ _EXTENSIONS = {
 _SURROGATES = re.compile("[\udc80-\udcff]")
 
 
-class FeedFormatError(ValueError):
+class FeedFormatError(FormatError):
     """The feed's format cannot be told or is not supported."""
 
 
@@ -256,7 +258,7 @@ class FeedReader:
 
     # --- Parquet ---------------------------------------------------------------------------
     def _parquet_rows(self) -> Iterator[RawRow]:
-        import pyarrow.parquet as pq
+        pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Reading a Parquet feed")
 
         source: Any = self.path
         if self.path is None or self.path.name.lower().endswith(".gz"):
