@@ -219,14 +219,15 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from multimodal_cat.feeds import DryRunPredictor, categorize_feed
+    from multimodal_cat.feeds import categorize_feed
+    from multimodal_cat.predictors import DryRunPredictor
 
     if args.fake_predictor:
         predictor = DryRunPredictor()
     else:
-        from multimodal_cat.categorizer import build_predictor
+        from multimodal_cat.predictors.build import build_predictor
 
-        predictor = build_predictor(model=None, taxonomy=args.taxonomy, bf16=False, map_to=[])
+        predictor = build_predictor(model=None, taxonomy=args.taxonomy, bf16=False)
     sampler = _RssSampler()
     sampler.start()
     summary = categorize_feed(

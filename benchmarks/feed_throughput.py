@@ -235,11 +235,11 @@ def timed_pass(
     name: str, checkpoint: Path, feed: Path, cache_dir: Path, bf16: bool, args: argparse.Namespace
 ) -> Pass:
     """Measure the ceiling, run the feed job (predictor already loaded), measure again."""
-    from multimodal_cat.categorizer import Categorizer
     from multimodal_cat.encoders import EmbeddingCache
     from multimodal_cat.feeds import categorize_feed
+    from multimodal_cat.predictors.checkpoint import ModelPredictor
 
-    categorizer = Categorizer.from_pretrained(
+    predictor = ModelPredictor.from_pretrained(
         str(checkpoint), bf16=bf16, cache=EmbeddingCache(cache_dir), num_threads=args.threads
     )
     output = SCRATCH / f"out_{name}.csv"
@@ -248,7 +248,7 @@ def timed_pass(
         output.with_name(side).unlink(missing_ok=True)
     load_before, before = list(os.getloadavg()), ceilings(bf16)
     start = time.perf_counter()
-    summary = categorize_feed(feed, categorizer, output, batch_size=args.batch_size, progress=False)
+    summary = categorize_feed(feed, predictor, output, batch_size=args.batch_size, progress=False)
     seconds = time.perf_counter() - start
     after, load_after = ceilings(bf16), list(os.getloadavg())
     result = Pass(

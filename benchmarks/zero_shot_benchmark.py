@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multimodal_cat.align import ZeroShotCategorizer
-from multimodal_cat.align.zero_shot import DEFAULT_WEIGHTS
 from multimodal_cat.encoders import EmbeddingCache, encode_cached
+from multimodal_cat.predictors.zero_shot import DEFAULT_WEIGHTS, ZeroShotCategorizer
 from multimodal_cat.taxonomy import Taxonomy
 
 GRID = {

@@ -4,7 +4,9 @@ It answers, for each product, a category in the team's tree, tags, a confidence 
 equivalent category in every requested marketplace tree. It is built either from a trained
 checkpoint (:meth:`Categorizer.from_pretrained`) or zero-shot over any tree
 (:meth:`Categorizer.zero_shot`), and takes products as records, dicts, a pandas DataFrame or a
-feed file.
+feed file. It is a predictor (:mod:`multimodal_cat.predictors`) plus a mapper
+(:class:`~multimodal_cat.mapping.apply.CategoryMapper`), with the input handling of the Python
+API on top: :func:`to_products` loads the images that records name, once.
 
 Example:
     >>> cat = Categorizer.zero_shot("shopify", map_to=["google"])  # doctest: +SKIP
@@ -17,26 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from multimodal_cat.mapper import CategoryMapper
+from multimodal_cat.mapping.apply import CategoryMapper
 from multimodal_cat.predictions import Prediction
+from multimodal_cat.predictors.base import Predictor
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
 ProductsLike = Product | Mapping[str, Any] | Sequence[Product | Mapping[str, Any]] | Any
-
-
-class Predictor(Protocol):
-    """What the categorizer wraps: a trained model or a zero-shot search."""
-
-    taxonomy: Taxonomy
-
-    def predict(self, products: list[Product], *, top_k: int = 5) -> list[Prediction]: ...
-
-    def predict_proba(self, products: list[Product]) -> np.ndarray: ...
 
 
 _PRODUCT_FIELDS = ("id", "title", "description", "brand", "seller_category", "image_ref")
@@ -131,7 +124,7 @@ class Categorizer:
 
     def __init__(self, predictor: Predictor, *, map_to: Iterable[Any] = ()) -> None:
         self.predictor = predictor
-        self.mapper = CategoryMapper(predictor.taxonomy, map_to)
+        self.mapper = CategoryMapper.to_targets(predictor.taxonomy, map_to)
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -147,8 +140,13 @@ class Categorizer:
     def from_pretrained(
         cls, name_or_path: str, *, map_to: Iterable[Any] = (), bf16: bool = False, **kwargs: Any
     ) -> Categorizer:
-        """Load a trained checkpoint (a folder or a hub id) saved by ``save_pretrained``."""
-        from multimodal_cat.model_predictor import ModelPredictor
+        """Load a trained checkpoint (a folder or a hub id) saved by ``save_pretrained``.
+
+        Raises:
+            FileNotFoundError: The checkpoint cannot be found (a missing folder, or a hub id
+                that is not cached while the hub is offline).
+        """
+        from multimodal_cat.predictors.checkpoint import ModelPredictor
 
         return cls(ModelPredictor.from_pretrained(name_or_path, bf16=bf16, **kwargs), map_to=map_to)
 
@@ -164,20 +162,37 @@ class Categorizer:
         """Categorize with no training: a hierarchical search over category-path embeddings.
 
         ``image_encoder`` (an aligned image-text model such as a CLIP hub id) adds the
-        products' images to the evidence; see :class:`~multimodal_cat.align.ZeroShotCategorizer`.
+        products' images to the evidence; see
+        :class:`~multimodal_cat.predictors.zero_shot.ZeroShotCategorizer`.
         """
-        from multimodal_cat.align import ZeroShotCategorizer
+        from multimodal_cat.predictors.build import build_predictor
 
-        tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
-        zero_shot = ZeroShotCategorizer(
-            tree, text_encoder=text_encoder, image_encoder=image_encoder
+        predictor = build_predictor(
+            taxonomy=taxonomy, text_encoder=text_encoder, image_encoder=image_encoder
         )
-        return cls(zero_shot, map_to=map_to)
+        return cls(predictor, map_to=map_to)
 
-    def predict(self, products: ProductsLike, *, top_k: int = 5) -> list[Prediction]:
-        """One :class:`Prediction` per product, in input order, with mapped categories."""
+    def predict(
+        self, products: ProductsLike, *, top_k: int = 5, min_confidence: float | None = None
+    ) -> list[Prediction]:
+        """One :class:`Prediction` per product, in input order, with mapped categories.
+
+        ``min_confidence`` backs off from the best leaf to the deepest category on its path
+        whose probability reaches it (a surer, coarser answer); ``None`` keeps the leaf.
+
+        Example:
+            >>> cat = Categorizer.zero_shot("shopify")  # doctest: +SKIP
+            >>> leaf = cat.predict({"title": "Leather boots"})[0]  # doctest: +SKIP
+            >>> sure = cat.predict({"title": "Leather boots"}, min_confidence=0.9)[0]  # doctest: +SKIP
+            >>> leaf.category_path.startswith(sure.category_path)  # doctest: +SKIP
+            True
+        """
         items = to_products(products)
-        predictions = self.predictor.predict(items, top_k=top_k) if items else []
+        predictions = (
+            self.predictor.predict(items, top_k=top_k, min_confidence=min_confidence)
+            if items
+            else []
+        )
         self.mapper.apply(predictions)
         for product, prediction in zip(items, predictions, strict=True):
             prediction.warnings[:0] = product.extra.get("warnings", [])
@@ -186,32 +201,3 @@ class Categorizer:
     def predict_proba(self, products: ProductsLike) -> np.ndarray:
         """Probabilities (n_products, len(classes_)) over the leaf categories."""
         return self.predictor.predict_proba(to_products(products))
-
-
-def build_predictor(
-    *,
-    model: str | None = None,
-    taxonomy: str | None = None,
-    bf16: bool = False,
-    map_to: Sequence[str] = (),
-    num_threads: int | None = None,
-    image_encoder: str | None = None,
-) -> Categorizer:
-    """What ``multimodal-cat categorize`` runs: a checkpoint when ``model`` is given, else
-    zero-shot over ``taxonomy``. ``num_threads`` sets a checkpoint's torch threads while it
-    predicts (see :class:`~multimodal_cat.model_predictor.ModelPredictor`); ``image_encoder``
-    (zero-shot only) names an aligned image-text model such as a CLIP hub id.
-
-    Raises:
-        ValueError: neither ``model`` nor ``taxonomy`` is given.
-    """
-    if model:
-        if image_encoder:
-            raise ValueError(
-                "image_encoder is for zero-shot categorization; a trained model has its own "
-                "image tower (give --model or --image-encoder, not both)"
-            )
-        return Categorizer.from_pretrained(model, map_to=map_to, bf16=bf16, num_threads=num_threads)
-    if not taxonomy:
-        raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
-    return Categorizer.zero_shot(taxonomy, map_to=map_to, image_encoder=image_encoder)

@@ -36,6 +36,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from multimodal_cat.errors import MultimodalCatError
+
 __all__ = [
     "ImageInput",
     "ImageLimits",
@@ -63,7 +65,7 @@ _KINDS = {
 }
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(MultimodalCatError):
     """Why one image could not be used (message in plain words, never the file's content)."""
 
 

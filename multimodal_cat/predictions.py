@@ -13,7 +13,10 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multimodal_cat.mapping.rule import MappedCategory
 
 
 @dataclass(frozen=True)
@@ -34,25 +37,6 @@ class TagScore:
     score: float
 
 
-@dataclass(frozen=True)
-class MappedCategory:
-    """The equivalent category in another taxonomy tree.
-
-    Attributes:
-        taxonomy: Name of the target tree, e.g. ``google/2021-09-21``.
-        target_ids: Target category ids (usually one; empty when nothing maps).
-        target_paths: Full paths of the targets, same order.
-        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred`` or ``unmapped``.
-        confidence: Confidence in the rule, 1.0 for published rules.
-    """
-
-    taxonomy: str
-    target_ids: tuple[str, ...]
-    target_paths: tuple[str, ...] = ()
-    provenance: str = "published"
-    confidence: float = 1.0
-
-
 @dataclass
 class Prediction:
     """The answer for one product.
@@ -63,7 +47,8 @@ class Prediction:
         confidence: Probability-like confidence of ``category_id`` in ``[0, 1]``.
         alternatives: Top-k candidates, best first (the first is the prediction itself).
         tags: Attribute tags with scores.
-        mappings: Equivalent categories keyed by target taxonomy name.
+        mappings: Equivalent categories keyed by target taxonomy name
+            (:class:`~multimodal_cat.mapping.rule.MappedCategory`).
         warnings: Plain-words notes, e.g. that the image could not be read and the
             prediction used text only.
     """

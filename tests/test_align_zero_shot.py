@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from multimodal_cat.align import ZeroShotCategorizer
 from multimodal_cat.cli.main import main
 from multimodal_cat.mapping import Mapping
+from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 from tests.test_align_engine import BagOfWordsEncoder

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from transformers import BertModel, CLIPConfig, CLIPModel
 
-from multimodal_cat.align import ZeroShotCategorizer
-from multimodal_cat.align.image_text import ImageTextEncoder
 from multimodal_cat.modeling.testing import IMAGE_SIZE, tiny_text_config, tiny_tokenizer
+from multimodal_cat.predictors.image_text import ImageTextEncoder
+from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 from tests.test_align_zero_shot import FASHION

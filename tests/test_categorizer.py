@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from multimodal_cat.categorizer import Categorizer, build_predictor, to_products
+from multimodal_cat.categorizer import Categorizer, to_products
 from multimodal_cat.encoders import EmbeddingCache
-from multimodal_cat.model_predictor import ModelPredictor
 from multimodal_cat.modeling.testing import tiny_model, tiny_processor
+from multimodal_cat.predictors.build import build_predictor
+from multimodal_cat.predictors.checkpoint import ModelPredictor
 from multimodal_cat.products import Product
 
 
@@ -79,12 +80,12 @@ def test_build_predictor_needs_a_model_or_a_tree() -> None:
 
 
 def test_tree_without_published_rules_gets_an_inferred_mapping() -> None:
-    from multimodal_cat.mapper import CategoryMapper
+    from multimodal_cat.mapping import CategoryMapper
     from multimodal_cat.taxonomy import Taxonomy
 
     source = Taxonomy.from_paths(["Clothing > Shoes", "Clothing > Shirts"], name="shop")
     target = Taxonomy.from_paths(["Apparel", "Apparel > Shoes", "Apparel > Tops"], name="market")
-    mapper = CategoryMapper(source, [target], text_encoder=None)
+    mapper = CategoryMapper.to_targets(source, [target], text_encoder=None)
     mapped = mapper.map_id("Clothing > Shoes")["market"]
     assert mapped.provenance in {"inferred", "inherited"}
     assert mapped.target_ids == ("Apparel > Shoes",)
@@ -111,7 +112,5 @@ def test_predictor_thread_setting_is_scoped_and_checked(checkpoint: str) -> None
 
 
 def test_image_encoder_is_for_zero_shot_only() -> None:
-    from multimodal_cat.categorizer import build_predictor
-
     with pytest.raises(ValueError, match="image_encoder is for zero-shot"):
         build_predictor(model="ckpt", image_encoder="openai/clip-vit-base-patch32")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -12,36 +11,46 @@ import pytest
 from multimodal_cat.cli.main import main
 from multimodal_cat.feeds import read_output
 from multimodal_cat.predictions import Prediction
+from multimodal_cat.taxonomy import Taxonomy
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "products.csv"
 
 
 class _Predictor:
+    """Predicts Shopify's Activewear for every product; records ``min_confidence``."""
+
     fingerprint = "fake"  # one model; `fail` stands for a transient failure (resume checks)
 
     def __init__(self, fail: bool = False):
         self.fail = fail
+        self.taxonomy = Taxonomy.load("shopify")
+        self.min_confidence: list[float | None] = []
 
-    def predict(self, products):
+    def predict(self, products, *, top_k=5, min_confidence=None):
+        self.min_confidence.append(min_confidence)
         if self.fail:
             raise RuntimeError("out of memory")
-        return [Prediction("c1", "Root > c1", 0.9) for _ in products]
+        path = "Apparel & Accessories > Clothing > Activewear"
+        return [Prediction("aa-1-1", path, 0.9) for _ in products]
 
 
 @pytest.fixture
 def built(monkeypatch):
-    """Install a fake ``multimodal_cat.categorizer.build_predictor``; returns its calls."""
+    """Install a fake ``multimodal_cat.predictors.build.build_predictor``; returns its calls
+    (and, after each, the predictor it built)."""
+    import multimodal_cat.predictors.build as build
+
     calls: list[dict] = []
-    module = types.ModuleType("multimodal_cat.categorizer")
 
     def build_predictor(**kwargs):
         calls.append(kwargs)
         if kwargs.get("model") == "absent":
             raise FileNotFoundError("model folder 'absent' not found")
-        return _Predictor(fail=kwargs.get("model") == "broken")
+        predictor = _Predictor(fail=kwargs.get("model") == "broken")
+        calls.append({"predictor": predictor})
+        return predictor
 
-    module.build_predictor = build_predictor
-    monkeypatch.setitem(sys.modules, "multimodal_cat.categorizer", module)
+    monkeypatch.setattr(build, "build_predictor", build_predictor)
     return calls
 
 
@@ -62,18 +71,18 @@ def test_example_feed_with_taxonomy(built, tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert built == [
-        {
-            "model": None,
-            "taxonomy": "shopify",
-            "bf16": True,
-            "map_to": ["google"],
-            "num_threads": None,
-            "image_encoder": None,
-        }
-    ]
+    assert built[0] == {
+        "model": None,
+        "taxonomy": "shopify",
+        "bf16": True,
+        "num_threads": None,
+        "image_encoder": None,
+    }
     rows = list(read_output(out))
     assert len(rows) == 20 and {r["status"] for r in rows} == {"ok", "degraded"}
+    assert {(r["google_category_id"], r["google_provenance"]) for r in rows} == {
+        ("5322", "published")
+    }
     assert "20 rows: 19 ok, 1 degraded, 0 failed" in capsys.readouterr().err
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,7 @@ def test_dinov2_small_rebuild_gives_trained_features(tmp_path: Path) -> None:
     pandas = pytest.importorskip("pandas")
     if not FASHION.is_dir():
         pytest.skip(f"fashion data not found at {FASHION}")
-    start = time.perf_counter()
     folder = Path(resolve_encoder("dinov2-small", cache_dir=tmp_path))
-    rebuild_seconds = time.perf_counter() - start
     assert folder == tmp_path / "dinov2-small"
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {
         p.name for p in folder.iterdir()
@@ -53,4 +50,4 @@ def test_dinov2_small_rebuild_gives_trained_features(tmp_path: Path) -> None:
     nearest = similarity.argmax(axis=1)
     hits = (picked.subCategory.to_numpy()[nearest] == picked.subCategory.to_numpy()).mean()
     assert hits >= 0.7, f"nearest-neighbour agreement {hits:.2f}; random weights give ~0.25"
-    print(f"rebuild {rebuild_seconds:.1f}s, leave-one-out NN agreement {hits:.2f}")
+    print(f"leave-one-out NN agreement {hits:.2f}")

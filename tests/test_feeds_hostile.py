@@ -14,9 +14,10 @@ import sys
 import pytest
 
 from multimodal_cat.cli.main import main
-from multimodal_cat.feeds import DryRunPredictor, FeedReader, ResumeError, categorize_feed
+from multimodal_cat.feeds import FeedReader, ResumeError, categorize_feed
 from multimodal_cat.feeds.read import FeedFormatError
 from multimodal_cat.feeds.write import checkpoint_path, read_output
+from multimodal_cat.predictors import DryRunPredictor
 
 
 class Recording(DryRunPredictor):
@@ -28,11 +29,11 @@ class Recording(DryRunPredictor):
         self.flavour = flavour
         self.seen: list[str] = []
 
-    def predict(self, products):
+    def predict(self, products, **kwargs):
         if self.crash_after is not None and len(self.seen) >= self.crash_after:
             raise RuntimeError("crash")
         self.seen += [p.image_ref for p in products]
-        return super().predict(products)
+        return super().predict(products, **kwargs)
 
 
 def _job(feed, out, predictor=None, **kwargs):

@@ -24,7 +24,8 @@ from multimodal_cat.feeds import (
     shard_path,
 )
 from multimodal_cat.feeds.write import checkpoint_path
-from multimodal_cat.predictions import CategoryScore, MappedCategory, Prediction
+from multimodal_cat.mapping import CategoryMapper, MappedCategory
+from multimodal_cat.predictions import CategoryScore, Prediction
 
 
 class FakePredictor:
@@ -36,8 +37,10 @@ class FakePredictor:
         self.batches: list[int] = []
         self.fail_after = fail_after
         self.saw_images: list[bool] = []
+        self.min_confidence: list[float | None] = []
 
-    def predict(self, products):
+    def predict(self, products, *, top_k=5, min_confidence=None):
+        self.min_confidence.append(min_confidence)
         if self.fail_after is not None and len(self.batches) >= self.fail_after:
             raise RuntimeError("model crashed")
         self.batches.append(len(products))
@@ -113,7 +116,7 @@ def test_every_row_accounted_for_in_order(feed, tmp_path):
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_jsonl_and_parquet_outputs_match_csv(feed, tmp_path, suffix):
     _run(feed, tmp_path / "out.csv")
-    _run(feed, tmp_path / f"out{suffix}", mappings=[FakeMapping()])
+    _run(feed, tmp_path / f"out{suffix}", mapper=CategoryMapper([FakeMapping()]))
     csv_rows = list(read_output(tmp_path / "out.csv"))
     other = list(read_output(tmp_path / f"out{suffix}"))
     assert [(r["row"], r["status"], r["category_id"] or None) for r in csv_rows] == [
@@ -125,7 +128,7 @@ def test_jsonl_and_parquet_outputs_match_csv(feed, tmp_path, suffix):
 
 
 def test_map_to_column_matches_versioned_taxonomy(feed, tmp_path):
-    _run(feed, tmp_path / "out.jsonl", mappings=[FakeMapping()], map_to=["google"])
+    _run(feed, tmp_path / "out.jsonl", mapper=CategoryMapper([FakeMapping()]), map_to=["google"])
     row = next(read_output(tmp_path / "out.jsonl"))
     assert row["google_category_id"] == "g-cat-2" and row["google_provenance"] == "published"
     assert "google_2021_09_21_category_id" not in row
@@ -199,8 +202,8 @@ def test_non_utf8_and_huge_fields_are_warnings(tmp_path):
 
 def test_wrong_prediction_count_stops_the_job(feed, tmp_path):
     class Short(FakePredictor):
-        def predict(self, products):
-            return super().predict(products)[:-1]
+        def predict(self, products, **kwargs):
+            return super().predict(products, **kwargs)[:-1]
 
     with pytest.raises(RuntimeError, match="predictions for"):
         _run(feed, tmp_path / "out.csv", Short())
@@ -222,7 +225,7 @@ def test_real_shopify_to_google_mapping(tmp_path):
     mapping = mapping_module.Mapping.load("shopify", "google")
 
     class Activewear:
-        def predict(self, products):
+        def predict(self, products, **kwargs):
             path = "Apparel & Accessories > Clothing > Activewear"
             return [Prediction("aa-1-1", path, 0.8) for _ in products]
 
@@ -233,7 +236,7 @@ def test_real_shopify_to_google_mapping(tmp_path):
         tmp_path / "out.jsonl",
         Activewear(),
         columns=None,
-        mappings=[mapping],
+        mapper=CategoryMapper([mapping]),
         map_to=["google"],
     )
     row = next(read_output(tmp_path / "out.jsonl"))
@@ -251,14 +254,15 @@ def test_keep_all_columns_and_missing_keep_column(feed, tmp_path):
 
 SLOW_JOB = """
 import sys, time
-from multimodal_cat.feeds import DryRunPredictor, categorize_feed
+from multimodal_cat.feeds import categorize_feed
+from multimodal_cat.predictors import DryRunPredictor
 
 class Slow(DryRunPredictor):
     fingerprint = "dry-run"  # predicts what DryRunPredictor does, only slower
 
-    def predict(self, products):
+    def predict(self, products, **kwargs):
         time.sleep(0.02)
-        return super().predict(products)
+        return super().predict(products, **kwargs)
 
 categorize_feed(sys.argv[1], Slow(), sys.argv[2], batch_size=10, progress=False)
 """
@@ -279,7 +283,7 @@ def test_kill_9_then_resume_is_identical(tmp_path):
         time.sleep(0.01)
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    from multimodal_cat.feeds import DryRunPredictor
+    from multimodal_cat.predictors import DryRunPredictor
 
     class SameDryRun(DryRunPredictor):
         fingerprint = "dry-run"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from multimodal_cat.mapping import Mapping, MappingRule
-from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError
+from multimodal_cat.mapping.errors import MappingFormatError
+from multimodal_cat.taxonomy import Taxonomy
 
 
 @pytest.fixture()
@@ -136,7 +137,7 @@ def test_text_form(tmp_path: Path, trees) -> None:
     assert m.rules == {"aa": MappingRule("aa", ("166",)), "aa-1": MappingRule("aa-1", ("212",))}
     path.write_text("→ Apparel\n⇒ Hats\n", encoding="utf-8")
     with pytest.raises(
-        TaxonomyFormatError, match=r"m.txt:2: expected a category path of 'google/3'"
+        MappingFormatError, match=r"m.txt:2: expected a category path of 'google/3'"
     ):
         Mapping.from_file(path, source=new, target=google)
     with pytest.raises(ValueError, match="needs source= and target="):
@@ -145,7 +146,7 @@ def test_text_form(tmp_path: Path, trees) -> None:
 
 def test_bad_rules(trees) -> None:
     _, new, google = trees
-    with pytest.raises(TaxonomyFormatError, match="one rule per source id"):
+    with pytest.raises(MappingFormatError, match="one rule per source id"):
         Mapping([MappingRule("aa", ("166",)), MappingRule("aa", ("212",))])
-    with pytest.raises(TaxonomyFormatError, match="target id of the mapping in 'google/3'.*999"):
+    with pytest.raises(MappingFormatError, match="target id of the mapping in 'google/3'.*999"):
         Mapping([MappingRule("aa", ("999",))], new, google)

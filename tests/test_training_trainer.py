@@ -208,7 +208,7 @@ def test_embed_dataset_matches_the_towers(tmp_path: Path) -> None:
 
 
 def test_embed_dataset_keeps_rows_with_neither_text_nor_image(tmp_path: Path) -> None:
-    from multimodal_cat.modeling.tower_embeddings import TowerEmbedder
+    from multimodal_cat.predictors.checkpoint import TowerEmbedder
     from multimodal_cat.training.cached import embed_dataset
 
     model, processor = tiny_model(freeze_encoders=True), tiny_processor(tmp_path / "tok")

@@ -1,7 +1,9 @@
-"""Alignment between taxonomy trees and zero-shot categorization into any tree.
+"""Alignment between taxonomy trees: infer the mapping from one tree to another.
+
+Zero-shot categorization of products lives in :mod:`multimodal_cat.predictors.zero_shot`.
 
 Example:
-    >>> from multimodal_cat.align import MappingAligner, ZeroShotCategorizer
+    >>> from multimodal_cat.align import MappingAligner
     >>> aligner = MappingAligner(text_encoder="minilm")  # doctest: +SKIP
     >>> result = aligner.align(Taxonomy.load("shopify"), Taxonomy.load("google"))  # doctest: +SKIP
 """
@@ -12,7 +14,6 @@ from multimodal_cat.align.candidates import FEATURE_NAMES
 from multimodal_cat.align.embeddings import TreeView
 from multimodal_cat.align.infer import AlignmentResult, MappingAligner, ReviewItem
 from multimodal_cat.align.rerank import DEFAULT_WEIGHTS, ReRanker
-from multimodal_cat.align.zero_shot import ZeroShotCategorizer
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -22,5 +23,4 @@ __all__ = [
     "ReRanker",
     "ReviewItem",
     "TreeView",
-    "ZeroShotCategorizer",
 ]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView
+from multimodal_cat.taxonomy.index import path_key, split_path
 
 FEATURE_NAMES: tuple[str, ...] = (
     "cos_path",  # cosine of full-path embeddings
@@ -85,13 +86,13 @@ def _top_k(queries: np.ndarray, keys: np.ndarray, k: int, chunk: int = 2048) -> 
 
 def lexical_prefix(source: TreeView, target: TreeView) -> list[int]:
     """For each source, the target whose full path is the longest prefix of its path (-1: none)."""
-    by_path = {p.lower(): i for i, p in enumerate(target.paths)}
+    by_path = {path_key(p): i for i, p in enumerate(target.paths)}
     out = []
     for path in source.paths:
-        parts = path.split(" > ")
+        parts = split_path(path)
         found = -1
         for size in range(len(parts), 0, -1):
-            found = by_path.get(" > ".join(parts[:size]).lower(), -1)
+            found = by_path.get(path_key(parts[:size]), -1)
             if found >= 0:
                 break
         out.append(found)

@@ -1,7 +1,8 @@
 """Tree views and their text embeddings, the shared input of alignment and zero-shot search.
 
-A :class:`TreeView` holds a taxonomy as parallel arrays (parents, depths, children, word sets)
-plus unit-length embeddings of every full path and every category name. Embeddings go through
+A :class:`TreeView` holds a taxonomy's flat index (:class:`~multimodal_cat.taxonomy.TaxonomyIndex`:
+parents, depths, children) with the word sets and unit-length embeddings of every full path and
+every category name. Embeddings go through
 the on-disk :class:`~multimodal_cat.encoders.EmbeddingCache`, so a tree is encoded once per
 text encoder and later runs only read the cache.
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from multimodal_cat.taxonomy import Taxonomy
+from multimodal_cat.taxonomy import Taxonomy, TaxonomyIndex
 
 _STOP_WORDS = frozenset({"&", "and", "or", "the", "of", "for", "a", "an", "with", "in", "other"})
 
@@ -124,23 +125,23 @@ def embed_texts(
     return vectors[[row[t] for t in texts]].astype(np.float32)
 
 
+def _index_field(name: str) -> property:
+    """A read-only attribute of the view that is the same attribute of its index."""
+    return property(lambda view: getattr(view.index, name), doc=f"The index's ``{name}``.")
+
+
 @dataclass
 class TreeView:
-    """A taxonomy as arrays, with path and name embeddings (rows follow ``ids``).
+    """A taxonomy's index with path and name embeddings (rows follow the index positions).
 
     Attributes:
-        ids, names, paths, parents, depths: as in :class:`~multimodal_cat.taxonomy.TaxonomyIndex`.
-        children: child positions of each position.
+        index: The tree's :class:`~multimodal_cat.taxonomy.TaxonomyIndex`; ``ids``, ``names``,
+            ``paths``, ``parents``, ``depths`` and ``children`` read from it.
         name_words, path_words: content-word sets of names and full paths.
         path_emb, name_emb: unit-length embeddings (n, dim); a (n, 1) zero array without encoder.
     """
 
-    ids: list[str]
-    names: list[str]
-    paths: list[str]
-    parents: list[int]
-    depths: list[int]
-    children: list[list[int]] = field(default_factory=list)
+    index: TaxonomyIndex
     name_words: list[frozenset[str]] = field(default_factory=list)
     path_words: list[frozenset[str]] = field(default_factory=list)
     path_emb: np.ndarray | None = None
@@ -159,28 +160,24 @@ class TreeView:
         """Build the view; embeds paths and names with ``encoder`` (skipped when ``None``),
         in one pass so a root's path and name (the same text) are encoded once."""
         index = taxonomy.to_index()
-        view = cls(index.ids, index.names, index.paths, index.parents, index.depths)
-        view.children = [[] for _ in view.ids]
-        for position, parent in enumerate(view.parents):
-            if parent >= 0:
-                view.children[parent].append(position)
-        view.name_words = [word_set(n) for n in view.names]
-        view.path_words = [word_set(p) for p in view.paths]
-        texts = view.paths + view.names
-        vectors = embed_texts(texts, encoder, cache, bf16=bf16, workers=workers)
+        view = cls(index, [word_set(n) for n in index.names], [word_set(p) for p in index.paths])
+        vectors = embed_texts(index.paths + index.names, encoder, cache, bf16=bf16, workers=workers)
         view.path_emb, view.name_emb = vectors[: len(view)], vectors[len(view) :]
         return view
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.index)
+
+    ids = _index_field("ids")
+    names = _index_field("names")
+    paths = _index_field("paths")
+    parents = _index_field("parents")
+    depths = _index_field("depths")
+    children = _index_field("children")
 
     def ancestors(self, position: int) -> list[int]:
-        """Positions from ``position`` up to its root (self first)."""
-        out = []
-        while position >= 0:
-            out.append(position)
-            position = self.parents[position]
-        return out
+        """Positions from ``position`` up to its root (self first; the index lists root first)."""
+        return self.index.ancestors(position)[::-1] if position >= 0 else []
 
     def descendants(self, position: int, levels: int) -> list[int]:
         """Positions below ``position``, at most ``levels`` levels down."""
@@ -192,5 +189,5 @@ class TreeView:
         return out
 
     def top_down(self) -> list[int]:
-        """Positions ordered so that every parent comes before its children."""
-        return sorted(range(len(self.ids)), key=lambda p: self.depths[p])
+        """Positions ordered so that every parent comes before its children (depth by depth)."""
+        return [position for level in self.index.levels for position in level]

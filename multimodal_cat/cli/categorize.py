@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
@@ -31,6 +31,10 @@ from multimodal_cat.feeds.write import (
     check_output_path,
     output_format,
 )
+
+if TYPE_CHECKING:
+    from multimodal_cat.mapping.apply import CategoryMapper
+    from multimodal_cat.predictors.base import Predictor
 
 _INPUT_ERRORS = (
     FeedColumnError,
@@ -81,6 +85,13 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--batch-size", type=int, default=64, help="products per model call (default: %(default)s)"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=_probability,
+        metavar="P",
+        help="back off to the deepest category on the best one's path whose probability "
+        "reaches P (a surer, coarser category); default: always the best leaf",
     )
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
     p.add_argument(
@@ -171,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
-    predictor = _build_predictor(args)
+    predictor, mapper = _build_predictor(args)
     from multimodal_cat.feeds.job import categorize_feed
 
     loader = ImageLoader(
@@ -189,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
             args.feed,
             predictor,
             args.output,
+            mapper=mapper,
             map_to=args.map_to,
+            min_confidence=args.min_confidence,
             columns=args.column,
             format=args.format,
             batch_size=args.batch_size,
@@ -254,13 +267,26 @@ def _preflight(args: argparse.Namespace) -> None:
         raise UserError(str(error)) from None
 
 
-def _build_predictor(args: argparse.Namespace) -> Any:
-    if args.dry_run:
-        from multimodal_cat.feeds.fake import DryRunPredictor
-
-        return DryRunPredictor()
+def _probability(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
     try:
-        from multimodal_cat.categorizer import build_predictor
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], found {text!r}")
+    return value
+
+
+def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMapper | None]:
+    """The bare predictor and the mapper for ``--map-to`` (``None`` without targets)."""
+    if args.dry_run:
+        from multimodal_cat.predictors.dry_run import DryRunPredictor
+
+        return DryRunPredictor(), None  # placeholder categories: nothing to map
+    try:
+        from multimodal_cat.mapping.apply import CategoryMapper
+        from multimodal_cat.predictors.build import build_predictor
     except ImportError as error:
         raise UserError(
             f"no categorizer is available in this installation ({error}); try --dry-run"
@@ -271,17 +297,18 @@ def _build_predictor(args: argparse.Namespace) -> Any:
 
         torch.set_num_threads(args.threads)  # zero-shot encoders; a checkpoint sets its own
     try:
-        return build_predictor(
+        predictor = build_predictor(
             model=args.model,
             taxonomy=taxonomy,
             bf16=args.bf16,
-            map_to=list(args.map_to),
             num_threads=args.threads,
             image_encoder=args.image_encoder,
         )
-    except (ValueError, KeyError, FileNotFoundError) as error:
+        mapper = CategoryMapper.to_targets(predictor.taxonomy, args.map_to) if args.map_to else None
+    except (ValueError, KeyError, OSError) as error:  # OSError: a checkpoint that cannot load
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UserError(f"cannot build the predictor: {message}") from None
+    return predictor, mapper
 
 
 def _merge(args: argparse.Namespace) -> int:

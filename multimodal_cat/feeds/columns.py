@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.products import Product
 
 FIELDS = ("id", "title", "description", "brand", "seller_category", "image")
@@ -44,7 +45,7 @@ DEFAULT_CAPS: dict[str, int] = {
 }
 
 
-class FeedColumnError(ValueError):
+class FeedColumnError(MultimodalCatError, ValueError):
     """The feed lacks a column the user named, or has no usable column at all."""
 
 

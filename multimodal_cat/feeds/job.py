@@ -6,8 +6,14 @@ batches of images, no growing state) however long the feed is. Every input recor
 exactly one output row with ``status`` ``ok``, ``degraded`` (predicted without the image,
 which could not be used) or ``error`` (nothing could be predicted; ``error`` says why).
 
+The job takes a bare predictor (:class:`~multimodal_cat.predictors.base.Predictor`), which
+sees each product once with its image already loaded (or left out, with the row marked
+``degraded``), and an optional :class:`~multimodal_cat.mapping.apply.CategoryMapper` for the
+equivalent categories in other trees.
+
 Example:
-    >>> from multimodal_cat.feeds import DryRunPredictor, categorize_feed
+    >>> from multimodal_cat.feeds import categorize_feed
+    >>> from multimodal_cat.predictors import DryRunPredictor
     >>> summary = categorize_feed("examples/products.csv", DryRunPredictor(), "out.csv")  # doctest: +SKIP
     >>> summary.rows == summary.ok + summary.degraded + summary.failed  # doctest: +SKIP
     True
@@ -19,11 +25,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
@@ -32,8 +38,12 @@ from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter
-from multimodal_cat.predictions import MappedCategory, Prediction
+from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
+
+if TYPE_CHECKING:
+    from multimodal_cat.mapping.apply import CategoryMapper
+    from multimodal_cat.predictors.base import Predictor
 
 BASE_COLUMNS = (
     "row",
@@ -48,18 +58,6 @@ BASE_COLUMNS = (
 END_COLUMNS = ("warnings", "error")
 # Freed encoder buffers go back to the OS every this many batches (see feeds/memory.py).
 TRIM_EVERY_BATCHES = 20
-
-
-class Predictor(Protocol):
-    """What the job needs from a model: one prediction per product, same order."""
-
-    def predict(self, products: list[Product]) -> list[Prediction]: ...
-
-
-class CategoryMapping(Protocol):
-    """What the job needs from :class:`multimodal_cat.mapping.Mapping`."""
-
-    def map(self, source_id: str) -> MappedCategory: ...
 
 
 @dataclass
@@ -113,8 +111,9 @@ def categorize_feed(
     predictor: Predictor,
     output: str | Path,
     *,
-    mappings: Iterable[CategoryMapping] = (),
+    mapper: CategoryMapper | None = None,
     map_to: Sequence[str] = (),
+    min_confidence: float | None = None,
     columns: ColumnMap | dict[str, str] | Sequence[str] | None = None,
     format: str | None = None,
     batch_size: int = 64,
@@ -129,12 +128,14 @@ def categorize_feed(
     Args:
         feed: Path (CSV, TSV, JSON lines, Parquet, optionally gzipped), ``"-"`` for stdin, or
             a binary stream.
-        predictor: Any object with ``predict(list[Product]) -> list[Prediction]``.
+        predictor: A :class:`~multimodal_cat.predictors.base.Predictor`; the job calls its
+            ``predict(products, min_confidence=...)``.
         output: Output path; ``.csv``, ``.jsonl`` or ``.parquet``. With sharding, each shard
             writes ``<stem>.shard-I-of-N<ext>`` (merge them with :func:`merge_shards`).
-        mappings: Mappings applied to each predicted category (keyed by target taxonomy).
+        mapper: Maps each predicted category into other trees (keyed by target taxonomy).
         map_to: Target taxonomy names that get their own output columns (``google`` matches
-            ``google/2021-09-21``). Names of ``mappings``' targets are added automatically.
+            ``google/2021-09-21``). Names of ``mapper``'s targets are added automatically.
+        min_confidence: Passed to the predictor: back off to a surer, coarser category.
         columns: Input column per product field (:class:`ColumnMap`, dict, or
             ``["title=Name", ...]``).
         format: Feed format when the extension does not tell it.
@@ -162,8 +163,8 @@ def categorize_feed(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     index, count = resolve_shard(shard)
-    mappings = list(mappings)
-    names = list(map_to) + [n for n in _mapping_names(mappings) if not _matches_any(n, map_to)]
+    targets = mapper.target_names if mapper is not None else []
+    names = list(map_to) + [n for n in targets if not _matches_any(n, map_to)]
     with FeedReader(feed, format) as reader:
         cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
         cmap = cmap.resolve(reader.columns)
@@ -175,13 +176,14 @@ def categorize_feed(
         fingerprint = {
             "feed": _feed_name(feed),
             "shard": [index, count],
-            **job_fingerprint(reader, predictor, cmap, mappings, names, keep, loader),
+            **job_fingerprint(reader, predictor, cmap, mapper, names, keep, loader),
+            "min_confidence": min_confidence,
         }
         protect = [reader.path] if reader.path else []
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
         ) as writer:
-            job = _Job(predictor, mappings, names, cmap, keep, loader, writer)
+            job = _Job(predictor, mapper, names, cmap, keep, loader, writer, min_confidence)
             try:
                 job.run(reader, batch_size, index, count, progress)
             finally:
@@ -204,14 +206,6 @@ def _feed_name(feed: str | Path | IO[bytes]) -> str:
     if not isinstance(feed, (str, Path)):
         return "<stream>"
     return "<stdin>" if str(feed) == "-" else str(Path(feed).resolve())
-
-
-def _mapping_names(mappings: Sequence[CategoryMapping]) -> list[str]:
-    return [
-        str(getattr(m, "target_name", "") or "")
-        for m in mappings
-        if getattr(m, "target_name", None)
-    ]
 
 
 def _matches(name: str, key: str) -> bool:
@@ -240,14 +234,16 @@ class _Job:
     def __init__(
         self,
         predictor: Predictor,
-        mappings: list[CategoryMapping],
+        mapper: CategoryMapper | None,
         names: list[str],
         cmap: ColumnMap,
         keep: dict[str, str],
         loader: ImageLoader,
         writer: OutputWriter,
+        min_confidence: float | None = None,
     ) -> None:
-        self.predictor, self.mappings, self.names = predictor, mappings, names
+        self.predictor, self.mapper, self.names = predictor, mapper, names
+        self.min_confidence = min_confidence
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
@@ -314,14 +310,18 @@ class _Job:
                     item.error = f"no usable text and the image could not be used ({warning})"
             if item.error is None:
                 todo.append(item)
-        predictions = self.predictor.predict([i.product for i in todo]) if todo else []  # type: ignore[misc]
+        products = [i.product for i in todo]
+        predictions = (
+            self.predictor.predict(products, min_confidence=self.min_confidence) if todo else []  # type: ignore[arg-type]
+        )
         if len(predictions) != len(todo):
             raise RuntimeError(
                 f"predictor returned {len(predictions)} predictions for {len(todo)} products"
             )
+        if self.mapper is not None:
+            self.mapper.apply(predictions)
         for item, prediction in zip(todo, predictions, strict=True):
             item.product.image = None  # type: ignore[union-attr]
-            self._apply_mappings(prediction)
             item.warnings += prediction.warnings
             item.prediction = prediction
         rows = [self._row(item) for item in items]
@@ -330,11 +330,6 @@ class _Job:
             self.digest.update(item.raw)
         self.writer.input_digest = self.digest.hexdigest()
         self.writer.write_batch(rows, self.counts)
-
-    def _apply_mappings(self, prediction: Prediction) -> None:
-        for mapping in self.mappings:
-            mapped = mapping.map(prediction.category_id)
-            prediction.mappings.setdefault(mapped.taxonomy, mapped)
 
     def _row(self, item: _Item) -> dict[str, Any]:
         product = item.product

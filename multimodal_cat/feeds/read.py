@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from multimodal_cat.errors import FormatError, optional_import
 from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint
 from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, LineTooLongError, clean_value
 
@@ -50,7 +51,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 MAX_COLUMNS = 10_000
 
 
-class FeedFormatError(ValueError):
+class FeedFormatError(FormatError):
     """The feed's format cannot be told or is not supported."""
 
 
@@ -309,7 +310,7 @@ class FeedReader:
 
     # --- Parquet ---------------------------------------------------------------------------
     def _parquet_rows(self) -> Iterator[RawRow]:
-        import pyarrow.parquet as pq
+        pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Reading a Parquet feed")
 
         source: Any = self.path
         if self.path is None or self.gzipped:

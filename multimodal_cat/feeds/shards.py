@@ -20,10 +20,11 @@ import os
 import time
 from pathlib import Path
 
+from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.feeds.write import OutputWriter, checkpoint_path, read_output
 
 
-class ShardError(ValueError):
+class ShardError(MultimodalCatError, ValueError):
     """A bad ``--shard`` value, or shard parts that cannot be merged."""
 
 

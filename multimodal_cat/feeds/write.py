@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat.errors import MultimodalCatError, optional_import
+
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -33,11 +35,11 @@ OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parque
 LIST_COLUMNS = ("alternatives", "tags", "warnings")
 
 
-class ResumeError(ValueError):
+class ResumeError(MultimodalCatError, ValueError):
     """The output cannot be resumed (no checkpoint, or written with other options)."""
 
 
-class OutputPathError(ValueError):
+class OutputPathError(MultimodalCatError, ValueError):
     """The output path cannot be used (it is the input, or its folder cannot be made)."""
 
 
@@ -307,7 +309,7 @@ def _differences(state: dict[str, Any], columns: list[str], fingerprint: dict[st
 
 
 def _arrow_schema(columns: Sequence[str]) -> Any:
-    import pyarrow as pa
+    pa = optional_import("pyarrow", extra="feeds", purpose="Writing Parquet")
 
     types = {"row": pa.int64(), "confidence": pa.float64()}
     return pa.schema([(c, types.get(c, pa.string())) for c in columns])
@@ -323,8 +325,8 @@ def jsonl_to_parquet(
     source: Path, target: Path, columns: Sequence[str], chunk: int = 10_000
 ) -> None:
     """Convert our JSON lines output to Parquet, ``chunk`` rows at a time (flat memory)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = optional_import("pyarrow", extra="feeds", purpose="Writing Parquet")
+    pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Writing Parquet")
 
     schema = _arrow_schema(columns)
     temp = target.with_name(f".{target.name}.tmp")
@@ -356,7 +358,7 @@ def read_output(path: str | Path) -> Iterator[dict[str, Any]]:
             for line in handle:
                 yield json.loads(line)
     else:
-        import pyarrow.parquet as pq
+        pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Reading Parquet output")
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
             yield from batch.to_pylist()

@@ -1,4 +1,5 @@
-"""Mappings between taxonomy trees: published rule files, fallback, composition, inversion.
+"""Mappings between taxonomy trees: published rule files, fallback, composition, inversion, and
+their application to predictions (:mod:`.apply`).
 
 Example:
     >>> from multimodal_cat.mapping import Mapping
@@ -8,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from multimodal_cat.mapping.apply import CategoryMapper, resolve_mapping
 from multimodal_cat.mapping.mapping import Mapping
-from multimodal_cat.mapping.rule import MappingRule
+from multimodal_cat.mapping.rule import MappedCategory, MappingRule
 
-__all__ = ["Mapping", "MappingRule"]
+__all__ = ["CategoryMapper", "MappedCategory", "Mapping", "MappingRule", "resolve_mapping"]

@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from multimodal_cat.mapping.rule import MappingRule
+from multimodal_cat.mapping.errors import MappingFormatError
+from multimodal_cat.mapping.rule import MappedCategory, MappingRule
 from multimodal_cat.mapping.rules_io import (
     read_rules_text,
     read_rules_yaml,
     text_header_names,
     write_rules_yaml,
 )
-from multimodal_cat.predictions import MappedCategory
-from multimodal_cat.taxonomy.errors import TaxonomyFormatError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
 
@@ -36,7 +35,7 @@ class Mapping:
         unmapped_ids: Source ids known to map to nothing (no ancestor fallback for them).
 
     Raises:
-        TaxonomyFormatError: On two rules for one source id, or ids the trees do not have.
+        MappingFormatError: On two rules for one source id, or ids the trees do not have.
 
     Example:
         >>> tax = Taxonomy.from_records([("a", None, "A"), ("b", "a", "B")])
@@ -62,7 +61,7 @@ class Mapping:
         self.rules: dict[str, MappingRule] = {}
         for rule in rules:
             if rule.source_id in self.rules:
-                raise TaxonomyFormatError(
+                raise MappingFormatError(
                     f"expected one rule per source id, found two for {rule.source_id!r}"
                 )
             self.rules[rule.source_id] = rule
@@ -79,7 +78,7 @@ class Mapping:
                 continue
             missing = [i for i in ids if i not in tree]
             if missing:
-                raise TaxonomyFormatError(
+                raise MappingFormatError(
                     f"expected every {side} id of the mapping in {tree.name!r}, found "
                     f"{len(missing)} it does not have: {', '.join(missing[:5])}"
                 )

@@ -1,4 +1,5 @@
-"""The :class:`MappingRule` record shared by published and inferred mappings."""
+"""The mapping records: a :class:`MappingRule` (shared by published and inferred mappings) and
+the :class:`MappedCategory` a rule gives for one predicted category."""
 
 from __future__ import annotations
 
@@ -35,3 +36,22 @@ class MappingRule:
             )
         if not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"expected a confidence in [0, 1], found {self.confidence}")
+
+
+@dataclass(frozen=True)
+class MappedCategory:
+    """The equivalent category in another taxonomy tree.
+
+    Attributes:
+        taxonomy: Name of the target tree, e.g. ``google/2021-09-21``.
+        target_ids: Target category ids (usually one; empty when nothing maps).
+        target_paths: Full paths of the targets, same order.
+        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred`` or ``unmapped``.
+        confidence: Confidence in the rule, 1.0 for published rules.
+    """
+
+    taxonomy: str
+    target_ids: tuple[str, ...]
+    target_paths: tuple[str, ...] = ()
+    provenance: str = "published"
+    confidence: float = 1.0

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from multimodal_cat.mapping.errors import MappingFormatError, reads_mapping
 from multimodal_cat.mapping.rule import MappingRule
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, load_yaml_text, read_text
-from multimodal_cat.taxonomy.errors import TaxonomyFormatError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -100,12 +100,13 @@ def _read_fast(text: str) -> dict | None:
     return out
 
 
+@reads_mapping
 def read_rules_yaml(path: str | Path) -> RuleFile:
     """Read ``input_taxonomy`` / ``output_taxonomy`` / ``rules`` from a Shopify YAML rule file."""
     path = Path(path)
     data = _read_fast(read_text(path)) or load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise TaxonomyFormatError(
+        raise MappingFormatError(
             "expected a mapping file with a 'rules:' list", path=path, found=excerpt(data)
         )
     rules, int_source, int_target = [], True, True
@@ -114,7 +115,7 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
             source = rule["input"]["product_category_id"]
             targets = rule["output"]["product_category_id"] or []
         except (KeyError, TypeError):
-            raise TaxonomyFormatError(
+            raise MappingFormatError(
                 f"rule {number}: expected input.product_category_id and output.product_category_id",
                 path=path,
                 found=excerpt(rule),
@@ -169,6 +170,7 @@ def write_rules_yaml(
     return path
 
 
+@reads_mapping
 def text_header_names(path: str | Path) -> tuple[str | None, str | None]:
     """The (source, target) names in a text mapping's header, when it has one."""
     for line in read_text(Path(path)).splitlines()[:5]:
@@ -178,6 +180,7 @@ def text_header_names(path: str | Path) -> tuple[str | None, str | None]:
     return None, None
 
 
+@reads_mapping
 def read_rules_text(path: str | Path, source: Taxonomy, target: Taxonomy) -> list[MappingRule]:
     """Read the ``→ source`` / ``⇒ target`` text form, resolving full paths in both trees."""
     path = Path(path)
@@ -196,13 +199,13 @@ def read_rules_text(path: str | Path, source: Taxonomy, target: Taxonomy) -> lis
         marker, text = line[:1], line[1:].strip()
         tree = source if marker == "→" else target if marker == "⇒" else None
         if tree is None:
-            raise TaxonomyFormatError(
+            raise MappingFormatError(
                 "expected a line starting with '→' or '⇒'", path=path, line=number, found=raw
             )
         try:
             category = tree.find(text)
         except KeyError:
-            raise TaxonomyFormatError(
+            raise MappingFormatError(
                 f"expected a category path of {tree.name!r}, found one it does not have",
                 path=path,
                 line=number,
@@ -212,7 +215,7 @@ def read_rules_text(path: str | Path, source: Taxonomy, target: Taxonomy) -> lis
             close()
             current, targets = category.id, []
         elif current is None:
-            raise TaxonomyFormatError(
+            raise MappingFormatError(
                 "expected a '→ source' line before this '⇒' line", path=path, line=number, found=raw
             )
         else:

@@ -12,16 +12,21 @@ import functools
 from multimodal_cat.mapping.mapping import Mapping
 from multimodal_cat.taxonomy.errors import UnknownTaxonomyError
 from multimodal_cat.taxonomy.shipped import (
-    SHIPPED_MAPPINGS,
+    INTEGRATIONS,
+    SHOPIFY_2025,
     canonical_name,
     load_shipped,
     taxonomies_dir,
 )
 
-
-def shipped_mappings() -> list[tuple[str, str]]:
-    """The (source, target) pairs that have a published rule file."""
-    return list(SHIPPED_MAPPINGS)
+# (source, target) -> rule file inside taxonomies/.
+SHIPPED_MAPPINGS: dict[tuple[str, str], str] = {
+    (
+        SHOPIFY_2025,
+        "google/2021-09-21",
+    ): f"{INTEGRATIONS}/google/2021-09-21/mappings/from_shopify.yml",
+    ("shopify/2022-02", SHOPIFY_2025): f"{INTEGRATIONS}/shopify/2022-02/mappings/to_shopify.yml",
+}
 
 
 @functools.lru_cache(maxsize=4)

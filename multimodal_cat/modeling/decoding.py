@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from multimodal_cat.modeling.labels import LabelSpace, TagGroup
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup, value_slices
 from multimodal_cat.predictions import CategoryScore, Prediction, TagScore
 
 
@@ -40,10 +40,8 @@ def decode_tags(scores: torch.Tensor, groups: list[TagGroup], threshold: float) 
     """Tags of one row: the best value of each single-valued group (always, with its score) and
     every value of a multi-valued group whose score reaches ``threshold``."""
     out: list[TagScore] = []
-    start = 0
-    for group in groups:
-        part = scores[start : start + len(group.values)]
-        start += len(group.values)
+    for group, where in zip(groups, value_slices(groups), strict=True):
+        part = scores[where]
         if group.multi_valued:
             hits = [
                 (float(s), v)

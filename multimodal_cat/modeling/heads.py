@@ -21,9 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from multimodal_cat.modeling.labels import LabelSpace, TagGroup
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup, value_slices
+from multimodal_cat.taxonomy.index import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+__all__ = ["IGNORE_INDEX", "HeadOutput", "HierarchicalHead", "TagHead"]
 
 
 @dataclass
@@ -59,13 +60,9 @@ class HierarchicalHead(nn.Module):
     def __init__(self, space: LabelSpace, in_dim: int) -> None:
         super().__init__()
         self.num_nodes = len(space)
-        leaves = space.leaves
-        self.classifier = nn.Linear(in_dim, len(leaves))
-        depths = space.depths
-        leaf_position = {node: i for i, node in enumerate(leaves)}
-        by_depth = [
-            [i for i, d in enumerate(depths) if d == depth] for depth in range(1, max(depths) + 1)
-        ]
+        leaf_position = {node: i for i, node in enumerate(space.leaves)}
+        self.classifier = nn.Linear(in_dim, len(leaf_position))
+        by_depth = space.levels
         position = {node: i for level in by_depth for i, node in enumerate(level)}
         # Plain CPU tensors, not buffers: they derive from the config, never from the checkpoint,
         # and from_pretrained builds modules under a meta-device context.
@@ -157,16 +154,9 @@ class TagHead(nn.Module):
     def __init__(self, groups: list[TagGroup], in_dim: int) -> None:
         super().__init__()
         self.groups = groups
-        self.slices: list[slice] = []
-        start = 0
-        for group in groups:
-            self.slices.append(slice(start, start + len(group.values)))
-            start += len(group.values)
-        self.classifier = nn.Linear(in_dim, start) if start else None
-
-    @property
-    def num_values(self) -> int:
-        return self.slices[-1].stop if self.slices else 0
+        self.slices = value_slices(groups)
+        width = self.slices[-1].stop if self.slices else 0
+        self.classifier = nn.Linear(in_dim, width) if width else None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor | None:
         return self.classifier(features) if self.classifier is not None else None

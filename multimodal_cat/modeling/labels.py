@@ -1,9 +1,10 @@
 """The label space a model predicts into: taxonomy nodes and attribute tag groups.
 
-A :class:`LabelSpace` is a flat, index-based view of a taxonomy tree (node ids, parent indices,
-names, full paths) that the model stores in its config, so a saved checkpoint can name its
-predictions without the taxonomy file. :class:`TagGroup` describes one attribute (``color``,
-``material``) whose values the tag head scores, single-valued (softmax) or multi-valued (sigmoid).
+A :class:`LabelSpace` is the tree's flat index (:class:`~multimodal_cat.taxonomy.TaxonomyIndex`:
+node ids, parent indices, names, full paths, with depths, leaves and ancestors derived) that the
+model stores in its config, so a saved checkpoint can name its predictions without the taxonomy
+file. :class:`TagGroup` describes one attribute (``color``, ``material``) whose values the tag
+head scores, single-valued (softmax) or multi-valued (sigmoid).
 
 Example:
     >>> space = LabelSpace.from_paths(["Apparel > Shoes > Sneakers", "Apparel > Shirts"])
@@ -15,18 +16,23 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-PATH_SEPARATOR = " > "
+from multimodal_cat.errors import ConfigurationError
+from multimodal_cat.taxonomy.index import PATH_SEPARATOR, TaxonomyIndex, path_key
 
+__all__ = [
+    "PATH_SEPARATOR",
+    "LabelSpace",
+    "TagGroup",
+    "build_tag_groups",
+    "normalize_path",
+    "value_slices",
+]
 
-def normalize_path(path: str) -> str:
-    """Case- and spacing-insensitive form of a ``A > B > C`` path, for lookups."""
-    parts = [re.sub(r"\s+", " ", part).strip().casefold() for part in str(path).split(">")]
-    return PATH_SEPARATOR.join(parts)
+normalize_path = path_key  # the package's one path normaliser, under its older name
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def build_tag_groups(
         The groups, in the given order.
 
     Raises:
-        ValueError: When a group has no values or repeats a value.
+        ConfigurationError: When a group has no values or repeats a value.
     """
     if not tags:
         return []
@@ -85,142 +91,46 @@ def build_tag_groups(
         groups = [g if isinstance(g, TagGroup) else TagGroup.from_dict(g) for g in tags]
     for group in groups:
         if not group.values:
-            raise ValueError(f"Tag group {group.attribute!r} has no values; expected at least one.")
+            raise ConfigurationError(
+                f"Tag group {group.attribute!r} has no values; expected at least one."
+            )
         if len(set(group.values)) != len(group.values):
-            raise ValueError(
+            raise ConfigurationError(
                 f"Tag group {group.attribute!r} repeats a value: {list(group.values)}."
             )
     return groups
 
 
-@dataclass
-class LabelSpace:
-    """Index-based taxonomy tree: node ``i`` has id ``ids[i]`` and parent ``parents[i]`` (-1 = root).
+def value_slices(groups: Sequence[TagGroup]) -> list[slice]:
+    """Where each group's values sit in the tag head's output (and in a tag label vector).
 
-    Parents always come before their children. Built from a ``multimodal_cat.taxonomy.Taxonomy``
-    (:meth:`from_taxonomy`), from path strings (:meth:`from_paths`) or from a model config.
+    Example:
+        >>> value_slices([TagGroup("color", ("red", "blue")), TagGroup("size", ("s",))])
+        [slice(0, 2, None), slice(2, 3, None)]
+    """
+    out: list[slice] = []
+    start = 0
+    for group in groups:
+        out.append(slice(start, start + len(group.values)))
+        start += len(group.values)
+    return out
+
+
+class LabelSpace(TaxonomyIndex):
+    """The tree index a model predicts into: node ``i`` has id ``ids[i]`` and parent ``parents[i]``.
+
+    A :class:`~multimodal_cat.taxonomy.TaxonomyIndex` with at least one node. Parents always come
+    before their children. Built from a ``multimodal_cat.taxonomy.Taxonomy``
+    (:meth:`from_taxonomy`), from path strings (:meth:`from_paths`) or from a model config
+    (``LabelSpace(ids, parents, names, paths, taxonomy_name)``).
+
+    Raises:
+        ConfigurationError: On an empty tree, or lists that do not form one.
     """
 
-    ids: list[str]
-    parents: list[int]
-    names: list[str]
-    paths: list[str]
-    taxonomy_name: str = "custom"
-    _lookup: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-
     def __post_init__(self) -> None:
-        n = len(self.ids)
-        if not n:
-            raise ValueError("A label space needs at least one category; got an empty list.")
-        if not (len(self.parents) == len(self.names) == len(self.paths) == n):
-            raise ValueError(
-                f"ids, parents, names and paths must have one entry per node; got lengths "
-                f"{n}, {len(self.parents)}, {len(self.names)}, {len(self.paths)}."
+        if not self.ids:
+            raise ConfigurationError(
+                "A label space needs at least one category; got an empty list."
             )
-        for i, parent in enumerate(self.parents):
-            if not -1 <= parent < i:
-                raise ValueError(
-                    f"Node {self.ids[i]!r} (index {i}) has parent index {parent}; expected -1 or an "
-                    f"index below {i} (parents must come before children)."
-                )
-        if len(set(self.ids)) != n:
-            raise ValueError("Category ids must be unique; the label space repeats an id.")
-        for i, path in enumerate(self.paths):
-            self._lookup.setdefault(normalize_path(path), i)
-        for i, node_id in enumerate(self.ids):
-            self._lookup[node_id] = i
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def from_taxonomy(cls, taxonomy: Any) -> LabelSpace:
-        """Build from a ``multimodal_cat.taxonomy.Taxonomy`` (anything with ``to_index()`` and ``name``)
-        or from its ``TaxonomyIndex``."""
-        if isinstance(taxonomy, LabelSpace):
-            return taxonomy
-        index = taxonomy.to_index() if hasattr(taxonomy, "to_index") else taxonomy
-        if not all(hasattr(index, key) for key in ("ids", "parents", "names", "paths")):
-            raise TypeError(
-                f"Expected a Taxonomy, TaxonomyIndex or LabelSpace; got {type(taxonomy).__name__}."
-            )
-        return cls(
-            ids=list(index.ids),
-            parents=[int(p) for p in index.parents],
-            names=list(index.names),
-            paths=list(index.paths),
-            taxonomy_name=str(getattr(taxonomy, "name", "custom")),
-        )
-
-    @classmethod
-    def from_paths(
-        cls, paths: Iterable[str], ids: Iterable[str] | None = None, name: str = "custom"
-    ) -> LabelSpace:
-        """Build a tree from ``"A > B > C"`` strings; missing ancestors are created.
-
-        Args:
-            paths: Full paths; each may be a leaf or an inner node.
-            ids: Optional ids for ``paths`` (same order); other nodes use their full path as id.
-            name: Taxonomy name stored with the labels.
-        """
-        paths = list(paths)
-        given = dict(zip(paths, ids, strict=True)) if ids is not None else {}
-        index: dict[str, int] = {}
-        out_ids: list[str] = []
-        parents: list[int] = []
-        names: list[str] = []
-        out_paths: list[str] = []
-        for path in paths:
-            parts = [p.strip() for p in str(path).split(">") if p.strip()]
-            if not parts:
-                raise ValueError(f"Empty category path {path!r}; expected 'A > B > C'.")
-            for depth in range(1, len(parts) + 1):
-                full = PATH_SEPARATOR.join(parts[:depth])
-                if full in index:
-                    continue
-                index[full] = len(out_ids)
-                parents.append(index[PATH_SEPARATOR.join(parts[: depth - 1])] if depth > 1 else -1)
-                out_ids.append(str(given.get(path, full)) if depth == len(parts) else full)
-                names.append(parts[depth - 1])
-                out_paths.append(full)
-        return cls(out_ids, parents, names, out_paths, name)
-
-    @property
-    def depths(self) -> list[int]:
-        """Depth of each node, roots at 1."""
-        depths: list[int] = []
-        for parent in self.parents:
-            depths.append(1 if parent < 0 else depths[parent] + 1)
-        return depths
-
-    @property
-    def leaves(self) -> list[int]:
-        """Indices of the nodes without children, in node order."""
-        has_child = set(p for p in self.parents if p >= 0)
-        return [i for i in range(len(self.ids)) if i not in has_child]
-
-    def ancestors(self, index: int, include_self: bool = True) -> list[int]:
-        """Indices from the root down to ``index``."""
-        chain = [index] if include_self else []
-        parent = self.parents[index]
-        while parent >= 0:
-            chain.append(parent)
-            parent = self.parents[parent]
-        return chain[::-1]
-
-    def node_index(self, category: str) -> int:
-        """Index of a category given by id or by full path (case and spacing tolerant).
-
-        Raises:
-            KeyError: When neither an id nor a path matches.
-        """
-        key = str(category)
-        if key in self._lookup:
-            return self._lookup[key]
-        found = self._lookup.get(normalize_path(key))
-        if found is None:
-            raise KeyError(
-                f"Unknown category {category!r}: not an id nor a full path of taxonomy "
-                f"{self.taxonomy_name!r} ({len(self.ids)} categories)."
-            )
-        return found
+        super().__post_init__()

@@ -9,8 +9,9 @@ Example:
 
 from __future__ import annotations
 
-from multimodal_cat.taxonomy.category import Category, TaxonomyIndex
+from multimodal_cat.taxonomy.category import Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError, UnknownTaxonomyError
+from multimodal_cat.taxonomy.index import TaxonomyIndex
 from multimodal_cat.taxonomy.tree import Taxonomy
 
 __all__ = ["Category", "Taxonomy", "TaxonomyFormatError", "TaxonomyIndex", "UnknownTaxonomyError"]

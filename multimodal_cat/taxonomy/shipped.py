@@ -19,14 +19,15 @@ from multimodal_cat.taxonomy.readers import read_taxonomy
 from multimodal_cat.taxonomy.tree import Taxonomy
 
 SHOPIFY_2025 = "shopify/2025-01-unstable"
-_INTEGRATIONS = f"{SHOPIFY_2025}/data/integrations"
+# Shopify's folder of published rule files (mapping/shipped.py lists them).
+INTEGRATIONS = f"{SHOPIFY_2025}/data/integrations"
 
 # Shipped name -> (path inside taxonomies/, reader format).
 # The legacy 2022-02 list has three categories whose parent has no entry: it is created.
 SHIPPED_TAXONOMIES: dict[str, tuple[str, str]] = {
     "google/2021-09-21": ("google/2021-09-21/taxonomy-with-ids.en-US.txt", "google"),
     SHOPIFY_2025: (SHOPIFY_2025, "shopify_yaml"),
-    "shopify/2022-02": (f"{_INTEGRATIONS}/shopify/2022-02/full_names.yml", "full_names"),
+    "shopify/2022-02": (f"{INTEGRATIONS}/shopify/2022-02/full_names.yml", "full_names"),
 }
 
 # Short names -> full shipped names.
@@ -35,15 +36,6 @@ ALIASES: dict[str, str] = {
     "shopify": SHOPIFY_2025,
     "shopify/2025-01": SHOPIFY_2025,
     "shopify/latest": SHOPIFY_2025,
-}
-
-# (source, target) -> rule file inside taxonomies/.
-SHIPPED_MAPPINGS: dict[tuple[str, str], str] = {
-    (
-        SHOPIFY_2025,
-        "google/2021-09-21",
-    ): f"{_INTEGRATIONS}/google/2021-09-21/mappings/from_shopify.yml",
-    ("shopify/2022-02", SHOPIFY_2025): f"{_INTEGRATIONS}/shopify/2022-02/mappings/to_shopify.yml",
 }
 
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category, TaxonomyIndex
+from multimodal_cat.taxonomy.category import Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
+from multimodal_cat.taxonomy.index import PATH_SEPARATOR, TaxonomyIndex, path_key, split_path
 
 SHOPIFY_GID_PREFIX = "gid://shopify/TaxonomyCategory/"
 _WORD = re.compile(r"[^\W_]+")
@@ -28,12 +29,6 @@ def normalize_id(category_id: object) -> str:
     if text.startswith(SHOPIFY_GID_PREFIX):
         text = text[len(SHOPIFY_GID_PREFIX) :]
     return text
-
-
-def path_key(path: str | Iterable[str]) -> str:
-    """Lookup key of a path: case-folded, spaces collapsed, ``>`` as separator."""
-    parts = path.split(">") if isinstance(path, str) else list(path)
-    return ">".join(" ".join(part.split()).casefold() for part in parts)
 
 
 class Taxonomy:
@@ -93,6 +88,7 @@ class Taxonomy:
         self._by_path = {path_key(c.path): c for c in self._by_id.values()}
         self._attribute_values = attribute_values
         self._words: list[tuple[Category, list[str], set[str]]] | None = None
+        self._index: TaxonomyIndex | None = None
 
     @staticmethod
     def _build(
@@ -146,7 +142,7 @@ class Taxonomy:
             >>> Taxonomy.from_paths(["A > B"], ids=["7"]).ids()
             ['A', '7']
         """
-        path_list = [tuple(" ".join(p.split()) for p in path.split(">")) for path in paths]
+        path_list = [split_path(path) for path in paths]
         id_list = [normalize_id(i) for i in ids] if ids is not None else None
         if id_list is not None and len(id_list) != len(path_list):
             raise TaxonomyFormatError(
@@ -336,16 +332,22 @@ class Taxonomy:
         return [item[4] for item in scored[:limit]]
 
     def to_index(self) -> TaxonomyIndex:
-        """The tree as parallel lists for a model head (parents before children)."""
-        ids = list(self._by_id)
-        cats = list(self._by_id.values())
-        return TaxonomyIndex(
-            ids=ids,
-            parents=[-1 if c.parent_id is None else self._order[c.parent_id] for c in cats],
-            names=[c.name for c in cats],
-            paths=[c.full_path for c in cats],
-            depths=[c.depth for c in cats],
-        )
+        """The tree's flat index (positions in iteration order, parents before children).
+
+        Example:
+            >>> Taxonomy.from_paths(["A > B", "C"]).to_index().parents
+            [-1, 0, -1]
+        """
+        if self._index is None:
+            cats = list(self._by_id.values())
+            self._index = TaxonomyIndex(
+                ids=list(self._by_id),
+                parents=[-1 if c.parent_id is None else self._order[c.parent_id] for c in cats],
+                names=[c.name for c in cats],
+                paths=[c.full_path for c in cats],
+                taxonomy_name=self.name,
+            )
+        return self._index
 
 
 def categories_from_paths(

@@ -21,7 +21,7 @@ import torch
 
 from multimodal_cat.encoders import EmbeddingCache
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
-from multimodal_cat.modeling.tower_embeddings import TowerEmbedder
+from multimodal_cat.predictors.checkpoint import TowerEmbedder
 from multimodal_cat.products import Product
 from multimodal_cat.training.collator import load_image
 from multimodal_cat.training.data import EmbeddingDataset, embedding_dataset

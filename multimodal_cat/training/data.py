@@ -28,9 +28,10 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Dataset as TorchDataset
 
+from multimodal_cat.errors import optional_import
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup, build_tag_groups, normalize_path
+from multimodal_cat.taxonomy.index import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 MULTI_VALUE_SEPARATORS = ("|", ";", ",")
 
 
@@ -79,7 +80,7 @@ def _is_blank(value: Any) -> bool:
 def read_table(table: Any) -> list[dict[str, Any]]:
     """Rows of a CSV / JSONL / Parquet path, pandas DataFrame, ``datasets.Dataset`` or dict list."""
     if isinstance(table, (str, Path)):
-        import pandas as pd
+        pd = optional_import("pandas", extra="feeds", purpose="Reading a training table")
 
         path = Path(table)
         suffix = path.suffix.lower()

@@ -1,8 +1,9 @@
 """Evaluation metrics for hierarchical categories and grouped tags.
 
-The pure functions take numpy arrays of node indices plus the tree's parent indices, so a
-benchmark can call them without a model; :func:`build_compute_metrics` wraps them for the
-Hugging Face ``Trainer``.
+The pure functions take numpy arrays of node indices plus the tree: its
+:class:`~multimodal_cat.taxonomy.TaxonomyIndex` (e.g. ``model.label_space``) or its parent indices,
+so a benchmark can call them without a model; :func:`build_compute_metrics` wraps them for the
+Hugging Face ``Trainer``. Ancestor chains and leaves come from the tree index.
 
 Example:
     >>> parents = [-1, 0, 0, -1]            # A, A > B, A > C, D
@@ -17,46 +18,45 @@ from typing import Any
 
 import numpy as np
 
-from multimodal_cat.modeling.labels import TagGroup
+from multimodal_cat.modeling.labels import TagGroup, value_slices
+from multimodal_cat.taxonomy.index import IGNORE_INDEX, TaxonomyIndex, ancestor_paths, leaves_of
 
-IGNORE_INDEX = -100
+__all__ = [
+    "IGNORE_INDEX",
+    "build_compute_metrics",
+    "category_metrics",
+    "hierarchical_prf",
+    "macro_f1",
+    "per_level_accuracy",
+    "tag_metrics",
+    "tag_predictions",
+]
 
-
-def ancestor_table(parents: Sequence[int]) -> list[list[int]]:
-    """For each node, its path of node indices from the root down to itself."""
-    paths: list[list[int]] = []
-    for node, parent in enumerate(parents):
-        paths.append([node] if parent < 0 else [*paths[parent], node])
-    return paths
-
-
-def leaf_indices(parents: Sequence[int]) -> np.ndarray:
-    """Indices of nodes without children, in node order."""
-    has_child = np.zeros(len(parents), dtype=bool)
-    for parent in parents:
-        if parent >= 0:
-            has_child[parent] = True
-    return np.flatnonzero(~has_child)
+Tree = TaxonomyIndex | Sequence[int]  # a tree index, or the parent index of each node
 
 
-def per_level_accuracy(
-    pred: np.ndarray, true: np.ndarray, parents: Sequence[int]
-) -> dict[int, float]:
+def _ancestor_paths(tree: Tree) -> list[tuple[int, ...]]:
+    return tree.ancestor_paths if isinstance(tree, TaxonomyIndex) else ancestor_paths(tree)
+
+
+def _leaves(tree: Tree) -> list[int]:
+    return tree.leaves if isinstance(tree, TaxonomyIndex) else leaves_of(tree)
+
+
+def per_level_accuracy(pred: np.ndarray, true: np.ndarray, tree: Tree) -> dict[int, float]:
     """Accuracy at each depth (1 = roots) over rows whose label reaches that depth."""
-    paths = ancestor_table(parents)
+    paths = _ancestor_paths(tree)
     hits: dict[int, list[bool]] = {}
     for p, t in zip(pred, true, strict=True):
-        p_path = paths[p] if 0 <= p < len(paths) else []
+        p_path = paths[p] if 0 <= p < len(paths) else ()
         for depth, node in enumerate(paths[t], start=1):
             hits.setdefault(depth, []).append(len(p_path) >= depth and p_path[depth - 1] == node)
     return {depth: float(np.mean(v)) for depth, v in sorted(hits.items())}
 
 
-def hierarchical_prf(
-    pred: np.ndarray, true: np.ndarray, parents: Sequence[int]
-) -> tuple[float, float, float]:
+def hierarchical_prf(pred: np.ndarray, true: np.ndarray, tree: Tree) -> tuple[float, float, float]:
     """Hierarchical precision, recall, F1 over ancestor-augmented sets (Kiritchenko et al.)."""
-    paths = ancestor_table(parents)
+    paths = _ancestor_paths(tree)
     overlap = n_pred = n_true = 0
     for p, t in zip(pred, true, strict=True):
         p_set = set(paths[p]) if 0 <= p < len(paths) else set()
@@ -81,9 +81,7 @@ def macro_f1(pred: np.ndarray, true: np.ndarray, classes: np.ndarray | None = No
     return float(np.mean(scores)) if scores else 0.0
 
 
-def category_metrics(
-    pred: np.ndarray, true: np.ndarray, parents: Sequence[int]
-) -> dict[str, float]:
+def category_metrics(pred: np.ndarray, true: np.ndarray, tree: Tree) -> dict[str, float]:
     """All category metrics for predicted and true node indices (rows with ``true == -100`` dropped).
 
     Returns:
@@ -96,14 +94,14 @@ def category_metrics(
     pred, true = pred[keep], true[keep]
     if not len(true):
         return {}
-    out = {f"level{d}_accuracy": acc for d, acc in per_level_accuracy(pred, true, parents).items()}
-    leaf_rows = np.isin(true, leaf_indices(parents))
+    out = {f"level{d}_accuracy": acc for d, acc in per_level_accuracy(pred, true, tree).items()}
+    leaf_rows = np.isin(true, _leaves(tree))
     if leaf_rows.any():
         out["leaf_accuracy"] = float(np.mean(pred[leaf_rows] == true[leaf_rows]))
         out["leaf_macro_f1"] = macro_f1(pred[leaf_rows], true[leaf_rows])
-    hp, hr, hf = hierarchical_prf(pred, true, parents)
+    hp, hr, hf = hierarchical_prf(pred, true, tree)
     out.update(hierarchical_precision=hp, hierarchical_recall=hr, hierarchical_f1=hf)
-    out["valid_path_rate"] = float(np.mean((pred >= 0) & (pred < len(parents))))
+    out["valid_path_rate"] = float(np.mean((pred >= 0) & (pred < len(tree))))
     return out
 
 
@@ -112,10 +110,7 @@ def tag_predictions(
 ) -> np.ndarray:
     """0/1 decisions from tag logits: argmax within single-valued groups, sigmoid >= threshold otherwise."""
     decisions = np.zeros_like(scores, dtype=np.int8)
-    start = 0
-    for group in groups:
-        part = slice(start, start + len(group.values))
-        start += len(group.values)
+    for group, part in zip(groups, value_slices(groups), strict=True):
         if group.multi_valued:
             decisions[:, part] = (1.0 / (1.0 + np.exp(-scores[:, part]))) >= threshold
         else:
@@ -141,7 +136,7 @@ def tag_metrics(decisions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def build_compute_metrics(
-    parents: Sequence[int], tag_groups: Sequence[TagGroup] = ()
+    tree: Tree, tag_groups: Sequence[TagGroup] = ()
 ) -> Callable[[Any], dict[str, float]]:
     """A ``compute_metrics`` for ``Trainer``, reading ``(category_logits, tag_logits)``.
 
@@ -151,7 +146,9 @@ def build_compute_metrics(
         >>> trainer = Trainer(model, args, compute_metrics=build_compute_metrics(
         ...     model.config.category_parents, model.config.tag_group_list))  # doctest: +SKIP
     """
-    leaves = leaf_indices(parents)
+    if not isinstance(tree, TaxonomyIndex):
+        tree = list(tree)
+    leaves = np.asarray(_leaves(tree), dtype=np.int64)
     groups = list(tag_groups)
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
@@ -161,7 +158,7 @@ def build_compute_metrics(
         label_ids = label_ids if isinstance(label_ids, tuple) else (label_ids,)
         category_logits = np.asarray(predictions[0])
         pred_nodes = leaves[category_logits.argmax(-1)]
-        metrics = category_metrics(pred_nodes, np.asarray(label_ids[0]).reshape(-1), parents)
+        metrics = category_metrics(pred_nodes, np.asarray(label_ids[0]).reshape(-1), tree)
         if groups and len(predictions) > 1 and len(label_ids) > 1:
             decisions = tag_predictions(np.asarray(predictions[1]), groups)
             metrics.update(tag_metrics(decisions, np.asarray(label_ids[1])))

@@ -1,12 +1,13 @@
 """Attach the equivalent categories in other marketplaces' trees to predictions.
 
-A :class:`CategoryMapper` holds one :class:`~multimodal_cat.mapping.Mapping` per target tree:
-the published rules where the library ships them (composed or inverted as needed), otherwise a
-mapping inferred from category names and paths with the text encoder.
+A :class:`CategoryMapper` holds one mapping per target tree: the published rules where the
+library ships them (composed or inverted as needed), otherwise a mapping inferred from category
+names and paths with the text encoder (:func:`resolve_mapping`). It is the one place that
+applies mappings to predictions, for the Python API and the feed job alike.
 
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
-    >>> mapper = CategoryMapper(Taxonomy.load("shopify"), ["google"])
+    >>> mapper = CategoryMapper.to_targets(Taxonomy.load("shopify"), ["google"])
     >>> mapper.map_id("aa-1-1")["google/2021-09-21"].target_ids
     ('5322',)
 """
@@ -15,12 +16,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from multimodal_cat.mapping import Mapping
-from multimodal_cat.predictions import MappedCategory, Prediction
+from multimodal_cat.mapping.mapping import Mapping
+from multimodal_cat.mapping.rule import MappedCategory
 from multimodal_cat.taxonomy import Taxonomy, UnknownTaxonomyError
 
+if TYPE_CHECKING:
+    from multimodal_cat.predictions import Prediction
+
 logger = logging.getLogger(__name__)
+
+
+class CategoryMapping(Protocol):
+    """What the mapper needs from a mapping (:class:`~multimodal_cat.mapping.Mapping` has it)."""
+
+    target_name: str
+
+    def map(self, source_id: str) -> MappedCategory: ...
 
 
 def resolve_mapping(
@@ -50,26 +63,39 @@ def resolve_mapping(
 
 
 class CategoryMapper:
-    """Map predicted categories into each requested target tree.
+    """Map predicted categories into each target tree.
 
     Args:
-        source: The tree predictions are made in.
-        targets: Target trees (shipped names, file paths or loaded trees), or ready mappings.
-        text_encoder: Encoder used for targets without published rules.
+        mappings: One mapping per target tree, each with ``target_name`` and ``map(id)``.
+
+    Example:
+        >>> from multimodal_cat.mapping import MappingRule
+        >>> tree = Taxonomy.from_paths(["Shoes", "Shoes > Boots"], name="shop")
+        >>> rules = Mapping([MappingRule("Shoes", ("187",))], source=tree, target_name="google")
+        >>> CategoryMapper([rules]).map_id("Shoes > Boots")["google"].provenance
+        'inherited'
     """
 
-    def __init__(
-        self,
+    def __init__(self, mappings: Iterable[CategoryMapping] = ()) -> None:
+        self.mappings = list(mappings)
+
+    @classmethod
+    def to_targets(
+        cls,
         source: Taxonomy,
-        targets: Iterable[str | Taxonomy | Mapping] = (),
+        targets: Iterable[str | Taxonomy | Mapping],
         *,
         text_encoder: str | None = "minilm",
-    ) -> None:
-        self.source = source
-        self.mappings: list[Mapping] = [
+    ) -> CategoryMapper:
+        """A mapper from ``source`` to each target: a shipped name, a file path, a loaded tree
+        (mapped with :func:`resolve_mapping`) or a ready :class:`Mapping`."""
+        return cls(
             t if isinstance(t, Mapping) else resolve_mapping(source, t, text_encoder=text_encoder)
             for t in targets
-        ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.mappings)
 
     @property
     def target_names(self) -> list[str]:

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder, words
-from multimodal_cat.align.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.predictions import CategoryScore, Prediction
+from multimodal_cat.predictors.backoff import coarse_predictions
+from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -122,7 +123,7 @@ class ZeroShotCategorizer:
             the text vector (the rest is title + description); lexical matches use the title
             only, so "dishwasher safe" in a mug's description does not vote for Dishwashers.
         image_encoder: an aligned image-text model (hub id, folder or
-            :class:`~multimodal_cat.align.image_text.ImageTextEncoder`) to score products'
+            :class:`~multimodal_cat.predictors.image_text.ImageTextEncoder`) to score products'
             images against category prompts; ``None`` (default) uses text only.
         image_weight: weight of the image term. Not tuned here (no aligned pair is reachable
             offline); at the default temperature, 5.0 would reproduce CLIP's own logit scale.
@@ -299,12 +300,22 @@ class ZeroShotCategorizer:
         return scores / scores.sum(axis=1, keepdims=True)
 
     def predict(
-        self, items: Sequence[str | Product], *, top_k: int | None = None
+        self,
+        items: Sequence[str | Product],
+        *,
+        top_k: int | None = None,
+        min_confidence: float | None = None,
     ) -> list[Prediction]:
         """One :class:`Prediction` per item: a valid path, its probability and top-k alternatives
-        (``top_k`` defaults to the constructor's)."""
+        (``top_k`` defaults to the constructor's); ``min_confidence`` backs off to the deepest
+        category on the best one's path whose probability (summed over the candidates below
+        it) reaches it."""
         probs = self.predict_proba(items)
         keep = max(1, self.top_k if top_k is None else top_k)
+        if min_confidence is not None:
+            return coarse_predictions(
+                self.taxonomy, self.classes_, probs, min_confidence, top_k=keep, decimals=4
+            )
         out = []
         for row in probs:
             order = np.argsort(-row)[:keep]

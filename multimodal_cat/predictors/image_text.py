@@ -3,7 +3,7 @@
 Models such as CLIP, SigLIP or ALIGN embed images and texts in one space: the cosine between a
 product photo and a category's name says how well they match, with no training. This module
 wraps any such Hugging Face checkpoint (a model with ``get_image_features`` and
-``get_text_features``, and its processor) so that :class:`~multimodal_cat.align.ZeroShotCategorizer`
+``get_text_features``, and its processor) so that :class:`~multimodal_cat.predictors.ZeroShotCategorizer`
 can add an image term to its text scores.
 
 Example:

@@ -1,0 +1,56 @@
+"""The predictor ``multimodal-cat categorize`` runs: a trained checkpoint, else zero-shot.
+
+Example:
+    >>> predictor = build_predictor(taxonomy="shopify")  # doctest: +SKIP
+    >>> predictor.predict([Product(title="Women's leather ankle boots")])[0].category_path  # doctest: +SKIP
+    'Apparel & Accessories > Shoes > Boots'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from multimodal_cat.predictors.base import Predictor
+from multimodal_cat.taxonomy import Taxonomy
+
+
+def build_predictor(
+    *,
+    model: str | None = None,
+    taxonomy: str | Taxonomy | None = None,
+    bf16: bool = False,
+    num_threads: int | None = None,
+    image_encoder: Any = None,
+    text_encoder: Any = "minilm",
+) -> Predictor:
+    """A checkpoint predictor when ``model`` is given, else a zero-shot one over ``taxonomy``.
+
+    Args:
+        model: A checkpoint folder or hub id (see
+            :meth:`~multimodal_cat.predictors.checkpoint.ModelPredictor.from_pretrained`).
+        taxonomy: The tree to search zero-shot: a shipped name, a file, or a loaded tree.
+        bf16: Run the checkpoint's towers under bf16 autocast.
+        num_threads: The checkpoint's torch threads while it predicts.
+        image_encoder: Zero-shot only: an aligned image-text model (e.g. a CLIP hub id).
+        text_encoder: Zero-shot only: the text encoder.
+
+    Raises:
+        ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder`` is given
+            with ``model``.
+        FileNotFoundError: ``model`` names a checkpoint that cannot be found.
+    """
+    if model:
+        if image_encoder:
+            raise ValueError(
+                "image_encoder is for zero-shot categorization; a trained model has its own "
+                "image tower (give --model or --image-encoder, not both)"
+            )
+        from multimodal_cat.predictors.checkpoint import ModelPredictor
+
+        return ModelPredictor.from_pretrained(model, bf16=bf16, num_threads=num_threads)
+    if taxonomy is None or taxonomy == "":
+        raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
+    from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
+
+    tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
+    return ZeroShotCategorizer(tree, text_encoder=text_encoder, image_encoder=image_encoder)

@@ -1,0 +1,302 @@
+"""Predict with a trained :class:`~multimodal_cat.modeling.MultimodalCatModel` checkpoint.
+
+The towers' pooled outputs (``image_embeds`` / ``text_embeds``) are what the fusion head reads.
+:class:`TowerEmbedder` computes them for a batch of products, caching each by content hash (the
+rendered text, the decoded image's pixels) and by tower (a digest of its weights, its pooling
+and the text length limit), so a second pass over the same feed only runs the small fusion
+head; the trainer's frozen-encoder fast path uses it too, to embed a training set once.
+:class:`ModelPredictor` runs the encoders in inference mode, optionally under bf16 autocast,
+and optionally with their own intra-op thread count (``num_threads``): on a machine shared with
+other jobs, fewer threads than cores avoid the per-operator barrier stalls of descheduled
+threads. It reads no files and fetches nothing: products come with their images decoded.
+
+Example:
+    >>> predictor = ModelPredictor.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
+    >>> predictor.predict([Product(title="Nike Men Red Running Shoes")])[0].category_path  # doctest: +SKIP
+    'Footwear > Shoes > Sports Shoes'
+    >>> embedder = TowerEmbedder(model, processor, cache=EmbeddingCache())  # doctest: +SKIP
+    >>> embedder.embed([Product(title="Red cotton t-shirt")])["text_embeds"].shape  # doctest: +SKIP
+    torch.Size([1, 384])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
+from multimodal_cat.encoders._arrays import batched
+from multimodal_cat.encoders._base import autocast, model_device
+from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.predictions import Prediction
+from multimodal_cat.products import Product
+from multimodal_cat.taxonomy import Taxonomy
+
+
+def tower_fingerprint(tower: torch.nn.Module) -> str:
+    """A short digest of a tower's weights: the cache key part that names the encoder."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tower.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def image_hash(image: Image.Image) -> str:
+    """Content hash of a decoded image (its mode, size and pixels)."""
+    return content_hash(f"{image.mode}{image.size}".encode() + image.tobytes())
+
+
+class _Tower:
+    """One tower of the model seen as an encoder (``key``, ``dim``, ``encode``) for the cache."""
+
+    def __init__(self, model: MultimodalCatModel, processor: MultimodalCatProcessor, kind: str):
+        self.model, self.processor, self.kind = model, processor, kind
+        tower = model.vision_model if kind == "image" else model.text_model
+        pooling = model.config.vision_pooling if kind == "image" else model.config.text_pooling
+        extra = f"|max_length={processor.max_length}" if kind == "text" else ""
+        self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
+
+    def encode(
+        self,
+        items: Sequence[Any],
+        batch_size: int = 32,
+        normalize: bool = False,
+        bf16: bool = False,
+    ) -> np.ndarray:
+        outputs = []
+        device = model_device(self.model)
+        with torch.inference_mode(), autocast(device, bf16):
+            for chunk in batched(items, batch_size):
+                outputs.append(self._encode_chunk(list(chunk), device).float().cpu().numpy())
+        return np.concatenate(outputs)
+
+    def _encode_chunk(self, chunk: list[Any], device: torch.device) -> torch.Tensor:
+        if self.kind == "text":
+            tokens = self.processor.encode_text(chunk)
+            return self.model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
+        pixels = self.processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
+        return self.model.get_image_features(pixels.to(device))
+
+
+class TowerEmbedder:
+    """Compute (or read from the cache) the pooled tower outputs of products.
+
+    Args:
+        model: The model whose towers embed (its towers are what the cache key names).
+        processor: Its processor (text template, tokenizer, image processor).
+        cache: Embedding cache; ``None`` computes every time.
+        bf16: Run the towers under bf16 autocast (CPU or GPU).
+        batch_size: Products per tower call.
+    """
+
+    def __init__(
+        self,
+        model: MultimodalCatModel,
+        processor: MultimodalCatProcessor,
+        *,
+        cache: EmbeddingCache | None = None,
+        bf16: bool = False,
+        batch_size: int = 32,
+    ) -> None:
+        self.processor, self.cache, self.bf16, self.batch_size = processor, cache, bf16, batch_size
+        self.towers = {
+            kind: _Tower(model, processor, kind)
+            for kind, tower in (("image", model.vision_model), ("text", model.text_model))
+            if tower is not None
+        }
+
+    def _embed(self, kind: str, items: list[Any], hashes: list[str]) -> torch.Tensor:
+        tower = self.towers[kind]
+        if self.cache is None:
+            vectors = tower.encode(items, self.batch_size, bf16=self.bf16)
+        else:
+            vectors = encode_cached(
+                tower, items, hashes, self.cache, batch_size=self.batch_size, bf16=self.bf16
+            )
+        return torch.from_numpy(vectors)
+
+    def _text(self, products: Sequence[Product], n: int) -> dict[str, torch.Tensor]:
+        texts = self.processor.texts(products)
+        mask = [bool(t.strip()) for t in texts]
+        out = {"text_mask": torch.tensor(mask)}
+        rows = [i for i in range(n) if mask[i]]
+        if rows:
+            found = self._embed(
+                "text", [texts[i] for i in rows], [content_hash(texts[i]) for i in rows]
+            )
+            out["text_embeds"] = torch.zeros(n, found.shape[1])
+            out["text_embeds"][rows] = found
+        return out
+
+    def _image(self, products: Sequence[Product], n: int) -> dict[str, torch.Tensor]:
+        out = {"image_mask": torch.tensor([p.image is not None for p in products])}
+        rows = [i for i, p in enumerate(products) if p.image is not None]
+        if rows:
+            images = [products[i].image.convert("RGB") for i in rows]  # type: ignore[union-attr]
+            found = self._embed("image", images, [image_hash(im) for im in images])
+            out["image_embeds"] = torch.zeros(n, found.shape[1])
+            out["image_embeds"][rows] = found
+        return out
+
+    def embed(
+        self, products: Sequence[Product], *, allow_empty: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """``text_embeds`` / ``image_embeds`` (zeros where missing) and their masks.
+
+        A modality no product has gets only its (all-false) mask.
+
+        Raises:
+            ValueError: When every product lacks both text and image, unless ``allow_empty``.
+        """
+        n, inputs = len(products), {}
+        if "text" in self.towers:
+            inputs.update(self._text(products, n))
+        if "image" in self.towers:
+            inputs.update(self._image(products, n))
+        if not allow_empty and "text_embeds" not in inputs and "image_embeds" not in inputs:
+            raise ValueError("every product in the batch lacks both text and image")
+        return inputs
+
+
+# A hub repo id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def check_checkpoint_name(name_or_path: str) -> None:
+    """Fail at once, in plain words, for a checkpoint that can only be missing.
+
+    An existing folder passes; so does a hub id, unless the hub is offline and the id is not in
+    the local cache. Anything else (``./ckpt``, ``/models/ckpt``, ``a/b/c``: not a hub id) is a
+    local folder that does not exist. This spares the hub's retries and their traceback.
+
+    Raises:
+        FileNotFoundError: The checkpoint cannot be found.
+        NotADirectoryError: ``name_or_path`` is a file.
+
+    Example:
+        >>> check_checkpoint_name("./ckpt_missing")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
+    """
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    expected = "expected a folder written by save_pretrained (config.json and weights)"
+    if path.exists():
+        raise NotADirectoryError(f"model {name!r} is a file: {expected}")
+    if not _HUB_ID.fullmatch(name):
+        raise FileNotFoundError(
+            f"model folder {name!r} not found: {expected}, or a hub id such as 'user/model'"
+        )
+    from huggingface_hub import is_offline_mode, try_to_load_from_cache
+
+    if is_offline_mode() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        raise FileNotFoundError(
+            f"model {name!r} is neither a local folder nor in the hub cache, and the hub is "
+            f"offline (HF_HUB_OFFLINE=1): {expected}"
+        )
+
+
+class ModelPredictor:
+    """Run a trained checkpoint over products, batch by batch.
+
+    Args:
+        model: The trained model (put in eval mode here).
+        processor: Its processor (text template, tokenizer, image processor).
+        bf16: Run the towers under bf16 autocast (CPU or GPU).
+        cache: Embedding cache for tower outputs; ``None`` disables caching.
+        batch_size: Products per tower call.
+        num_threads: Torch intra-op threads while predicting (restored afterwards); ``None``
+            keeps the process setting. On a 2-core machine already busy with other jobs, 1
+            thread ran DINOv2-S 1.3x (fp32) to 2x (bf16) faster than 2.
+    """
+
+    def __init__(
+        self,
+        model: MultimodalCatModel,
+        processor: MultimodalCatProcessor,
+        *,
+        bf16: bool = False,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 32,
+        num_threads: int | None = None,
+    ) -> None:
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be None or at least 1, got {num_threads}")
+        self.num_threads = num_threads
+        self.model = model.eval()
+        self.processor = processor
+        self.bf16, self.cache, self.batch_size = bf16, cache, batch_size
+        space = model.label_space
+        parents = [space.ids[p] if p >= 0 else None for p in space.parents]
+        self.taxonomy = Taxonomy.from_records(
+            zip(space.ids, parents, space.names, strict=True),
+            name=model.config.taxonomy_name or "custom",
+        )
+        self.classes_ = [space.ids[i] for i in space.leaves]
+        self.embedder = TowerEmbedder(
+            model, processor, cache=cache, bf16=bf16, batch_size=batch_size
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        bf16: bool = False,
+        cache: bool | EmbeddingCache = True,
+        **kwargs: Any,
+    ) -> ModelPredictor:
+        """Load a checkpoint folder or hub id saved with ``save_pretrained``.
+
+        Raises:
+            FileNotFoundError: ``name_or_path`` is a local path that does not exist, or a hub
+                id that is not in the local cache while the hub is offline (``HF_HUB_OFFLINE``).
+        """
+        check_checkpoint_name(name_or_path)
+        model = MultimodalCatModel.from_pretrained(name_or_path)
+        processor = MultimodalCatProcessor.from_pretrained(name_or_path)
+        store = EmbeddingCache() if cache is True else (cache or None)
+        return cls(model, processor, bf16=bf16, cache=store, **kwargs)
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.num_threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def _forward(self, products: list[Product]) -> Any:
+        device = model_device(self.model)
+        with torch.inference_mode(), self._threads():
+            inputs = {k: v.to(device) for k, v in self.embedder.embed(products).items()}
+            return self.model(**inputs)
+
+    def predict(
+        self, products: list[Product], *, top_k: int = 5, min_confidence: float | None = None
+    ) -> list[Prediction]:
+        """One prediction per product; ``min_confidence`` backs off to a surer, coarser node."""
+        return self.model.decode(
+            self._forward(products), top_k=top_k, min_confidence=min_confidence
+        )
+
+    def predict_proba(self, products: list[Product]) -> np.ndarray:
+        """Leaf probabilities (n, len(classes_))."""
+        log_probs = self._forward(products).node_log_probs.float()
+        return log_probs[:, self.model.label_space.leaves].exp().cpu().numpy()
