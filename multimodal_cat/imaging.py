@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 from PIL import Image, ImageOps
 
 from multimodal_cat.errors import MultimodalCatError
@@ -214,17 +213,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """
     if image.mode == "RGB":
         return image
-    if image.mode.startswith("I;16") or image.mode == "I":
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        scaled = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled).convert("RGB")
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image.convert("RGB")
+    import numpy as np  # lazy: only deep images need it (a dry-run job never imports numpy)
+
+    array = np.asarray(image, dtype=np.float64)
     if image.mode == "F":
-        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        array = np.nan_to_num(array)
         top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
-        scaled = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled).convert("RGB")
-    return image.convert("RGB")
+    else:  # 16-bit, or 32-bit integers holding 16-bit values
+        top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+    scaled = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled).convert("RGB")
 
 
 def open_image(item: ImageInput, limits: ImageLimits = ImageLimits()) -> Image.Image:

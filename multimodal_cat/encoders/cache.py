@@ -167,8 +167,11 @@ class EmbeddingCache:
                     extra.rename(target.with_name(target.name + suffix))
             self.path.rename(target)
         except OSError as rename_error:
-            self._opened, self._conn = True, self._bypass(
-                f"{self.path} is damaged ({error}) and cannot be moved ({rename_error.strerror})"
+            self._opened, self._conn = (
+                True,
+                self._bypass(
+                    f"{self.path} is damaged ({error}) and cannot be moved ({rename_error.strerror})"
+                ),
             )
             return
         logger.warning(

@@ -123,7 +123,6 @@ class RowDigest:
         return self._digest.hexdigest()
 
 
-
 def job_fingerprint(
     reader: Any,
     predictor: Any,
