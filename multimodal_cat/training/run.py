@@ -27,7 +27,7 @@ from multimodal_cat.training.arguments import DataArguments, ModelArguments, set
 from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
 from multimodal_cat.training.data import build_dataset
 from multimodal_cat.training.errors import TrainingInputError
-from multimodal_cat.training.feed import FeedTable, read_feed, training_columns
+from multimodal_cat.training.feed import read_feed, training_columns
 from multimodal_cat.training.label_space import (
     balanced_class_weights,
     category_columns,
@@ -60,15 +60,6 @@ def _column_map(data_args: DataArguments) -> ColumnMap:
     return replace(columns, tags=tag_columns(data_args.tag_column))
 
 
-def _check_images(feed: FeedTable, columns: ColumnMap) -> None:
-    if training_columns(columns, feed.columns).image is None:
-        raise TrainingInputError(
-            f"the feed has no image column 'image' (its columns: "
-            f"{', '.join(sorted(feed.columns)) or 'none'}); name it with --image-column, "
-            "or leave out --vision-encoder to train on the text alone"
-        )
-
-
 def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -> TrainingSets:
     """Read the feeds and build the label space, tag groups, training and evaluation sets.
 
@@ -80,9 +71,14 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     columns = _column_map(data_args)
     names = category_columns(data_args.category_column)
     check_category_columns(names, feed.columns)
+    resolved = training_columns(columns, feed.columns, label_columns=names, images=with_images)
+    if with_images and resolved.image is None:
+        raise TrainingInputError(
+            f"the feed has no image column 'image' (its columns: "
+            f"{', '.join(sorted(feed.columns)) or 'none'}); name it with --image-column, "
+            "or leave out --vision-encoder to train on the text alone"
+        )
     try:
-        if with_images:
-            _check_images(feed, columns)
         space = label_space_for(data_args.taxonomy, feed.rows, names)
         groups = (
             infer_tag_groups(feed.rows, columns.tags, data_args.multi_valued_tag)
