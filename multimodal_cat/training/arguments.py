@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -25,7 +24,14 @@ from typing import Any, ClassVar, Literal
 from multimodal_cat.training.errors import TrainingInputError
 from multimodal_cat.training.recipes import Recipe, recipe_for
 
-__all__ = ["DESCRIPTION", "EPILOG", "DataArguments", "ModelArguments", "parse_train_args"]
+__all__ = [
+    "DESCRIPTION",
+    "EPILOG",
+    "DataArguments",
+    "ModelArguments",
+    "parse_train_args",
+    "settings_line",
+]
 
 DESCRIPTION = "Fine-tune a categorizer on a product feed."
 EPILOG = (
@@ -39,10 +45,11 @@ _APPEND = {"action": "append"}  # repeatable; HfArgumentParser adds nargs="+", s
 
 
 def _flat(items: Sequence[Any]) -> list[str]:
-    return [
-        str(i)
-        for i in itertools.chain.from_iterable(i if isinstance(i, list) else [i] for i in items)
-    ]
+    """``[["a"], ["b", "c"]]`` (repeated ``nargs="+"`` options) -> ``["a", "b", "c"]``."""
+    out: list[str] = []
+    for item in items:
+        out.extend(str(i) for i in (item if isinstance(item, list) else [item]))
+    return out
 
 
 def _none(name: str | None) -> str | None:

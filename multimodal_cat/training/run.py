@@ -190,15 +190,14 @@ def _trainer(
         collator = EmbeddingCollator()
     if model_args.imaged_row_repeats > 1:
         train_set = repeat_imaged_rows(train_set, model_args.imaged_row_repeats)
+    saver = processor if processor.tokenizer is not None else _ProcessorSaver(processor)
     return Trainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=collator,
-        processing_class=processor
-        if processor.tokenizer is not None
-        else _ProcessorSaver(processor),
+        processing_class=saver,  # saved with every checkpoint, before any upload
         compute_metrics=metrics_fn,
     )
 
