@@ -149,14 +149,16 @@ def test_train_reads_feeds_through_the_feed_reader(
     with csv.open("a") as handle:
         handle.write("one,too,many,fields,here\n")
     jsonl = tmp_path / "feed.jsonl"
-    rows.to_json(jsonl, orient="records", lines=True)
+    records = rows.to_dict("records")
+    records[0].pop("colour")  # a key that the first record lacks is still a column
+    jsonl.write_text("".join(json.dumps(record) + "\n" for record in records))
     flags = ["train", "--text-encoder", text, "--report_to", "none", "--use_cpu"]
     flags += ["--output_dir", str(tmp_path / "out")]
     assert main([*flags, "--feed", str(csv)]) == 130
     assert "skipped 1 unreadable records, e.g. line 10: expected 3 fields, found 5" in (
         capsys.readouterr().err
     )
-    assert main([*flags, "--feed", str(jsonl)]) == 130
+    assert main([*flags, "--feed", str(jsonl), "--tag-column", "color=colour"]) == 130
     assert seen == [8, 8]
 
 

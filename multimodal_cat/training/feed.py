@@ -76,7 +76,9 @@ def _read_file(path: str | Path, format: str | None) -> FeedTable:
                     errors.append(record.error or f"line {record.line}: unreadable record")
                 else:
                     rows.append(record.values)
-            return FeedTable(list(reader.columns), rows, errors)
+            # JSON lines name their keys per record: a column may first appear further down
+            columns = list(dict.fromkeys([*reader.columns, *(k for row in rows for k in row)]))
+            return FeedTable(columns, rows, errors)
     except (FeedFormatError, FileNotFoundError) as error:
         raise TrainingInputError(f"cannot read the feed: {error}") from None
 
