@@ -111,8 +111,6 @@ def test_mapping_errors_are_not_taxonomy_errors(tmp_path: Path) -> None:
 
 
 def test_missing_optional_package_names_the_pip_command(tmp_path, monkeypatch) -> None:
-    from multimodal_cat.training.data import read_table  # datasets needs pandas and pyarrow
-
     feed = tmp_path / "feed.parquet"
     pq.write_table(pa.Table.from_pylist([{"id": "1", "title": "Mug"}]), feed)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import now fails
@@ -125,5 +123,5 @@ def test_missing_optional_package_names_the_pip_command(tmp_path, monkeypatch) -
     with pytest.raises(
         MissingPackageError, match=r"'pandas'.*pip install 'multimodal-cat\[feeds\]'"
     ):
-        read_table(tmp_path / "table.csv")
+        optional_import("pandas", extra="feeds", purpose="Reading a DataFrame")
     assert optional_import("json", extra="feeds", purpose="x").__name__ == "json"

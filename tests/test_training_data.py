@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.modeling import LabelSpace, TagGroup
 from multimodal_cat.modeling.testing import TINY_PATHS, tiny_model, tiny_processor
 from multimodal_cat.training import (
     EmbeddingCollator,
-    FeedColumns,
     MultimodalCatCollator,
     build_dataset,
     category_metrics,
@@ -29,7 +29,7 @@ GROUPS = [
     TagGroup("color", ("red", "blue", "black")),
     TagGroup("material", ("cotton", "leather"), True),
 ]
-COLUMNS = FeedColumns(tags={"color": "colour", "material": "material"})
+COLUMNS = ColumnMap(tags={"color": "colour", "material": "material"})
 
 
 def _rows(image: str = "") -> list[dict]:
@@ -75,7 +75,7 @@ def test_infer_tag_groups_and_csv(tmp_path: Path) -> None:
     dataset, _ = build_dataset(
         path,
         LabelSpace.from_paths(TINY_PATHS),
-        FeedColumns(tags={"color": "colour"}),
+        ColumnMap(tags={"color": "colour"}),
         tag_groups=groups,
     )
     assert dataset["labels"][:3] == [2, 1, 6]

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.modeling import LabelSpace
 from multimodal_cat.training import (
-    FeedColumns,
     build_dataset,
     embedding_dataset,
     repeat_imaged_rows,
@@ -49,9 +49,9 @@ def test_repeat_imaged_rows_on_a_feed_dataset(tmp_path: Path) -> None:
         {"title": "b", "category": "A > B", "image": str(image)},
         {"title": "c", "category": "A > C", "image": ""},
     ]
-    dataset, _ = build_dataset(rows, space, FeedColumns(image="image"))
+    dataset, _ = build_dataset(rows, space, ColumnMap(image="image"))
     repeated = repeat_imaged_rows(dataset, 2)
     assert repeated["title"] == ["b", "c", "b"]
-    text_only, _ = build_dataset(rows, space, FeedColumns(image=None))
+    text_only, _ = build_dataset(rows, space, ColumnMap(), images=False)
     with pytest.raises(ValueError, match="expected an 'image_mask' or 'image' column; found"):
         repeat_imaged_rows(text_only.remove_columns("image"), 2)

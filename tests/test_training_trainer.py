@@ -14,6 +14,7 @@ from transformers import BertModel, Trainer, TrainingArguments, ViTImageProcesso
 from transformers.trainer_utils import TrainOutput
 
 from multimodal_cat.cli.main import main
+from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.modeling.testing import (
     IMAGE_SIZE,
@@ -26,7 +27,6 @@ from multimodal_cat.modeling.testing import (
 from multimodal_cat.products import Product
 from multimodal_cat.training import (
     EmbeddingCollator,
-    FeedColumns,
     MultimodalCatCollator,
     build_compute_metrics,
     build_dataset,
@@ -79,7 +79,7 @@ def test_trainer_two_steps_on_towers(tmp_path: Path) -> None:
     dataset, _ = build_dataset(
         _feed(tmp_path),
         model.label_space,
-        FeedColumns(tags={"color": "colour"}),
+        ColumnMap(tags={"color": "colour"}),
         tag_groups=model.config.tag_group_list,
     )
     trainer = Trainer(
@@ -190,7 +190,7 @@ def test_embed_dataset_matches_the_towers(tmp_path: Path) -> None:
     from multimodal_cat.training.cached import embed_dataset
 
     model, processor = tiny_model(freeze_encoders=True), tiny_processor(tmp_path / "tok")
-    dataset, _ = build_dataset(_feed(tmp_path), model.label_space, FeedColumns(image="image"))
+    dataset, _ = build_dataset(_feed(tmp_path), model.label_space, ColumnMap(image="image"))
     cache = EmbeddingCache(tmp_path / "cache")
     embedded = embed_dataset(dataset, model, processor, cache=cache, progress=False)
     assert len(embedded) == len(dataset) == 8
@@ -214,7 +214,7 @@ def test_embed_dataset_keeps_rows_with_neither_text_nor_image(tmp_path: Path) ->
     model, processor = tiny_model(freeze_encoders=True), tiny_processor(tmp_path / "tok")
     rows = _feed(tmp_path)
     rows[3]["title"] = ""  # row 3 has no image either
-    dataset, _ = build_dataset(rows, model.label_space, FeedColumns(image="image"))
+    dataset, _ = build_dataset(rows, model.label_space, ColumnMap(image="image"))
     embedded = embed_dataset(dataset, model, processor, chunk_size=1, progress=False)
     assert len(embedded) == 8
     assert not embedded.columns["text_mask"][3] and not embedded.columns["image_mask"][3]

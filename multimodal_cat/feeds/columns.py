@@ -56,6 +56,8 @@ class ColumnMap:
     Attributes:
         id, title, description, brand, seller_category, image: Input column names.
         caps: Longest text kept per field (characters).
+        tags: Attribute -> input column holding its value(s), for training the tag head
+            (always named by the user; never looked up).
     """
 
     id: str | None = None
@@ -65,6 +67,7 @@ class ColumnMap:
     seller_category: str | None = None
     image: str | None = None
     caps: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
+    tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_args(cls, pairs: Iterable[str] | Mapping[str, str] | None) -> ColumnMap:
@@ -91,8 +94,8 @@ class ColumnMap:
             A map whose every field is either an existing column or ``None`` (absent).
 
         Raises:
-            FeedColumnError: A column named by the user is missing, or the feed has neither
-                a text column nor an image column.
+            FeedColumnError: A column named by the user (tag columns included) is missing, or
+                the feed has neither a text column nor an image column.
         """
         found = {c.lower(): c for c in columns}
         resolved: dict[str, str | None] = {}
@@ -107,6 +110,12 @@ class ColumnMap:
                 resolved[key] = wanted
             else:
                 resolved[key] = next((found[n] for n in DEFAULT_NAMES[key] if n in found), None)
+        for attribute, wanted in self.tags.items():
+            if wanted not in columns:
+                raise FeedColumnError(
+                    f"column {wanted!r} (for tag {attribute}) is not in the feed; columns found: "
+                    f"{', '.join(columns) or '(none)'}"
+                )
         if not any(resolved[k] for k in (*TEXT_FIELDS, "image")):
             raise FeedColumnError(
                 "the feed has no title, description, brand, seller_category or image column; "
@@ -114,10 +123,6 @@ class ColumnMap:
                 "Name them with --column title=YourColumn"
             )
         return replace(self, **resolved)
-
-    def used(self) -> list[str]:
-        """Input columns this map reads."""
-        return [c for c in (getattr(self, k) for k in FIELDS) if c]
 
 
 def _split_pair(pair: str) -> tuple[str, str]:

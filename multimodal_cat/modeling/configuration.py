@@ -2,7 +2,9 @@
 
 The config holds the two tower configs (any ``AutoConfig`` model type; either may be absent),
 the fusion settings and the whole label space (taxonomy nodes and tag groups), so a saved
-checkpoint can name its predictions without the taxonomy file.
+checkpoint can name its predictions without the taxonomy file. ``id2label`` / ``label2id``
+follow the category head's leaves (full paths, in the order of ``category_logits``), so any
+Hugging Face tool reads the label space.
 
 Example:
     >>> from transformers import BertConfig, ViTConfig
@@ -121,6 +123,9 @@ class MultimodalCatConfig(PretrainedConfig):
         self.class_weights = [float(w) for w in class_weights] if class_weights else None
         self.freeze_encoders = freeze_encoders
         super().__init__(**kwargs)
+        if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
+            self.id2label = leaf_labels(self.label_space)
+            self.label2id = {label: i for i, label in self.id2label.items()}
         self._check()
 
     def _check(self) -> None:
@@ -196,6 +201,22 @@ class MultimodalCatConfig(PretrainedConfig):
     def num_tag_values(self) -> int:
         """Total number of tag values over all groups (width of ``tag_logits``)."""
         return sum(len(g["values"]) for g in self.tag_groups)
+
+
+def leaf_labels(space: LabelSpace) -> dict[int, str]:
+    """``id2label`` of the category head: leaf logit ``i`` -> that leaf's full path.
+
+    Paths are what Hugging Face tools (pipelines, the hub's widget) show best; when two leaves
+    share a path, their ids are used instead (ids are unique).
+
+    Example:
+        >>> leaf_labels(LabelSpace.from_paths(["A > B", "A > C", "D"]))
+        {0: 'A > B', 1: 'A > C', 2: 'D'}
+    """
+    leaves = space.leaves
+    paths = [space.paths[i] for i in leaves]
+    labels = paths if len(set(paths)) == len(paths) else [space.ids[i] for i in leaves]
+    return dict(enumerate(labels))
 
 
 def label_space_kwargs(space: LabelSpace) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Training utilities: datasets from feeds, collators, metrics for the ``Trainer``.
+"""Training: datasets from feeds, collators, recipes, metrics, and the ``train`` command's run.
+
+Names are imported on first use, so ``multimodal_cat.training.arguments`` (what
+``multimodal-cat train --help`` reads) loads without torch.
 
 Example:
     >>> from multimodal_cat.training import build_dataset, MultimodalCatCollator, build_compute_metrics
@@ -6,46 +9,47 @@ Example:
 
 from __future__ import annotations
 
-from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
-from multimodal_cat.training.data import (
-    DatasetReport,
-    EmbeddingDataset,
-    FeedColumns,
-    build_dataset,
-    embedding_dataset,
-    infer_tag_groups,
-    read_table,
-)
-from multimodal_cat.training.metrics import (
-    build_compute_metrics,
-    category_metrics,
-    hierarchical_prf,
-    per_level_accuracy,
-    tag_metrics,
-    tag_predictions,
-)
-from multimodal_cat.training.recipes import END_TO_END, FROZEN_HEAD, Recipe, recipe_for
-from multimodal_cat.training.sampling import repeat_imaged_rows
+import importlib
+from typing import Any
 
-__all__ = [
-    "END_TO_END",
-    "FROZEN_HEAD",
-    "DatasetReport",
-    "EmbeddingCollator",
-    "EmbeddingDataset",
-    "FeedColumns",
-    "MultimodalCatCollator",
-    "build_compute_metrics",
-    "build_dataset",
-    "category_metrics",
-    "embedding_dataset",
-    "hierarchical_prf",
-    "infer_tag_groups",
-    "per_level_accuracy",
-    "read_table",
-    "Recipe",
-    "recipe_for",
-    "repeat_imaged_rows",
-    "tag_metrics",
-    "tag_predictions",
-]
+_EXPORTS = {
+    "multimodal_cat.training.arguments": ("DataArguments", "ModelArguments", "parse_train_args"),
+    "multimodal_cat.training.collator": ("EmbeddingCollator", "MultimodalCatCollator"),
+    "multimodal_cat.training.data": (
+        "DatasetReport",
+        "EmbeddingDataset",
+        "build_dataset",
+        "embedding_dataset",
+    ),
+    "multimodal_cat.training.errors": ("TrainingInputError",),
+    "multimodal_cat.training.feed": ("FeedTable", "read_feed"),
+    "multimodal_cat.training.label_space": ("balanced_class_weights", "label_space_for"),
+    "multimodal_cat.training.metrics": (
+        "build_compute_metrics",
+        "category_metrics",
+        "hierarchical_prf",
+        "per_level_accuracy",
+        "tag_metrics",
+        "tag_predictions",
+    ),
+    "multimodal_cat.training.recipes": ("END_TO_END", "FROZEN_HEAD", "Recipe", "recipe_for"),
+    "multimodal_cat.training.run": ("train_on_feed",),
+    "multimodal_cat.training.sampling": ("repeat_imaged_rows",),
+    "multimodal_cat.training.tags": ("infer_tag_groups",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'multimodal_cat.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -26,17 +26,18 @@ from multimodal_cat.products import Product
 from multimodal_cat.training.collator import load_image
 from multimodal_cat.training.data import EmbeddingDataset, embedding_dataset
 
-_TEXT_COLUMNS = ("title", "description", "brand")
+_TEXT_COLUMNS = ("title", "description", "brand", "seller_category")
 
 
 def _products(rows: dict[str, list[Any]], with_images: bool) -> list[Product]:
     n = len(rows["labels"])
-    title, description, brand = (rows.get(key) or [""] * n for key in _TEXT_COLUMNS)
+    title, description, brand, seller = (rows.get(key) or [""] * n for key in _TEXT_COLUMNS)
     return [
         Product(
             title=title[i] or "",
             description=description[i] or "",
             brand=brand[i] or "",
+            seller_category=seller[i] or "",
             image=load_image(str(rows["image"][i] or "")) if with_images else None,
         )
         for i in range(n)

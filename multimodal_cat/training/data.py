@@ -1,14 +1,16 @@
-"""Build training datasets from feed-like tables: rows of image path, text, category and tags.
+"""Build training datasets from feeds: rows of image path, text, category and tags.
 
-Categories may be given as ids or full paths (``"Apparel > Shoes"``, case and spacing
-tolerant) and become node indices of the label space; unknown ones raise a clear error or,
+The feed is read by :func:`~multimodal_cat.training.feed.read_feed` and its columns matched by
+a :class:`~multimodal_cat.feeds.columns.ColumnMap`, as in ``categorize``. Categories may be given
+as ids or full paths (``"Apparel > Shoes"``, case and spacing tolerant), in one column or spread
+over several, and become node indices of the label space; unknown ones raise a clear error or,
 with ``on_unknown="skip"``, are dropped and counted. Tags become one 0/1 vector per row over
 all tag values, with -100 for groups the row does not state.
 
 Example:
     >>> rows = [{"title": "Red sneakers", "category": "Apparel > Shoes", "color": "red"}]
     >>> space = LabelSpace.from_paths(["Apparel > Shoes", "Apparel > Shirts"])
-    >>> ds, report = build_dataset(rows, space, FeedColumns(tags={"color": "color"}),
+    >>> ds, report = build_dataset(rows, space, ColumnMap(tags={"color": "color"}),
     ...                            tag_groups=[TagGroup("color", ("red", "blue"))])
     >>> ds[0]["labels"], ds[0]["tag_labels"]
     (1, [1.0, 0.0])
@@ -16,9 +18,8 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,30 +29,18 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Dataset as TorchDataset
 
-from multimodal_cat.errors import optional_import
+from multimodal_cat.feeds.columns import ColumnMap, row_to_product
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup, build_tag_groups, normalize_path
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
+from multimodal_cat.training.feed import FeedTable, read_feed, training_columns
+from multimodal_cat.training.label_space import (
+    category_columns,
+    category_value,
+    check_category_columns,
+)
+from multimodal_cat.training.tags import encode_tags
 
-MULTI_VALUE_SEPARATORS = ("|", ";", ",")
-
-
-@dataclass
-class FeedColumns:
-    """Which table column holds what; ``None`` = not in the table.
-
-    Attributes:
-        category: Category id or full path.
-        title, description, brand: Text fields.
-        image: Image path (relative paths are resolved against ``image_root``).
-        tags: Attribute name -> column holding its value(s).
-    """
-
-    category: str | None = "category"
-    title: str | None = "title"
-    description: str | None = "description"
-    brand: str | None = "brand"
-    image: str | None = "image"
-    tags: dict[str, str] = field(default_factory=dict)
+TEXT_COLUMNS = ("title", "description", "brand", "seller_category")
 
 
 @dataclass
@@ -63,154 +52,78 @@ class DatasetReport:
     unlabelled: int = 0
     unknown_categories: Counter = field(default_factory=Counter)
     unknown_tag_values: Counter = field(default_factory=Counter)
+    malformed: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
+        """Rows left out: unknown categories (with ``on_unknown="skip"``) and unreadable records."""
         return self.rows - self.kept
-
-
-def _is_blank(value: Any) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or str(value).strip() == ""
-    )
-
-
-def read_table(table: Any) -> list[dict[str, Any]]:
-    """Rows of a CSV / JSONL / Parquet path, pandas DataFrame, ``datasets.Dataset`` or dict list."""
-    if isinstance(table, (str, Path)):
-        pd = optional_import("pandas", extra="feeds", purpose="Reading a training table")
-
-        path = Path(table)
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json", ".ndjson"):
-            frame = pd.read_json(path, lines=True, dtype=False)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(
-                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False
-            )
-        else:
-            raise ValueError(
-                f"Cannot tell the format of {path}; expected .csv, .tsv, .jsonl or .parquet."
-            )
-        return frame.to_dict("records")
-    if hasattr(table, "to_dict") and hasattr(table, "columns"):
-        return table.to_dict("records")
-    if isinstance(table, Dataset):
-        return table.to_list()
-    return [dict(row) for row in table]
-
-
-def infer_tag_groups(
-    rows: Sequence[Mapping[str, Any]],
-    tag_columns: Mapping[str, str],
-    multi_valued: Iterable[str] = (),
-) -> list[TagGroup]:
-    """Tag groups whose values are the sorted distinct values found in the table."""
-    multi = set(multi_valued)
-    tags = {}
-    for attribute, column in tag_columns.items():
-        values: set[str] = set()
-        for row in rows:
-            values.update(_tag_values(row.get(column), attribute in multi))
-        if not values:
-            raise ValueError(f"Tag column {column!r} ({attribute}) has no values in the table.")
-        tags[attribute] = sorted(values)
-    return build_tag_groups(tags, multi)
-
-
-def _tag_values(value: Any, multi: bool) -> list[str]:
-    if _is_blank(value):
-        return []
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [str(v).strip() for v in value if not _is_blank(v)]
-    text = str(value).strip()
-    if multi:
-        for separator in MULTI_VALUE_SEPARATORS:
-            if separator in text:
-                return [v.strip() for v in text.split(separator) if v.strip()]
-    return [text]
-
-
-def encode_tags(
-    row: Mapping[str, Any],
-    groups: Sequence[TagGroup],
-    columns: Mapping[str, str],
-    report: DatasetReport,
-) -> list[float]:
-    """One row's tag vector: 0/1 per value, -100 for every value of a group the row does not state."""
-    vector: list[float] = []
-    for group in groups:
-        column = columns.get(group.attribute)
-        values = _tag_values(row.get(column), group.multi_valued) if column else []
-        lookup = {v.casefold(): i for i, v in enumerate(group.values)}
-        hits = [lookup.get(v.casefold()) for v in values]
-        for value, hit in zip(values, hits, strict=True):
-            if hit is None:
-                report.unknown_tag_values[(group.attribute, value)] += 1
-        hits = [h for h in hits if h is not None]
-        if not hits:
-            vector.extend([float(IGNORE_INDEX)] * len(group.values))
-            continue
-        vector.extend(1.0 if i in hits else 0.0 for i in range(len(group.values)))
-    return vector
 
 
 def build_dataset(
     table: Any,
     labels: LabelSpace | Any,
-    columns: FeedColumns | None = None,
+    columns: ColumnMap | None = None,
     *,
+    category: str | Sequence[str] = "category",
     tag_groups: Sequence[TagGroup] | Mapping[str, Sequence[str]] | None = None,
     on_unknown: str = "error",
     image_root: str | Path | None = None,
+    images: bool = True,
+    format: str | None = None,
 ) -> tuple[Dataset, DatasetReport]:
-    """Turn a feed-like table into a ``datasets.Dataset`` for :class:`MultimodalCatCollator`.
+    """Turn a feed into a ``datasets.Dataset`` for :class:`MultimodalCatCollator`.
 
     Args:
-        table: Path (CSV/TSV/JSONL/Parquet), DataFrame, ``datasets.Dataset`` or list of dicts.
+        table: Feed path (CSV/TSV/JSONL/Parquet), DataFrame, ``datasets.Dataset``, list of dicts
+            or a :class:`~multimodal_cat.training.feed.FeedTable`.
         labels: A ``Taxonomy`` or :class:`LabelSpace` (e.g. ``model.label_space``).
-        columns: Column names; defaults to :class:`FeedColumns`' defaults.
+        columns: Which column holds which product field and tag (``ColumnMap(tags=...)``);
+            fields left unset are looked up under their usual names, as in ``categorize``.
+        category: Category column, or several (a list or ``"a,b,c"``) joined as a path.
         tag_groups: The model's tag groups (``model.config.tag_group_list``).
         on_unknown: ``"error"`` (default) raises on categories not in the tree; ``"skip"`` drops
             those rows and counts them in the report.
         image_root: Folder that relative image paths are relative to.
+        images: ``False`` reads no image column (a model without an image tower).
+        format: Feed format for a file (default: from its extension).
 
     Returns:
-        The dataset (columns ``title``, ``description``, ``brand``, ``image``, ``labels`` and,
-        with tag groups, ``tag_labels``) and a :class:`DatasetReport`.
+        The dataset (columns ``title``, ``description``, ``brand``, ``seller_category``,
+        ``image``, ``labels`` and, with tag groups, ``tag_labels``) and a :class:`DatasetReport`.
 
     Raises:
-        ValueError: Unknown categories with ``on_unknown="error"``, or an unknown option.
+        ValueError: Unknown categories with ``on_unknown="error"``, a column that is not in the
+            feed, or an unknown option.
     """
     if on_unknown not in ("error", "skip"):
         raise ValueError(f"on_unknown must be 'error' or 'skip'; got {on_unknown!r}.")
     space = LabelSpace.from_taxonomy(labels)
-    columns = columns or FeedColumns()
     groups = build_tag_groups(tag_groups) if tag_groups is not None else []
-    rows = read_table(table)
-    report = DatasetReport(rows=len(rows))
-    records: dict[str, list[Any]] = {
-        k: [] for k in ("title", "description", "brand", "image", "labels")
-    }
+    feed = table if isinstance(table, FeedTable) else read_feed(table, format)
+    names = category_columns(category)
+    check_category_columns(names, feed.columns)
+    cols = training_columns(
+        columns or ColumnMap(), feed.columns, label_columns=names, images=images
+    )
+    report = DatasetReport(rows=len(feed.rows) + len(feed.errors), malformed=list(feed.errors))
+    records: dict[str, list[Any]] = {k: [] for k in (*TEXT_COLUMNS, "image", "labels")}
     if groups:
         records["tag_labels"] = []
-    for row in rows:
-        label = _resolve_category(row, columns.category, space, report)
+    for number, row in enumerate(feed.rows, start=1):
+        label = _resolve_category(category_value(row, names), space, report)
         if label is None:
             continue
+        product = row_to_product(row, cols, number)
         records["labels"].append(label)
-        for key in ("title", "description", "brand"):
-            column = getattr(columns, key)
-            records[key].append(
-                "" if column is None or _is_blank(row.get(column)) else str(row[column])
-            )
-        records["image"].append(_image_path(row, columns.image, image_root))
+        for key in TEXT_COLUMNS:
+            text = getattr(product, key)
+            records[key].append(text if text.strip() else "")
+        records["image"].append(_image_path(product.image_ref, image_root))
         if groups:
-            records["tag_labels"].append(encode_tags(row, groups, columns.tags, report))
+            records["tag_labels"].append(
+                encode_tags(row, groups, cols.tags, report.unknown_tag_values)
+            )
         report.kept += 1
     if report.unknown_categories and on_unknown == "error":
         examples = ", ".join(repr(c) for c, _ in report.unknown_categories.most_common(5))
@@ -222,25 +135,21 @@ def build_dataset(
     return Dataset.from_dict(records), report
 
 
-def _resolve_category(
-    row: Mapping[str, Any], column: str | None, space: LabelSpace, report: DatasetReport
-) -> int | None:
-    value = row.get(column) if column else None
-    if _is_blank(value):
+def _resolve_category(value: str, space: LabelSpace, report: DatasetReport) -> int | None:
+    if not value:
         report.unlabelled += 1
         return IGNORE_INDEX
     try:
-        return space.node_index(str(value).strip())
+        return space.node_index(value)
     except KeyError:
-        report.unknown_categories[normalize_path(str(value))] += 1
+        report.unknown_categories[normalize_path(value)] += 1
         return None
 
 
-def _image_path(row: Mapping[str, Any], column: str | None, root: str | Path | None) -> str:
-    value = row.get(column) if column else None
-    if _is_blank(value):
+def _image_path(ref: str, root: str | Path | None) -> str:
+    if not ref:
         return ""
-    path = Path(str(value))
+    path = Path(ref)
     return str(Path(root) / path) if root is not None and not path.is_absolute() else str(path)
 
 

@@ -1,0 +1,16 @@
+"""The error a training run raises for a mistake in its inputs (feed, columns, taxonomy, flags).
+
+``multimodal-cat train`` turns it into a plain message and exit code 2; anything else that goes
+wrong while training is a bug or a failed job, and keeps its traceback.
+
+Example:
+    >>> raise TrainingInputError("no categories in column 'category'")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__all__ = ["TrainingInputError"]
+
+
+class TrainingInputError(ValueError):
+    """A training input is wrong: the message says what was expected and what was found."""

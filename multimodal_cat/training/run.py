@@ -1,0 +1,251 @@
+"""One training run from parsed arguments: feeds -> datasets -> model -> ``Trainer`` -> checkpoint.
+
+This is what ``multimodal-cat train`` does after parsing its flags (see
+:mod:`multimodal_cat.training.arguments`). The processor is the ``Trainer``'s
+``processing_class``, so every ``checkpoint-*`` folder, the final folder and what
+``--push_to_hub`` uploads hold it next to the model, and each loads with
+``Categorizer.from_pretrained``.
+
+Example:
+    >>> data, model, training = parse_train_args(["--feed", "feed.csv", "--output_dir", "out"])  # doctest: +SKIP
+    >>> train_on_feed(data, model, training)["train_loss"]  # doctest: +SKIP
+    0.83
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
+
+from datasets import Dataset
+from transformers import Trainer, TrainingArguments, set_seed
+
+from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
+from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
+from multimodal_cat.training.arguments import DataArguments, ModelArguments, settings_line
+from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
+from multimodal_cat.training.data import build_dataset
+from multimodal_cat.training.errors import TrainingInputError
+from multimodal_cat.training.feed import read_feed, training_columns
+from multimodal_cat.training.label_space import (
+    balanced_class_weights,
+    category_columns,
+    check_category_columns,
+    label_space_for,
+)
+from multimodal_cat.training.metrics import build_compute_metrics
+from multimodal_cat.training.recipes import recipe_for
+from multimodal_cat.training.sampling import repeat_imaged_rows
+from multimodal_cat.training.tags import infer_tag_groups, tag_columns
+
+__all__ = ["TrainingSets", "leave_process_group", "load_training_sets", "train_on_feed"]
+
+
+@dataclass
+class TrainingSets:
+    """The label space, tag groups and datasets of a run (``eval`` is ``None`` without one)."""
+
+    space: LabelSpace
+    groups: list[TagGroup]
+    train: Any
+    eval: Any
+
+
+def _column_map(data_args: DataArguments) -> ColumnMap:
+    try:
+        columns = ColumnMap.from_args(data_args.column_pairs())
+    except (FeedColumnError, ValueError) as error:
+        raise TrainingInputError(str(error)) from None
+    return replace(columns, tags=tag_columns(data_args.tag_column))
+
+
+def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -> TrainingSets:
+    """Read the feeds and build the label space, tag groups, training and evaluation sets.
+
+    Raises:
+        TrainingInputError: A feed, column or category the run cannot use.
+    """
+    feed = read_feed(data_args.feed, data_args.format)
+    eval_feed = read_feed(data_args.eval_feed, data_args.format) if data_args.eval_feed else None
+    columns = _column_map(data_args)
+    names = category_columns(data_args.category_column)
+    check_category_columns(names, feed.columns)
+    resolved = training_columns(columns, feed.columns, label_columns=names, images=with_images)
+    if with_images and resolved.image is None:
+        raise TrainingInputError(
+            f"the feed has no image column 'image' (its columns: "
+            f"{', '.join(sorted(feed.columns)) or 'none'}); name it with --image-column, "
+            "or leave out --vision-encoder to train on the text alone"
+        )
+    try:
+        space = label_space_for(data_args.taxonomy, feed.rows, names)
+        groups = (
+            infer_tag_groups(feed.rows, columns.tags, data_args.multi_valued_tag)
+            if columns.tags
+            else []
+        )
+        options = {
+            "category": names,
+            "tag_groups": groups,
+            "on_unknown": data_args.on_unknown,
+            "image_root": data_args.image_root,
+            "images": with_images,
+        }
+        train_set, report = build_dataset(feed, space, columns, **options)
+        eval_set = (
+            None if eval_feed is None else build_dataset(eval_feed, space, columns, **options)[0]
+        )
+    except (FeedColumnError, ValueError) as error:
+        raise TrainingInputError(str(error)) from None
+    if report.malformed:
+        print(
+            f"skipped {len(report.malformed)} unreadable records, e.g. {report.malformed[0]}",
+            file=sys.stderr,
+        )
+    unknown = sum(report.unknown_categories.values())
+    if unknown:
+        print(f"skipped {unknown} rows with unknown categories", file=sys.stderr)
+    if eval_set is None and data_args.eval_split > 0:
+        split = train_set.train_test_split(test_size=data_args.eval_split, seed=seed)
+        train_set, eval_set = split["train"], split["test"]
+    return TrainingSets(space, groups, train_set, eval_set)
+
+
+def _model(model_args: ModelArguments, head: dict[str, Any], sets: TrainingSets) -> Any:
+    weights = None
+    if model_args.class_weights == "balanced":
+        weights = balanced_class_weights(list(sets.train["labels"]), len(sets.space))
+    return MultimodalCatModel.from_encoders(
+        model_args.vision,
+        model_args.text,
+        taxonomy=sets.space,
+        tags=sets.groups,
+        freeze_encoders=model_args.freeze_encoders,
+        fusion_type=model_args.fusion,
+        vision_pooling=model_args.vision_pooling,
+        text_pooling=model_args.text_pooling,
+        modality_dropout=model_args.modality_dropout,
+        class_weights=weights,
+        **head,
+    )
+
+
+def _embedded(
+    model_args: ModelArguments,
+    training_args: TrainingArguments,
+    model: Any,
+    processor: Any,
+    *datasets: Dataset | None,
+) -> list[Any]:
+    """The frozen towers' outputs for each dataset (the main process fills the cache first)."""
+    from multimodal_cat.encoders import EmbeddingCache
+    from multimodal_cat.training.cached import embed_dataset
+
+    where = model_args.embedding_cache
+    cache = None if where.lower() == "none" else EmbeddingCache(None if where == "auto" else where)
+    out = []
+    with training_args.main_process_first(desc="embedding the feed with the frozen towers"):
+        for dataset in datasets:
+            out.append(
+                None
+                if dataset is None
+                else embed_dataset(dataset, model, processor, cache=cache, bf16=training_args.bf16)
+            )
+    return out
+
+
+class _ProcessorSaver:
+    """Saves a processor without a tokenizer for the ``Trainer``.
+
+    The ``Trainer`` aligns a ``ProcessorMixin``'s tokenizer with the model config and fails when
+    it is ``None`` (an image-only model); through this object it only saves the processor.
+    """
+
+    def __init__(self, processor: MultimodalCatProcessor) -> None:
+        self.processor = processor
+
+    def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any:
+        return self.processor.save_pretrained(save_directory, **kwargs)
+
+
+def _trainer(
+    model_args: ModelArguments,
+    training_args: TrainingArguments,
+    sets: TrainingSets,
+    model: Any,
+    processor: MultimodalCatProcessor,
+) -> Trainer:
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels", "tag_labels"] if sets.groups else ["labels"]
+    metrics_fn = None
+    if sets.eval is not None:
+        metrics_fn = build_compute_metrics(sets.space.parents, sets.groups)
+    train_set, eval_set = sets.train, sets.eval
+    collator: Any = MultimodalCatCollator(processor)
+    if model_args.freeze_encoders:
+        train_set, eval_set = _embedded(
+            model_args, training_args, model, processor, train_set, eval_set
+        )
+        collator = EmbeddingCollator()
+    if model_args.imaged_row_repeats > 1:
+        train_set = repeat_imaged_rows(train_set, model_args.imaged_row_repeats)
+    saver = processor if processor.tokenizer is not None else _ProcessorSaver(processor)
+    return Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        processing_class=saver,  # saved with every checkpoint, before any upload
+        compute_metrics=metrics_fn,
+    )
+
+
+def train_on_feed(
+    data_args: DataArguments, model_args: ModelArguments, training_args: TrainingArguments
+) -> dict[str, float]:
+    """Train, save model and processor to ``training_args.output_dir``, return the metrics.
+
+    The metrics are the training ones (``train_runtime``, ``train_loss``...) and, with an
+    evaluation set, the ``eval_*`` ones; they are also written to ``all_results.json`` there.
+
+    Raises:
+        TrainingInputError: A feed, column or category the run cannot use.
+    """
+    recipe = recipe_for(model_args.freeze_encoders)
+    sets = load_training_sets(data_args, training_args.seed, model_args.vision is not None)
+    head = model_args.head_settings(recipe)
+    if training_args.process_index == 0:
+        print(settings_line(recipe, training_args, head), file=sys.stderr)
+    set_seed(training_args.seed)  # the new head's initial weights follow --seed
+    model = _model(model_args, head, sets)
+    processor = MultimodalCatProcessor.from_encoders(
+        model_args.vision,
+        model_args.text,
+        text_template=model_args.text_template,
+        max_length=model_args.max_length,
+    )
+    trainer = _trainer(model_args, training_args, sets, model, processor)
+    metrics = dict(trainer.train().metrics)
+    trainer.save_model(training_args.output_dir)  # with the processor; pushes with --push_to_hub
+    if sets.eval is not None:
+        metrics.update(trainer.evaluate())
+    if trainer.is_world_process_zero():
+        trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
+    return metrics
+
+
+def leave_process_group(wait: bool) -> None:
+    """Close the process group of a multi-process launch (after waiting for every process).
+
+    A process that exits with the group still open can abort in the group's background threads
+    ("terminate called without an active exception"), failing a run that had finished. After an
+    error there is no waiting: the other processes may never get there.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
