@@ -173,12 +173,8 @@ def categorize_feed(
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
-        fingerprint = {
-            "feed": _feed_name(feed),
-            "shard": [index, count],
-            **job_fingerprint(reader, predictor, cmap, mapper, names, keep, loader),
-            "min_confidence": min_confidence,
-        }
+        fingerprint = job_fingerprint(feed, reader, predictor, cmap, mapper, names, keep, loader)
+        fingerprint.update(shard=[index, count], min_confidence=min_confidence)
         protect = [reader.path] if reader.path else []
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
@@ -200,12 +196,6 @@ def categorize_feed(
         output=str(out_path),
         seconds=time.monotonic() - start,
     )
-
-
-def _feed_name(feed: str | Path | IO[bytes]) -> str:
-    if not isinstance(feed, (str, Path)):
-        return "<stream>"
-    return "<stdin>" if str(feed) == "-" else str(Path(feed).resolve())
 
 
 def _matches(name: str, key: str) -> bool:

@@ -124,6 +124,7 @@ class RowDigest:
 
 
 def job_fingerprint(
+    feed: Any,
     reader: Any,
     predictor: Any,
     columns: Any,
@@ -134,6 +135,7 @@ def job_fingerprint(
 ) -> dict[str, Any]:
     """The parts of a feed job's fingerprint that shape its output (JSON-serializable)."""
     return {
+        "feed": _feed_name(feed),
         "feed_bytes": reader.path.stat().st_size if reader.path else None,
         "format": reader.format,
         "predictor": predictor_fingerprint(predictor),
@@ -176,3 +178,9 @@ def skip_done_rows(
             f"the {done:,} already written; it changed since the first run (rerun without "
             "--resume to start over)"
         )
+
+
+def _feed_name(feed: Any) -> str:
+    if not isinstance(feed, (str, Path)):
+        return "<stream>"
+    return "<stdin>" if str(feed) == "-" else str(Path(feed).resolve())
