@@ -2,7 +2,9 @@
 
 Builds synthetic feeds (default 10k and 100k rows) from the Myntra fashion titles
 (``../shared/data/fashion``) with a mix of good images, missing and corrupt images, empty
-titles, malformed CSV rows and invalid UTF-8; runs ``categorize`` on each in its own
+titles, malformed CSV rows and invalid UTF-8, plus the hostile rows of issue 14 (NUL bytes,
+encoded surrogates, device and FIFO image paths, ``data:`` URLs, EXIF-rotated and 16-bit
+images, images just under the pixel cap, unclosed CSV quotes); runs ``categorize`` on each in its own
 subprocess and records peak RSS and rows/s; checks the output has one row per input record,
 in order; then kills a run with SIGKILL half way, resumes it with ``--resume`` and checks the
 result is byte-identical to an uninterrupted run. Writes ``benchmarks/results/feed_benchmark.json`` (``feed_benchmark_real.json`` with a real predictor)
@@ -16,7 +18,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import io
 import json
 import os
 import platform
@@ -42,6 +46,7 @@ def build_feed(path: Path, rows: int, seed: int = 0) -> dict[str, int]:
     if not (work / "images").exists():
         (work / "images").symlink_to(DATA / "images")
     _write_corrupt_images(work / "corrupt")
+    _write_hostile_files(work / "hostile")
     with open(DATA / "styles.csv", newline="", encoding="utf-8") as handle:
         styles = list(csv.DictReader(handle))
     imaged = {p.stem for p in (DATA / "images").glob("*.jpg")}
@@ -54,6 +59,7 @@ def build_feed(path: Path, rows: int, seed: int = 0) -> dict[str, int]:
             "malformed",
             "bad_utf8",
             "no_image",
+            *HOSTILE,
         ),
         0,
     )
@@ -67,7 +73,10 @@ def build_feed(path: Path, rows: int, seed: int = 0) -> dict[str, int]:
                 mix["malformed"] += 1
                 out.write(f"{i},{title},x,y,z,extra\n".encode())
                 continue
-            if style["id"] in imaged:
+            if i % _BIG_PNG_EVERY == _BIG_PNG_EVERY // 2:
+                image = "hostile/big.png"
+                mix["big_png"] = mix.get("big_png", 0) + 1
+            elif style["id"] in imaged:
                 image, kind = _image_for(style["id"], rng)
                 mix[kind] += 1
             else:
@@ -80,8 +89,80 @@ def build_feed(path: Path, rows: int, seed: int = 0) -> dict[str, int]:
             if 0.025 <= roll < 0.027:
                 line = line.replace(b",", b",\xff", 1)  # invalid UTF-8 in the title
                 mix["bad_utf8"] += 1
+            elif i % _BIG_PNG_EVERY == 1_234:
+                line = _hostile_line("unclosed_quote", cells, rng)
+                mix["unclosed_quote"] = mix.get("unclosed_quote", 0) + 1
+            elif 0.027 <= roll < 0.036:
+                kind = HOSTILE[int((roll - 0.027) / 0.009 * len(HOSTILE))]
+                line = _hostile_line(kind, cells, rng)
+                mix[kind] += 1
             out.write(line)
     return mix
+
+
+# Hostile rows of issue 14, 0.1% of rows each (every one must come out as one row).
+HOSTILE = (
+    "nul_in_image_path",
+    "nul_in_title",
+    "surrogate_bytes",
+    "device_image",
+    "fifo_image",
+    "data_url",
+    "bad_data_url",
+    "exif_rotated",
+    "png_16_bit",
+)
+_BIG_PNG_EVERY = 5_000  # one row in this many points at a PNG just under the pixel cap
+
+
+def _hostile_line(kind: str, cells: list[str], rng: random.Random) -> bytes:
+    cells = list(cells)
+    if kind == "nul_in_image_path":
+        cells[4] = "images/a\x00b.jpg"
+    elif kind == "nul_in_title":
+        cells[1] = cells[1][:5] + "\x00" + cells[1][5:]
+    elif kind == "device_image":
+        cells[4] = rng.choice(["/dev/zero", "/dev/urandom"])
+    elif kind == "fifo_image":
+        cells[4] = "hostile/fifo.jpg"
+    elif kind == "data_url":
+        cells[4] = "data:image/png;base64," + base64.b64encode(_small_png()).decode()
+    elif kind == "bad_data_url":
+        cells[4] = "data:image/png;base64,iVBORw0K$$"
+    elif kind == "exif_rotated":
+        cells[4] = "hostile/exif.jpg"
+    elif kind == "png_16_bit":
+        cells[4] = "hostile/deep.png"
+    line = _csv_line(cells)
+    if kind == "surrogate_bytes":
+        line = line.replace(b",", b",\xed\xa0\x80", 1)  # an encoded lone surrogate
+    elif kind == "unclosed_quote":
+        line = line.replace(b",", b',"', 1)  # swallows rows until the next quote
+    return line
+
+
+def _small_png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 16), (10, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_hostile_files(folder: Path) -> None:
+    """A FIFO, an EXIF-rotated JPEG, a 16-bit PNG and a PNG just under the pixel cap."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    if not (folder / "fifo.jpg").exists():
+        os.mkfifo(folder / "fifo.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (60, 40), "blue").save(folder / "exif.jpg", exif=exif)
+    Image.fromarray(np.full((32, 32), 40_000, dtype=np.uint16)).save(folder / "deep.png")
+    if not (folder / "big.png").exists():
+        Image.new("RGB", (6_300, 6_300), (120, 80, 40)).save(folder / "big.png")  # 39.7M pixels
 
 
 def _image_for(style_id: str, rng: random.Random) -> tuple[str, str]:
@@ -246,6 +327,26 @@ def run_size(work: Path, rows: int, args: argparse.Namespace) -> dict[str, objec
     return {"rows": rows, "mix": mix, "job": stats, "check": check_output(out, rows)}
 
 
+def big_png_run(work: Path, args: argparse.Namespace, rows: int = 64) -> dict[str, object]:
+    """Peak RSS of a feed whose every row points at a PNG just under the 40M-pixel cap."""
+    _write_hostile_files(work / "hostile")
+    feed = work / f"feed_big_png_{rows}.csv"
+    feed.write_text(
+        "id,title,image\n" + "".join(f"B{i},Big poster {i},hostile/big.png\n" for i in range(rows))
+    )
+    out = work / f"out_big_png_{rows}.csv"
+    done = subprocess.run(
+        _command(feed, out, args), capture_output=True, text=True, check=True, env=_env(work)
+    )
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "rows": rows,
+        "pixels_per_image": 6_300 * 6_300,
+        "job": stats,
+        "check": check_output(out, rows),
+    }
+
+
 def kill_and_resume(work: Path, rows: int, args: argparse.Namespace) -> dict[str, object]:
     """SIGKILL a run once half the rows are written, resume it, compare with a full run."""
     feed, full, out = (
@@ -320,12 +421,26 @@ def write_results(report: dict[str, object]) -> None:
             f"kill -9 after {resume['killed_after_rows']:,} of {resume['rows']:,} rows, then "
             f"--resume: identical to an uninterrupted run: **{resume['identical_to_uninterrupted']}**."
         )
+    big = report.get("big_png_feed")
+    if big:
+        lines += [
+            "",
+            f"{big['rows']} rows whose image is a {big['pixels_per_image']:,}-pixel PNG (just "
+            f"under the cap): peak RSS during the job **{big['job']['peak_rss_during_job_mb']:.0f} MB** "
+            f"({big['job']['rows'] / big['job']['seconds']:.1f} rows/s; issue 14 saw 2.6 GB before "
+            "large decodes were serialized and reduced).",
+        ]
     lines += [
         "",
         "How: each feed is a CSV built from `styles.csv` titles (cycled past 42k rows); rows "
         "whose style has an image get `images/<id>.jpg` (90%), a missing file (5%) or one of "
         "three corrupt files (truncated JPEG, random bytes, an HTML page; 5%); 0.5% of rows "
-        "have an extra field (malformed), 2% an empty title, 0.2% invalid UTF-8. Each size "
+        "have an extra field (malformed), 2% an empty title, 0.2% invalid UTF-8, 0.9% hostile "
+        "rows (0.1% each: NUL in the image path, NUL in the title, an encoded lone surrogate, "
+        "/dev/zero or /dev/urandom as image, a FIFO as image, a data: URL, a broken data: URL, "
+        "an EXIF-rotated JPEG, a 16-bit PNG); one row in 5,000 opens a quote it never closes "
+        "(swallowing the rows up to the next quote) and one in 5,000 points at a 39.7M-pixel "
+        "PNG. Each size "
         "runs `categorize_feed` in its own subprocess; RSS is sampled from /proc every 50 ms "
         "after the predictor is built. The kill test SIGKILLs a run once its checkpoint "
         "passes half the rows, reruns it with resume, and compares bytes with the full run.",
@@ -382,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         run_size(work, kill_size, args)
     resume = kill_and_resume(work, kill_size, args)
     print(f"kill/resume: {resume}")
+    big = big_png_run(work, args)
+    print(f"big PNG feed: {json.dumps(big['job'])}")
     report = {
         "command": "python benchmarks/feed_benchmark.py " + " ".join(argv),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -396,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_ratio": round(ratio, 3),
         "rss_ok": ratio <= TARGET_RATIO,
         "kill_resume": resume,
+        "big_png_feed": big,
     }
     write_results(report)
     if not args.keep:
@@ -404,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         report["rss_ok"]
         and resume["identical_to_uninterrupted"]
         and all(r["check"]["ok"] for r in results)
+        and big["check"]["ok"]
     )
     return 0 if good else 1
 

@@ -8,7 +8,7 @@ The kinds live next to their concern and are listed here:
   ``taxonomy.TaxonomyFormatError``, ``mapping.errors.MappingFormatError``,
   ``feeds.read.FeedFormatError``.
 - ``taxonomy.UnknownTaxonomyError``, ``feeds.columns.FeedColumnError``, ``feeds.shards.ShardError``,
-  ``feeds.write.ResumeError``, ``feeds.images.ImageLoadError``.
+  ``feeds.write.ResumeError``, ``feeds.write.OutputPathError``, ``imaging.ImageLoadError``.
 - :class:`EncoderError`: ``encoders.registry.UnknownEncoderError``.
 - :class:`MissingPackageError` (names the pip command): ``encoders.registry.MissingEncoderPackageError``.
 - :class:`ConfigurationError`: settings that do not fit together (a model config, a label space).

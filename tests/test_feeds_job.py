@@ -31,6 +31,8 @@ from multimodal_cat.predictions import CategoryScore, Prediction
 class FakePredictor:
     """Predicts ``cat-<title word count>``; records batch sizes; can fail after N batches."""
 
+    fingerprint = "fake-predictor"  # the same model whatever fail_after says (resume checks)
+
     def __init__(self, fail_after: int | None = None):
         self.batches: list[int] = []
         self.fail_after = fail_after
@@ -256,6 +258,8 @@ from multimodal_cat.feeds import categorize_feed
 from multimodal_cat.predictors import DryRunPredictor
 
 class Slow(DryRunPredictor):
+    fingerprint = "dry-run"  # predicts what DryRunPredictor does, only slower
+
     def predict(self, products, **kwargs):
         time.sleep(0.02)
         return super().predict(products, **kwargs)
@@ -281,7 +285,10 @@ def test_kill_9_then_resume_is_identical(tmp_path):
     assert process.returncode == -signal.SIGKILL
     from multimodal_cat.predictors import DryRunPredictor
 
-    summary = categorize_feed(feed, DryRunPredictor(), out, resume=True, progress=False)
+    class SameDryRun(DryRunPredictor):
+        fingerprint = "dry-run"
+
+    summary = categorize_feed(feed, SameDryRun(), out, resume=True, progress=False)
     categorize_feed(feed, DryRunPredictor(), tmp_path / "full.csv", progress=False)
     assert 200 <= summary.resumed_from < 600 and summary.rows == 600
     assert out.read_bytes() == (tmp_path / "full.csv").read_bytes()

@@ -25,13 +25,25 @@ from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
-from multimodal_cat.feeds.write import ResumeError, output_format
+from multimodal_cat.feeds.write import (
+    OutputPathError,
+    ResumeError,
+    check_output_path,
+    output_format,
+)
 
 if TYPE_CHECKING:
     from multimodal_cat.mapping.apply import CategoryMapper
     from multimodal_cat.predictors.base import Predictor
 
-_INPUT_ERRORS = (FeedColumnError, FeedFormatError, ShardError, ResumeError, FileNotFoundError)
+_INPUT_ERRORS = (
+    FeedColumnError,
+    FeedFormatError,
+    ShardError,
+    ResumeError,
+    OutputPathError,
+    FileNotFoundError,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -126,10 +138,17 @@ def add_parser(subparsers: Any) -> None:
         help="also allow this URL scheme besides http/https (e.g. file, ftp)",
     )
     images.add_argument(
+        "--allow-private-hosts",
+        action="store_true",
+        help="also download from loopback, private and link-local addresses (refused by "
+        "default, redirects included)",
+    )
+    images.add_argument(
         "--image-timeout",
         type=float,
         default=10.0,
-        help="seconds per download (default: %(default)s)",
+        help="wall-clock seconds per download attempt, whatever the server's pace "
+        "(default: %(default)s)",
     )
     images.add_argument(
         "--image-retries",
@@ -174,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_image_pixels,
         retries=args.image_retries,
         workers=args.image_workers,
+        allow_private_hosts=args.allow_private_hosts,
     )
     try:
         summary = categorize_feed(
@@ -240,6 +260,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _preflight(args: argparse.Namespace) -> None:
     try:
+        check_output_path(Path(args.output), [args.feed])
         with FeedReader(args.feed, args.format) as reader:
             ColumnMap.from_args(args.column).resolve(reader.columns)
     except _INPUT_ERRORS as error:

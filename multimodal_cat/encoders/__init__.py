@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from multimodal_cat.encoders.cache import EmbeddingCache, content_hash, encode_cached
-    from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key, load_image
+    from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key
     from multimodal_cat.encoders.pooling import POOLING_MODES, PoolingMode, pool, pooled_dim
     from multimodal_cat.encoders.registry import (
         MissingEncoderPackageError,
@@ -34,7 +34,6 @@ _EXPORTS: dict[str, str] = {
     "encode_cached": "cache",
     "ImageEncoder": "image",
     "image_encoder_key": "image",
-    "load_image": "image",
     "POOLING_MODES": "pooling",
     "PoolingMode": "pooling",
     "pool": "pooling",
@@ -63,7 +62,6 @@ __all__ = [
     "encode_cached",
     "image_encoder_key",
     "known_encoders",
-    "load_image",
     "pool",
     "pooled_dim",
     "resolve_encoder",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from multimodal_cat.encoders._arrays import batched, l2_normalize
@@ -23,10 +19,9 @@ from multimodal_cat.encoders._base import (
     model_device,
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
+from multimodal_cat.imaging import ImageInput, open_image
 
-__all__ = ["ImageEncoder", "ImageInput", "image_encoder_key", "load_image"]
-
-ImageInput = Union[Image.Image, str, os.PathLike, bytes]  # noqa: UP007 (runtime alias)
+__all__ = ["ImageEncoder", "ImageInput", "image_encoder_key"]
 
 
 def image_encoder_key(name: str, pooling: str = "cls_mean") -> str:
@@ -37,24 +32,6 @@ def image_encoder_key(name: str, pooling: str = "cls_mean") -> str:
         'image:dinov2-small|pool=cls_mean'
     """
     return f"image:{key_name(name)}|pool={pooling}"
-
-
-def load_image(item: ImageInput) -> Image.Image:
-    """Open a PIL image, a file path or encoded bytes as an RGB image.
-
-    Raises:
-        TypeError: ``item`` is none of those.
-    """
-    if isinstance(item, Image.Image):
-        image = item
-    elif isinstance(item, bytes):
-        image = Image.open(io.BytesIO(item))
-    elif isinstance(item, (str, os.PathLike)):
-        with Image.open(Path(item)) as opened:
-            image = opened.copy()
-    else:
-        raise TypeError(f"Expected a PIL image, a path or bytes; got {type(item).__name__}.")
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class ImageEncoder:
@@ -130,7 +107,7 @@ class ImageEncoder:
 
     def pixel_values(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Preprocess images (PIL, paths or bytes) into a (n, 3, H, W) float tensor."""
-        pil = [load_image(item) for item in images]
+        pil = [open_image(item) for item in images]
         return self.image_processor(images=pil, return_tensors="pt")["pixel_values"]
 
     def encode(

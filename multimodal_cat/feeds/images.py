@@ -1,9 +1,17 @@
-"""Load product images from local paths or http(s) URLs, safely.
+"""Fetch product images from local paths, http(s) URLs or ``data:`` URLs, safely.
 
-Every failure (missing file, 404, timeout, oversize download, corrupt or truncated file,
-decompression bomb, content that is not an image, refused URL scheme) becomes a plain-words
-warning instead of an exception, so one bad image never stops a feed. PIL's global settings
-are left alone: the pixel limit is checked per image against :attr:`ImageLoader.max_pixels`.
+Every failure (missing file, device or FIFO, 404, timeout, slow drip, oversize download,
+corrupt or truncated file, decompression bomb, content that is not an image, refused URL
+scheme or address) becomes a plain-words warning instead of an exception, so one bad image
+never stops a feed. Decoding (caps, EXIF orientation, bit depth, bounded memory) is
+:func:`multimodal_cat.imaging.decode_image`, shared with training and the encoders.
+
+Network rules: only http and https (others with ``allow_schemes``); each attempt has a
+wall-clock deadline of ``timeout`` seconds for the whole download (a watchdog closes the
+socket, so a server that drips one byte a second cannot hold it); redirects are re-checked
+against the scheme rules, and every connection (redirects included) against the address
+rules: loopback, private, link-local and reserved addresses are refused unless
+``allow_private_hosts`` is set.
 
 Example:
     >>> loader = ImageLoader(root="examples")
@@ -14,30 +22,30 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import http.client
-import io
+import ipaddress
 import random
+import socket
 import threading
 import time
 import urllib.error
 import urllib.request
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlparse
 
 from PIL import Image
 
-from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.imaging import ImageLimits, ImageLoadError, decode_image, read_regular_file
+
+__all__ = ["ImageLoadError", "ImageLoader", "data_url_bytes"]
 
 USER_AGENT = "multimodal-cat/0.1 (+product feed categorizer)"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-# Image.open parses headers only; the lock keeps catch_warnings() from racing between our threads.
-_OPEN_LOCK = threading.Lock()
-
-
-class ImageLoadError(MultimodalCatError):
-    """Why one image could not be used (message in plain words)."""
 
 
 class ImageLoader:
@@ -45,14 +53,17 @@ class ImageLoader:
 
     Args:
         root: Folder that relative paths are resolved against (usually the feed's folder).
-        allow_schemes: URL schemes allowed besides http and https, e.g. ``{"file"}``.
-        timeout: Seconds allowed for one whole download (connect + read).
+        allow_schemes: URL schemes allowed besides http, https and data, e.g. ``{"file"}``.
+        timeout: Wall-clock seconds allowed for one whole download attempt (connect, headers,
+            body).
         max_bytes: Largest download or file accepted, in bytes.
         max_pixels: Largest image accepted (width x height); larger ones are refused as
             possible decompression bombs.
         max_side: Decoded images are shrunk so their longest side is at most this (memory).
         retries: Extra attempts for timeouts, connection errors and 408/429/5xx answers.
         workers: Threads used by :meth:`submit`.
+        allow_private_hosts: Also connect to loopback, private and link-local addresses
+            (refused by default, redirects included).
     """
 
     def __init__(
@@ -66,17 +77,21 @@ class ImageLoader:
         max_side: int = 512,
         retries: int = 2,
         workers: int = 8,
+        allow_private_hosts: bool = False,
     ) -> None:
         self.root = Path(root) if root is not None else Path.cwd()
-        self.allow_schemes = {"http", "https"} | {s.lower() for s in allow_schemes}
+        self.allow_schemes = {"http", "https", "data"} | {s.lower() for s in allow_schemes}
         self.timeout = timeout
-        self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
-        self.max_side = max_side
+        self.limits = ImageLimits(max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
         self.retries = retries
         self.workers = workers
+        self.allow_private_hosts = allow_private_hosts
         self._pool: ThreadPoolExecutor | None = None
-        self._opener = urllib.request.build_opener(_RedirectGuard(self.allow_schemes))
+
+    @property
+    def max_bytes(self) -> int:
+        """Largest file or download accepted."""
+        return self.limits.max_bytes
 
     def submit(self, ref: str) -> Future[tuple[Image.Image | None, str | None]]:
         """Start loading ``ref`` in the thread pool; the future gives ``(image, warning)``."""
@@ -97,38 +112,31 @@ class ImageLoader:
             ``(image, None)`` on success, ``(None, warning)`` when the image cannot be used.
         """
         try:
-            data = self.read_bytes(ref)
-            return self.decode(data), None
+            return self.decode(self.read_bytes(ref)), None
         except ImageLoadError as error:
             return None, f"image {_short(ref)}: {error}"
+        except Exception as error:  # never let one image stop the feed
+            return None, f"image {_short(ref)}: unexpected {type(error).__name__}"
+
+    def decode(self, data: bytes) -> Image.Image:
+        """Decode bytes with this loader's limits (see :func:`~multimodal_cat.imaging.decode_image`)."""
+        return decode_image(data, self.limits)
 
     def read_bytes(self, ref: str) -> bytes:
         """The raw bytes behind ``ref`` (path or URL), within :attr:`max_bytes`."""
+        scheme = urlparse(ref).scheme.lower() if ":" in ref else ""
+        if scheme == "data":
+            return data_url_bytes(ref, self.max_bytes)
         if "://" not in ref:
-            return self._read_file(self.root / ref)
-        scheme = urlparse(ref).scheme.lower()
+            return read_regular_file(self.root / ref, self.max_bytes)
         if scheme not in self.allow_schemes:
             raise ImageLoadError(
                 f"URL scheme {scheme!r} refused (only http/https; allow it with --allow-scheme {scheme})"
             )
         if scheme == "file":
-            return self._read_file(Path(urllib.request.url2pathname(urlparse(ref).path)))
+            path = urllib.request.url2pathname(urlparse(ref).path)
+            return read_regular_file(Path(path), self.max_bytes)
         return self._download(ref)
-
-    def _read_file(self, path: Path) -> bytes:
-        try:
-            size = path.stat().st_size
-            if size > self.max_bytes:
-                raise ImageLoadError(
-                    f"file is {size:,} bytes, more than the {self.max_bytes:,} allowed"
-                )
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ImageLoadError("file not found") from None
-        except IsADirectoryError:
-            raise ImageLoadError("is a folder, not a file") from None
-        except OSError as error:
-            raise ImageLoadError(f"cannot read file ({error.strerror or error})") from None
 
     def _download(self, url: str) -> bytes:
         delay = 0.2
@@ -143,79 +151,175 @@ class ImageLoader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _download_once(self, url: str) -> bytes:
-        deadline = time.monotonic() + self.timeout
+        guard = _Guard(self.timeout, self.allow_private_hosts)
+        opener = urllib.request.build_opener(
+            _GuardedHTTP(guard), _GuardedHTTPS(guard), _RedirectGuard(self.allow_schemes)
+        )
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        watchdog = threading.Timer(self.timeout, guard.expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                length = response.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > self.max_bytes:
-                    raise ImageLoadError(
-                        f"download is {int(length):,} bytes, more than the {self.max_bytes:,} allowed"
-                    )
-                chunks, total = [], 0
-                while chunk := response.read(64 * 1024):
-                    total += len(chunk)
-                    if total > self.max_bytes:
-                        raise ImageLoadError(
-                            f"download exceeds the {self.max_bytes:,} bytes allowed"
-                        )
-                    if time.monotonic() > deadline:
-                        raise _Retryable(f"download took longer than {self.timeout:g} s")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except urllib.error.HTTPError as error:
-            if error.code in _RETRY_STATUS:
-                raise _Retryable(f"HTTP {error.code} {error.reason}") from None
-            raise ImageLoadError(f"HTTP {error.code} {error.reason}") from None
-        except TimeoutError:
-            raise _Retryable(f"no answer within {self.timeout:g} s") from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                raise _Retryable(f"no answer within {self.timeout:g} s") from None
-            raise _Retryable(f"cannot connect ({error.reason})") from None
-        except (OSError, http.client.HTTPException) as error:
-            raise _Retryable(f"connection failed ({error})") from None
-
-    def decode(self, data: bytes) -> Image.Image:
-        """Decode bytes into an RGB image no larger than :attr:`max_side`.
-
-        Raises:
-            ImageLoadError: Not an image, corrupt or truncated, or more than :attr:`max_pixels`.
-        """
-        if not data:
-            raise ImageLoadError("empty file")
-        try:
-            with _OPEN_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise ImageLoadError("too many pixels (possible decompression bomb)") from None
-        except Image.UnidentifiedImageError:
-            raise ImageLoadError("not an image (unrecognized content)") from None
-        except Exception as error:  # PIL raises many types on hostile input
-            raise ImageLoadError(f"corrupt image ({error})") from None
-        width, height = image.size
-        if width * height > self.max_pixels:
-            raise ImageLoadError(
-                f"{width}x{height} pixels, more than the {self.max_pixels:,} allowed "
-                "(possible decompression bomb)"
-            )
-        try:
-            image.draft("RGB", (self.max_side, self.max_side))  # JPEG: decode at reduced size
-            image.load()
-            image = image.convert("RGB")
+            with opener.open(request, timeout=self.timeout) as response:
+                return self._read_body(response, guard)
+        except ImageLoadError:
+            raise
         except Exception as error:
-            raise ImageLoadError(f"corrupt or truncated image ({error})") from None
-        if max(image.size) > self.max_side:
-            image.thumbnail((self.max_side, self.max_side))
-        return image
+            raise guard.explain(error) from None
+        finally:
+            watchdog.cancel()
+            guard.expire(quiet=True)
+
+    def _read_body(self, response: Any, guard: _Guard) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            raise ImageLoadError(
+                f"download is {int(length):,} bytes, more than the {self.max_bytes:,} allowed"
+            )
+        chunks, total = [], 0
+        while chunk := response.read1(64 * 1024):
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise ImageLoadError(f"download exceeds the {self.max_bytes:,} bytes allowed")
+            chunks.append(chunk)
+            if guard.expired:
+                break
+        if guard.expired:
+            raise guard.deadline_error()
+        return b"".join(chunks)
+
+
+def data_url_bytes(url: str, max_bytes: int) -> bytes:
+    """The bytes inside a ``data:[<type>][;base64],<data>`` URL, refused above ``max_bytes``.
+
+    Example:
+        >>> data_url_bytes("data:image/png;base64,aGVsbG8=", 100)
+        b'hello'
+    """
+    header, sep, payload = url[5:].partition(",")
+    if not sep:
+        raise ImageLoadError("data: URL without a ',' before its data")
+    if header.lower().endswith(";base64"):
+        payload = "".join(payload.split())
+        if len(payload) * 3 // 4 > max_bytes:
+            raise ImageLoadError(f"data: URL holds more than the {max_bytes:,} bytes allowed")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImageLoadError("data: URL is not valid base64 (cut short?)") from None
+    if len(payload) > 3 * max_bytes:
+        raise ImageLoadError(f"data: URL holds more than the {max_bytes:,} bytes allowed")
+    data = unquote_to_bytes(payload)
+    if len(data) > max_bytes:
+        raise ImageLoadError(f"data: URL holds more than the {max_bytes:,} bytes allowed")
+    return data
+
+
+class _Guard:
+    """One download attempt: its wall-clock deadline, its sockets and the address rules."""
+
+    def __init__(self, timeout: float, allow_private: bool) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.allow_private = allow_private
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        """Socket timeout: a little past the deadline, so the watchdog is what ends it."""
+        return max(self.deadline - time.monotonic(), 0.0) + 0.5
+
+    def register(self, sock: socket.socket) -> None:
+        """Check the address just connected to; the watchdog may close this socket."""
+        address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not _address_allowed(address, self.allow_private):
+            sock.close()
+            raise ImageLoadError(
+                f"address {address} refused (loopback, private or reserved; "
+                "allow it with --allow-private-hosts)"
+            )
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def expire(self, quiet: bool = False) -> None:
+        with self._lock:
+            if not quiet:
+                self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+            self._sockets.clear()
+
+    def deadline_error(self) -> _Retryable:
+        return _Retryable(f"download took longer than {self.timeout:g} s (deadline)")
+
+    def explain(self, error: BaseException) -> ImageLoadError:
+        """Map a urllib / socket failure to a plain-words error (retryable when it may pass)."""
+        if self.expired:
+            return self.deadline_error()
+        if isinstance(error, urllib.error.HTTPError):
+            kind = _Retryable if error.code in _RETRY_STATUS else ImageLoadError
+            return kind(f"HTTP {error.code} {error.reason}")
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ImageLoadError):
+            return reason
+        if isinstance(reason, TimeoutError):
+            return _Retryable(f"no answer within {self.timeout:g} s")
+        if isinstance(error, urllib.error.URLError):
+            return _Retryable(f"cannot connect ({reason})")
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            return _Retryable(f"connection failed ({type(error).__name__})")
+        return ImageLoadError(f"download failed ({type(error).__name__})")
+
+
+def _address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, private: bool) -> bool:
+    """The address rule: public addresses always; loopback, private, reserved only if allowed."""
+    return private or address.is_global
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _guarded(base: type[http.client.HTTPConnection], guard: _Guard) -> type:
+    class GuardedConnection(base):  # type: ignore[misc, valid-type]
+        def connect(self) -> None:
+            self.timeout = guard.remaining()
+            super().connect()
+            guard.register(self.sock)
+
+    return GuardedConnection
+
+
+class _GuardedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, guard: _Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def http_open(self, req):  # type: ignore[no-untyped-def]
+        return self.do_open(_guarded(http.client.HTTPConnection, self.guard), req)
+
+
+class _GuardedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, guard: _Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def https_open(self, req):  # type: ignore[no-untyped-def]
+        connection = _guarded(http.client.HTTPSConnection, self.guard)
+        return self.do_open(connection, req, context=self._context)
 
 
 class _RedirectGuard(urllib.request.HTTPRedirectHandler):
-    """Follows redirects only to allowed URL schemes."""
+    """Follows redirects only to allowed URL schemes (the address is checked on connect)."""
 
     def __init__(self, allowed: set[str]) -> None:
-        self.allowed = allowed
+        self.allowed = allowed - {"data", "file"}
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         scheme = urlparse(newurl).scheme.lower()
@@ -229,4 +333,5 @@ class _Retryable(ImageLoadError):
 
 
 def _short(ref: str, limit: int = 120) -> str:
-    return ref if len(ref) <= limit else ref[: limit - 3] + "..."
+    text = ref if len(ref) <= limit else ref[: limit - 3] + "..."
+    return text.replace("\x00", "\\x00")

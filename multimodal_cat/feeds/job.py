@@ -35,6 +35,7 @@ from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_prod
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.read import FeedReader, RawRow
+from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter
 from multimodal_cat.predictions import Prediction
@@ -172,11 +173,12 @@ def categorize_feed(
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
-        fingerprint = {
-            "feed": _feed_name(feed),
-            "shard": [index, count],
-        }
-        with OutputWriter(out_path, out_columns, resume=resume, fingerprint=fingerprint) as writer:
+        fingerprint = job_fingerprint(feed, reader, predictor, cmap, mapper, names, keep, loader)
+        fingerprint.update(shard=[index, count], min_confidence=min_confidence)
+        protect = [reader.path] if reader.path else []
+        with OutputWriter(
+            out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
+        ) as writer:
             job = _Job(predictor, mapper, names, cmap, keep, loader, writer, min_confidence)
             try:
                 job.run(reader, batch_size, index, count, progress)
@@ -194,12 +196,6 @@ def categorize_feed(
         output=str(out_path),
         seconds=time.monotonic() - start,
     )
-
-
-def _feed_name(feed: str | Path | IO[bytes]) -> str:
-    if not isinstance(feed, (str, Path)):
-        return "<stream>"
-    return "<stdin>" if str(feed) == "-" else str(Path(feed).resolve())
 
 
 def _matches(name: str, key: str) -> bool:
@@ -241,6 +237,7 @@ class _Job:
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
+        self.digest = RowDigest()  # of the input rows written, checked on resume
 
     def run(
         self, reader: FeedReader, batch_size: int, index: int, count: int, progress: bool
@@ -266,21 +263,20 @@ class _Job:
             bar.close()
 
     def _rows(self, reader: FeedReader, index: int, count: int) -> Iterator[RawRow]:
-        skip = self.resumed_from
-        for raw in reader:
-            if (raw.number - 1) % count != index:
-                continue
-            if skip:
-                skip -= 1
-                continue
-            yield raw
+        mine = (raw for raw in reader if (raw.number - 1) % count == index)
+        recorded = self.writer.resumed_input_digest
+        return skip_done_rows(mine, self.resumed_from, recorded, self.digest)
 
     def _prepare(self, raw: RawRow) -> _Item:
         item = _Item(raw, warnings=list(raw.warnings), error=raw.error)
         if raw.values is None:
             return item
         item.keep = {out: raw.values.get(col) for col, out in self.keep.items()}
-        product = row_to_product(raw.values, self.cmap, raw.number)
+        try:
+            product = row_to_product(raw.values, self.cmap, raw.number)
+        except Exception as error:  # whatever the bytes, a bad row stays that row's error
+            item.error = f"line {raw.line}: cannot read this row ({type(error).__name__})"
+            return item
         item.warnings += product.extra.pop("warnings")
         item.product = product
         if product.image_ref:
@@ -319,8 +315,10 @@ class _Job:
             item.warnings += prediction.warnings
             item.prediction = prediction
         rows = [self._row(item) for item in items]
-        for row in rows:
+        for item, row in zip(items, rows, strict=True):
             self.counts[row["status"]] += 1
+            self.digest.update(item.raw)
+        self.writer.input_digest = self.digest.hexdigest()
         self.writer.write_batch(rows, self.counts)
 
     def _row(self, item: _Item) -> dict[str, Any]:

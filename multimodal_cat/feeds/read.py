@@ -3,9 +3,14 @@
 Readers never hold the whole feed: CSV/TSV go through the :mod:`csv` module line by line,
 JSON lines one line at a time, Parquet one record batch at a time
 (:meth:`pyarrow.parquet.ParquetFile.iter_batches`). Every record becomes one :class:`RawRow`;
-a record that cannot be parsed (wrong number of CSV fields, invalid JSON) is a ``RawRow`` with
-``error`` set and its line number, so the job can still write one output row for it.
-Invalid UTF-8 bytes are replaced (U+FFFD) and reported as a warning on the row.
+a record that cannot be parsed (wrong number of CSV fields, invalid JSON, a line longer than
+:data:`~multimodal_cat.feeds.text.MAX_LINE`, rows swallowed by an unclosed CSV quote) is a
+``RawRow`` with ``error`` set and its line number, so the job can still write one output row
+for it. Text is made safe (:func:`~multimodal_cat.feeds.text.clean_value`: invalid UTF-8 and
+lone surrogates replaced by U+FFFD, NULs removed) and each repair is a warning on the row.
+JSON lines columns are the union of the keys of every object (a first pass over the file;
+stdin is spooled to a temporary file for it). A file that is not what its name says (a
+``.gz`` that is not gzip, a truncated Parquet file) raises :class:`FeedFormatError`.
 
 Example:
     >>> with FeedReader("examples/products.csv") as feed:  # doctest: +SKIP
@@ -15,11 +20,9 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from multimodal_cat.errors import FormatError, optional_import
+from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint
+from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, LineTooLongError, clean_value
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _EXTENSIONS = {
@@ -41,7 +46,9 @@ _EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_SURROGATES = re.compile("[\udc80-\udcff]")
+_GZIP_MAGIC = b"\x1f\x8b"
+# Most distinct JSON keys collected as columns (a hostile feed cannot grow the union forever).
+MAX_COLUMNS = 10_000
 
 
 class FeedFormatError(FormatError):
@@ -81,13 +88,6 @@ def detect_format(path: str | Path) -> str:
     return fmt
 
 
-def _fix_text(value: str, column: str, warnings: list[str]) -> str:
-    if _SURROGATES.search(value) is None:
-        return value
-    warnings.append(f"invalid UTF-8 bytes in {column!r} replaced")
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 class FeedReader:
     """Iterate the records of a feed without loading it whole.
 
@@ -96,16 +96,23 @@ class FeedReader:
         format: ``csv``, ``tsv``, ``jsonl`` or ``parquet``; guessed from the extension (stdin:
             sniffed from the first bytes) when ``None``.
         chunk_rows: Records per Parquet batch.
+        max_line: Longest line accepted (longer ones become error rows, never held whole).
 
     Raises:
-        FeedFormatError: Unknown or unsupported format.
+        FeedFormatError: Unknown or unsupported format, or a file that is not what its name
+            says (not gzip, not Parquet, a CSV with another delimiter).
         FileNotFoundError: The feed file does not exist.
     """
 
     def __init__(
-        self, source: str | Path | IO[bytes], format: str | None = None, chunk_rows: int = 1024
+        self,
+        source: str | Path | IO[bytes],
+        format: str | None = None,
+        chunk_rows: int = 1024,
+        max_line: int = MAX_LINE,
     ) -> None:
         self.chunk_rows = chunk_rows
+        self.max_line = max_line
         self.path: Path | None = None
         self._temp: IO[bytes] | None = None
         if isinstance(source, (str, Path)) and str(source) != "-":
@@ -113,8 +120,7 @@ class FeedReader:
             if not self.path.is_file():
                 raise FileNotFoundError(f"feed file not found: {self.path}")
             self.format = format or detect_format(self.path)
-            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-            self._stream: IO[bytes] = opener(self.path, "rb")  # type: ignore[operator]
+            self._stream: IO[bytes] = self._open_file()
         else:
             raw = sys.stdin.buffer if str(source) == "-" else source
             self._stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
@@ -126,6 +132,24 @@ class FeedReader:
         self.columns: list[str] = []
         self._rows = self._open_rows()
 
+    @property
+    def gzipped(self) -> bool:
+        """Whether the feed file is gzip-compressed (by its name)."""
+        return self.path is not None and self.path.name.lower().endswith(".gz")
+
+    def _open_file(self) -> IO[bytes]:
+        assert self.path is not None
+        if not self.gzipped:
+            return open(self.path, "rb")  # noqa: SIM115 (closed in close())
+        with open(self.path, "rb") as handle:
+            magic = handle.read(2)
+        if magic != _GZIP_MAGIC:
+            raise FeedFormatError(
+                f"{self.path} is named .gz but is not gzip data (expected the bytes 1f 8b, "
+                f"found {magic.hex(' ') or 'an empty file'}); rename it or compress it with gzip"
+            )
+        return gzip.open(self.path, "rb")  # type: ignore[return-value]
+
     def _sniff(self) -> str:
         head = self._stream.peek(64)[:64].lstrip()  # type: ignore[attr-defined]
         if head.startswith(b"PAR1"):
@@ -135,7 +159,7 @@ class FeedReader:
         return "tsv" if b"\t" in head.split(b"\n")[0] else "csv"
 
     def __iter__(self) -> Iterator[RawRow]:
-        return self._rows
+        return self._guarded(self._rows)
 
     def __enter__(self) -> FeedReader:
         return self
@@ -154,7 +178,7 @@ class FeedReader:
         """Approximate record count for a progress bar (newlines; Parquet: exact), or ``None``."""
         if self.format == "parquet":
             return self._parquet_file.metadata.num_rows
-        if self.path is None or self.path.name.lower().endswith(".gz"):
+        if self.path is None or self.gzipped:
             return None
         lines = 0
         with open(self.path, "rb") as handle:
@@ -162,77 +186,100 @@ class FeedReader:
                 lines += block.count(b"\n")
         return max(lines - (0 if self.format == "jsonl" else 1), 0)
 
+    def _guarded(self, rows: Iterator[RawRow]) -> Iterator[RawRow]:
+        """Turn a stream that breaks mid-way (bad gzip, corrupt Parquet page) into FeedFormatError."""
+        try:
+            yield from rows
+        except (OSError, EOFError, ValueError) as error:
+            if isinstance(error, FeedFormatError):
+                raise
+            where = self.path or "the feed"
+            raise FeedFormatError(
+                f"{where} cannot be read to the end ({type(error).__name__}: {str(error)[:200]}); "
+                "is the file complete?"
+            ) from None
+
     def _open_rows(self) -> Iterator[RawRow]:
-        if self.format == "parquet":
-            return self._parquet_rows()
-        if self.format == "jsonl":
-            return self._jsonl_rows()
-        return self._csv_rows()
+        try:
+            if self.format == "parquet":
+                return self._parquet_rows()
+            if self.format == "jsonl":
+                return self._jsonl_rows()
+            return self._csv_rows()
+        except FeedFormatError:
+            raise
+        except (OSError, EOFError, ValueError) as error:
+            raise FeedFormatError(
+                f"{self.path or 'the feed'} is not a readable {self.format} file "
+                f"({type(error).__name__}: {str(error)[:200]})"
+            ) from None
 
     # --- CSV / TSV -------------------------------------------------------------------------
     def _csv_rows(self) -> Iterator[RawRow]:
         text = io.TextIOWrapper(
             self._stream, encoding="utf-8-sig", errors="surrogateescape", newline=""
         )
-        if self.format == "tsv":
-            reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(text)
-        try:
-            header = next(reader)
-        except StopIteration:
-            header = []
-        header_warnings: list[str] = []
-        self.columns = [_fix_text(c, "header", header_warnings).strip() for c in header]
-        return self._csv_records(reader)
+        records = csv_records(text, self.format, self.max_line, self.columns)
+        first = next(records, None)  # fills self.columns
+        hint = delimiter_hint(self.columns, self.format)
+        if hint is not None:
+            raise FeedFormatError(hint)
+        return self._chain(first, records)
 
-    def _csv_records(self, reader: Any) -> Iterator[RawRow]:
-        width, number, last_line = len(self.columns), 0, reader.line_num
-        while True:
-            start = last_line + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                number += 1
-                last_line = reader.line_num
-                yield RawRow(number, start, None, f"line {start}: malformed CSV record ({error})")
-                continue
-            last_line = reader.line_num
-            if not fields:  # blank line
-                continue
-            number += 1
-            if len(fields) != width:
-                msg = f"line {start}: expected {width} fields, found {len(fields)}"
-                yield RawRow(number, start, None, msg)
-                continue
-            warnings: list[str] = []
-            values = {
-                c: _fix_text(v, c, warnings) for c, v in zip(self.columns, fields, strict=True)
-            }
-            yield RawRow(number, start, values, None, warnings)
+    @staticmethod
+    def _chain(first: RawRow | None, rest: Iterator[RawRow]) -> Iterator[RawRow]:
+        if first is not None:
+            yield first
+            yield from rest
 
     # --- JSON lines ------------------------------------------------------------------------
     def _jsonl_rows(self) -> Iterator[RawRow]:
-        first: list[RawRow] = []
-        lines = enumerate(self._stream, start=1)
-        number = 0
-        for line_no, raw in lines:  # read up to the first valid object to learn the columns
-            row = self._jsonl_record(raw, line_no, number + 1)
-            if row is None:
-                continue
-            number += 1
-            first.append(row)
-            if row.values is not None:
-                self.columns = list(row.values)
-                break
-        return self._jsonl_records(first, lines, number)
+        if self.path is None:  # spool stdin, so the columns can be learned in a first pass
+            self._temp = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+            shutil.copyfileobj(self._stream, self._temp, 1 << 20)
+            self._temp.seek(0)
+            self._stream = self._temp  # type: ignore[assignment]
+        self.columns = self._jsonl_columns()
+        if self.path is None:
+            self._stream.seek(0)
+        return self._jsonl_records(BoundedLines(self._stream, self.max_line))
 
-    def _jsonl_records(self, first: list[RawRow], lines: Any, number: int) -> Iterator[RawRow]:
-        yield from first
-        for line_no, raw in lines:
-            row = self._jsonl_record(raw, line_no, number + 1)
+    def _jsonl_columns(self) -> list[str]:
+        """Union of the keys of every object, in order of first appearance."""
+        if self.path is None:
+            stream: IO[bytes] = self._stream
+        else:
+            stream = gzip.open(self.path, "rb") if self.gzipped else open(self.path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+        seen: dict[str, None] = {}
+        try:
+            lines = BoundedLines(stream, self.max_line)
+            while len(seen) < MAX_COLUMNS:
+                try:
+                    raw = next(lines)
+                except StopIteration:
+                    break
+                except LineTooLongError:
+                    continue
+                row = self._jsonl_record(raw, 0, 0)
+                if row is not None and row.values is not None:
+                    seen.update(dict.fromkeys(row.values))
+        finally:
+            if self.path is not None:
+                stream.close()
+        return list(seen)
+
+    def _jsonl_records(self, lines: BoundedLines) -> Iterator[RawRow]:
+        number = 0
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except LineTooLongError as error:
+                number += 1
+                yield RawRow(number, error.line, None, str(error))
+                continue
+            row = self._jsonl_record(raw, lines.line, number + 1)
             if row is not None:
                 number += 1
                 yield row
@@ -249,30 +296,51 @@ class FeedReader:
             warnings.append("invalid UTF-8 bytes replaced")
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as error:
-            return RawRow(number, line_no, None, f"line {line_no}: invalid JSON ({error.msg})")
+        except (json.JSONDecodeError, RecursionError) as error:
+            msg = getattr(error, "msg", "nested too deeply")
+            return RawRow(number, line_no, None, f"line {line_no}: invalid JSON ({msg})")
         if not isinstance(value, dict):
             msg = f"line {line_no}: expected a JSON object, found {type(value).__name__}"
             return RawRow(number, line_no, None, msg)
-        return RawRow(number, line_no, value, None, warnings)
+        values = {
+            clean_value(str(k), "header", warnings): clean_value(v, str(k), warnings)
+            for k, v in value.items()
+        }
+        return RawRow(number, line_no, values, None, warnings)
 
     # --- Parquet ---------------------------------------------------------------------------
     def _parquet_rows(self) -> Iterator[RawRow]:
         pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Reading a Parquet feed")
 
         source: Any = self.path
-        if self.path is None or self.path.name.lower().endswith(".gz"):
+        if self.path is None or self.gzipped:
             self._temp = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
             shutil.copyfileobj(self._stream, self._temp, 1 << 20)
             self._temp.seek(0)
             source = self._temp
-        self._parquet_file = pq.ParquetFile(source)
+        try:
+            self._parquet_file = pq.ParquetFile(source)
+        except Exception as error:  # pyarrow.ArrowInvalid and friends
+            raise FeedFormatError(
+                f"{self.path or 'the feed'} is not a readable Parquet file (truncated or not "
+                f"Parquet: {str(error)[:200]})"
+            ) from None
         self.columns = list(self._parquet_file.schema_arrow.names)
         return self._parquet_records()
 
     def _parquet_records(self) -> Iterator[RawRow]:
         number = 0
-        for batch in self._parquet_file.iter_batches(batch_size=self.chunk_rows):
-            for values in batch.to_pylist():
-                number += 1
-                yield RawRow(number, number, values)
+        try:
+            for batch in self._parquet_file.iter_batches(batch_size=self.chunk_rows):
+                for values in batch.to_pylist():
+                    number += 1
+                    notes: list[str] = []
+                    clean = {k: clean_value(v, k, notes) for k, v in values.items()}
+                    yield RawRow(number, number, clean, None, notes)
+        except Exception as error:  # a corrupt page: stop clearly, at the record reached
+            if isinstance(error, (FeedFormatError, GeneratorExit)):
+                raise
+            raise FeedFormatError(
+                f"{self.path or 'the feed'}: cannot read the Parquet data after record "
+                f"{number:,} ({type(error).__name__}: {str(error)[:200]})"
+            ) from None

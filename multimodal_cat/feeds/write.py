@@ -4,7 +4,9 @@ Rows are appended batch by batch; after each batch the file is flushed and fsync
 small checkpoint (``.<output name>.progress.json`` next to the output) records how many rows
 and bytes are complete. ``resume=True`` truncates anything after the checkpoint's byte offset
 (a partial last line after ``kill -9``) and tells the job how many input rows to skip, so
-nothing is duplicated or dropped. CSV and JSON lines are written directly; Parquet is spooled
+nothing is duplicated or dropped. The checkpoint also holds a SHA-256 of the bytes written and
+the job's fingerprint (see :mod:`multimodal_cat.feeds.resume`): a resume is refused when the
+output is missing, shorter than the checkpoint or changed, or when the job differs. CSV and JSON lines are written directly; Parquet is spooled
 to a hidden JSON lines file and converted, in chunks, when the job finishes.
 
 Example:
@@ -15,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -34,6 +37,10 @@ LIST_COLUMNS = ("alternatives", "tags", "warnings")
 
 class ResumeError(MultimodalCatError, ValueError):
     """The output cannot be resumed (no checkpoint, or written with other options)."""
+
+
+class OutputPathError(MultimodalCatError, ValueError):
+    """The output path cannot be used (it is the input, or its folder cannot be made)."""
 
 
 def output_format(path: str | Path) -> str:
@@ -73,9 +80,15 @@ class OutputWriter:
         resume: Continue a previous run of the same job instead of starting over.
         fingerprint: Anything identifying the job's options (feed, shard...); a resume with a
             different fingerprint is refused.
+        protect: Files the output must not be (the job's input): refused if it is one of them.
+
+    Attributes:
+        input_digest: Set by the job before each batch (digest of the input rows done);
+            stored in the checkpoint and restored on resume as :attr:`resumed_input_digest`.
 
     Raises:
         ResumeError: ``resume`` is set but the output cannot be safely continued.
+        OutputPathError: The output is a protected file, or its folder cannot be created.
     """
 
     def __init__(
@@ -85,6 +98,7 @@ class OutputWriter:
         *,
         resume: bool = False,
         fingerprint: dict[str, Any] | None = None,
+        protect: Sequence[str | Path] = (),
     ) -> None:
         self.path = Path(path)
         self.format = output_format(self.path)
@@ -93,13 +107,16 @@ class OutputWriter:
         self.rows_done = 0
         self.counts: dict[str, int] = {}
         self.complete = False
+        self.input_digest = ""
+        self.resumed_input_digest = ""
+        self._digest = hashlib.sha256()
         self.checkpoint = checkpoint_path(self.path)
         self.data_path = (
             self.path.with_name(f".{self.path.name}.partial.jsonl")
             if self.format == "parquet"
             else self.path
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_path(self.path, protect)
         if resume and self.checkpoint.exists():
             self._reopen()
         else:
@@ -118,26 +135,71 @@ class OutputWriter:
     def _start(self) -> None:
         self._file = open(self.data_path, "wb")  # noqa: SIM115 (closed in close())
         if self.format == "csv":
-            self._file.write(self._csv_line(self.columns))
+            header = self._csv_line(self.columns)
+            self._file.write(header)
+            self._digest.update(header)
         self._sync()
 
     def _reopen(self) -> None:
-        state = json.loads(self.checkpoint.read_text(encoding="utf-8"))
-        if state.get("columns") != self.columns or state.get("fingerprint") != self.fingerprint:
+        try:
+            state = json.loads(self.checkpoint.read_text(encoding="utf-8"))
+            rows, counts, offset = int(state["rows"]), dict(state["counts"]), int(state["offset"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise ResumeError(
-                f"{self.path} was written by a job with other options or columns "
-                f"(checkpoint {self.checkpoint}); rerun without --resume to start over"
+                f"cannot resume: the checkpoint {self.checkpoint} is unreadable ({error}); "
+                "rerun without --resume to start over"
+            ) from None
+        differs = _differences(state, self.columns, self.fingerprint)
+        if differs:
+            raise ResumeError(
+                f"cannot resume {self.path}: it was written by a job with other options "
+                f"({differs} differ; checkpoint {self.checkpoint}); rerun with the same "
+                "settings, or without --resume to start over"
             )
-        self.rows_done, self.counts = state["rows"], dict(state["counts"])
+        self.rows_done, self.counts = rows, counts
+        self.resumed_input_digest = self.input_digest = str(state.get("input_digest", ""))
         self.complete = bool(state.get("complete"))
         if self.complete:
             self._file = None
+            self._check_finished(state)
             return
-        if not self.data_path.exists():
-            raise ResumeError(f"cannot resume: {self.data_path} is missing")
-        self._file = open(self.data_path, "r+b")  # noqa: SIM115
-        self._file.truncate(state["offset"])  # drop a partial batch written after the checkpoint
-        self._file.seek(state["offset"])
+        self._file = self._open_checked(offset, str(state.get("sha256", "")))
+
+    def _check_finished(self, state: dict[str, Any]) -> None:
+        size = self.path.stat().st_size if self.path.is_file() else None
+        if size is None or size != state.get("size"):
+            found = "missing" if size is None else f"{size:,} bytes"
+            raise ResumeError(
+                f"cannot resume: {self.path} finished earlier ({state.get('size', 0):,} bytes, "
+                f"{self.rows_done:,} rows) but is now {found}; rerun without --resume to start over"
+            )
+
+    def _open_checked(self, offset: int, expected: str) -> Any:
+        """Open the partial output after checking it still holds what the checkpoint says."""
+        if not self.data_path.is_file():
+            raise ResumeError(
+                f"cannot resume: {self.data_path} is missing (its checkpoint records "
+                f"{self.rows_done:,} rows); rerun without --resume to start over"
+            )
+        handle = open(self.data_path, "r+b")  # noqa: SIM115 (closed in close())
+        size = os.fstat(handle.fileno()).st_size
+        digest = hashlib.sha256()
+        for block in iter(lambda: handle.read(min(1 << 20, offset - handle.tell())), b""):
+            digest.update(block)
+        if size < offset or (expected and digest.hexdigest() != expected):
+            handle.close()
+            what = (
+                f"shorter than its checkpoint ({size:,} of {offset:,} bytes)"
+                if size < offset
+                else "changed since its checkpoint"
+            )
+            raise ResumeError(
+                f"cannot resume: {self.data_path} is {what}; rerun without --resume to start over"
+            )
+        self._digest = digest
+        handle.truncate(offset)  # drop a partial batch written after the checkpoint
+        handle.seek(offset)
+        return handle
 
     def write_batch(self, rows: Sequence[dict[str, Any]], counts: dict[str, int]) -> None:
         """Append rows (in order), make them durable, then record the checkpoint.
@@ -153,7 +215,9 @@ class OutputWriter:
             else:
                 record = {c: row.get(c) for c in self.columns}
                 buffer.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self._file.write(buffer.getvalue())
+        data = buffer.getvalue()
+        self._file.write(data)
+        self._digest.update(data)
         self.rows_done += len(rows)
         self.counts = dict(counts)
         self._sync()
@@ -189,6 +253,9 @@ class OutputWriter:
             "offset": offset,
             "counts": self.counts,
             "complete": self.complete,
+            "sha256": self._digest.hexdigest(),
+            "input_digest": self.input_digest,
+            "size": self.path.stat().st_size if self.complete else None,
         }
         temp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
         with open(temp, "w", encoding="utf-8") as handle:
@@ -202,6 +269,43 @@ class OutputWriter:
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerow(values)
         return text.getvalue().encode("utf-8")
+
+
+def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
+    """Refuse an output that is one of the protected files; create its folder."""
+    for other in protect:
+        other = Path(other)
+        same = other.exists() and path.exists() and os.path.samefile(other, path)
+        if same or other.resolve() == path.resolve():
+            raise OutputPathError(
+                f"the output {str(path)!r} is the input feed {str(other)!r}; writing it would "
+                "destroy the feed: choose another -o"
+            )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputPathError(
+            f"cannot write {str(path)!r}: a part of its folder {str(path.parent)!r} is a file, "
+            "not a folder"
+        ) from None
+    except OSError as error:
+        raise OutputPathError(
+            f"cannot create the output folder {str(path.parent)!r} ({error.strerror})"
+        ) from None
+    if path.is_dir():
+        raise OutputPathError(
+            f"the output {str(path)!r} is a folder; name a file (.csv, .jsonl, .parquet)"
+        )
+
+
+def _differences(state: dict[str, Any], columns: list[str], fingerprint: dict[str, Any]) -> str:
+    """The settings in which a checkpoint differs from this job (empty when none)."""
+    recorded = state.get("fingerprint") or {}
+    keys = sorted(set(recorded) | set(fingerprint))
+    names = [k for k in keys if recorded.get(k) != fingerprint.get(k)]
+    if state.get("columns") != columns:
+        names.insert(0, "output columns")
+    return ", ".join(names)
 
 
 def _arrow_schema(columns: Sequence[str]) -> Any:

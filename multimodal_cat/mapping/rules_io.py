@@ -16,7 +16,7 @@ import yaml
 
 from multimodal_cat.mapping.errors import MappingFormatError, reads_mapping
 from multimodal_cat.mapping.rule import MappingRule
-from multimodal_cat.taxonomy._flatyaml import load_yaml, read_text
+from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, load_yaml_text, read_text
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -50,7 +50,7 @@ def _scalar(text: str) -> object:
         return text[1:-1]
     if re.fullmatch(r"[A-Za-z0-9][\w-]*", text):
         return int(text) if text.isdigit() and (text == "0" or text[0] != "0") else text
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return load_yaml_text(text)
 
 
 def _read_fast(text: str) -> dict | None:
@@ -107,7 +107,7 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
     data = _read_fast(read_text(path)) or load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise MappingFormatError(
-            "expected a mapping file with a 'rules:' list", path=path, found=str(data)[:80]
+            "expected a mapping file with a 'rules:' list", path=path, found=excerpt(data)
         )
     rules, int_source, int_target = [], True, True
     for number, rule in enumerate(data["rules"], start=1):
@@ -118,7 +118,7 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
             raise MappingFormatError(
                 f"rule {number}: expected input.product_category_id and output.product_category_id",
                 path=path,
-                found=str(rule),
+                found=excerpt(rule),
             ) from None
         targets = targets if isinstance(targets, list) else [targets]
         int_source = int_source and isinstance(source, int)

@@ -26,6 +26,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
 from transformers.utils import cached_file
 
+from multimodal_cat.imaging import to_rgb, try_open_image
 from multimodal_cat.products import Product
 
 DEFAULT_TEXT_TEMPLATE = "{title}. {brand}. {description}"
@@ -61,12 +62,9 @@ def _fields(product: Product | Mapping[str, Any]) -> dict[str, Any]:
 def _image(fields: Mapping[str, Any]) -> Image.Image | None:
     image = fields.get("image")
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return to_rgb(image)
     ref = image if isinstance(image, str) else fields.get("image_ref") or fields.get("image_path")
-    if ref and Path(str(ref)).is_file():
-        with Image.open(str(ref)) as opened:
-            return opened.convert("RGB")
-    return None
+    return try_open_image(str(ref)) if ref else None
 
 
 class MultimodalCatProcessor(ProcessorMixin):

@@ -22,7 +22,8 @@ import io
 import re
 from pathlib import Path
 
-from multimodal_cat.taxonomy._flatyaml import load_yaml, read_entries, read_text
+from multimodal_cat.taxonomy._bounds import MAX_DEPTH, check_depth
+from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
 from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
@@ -34,6 +35,12 @@ _VERSION_HEADER = re.compile(r"(?:Version|Categories):\s*(\S+)")
 
 
 def _split_path(text: str, path: Path, line: int) -> tuple[str, ...]:
+    if text.count(">") >= MAX_DEPTH:
+        raise TaxonomyFormatError(
+            f"expected a path of at most {MAX_DEPTH} levels, found {text.count('>') + 1:,}",
+            path=path,
+            line=line,
+        )
     parts = tuple(" ".join(part.split()) for part in text.split(">"))
     if not all(parts):
         raise TaxonomyFormatError(
@@ -161,7 +168,7 @@ def read_full_names(
                 "expected an entry with 'id' and 'full_name'",
                 path=path,
                 line=line,
-                found=str(entry),
+                found=excerpt(entry),
             )
         rows.append((line, normalize_id(entry["id"]), _split_path(entry["full_name"], path, line)))
     default = f"{path.parent.parent.name}/{path.parent.name}" if path.parent.name else path.stem
@@ -209,6 +216,7 @@ def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "
         )
     if width == 2:
         return _tree_from_id_paths(rows, path, name or path.stem, missing_parents)
+    check_depth({c.id: c.parent_id for c in records}, path, seen)
     for category in records:
         if category.parent_id is not None and category.parent_id not in seen:
             raise TaxonomyFormatError(
@@ -247,7 +255,7 @@ def read_shopify_yaml(
         for line, entry in read_entries(file):
             if "id" not in entry or not isinstance(entry.get("name"), str):
                 raise TaxonomyFormatError(
-                    "expected an entry with 'id' and 'name'", path=file, line=line, found=str(entry)
+                    "expected an entry with 'id' and 'name'", path=file, line=line, found=excerpt(entry)
                 )
             cid = normalize_id(entry["id"])
             if cid in entries:
@@ -260,6 +268,7 @@ def read_shopify_yaml(
             entries[cid] = (file, line, entry)
             for child in entry.get("children") or []:
                 parents[normalize_id(child)] = cid
+    check_depth({cid: parents.get(cid) for cid in entries}, folder, {})
     for child, parent in parents.items():
         if child not in entries:
             file, line, _ = entries[parent]
@@ -374,4 +383,7 @@ def read_taxonomy(
         raise ValueError(f"unknown taxonomy format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if path.is_dir() and fmt == "shopify_txt":
         path = path / "dist" / "en" / "categories.txt"
-    return _READERS[fmt](path, name=name, missing_parents=missing_parents)
+    taxonomy = _READERS[fmt](path, name=name, missing_parents=missing_parents)
+    if not len(taxonomy):
+        raise TaxonomyFormatError(f"expected at least one category ({fmt}), found none", path=path)
+    return taxonomy

@@ -12,18 +12,18 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling.processing import MultimodalCatProcessor
 
-logger = logging.getLogger(__name__)
+# The one image opener (multimodal_cat.imaging); training.cached imports it from here.
+load_image = try_open_image
 
 
 def _stack_labels(features: Sequence[Mapping[str, Any]], batch: dict[str, Any]) -> None:
@@ -34,18 +34,6 @@ def _stack_labels(features: Sequence[Mapping[str, Any]], batch: dict[str, Any]) 
     if "tag_labels" in features[0] and features[0]["tag_labels"] is not None:
         tags = np.array([np.asarray(f["tag_labels"], dtype=np.float32) for f in features])
         batch["tag_labels"] = torch.as_tensor(tags)
-
-
-def load_image(path: str) -> Image.Image | None:
-    """Open an RGB image; ``None`` (with a debug log) when the path is empty or unreadable."""
-    if not path:
-        return None
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        logger.debug("Cannot read image %s: %s", path, error)
-        return None
 
 
 class MultimodalCatCollator:
@@ -64,7 +52,7 @@ class MultimodalCatCollator:
             fields = {k: v for k, v in row.items() if k not in ("labels", "tag_labels", "image")}
             image = row.get("image")
             fields["image"] = (
-                image if isinstance(image, Image.Image) else load_image(str(image or ""))
+                image if isinstance(image, Image.Image) else try_open_image(str(image or ""))
             )
             products.append(fields)
         batch = dict(self.processor(products))
@@ -106,8 +94,3 @@ class EmbeddingCollator:
         _stack_labels(features, batch)
         return batch
 
-
-def images_exist(paths: Sequence[str]) -> float:
-    """Share of non-empty image paths that point at files (for a quick feed check)."""
-    given = [p for p in paths if p]
-    return sum(Path(p).is_file() for p in given) / len(given) if given else 0.0

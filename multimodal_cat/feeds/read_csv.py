@@ -1,0 +1,138 @@
+"""CSV / TSV records of a feed, with every physical line accounted for.
+
+A CSV quote that is opened and never closed makes the :mod:`csv` module read the following
+lines as one field, silently swallowing the rows they hold. :func:`csv_records` notices it (a
+record spanning several lines whose inner lines each look like a whole row on their own) and
+reports each swallowed line as an error row with its line number, so row numbers stay true
+and nothing disappears. Lines longer than the reader's limit become error rows too.
+
+Example:
+    >>> import io
+    >>> text = io.StringIO('id,title,image\\n1,"Mug,a.png\\n2,Cup,b.png\\n3,Pan,c.png\\n', newline="")
+    >>> rows = list(csv_records(text, "csv"))
+    >>> [(r.line, r.values is None) for r in rows]
+    [(2, True), (3, True), (4, True)]
+    >>> rows[0].error.split(";")[0]
+    'line 2: a quote opened on this line is not closed until line 4'
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import IO, Any
+
+from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, LineTooLongError, clean_value
+
+_DELIMITERS = {";": "semicolons", "|": "pipes"}
+
+
+def _reader(lines: Any, format: str) -> Any:
+    if format == "tsv":
+        return csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(lines)
+
+
+def delimiter_hint(header: list[str], format: str) -> str | None:
+    """A hint when a CSV header looks separated by ``;`` or ``|`` rather than commas."""
+    if format != "csv" or len(header) != 1:
+        return None
+    for sep, name in _DELIMITERS.items():
+        if header[0].count(sep) >= 1:
+            return (
+                f"the header {header[0][:80]!r} looks separated by {name} ({sep!r}), but CSV "
+                "feeds are read with commas; save the feed with commas (or tabs, as .tsv)"
+            )
+    return None
+
+
+def csv_records(
+    text: IO[str], format: str, limit: int = MAX_LINE, header_out: list[str] | None = None
+) -> Iterator[Any]:
+    """Yield :class:`~multimodal_cat.feeds.read.RawRow` records of a CSV/TSV text stream.
+
+    Args:
+        text: The decoded stream (``newline=""``).
+        format: ``"csv"`` or ``"tsv"``.
+        limit: Longest line accepted, in characters.
+        header_out: Filled with the cleaned header before the first record is yielded.
+    """
+    from multimodal_cat.feeds.read import RawRow
+
+    lines = BoundedLines(text, limit)
+    reader = _reader(lines, format)
+    try:
+        header = next(reader)
+    except (StopIteration, LineTooLongError, csv.Error):
+        header = []
+    columns = [clean_value(c, "header", []).strip() for c in header]
+    if header_out is not None:
+        header_out[:] = columns
+    width, number = len(columns), 0
+    while True:
+        lines.record = []
+        start = lines.line + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except LineTooLongError as error:
+            number += 1
+            yield RawRow(number, error.line, None, str(error))
+            continue
+        except csv.Error as error:
+            fields, problem = None, f"malformed CSV record ({error})"
+        else:
+            if not fields:  # blank line
+                continue
+            problem = (
+                None if len(fields) == width else f"expected {width} fields, found {len(fields)}"
+            )
+        record = lines.record
+        if len(record) > 1 and _swallowed(record, width, format):
+            for offset, row in enumerate(_swallowed_rows(start, len(record), problem)):
+                yield RawRow(number + offset + 1, start + offset, None, row)
+            number += len(record)
+            continue
+        number += 1
+        if problem is not None or fields is None:
+            yield RawRow(number, start, None, f"line {start}: {problem}")
+            continue
+        notes: list[str] = []
+        values = {c: clean_value(v, c, notes) for c, v in zip(columns, fields, strict=True)}
+        yield RawRow(number, start, values, None, notes)
+
+
+def _swallowed(record: list[str], width: int, format: str) -> bool:
+    """Whether a multi-line record is really several rows eaten by an unclosed quote.
+
+    Certain when the record holds an odd number of quote characters (the quote was still open
+    at the end of the file); otherwise likely when most of the lines it swallowed read as
+    whole rows on their own (a real multi-line description rarely has exactly the right
+    number of commas on most of its lines).
+    """
+    if format == "csv" and sum(line.count('"') for line in record) % 2:
+        return True
+    tail = [_width_alone(line, format) == width for line in record[1:]]
+    if len(tail) == 1:
+        return tail[0]
+    inner = tail[:-1]  # the last line also holds the quote that closed the field
+    return 2 * sum(inner) >= len(inner)
+
+
+def _width_alone(line: str, format: str) -> int:
+    try:
+        return len(next(_reader([line], format), []))
+    except csv.Error:
+        return -1
+
+
+def _swallowed_rows(start: int, count: int, problem: str | None) -> Iterator[str]:
+    end = start + count - 1
+    extra = f" ({problem})" if problem else ""
+    yield (
+        f"line {start}: a quote opened on this line is not closed until line {end}; "
+        f"the {count - 1} line(s) it swallowed are reported as error rows{extra}"
+    )
+    for line in range(start + 1, end + 1):
+        yield f"line {line}: swallowed by the unclosed quote opened on line {start}"
