@@ -72,18 +72,17 @@ def label_studio(tmp_path_factory):
         "--host", f"http://127.0.0.1:{port}", "--username", "reviewer@example.com",
         "--password", "review-pass-123", "--user-token", TOKEN,
     ]
-    log = open(data / "server.log", "wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}", process)
-        yield LabelStudioClient(f"http://127.0.0.1:{port}", TOKEN)
-    finally:
-        process.terminate()
+    with open(data / "server.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            _wait_until_up(f"http://127.0.0.1:{port}", process)
+            yield LabelStudioClient(f"http://127.0.0.1:{port}", TOKEN)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 TREE = Taxonomy.from_paths(

@@ -15,7 +15,7 @@ from multimodal_cat.review.corrections import (
     write_corrections,
 )
 from multimodal_cat.review.labelstudio import labeling_config, read_export, to_tasks, write_tasks
-from multimodal_cat.review.suggest import suggest, uncertainty
+from multimodal_cat.review.selection import suggest, typicality, uncertainty
 
 __all__ = [
     "Correction",
@@ -27,6 +27,7 @@ __all__ = [
     "reviewed_ids",
     "suggest",
     "to_tasks",
+    "typicality",
     "uncertainty",
     "write_corrections",
     "write_tasks",
