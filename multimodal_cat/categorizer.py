@@ -79,16 +79,13 @@ def to_products(data: ProductsLike) -> list[Product]:
 
 
 def _feed_products(path: str | Path) -> list[Product]:
-    from multimodal_cat.feeds.columns import ColumnMap, row_to_product
-    from multimodal_cat.feeds.read import FeedReader
+    from multimodal_cat.feeds.columns import read_products
 
     products = []
-    with FeedReader(path) as reader:
-        columns = ColumnMap.from_args(None).resolve(reader.columns)
-        for number, row in enumerate(reader, start=1):
-            if row.error:
-                raise ValueError(f"{path}: row {number}: {row.error}")
-            products.append(row_to_product(row.values, columns, number))
+    for number, product, error in read_products(path):
+        if product is None:
+            raise ValueError(f"{path}: row {number}: {error}")
+        products.append(product)
     _load_images([p for p in products if p.image_ref], root=Path(path).parent)
     return products
 

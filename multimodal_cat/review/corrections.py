@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat.errors import MultimodalCatError
+
 ACTIONS = ("accepted", "changed", "skipped")
 
 
-class CorrectionError(ValueError):
+class CorrectionError(MultimodalCatError, ValueError):
     """A corrections file or an annotation export is not what was expected."""
 
 
