@@ -118,8 +118,9 @@ def test_corrections_round_trip_and_latest_wins(tmp_path):
     got = {c.product_id: c for c in read_corrections(path)}
     assert got["p1"].action == "accepted" and got["p2"].label is None
     assert reviewed_ids(got.values()) == {"p1", "p2"}
-    rows = apply_corrections([{"id": "p1", "category": "h-1-1"}, {"id": "p2", "category": "t-2"}], got.values())
-    assert rows == [{"id": "p1", "category": "t-1"}, {"id": "p2", "category": "t-2"}]
+    rows = apply_corrections([{"id": "p1", "category": "h-1-1", "sub": "x"}, {"id": "p2", "category": "t-2"}],
+                             got.values(), label_columns=("category", "sub"))
+    assert rows == [{"id": "p1", "category": "t-1", "sub": ""}, {"id": "p2", "category": "t-2"}]
     path.write_text(json.dumps({"product_id": "p9", "action": "deleted"}) + "\n")
     with pytest.raises(CorrectionError, match="line 1: expected an action"):
         read_corrections(path)

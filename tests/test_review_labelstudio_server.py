@@ -124,7 +124,7 @@ def test_round_trip_through_a_real_label_studio(label_studio):
     assert first["annotations"][0]["prediction"]["score"] == pytest.approx(0.55)
     # A correction changes the label the next training run sees.
     rows = apply_corrections([{"id": "lego-1", "category": "h-1-1"}], read_export(export, TREE))
-    assert rows[0]["category"] == "t-1"
+    assert rows[0]["category"] == "Toys > Construction Sets"
 
 
 def test_a_shipped_tree_is_accepted_as_a_labeling_configuration(label_studio):

@@ -7,6 +7,7 @@ the latest answer for a product wins.
 
 Example:
     >>> c = Correction(product_id="42", action="changed", category_id="tg-1", suggested_id="hw-3")
+    >>> # a correction wins over the feed's own label
     >>> apply_corrections([{"id": "42", "category": "hw-3"}, {"id": "7", "category": "x"}], [c])
     [{'id': '42', 'category': 'tg-1'}, {'id': '7', 'category': 'x'}]
 """
@@ -14,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class Correction:
         product_id: The product's id in the feed.
         action: ``accepted``, ``changed`` or ``skipped``.
         category_id: The category the reviewer settled on (empty when skipped).
+        category_path: Its full path (trains a model whose label space is the feed's paths).
         suggested_id: The category the library had suggested.
         reviewer: Who answered (Label Studio's user id), when known.
         reviewed_at: When (ISO time), when known.
@@ -44,6 +46,7 @@ class Correction:
     product_id: str
     action: str
     category_id: str = ""
+    category_path: str = ""
     suggested_id: str = ""
     reviewer: str = ""
     reviewed_at: str = ""
@@ -56,8 +59,8 @@ class Correction:
 
     @property
     def label(self) -> str | None:
-        """The category to train on, ``None`` for a skipped product."""
-        return None if self.action == "skipped" else self.category_id
+        """The category to train on (its path when known, else its id); ``None`` when skipped."""
+        return None if self.action == "skipped" else (self.category_path or self.category_id)
 
 
 def write_corrections(corrections: Iterable[Correction], path: str | Path, *, append: bool = True) -> Path:
@@ -103,20 +106,22 @@ def apply_corrections(
     corrections: Iterable[Correction],
     *,
     id_column: str = "id",
-    label_column: str = "category",
+    label_columns: Sequence[str] = ("category",),
 ) -> list[dict[str, Any]]:
     """Training rows with reviewers' labels: a correction wins over the row's own label.
 
-    Skipped products keep their original label. Corrected products absent from ``rows`` are
-    not added (their text and image live in the feed, not in the correction).
+    The label goes to the first of ``label_columns`` (the others are emptied, as the
+    correction is a whole path). Skipped products keep their original label. Corrected
+    products absent from ``rows`` are not added (their text and image live in the feed).
     """
     labels = {c.product_id: c.label for c in corrections if c.label is not None}
     out = []
     for row in rows:
         row = dict(row)
-        key = str(row.get(id_column, ""))
+        key = str(row.get(id_column, "")).strip()
         if key in labels:
-            row[label_column] = labels[key]
+            row.update({column: "" for column in label_columns[1:]})
+            row[label_columns[0]] = labels[key]
         out.append(row)
     return out
 

@@ -190,7 +190,7 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
             f"expected a category of the tree {taxonomy.name!r}; found {' > '.join(path)!r}"
         ) from None
     action = "accepted" if category.id == common["suggested_id"] else "changed"
-    return Correction(action=action, category_id=category.id, **common)
+    return Correction(action=action, category_id=category.id, category_path=category.full_path, **common)
 
 
 def _chosen_path(annotation: dict[str, Any]) -> list[str] | None:

@@ -114,6 +114,13 @@ class DataArguments:
     on_unknown: Literal["error", "skip"] = field(
         default="error", metadata={"help": "rows whose category is not in the taxonomy"}
     )
+    corrections: str | None = field(
+        default=None,
+        metadata={
+            "help": "reviewers' answers (multimodal-cat review import): a corrected product's "
+            "label wins over the feed's, matched by product id"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.column = _flat(self.column)

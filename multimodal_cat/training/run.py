@@ -27,7 +27,7 @@ from multimodal_cat.training.arguments import DataArguments, ModelArguments, set
 from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
 from multimodal_cat.training.data import build_dataset
 from multimodal_cat.training.errors import TrainingInputError
-from multimodal_cat.training.feed import read_feed, training_columns
+from multimodal_cat.training.feed import FeedTable, read_feed, training_columns
 from multimodal_cat.training.label_space import (
     balanced_class_weights,
     category_columns,
@@ -60,6 +60,27 @@ def _column_map(data_args: DataArguments) -> ColumnMap:
     return replace(columns, tags=tag_columns(data_args.tag_column))
 
 
+def _with_corrections(feed: FeedTable, path: str, id_column: str | None, names: list[str]) -> FeedTable:
+    """The feed with reviewers' labels applied (see :func:`multimodal_cat.review.apply_corrections`)."""
+    from multimodal_cat.review import CorrectionError, apply_corrections, read_corrections
+
+    if id_column is None:
+        raise TrainingInputError(
+            f"--corrections needs a product id column to match answers to rows; the feed's "
+            f"columns are {', '.join(feed.columns)} (name it with --column id=NAME)"
+        )
+    try:
+        corrections = read_corrections(path)
+    except (CorrectionError, OSError) as error:
+        raise TrainingInputError(str(error)) from None
+    rows = apply_corrections(feed.rows, corrections, id_column=id_column, label_columns=names)
+    ids = {str(row.get(id_column, "")).strip() for row in feed.rows}
+    used = sum(c.label is not None and c.product_id in ids for c in corrections)
+    print(f"applied {used:,} reviewed labels from {path} "
+          f"({len(corrections) - used:,} answers skipped or for products not in the feed)", file=sys.stderr)
+    return replace(feed, rows=rows)
+
+
 def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -> TrainingSets:
     """Read the feeds and build the label space, tag groups, training and evaluation sets.
 
@@ -72,6 +93,8 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     names = category_columns(data_args.category_column)
     check_category_columns(names, feed.columns)
     resolved = training_columns(columns, feed.columns, label_columns=names, images=with_images)
+    if data_args.corrections:
+        feed = _with_corrections(feed, data_args.corrections, resolved.id, names)
     if with_images and resolved.image is None:
         raise TrainingInputError(
             f"the feed has no image column 'image' (its columns: "
