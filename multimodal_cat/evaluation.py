@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from multimodal_cat.calibration import expected_calibration_error, reliability_diagram, threshold_for_precision
+from multimodal_cat.calibration import (
+    expected_calibration_error,
+    reliability_diagram,
+    threshold_for_precision,
+)
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.training.metrics import category_metrics
