@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,25 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
 
 
+def fit_scale(loss: Callable[[float], float]) -> float:
+    """The temperature ``t`` minimising ``loss(t)``: a log-spaced grid over [0.01, 100],
+    refined by golden-section steps (no optimiser state, the same answer every run)."""
+    losses = [loss(float(np.exp(t))) for t in _LOG_T_GRID]
+    best = int(np.argmin(losses))
+    low = _LOG_T_GRID[max(best - 1, 0)]
+    high = _LOG_T_GRID[min(best + 1, len(_LOG_T_GRID) - 1)]
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(30):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if loss(float(np.exp(a))) < loss(float(np.exp(b))):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2.0))
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises the negative log-likelihood of ``labels``.
-
-    A log-spaced grid search refined by golden-section steps: no optimiser state, the same
-    answer every run.
 
     Args:
         logits: ``(n, k)`` scores (log-probabilities work too).
@@ -63,18 +78,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         )
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
         raise ValueError(f"labels must lie in [0, {logits.shape[1]}); found {labels.min()}..{labels.max()}")
-    losses = [_nll(logits, labels, float(np.exp(t))) for t in _LOG_T_GRID]
-    best = int(np.argmin(losses))
-    low = _LOG_T_GRID[max(best - 1, 0)]
-    high = _LOG_T_GRID[min(best + 1, len(_LOG_T_GRID) - 1)]
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(30):
-        a, b = high - ratio * (high - low), low + ratio * (high - low)
-        if _nll(logits, labels, float(np.exp(a))) < _nll(logits, labels, float(np.exp(b))):
-            high = b
-        else:
-            low = a
-    return float(np.exp((low + high) / 2.0))
+    return fit_scale(lambda t: _nll(logits, labels, t))
 
 
 def expected_calibration_error(

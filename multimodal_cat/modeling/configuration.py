@@ -101,6 +101,8 @@ class MultimodalCatConfig(PretrainedConfig):
         tag_loss_weight: float = 1.0,
         class_weights: Sequence[float] | None = None,
         freeze_encoders: bool = False,
+        category_temperature: float = 1.0,
+        tag_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _sub_config(vision_config, "vision_config")
@@ -122,6 +124,8 @@ class MultimodalCatConfig(PretrainedConfig):
         self.tag_loss_weight = tag_loss_weight
         self.class_weights = [float(w) for w in class_weights] if class_weights else None
         self.freeze_encoders = freeze_encoders
+        self.category_temperature = float(category_temperature)  # fitted on held-out rows
+        self.tag_temperature = float(tag_temperature)
         super().__init__(**kwargs)
         if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
             self.id2label = leaf_labels(self.label_space)

@@ -298,5 +298,5 @@ class ModelPredictor:
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""
-        log_probs = self._forward(products).node_log_probs.float()
-        return log_probs[:, self.model.label_space.leaves].exp().cpu().numpy()
+        log_probs, _ = self.model.calibrated_scores(self._forward(products))
+        return log_probs[:, self.model.label_space.leaves].exp().numpy()

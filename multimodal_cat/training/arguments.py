@@ -213,6 +213,13 @@ class ModelArguments:
             "you give win)"
         },
     )
+    calibrate: bool = field(
+        default=True,
+        metadata={
+            "help": "with an evaluation set: fit the confidence temperatures on it after training "
+            "and store them in the checkpoint (--no-calibrate keeps the raw scores)"
+        },
+    )
     embedding_cache: str = field(
         default="auto",
         metadata={

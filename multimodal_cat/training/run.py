@@ -251,6 +251,11 @@ def train_on_feed(
     )
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
+    if sets.eval is not None and model_args.calibrate:
+        from multimodal_cat.training.calibrate import calibrate
+
+        figures = calibrate(model, trainer.predict(trainer.eval_dataset))
+        metrics.update({f"calibration_{k}": v for k, v in figures.items()})
     trainer.save_model(training_args.output_dir)  # with the processor; pushes with --push_to_hub
     if sets.eval is not None:
         metrics.update(trainer.evaluate())

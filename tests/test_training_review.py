@@ -1,4 +1,4 @@
-"""`multimodal-cat train --corrections`: a reviewer's answer changes the next run's label."""
+"""Learning from review: `train --corrections`, and confidence temperatures fitted and stored at training time."""
 
 from __future__ import annotations
 
@@ -68,3 +68,38 @@ def test_corrections_need_an_id_column_and_a_readable_file(tmp_path: Path, tiny_
     flags[2] = str(with_ids)
     assert main([*flags, "--corrections", str(corrections)]) == 2
     assert "line 1: expected a JSON object" in capsys.readouterr().err
+
+
+def test_training_with_an_eval_set_stores_fitted_temperatures(tmp_path: Path, tiny_encoders, capsys):
+    from multimodal_cat.modeling import MultimodalCatConfig
+
+    _, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path, n=16)).drop(columns="image").to_csv(feed, index=False)
+    flags = ["train", "--feed", str(feed), "--eval-feed", str(feed), "--text-encoder", text]
+    flags += ["--freeze-encoders", "--use_cpu", "--report_to", "none", "--embedding-cache", "none"]
+    flags += ["--tag-column", "colour", "--num_train_epochs", "30"]
+    assert main([*flags, "--output_dir", str(tmp_path / "m")]) == 0
+    metrics = json.loads((tmp_path / "m" / "all_results.json").read_text())
+    config = MultimodalCatConfig.from_pretrained(tmp_path / "m")
+    assert config.category_temperature == metrics["calibration_category_temperature"] != 1.0
+    assert config.tag_temperature == metrics["calibration_tag_temperature"] != 1.0
+    assert metrics["calibration_ece_after"] <= metrics["calibration_ece_before"] + 1e-9
+    assert main([*flags, "--no-calibrate", "--output_dir", str(tmp_path / "raw")]) == 0
+    assert MultimodalCatConfig.from_pretrained(tmp_path / "raw").category_temperature == 1.0
+
+
+def test_the_stored_temperature_softens_every_prediction_of_the_checkpoint():
+    import torch
+
+    from multimodal_cat.modeling.testing import tiny_model
+
+    model = tiny_model(vision=None)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model(text_embeds=torch.randn(4, model.config.text_config.hidden_size) * 5)
+    before = model.decode(out)
+    model.config.category_temperature = 4.0
+    after = model.decode(out)
+    assert all(a.confidence < b.confidence for a, b in zip(after, before, strict=True))
+    assert [p.category_id for p in after] == [p.category_id for p in before]  # same best leaf
