@@ -85,6 +85,7 @@ def test_training_with_an_eval_set_stores_fitted_temperatures(tmp_path: Path, ti
     assert config.category_temperature == metrics["calibration_category_temperature"] != 1.0
     assert config.tag_temperature == metrics["calibration_tag_temperature"] != 1.0
     assert metrics["calibration_ece_after"] <= metrics["calibration_ece_before"] + 1e-9
+    assert set(config.confidence_thresholds) == {"0.95", "0.98", "0.99"}
     assert main([*flags, "--no-calibrate", "--output_dir", str(tmp_path / "raw")]) == 0
     assert MultimodalCatConfig.from_pretrained(tmp_path / "raw").category_temperature == 1.0
 

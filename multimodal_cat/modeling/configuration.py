@@ -103,6 +103,7 @@ class MultimodalCatConfig(PretrainedConfig):
         freeze_encoders: bool = False,
         category_temperature: float = 1.0,
         tag_temperature: float = 1.0,
+        confidence_thresholds: Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _sub_config(vision_config, "vision_config")
@@ -126,6 +127,8 @@ class MultimodalCatConfig(PretrainedConfig):
         self.freeze_encoders = freeze_encoders
         self.category_temperature = float(category_temperature)  # fitted on held-out rows
         self.tag_temperature = float(tag_temperature)
+        # target precision -> confidence threshold, measured on held-out rows after calibration
+        self.confidence_thresholds = dict(confidence_thresholds or {})
         super().__init__(**kwargs)
         if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
             self.id2label = leaf_labels(self.label_space)

@@ -20,14 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from multimodal_cat.calibration import expected_calibration_error, fit_scale
+from multimodal_cat.calibration import (
+    expected_calibration_error,
+    fit_scale,
+    threshold_for_precision,
+)
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
+
+TARGET_PRECISIONS = (0.95, 0.98, 0.99)  # auto-accept thresholds stored for these precisions
 
 
 def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
     """Fit ``model.config.category_temperature`` (and ``tag_temperature`` when the model has
-    tags) on a ``Trainer.predict`` output of held-out rows; returns the fitted temperatures
-    and the calibration error of the leaf confidence before and after.
+    tags) on a ``Trainer.predict`` output of held-out rows, and store the auto-accept
+    threshold for each of ``TARGET_PRECISIONS`` in ``config.confidence_thresholds``; returns
+    the fitted temperatures and the calibration error of the leaf confidence before and after.
 
     Rows labelled with an inner node count through that node's probability (the sum over its
     leaves), as in training.
@@ -47,13 +54,13 @@ def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
             node = head.node_log_probs(leaf_logits / t)
             return float(-node.gather(1, targets[:, None]).mean())
 
-    before = _leaf_ece(model, leaf_logits, targets, 1.0)
+    before, _, _ = _leaf_confidence(model, leaf_logits, targets, 1.0)
     model.config.category_temperature = fit_scale(category_nll)
-    figures = {
-        "category_temperature": model.config.category_temperature,
-        "ece_before": before,
-        "ece_after": _leaf_ece(model, leaf_logits, targets, model.config.category_temperature),
+    after, confidence, hits = _leaf_confidence(model, leaf_logits, targets, model.config.category_temperature)
+    model.config.confidence_thresholds = {
+        str(p): threshold_for_precision(confidence, hits, p).value for p in TARGET_PRECISIONS
     }
+    figures = {"category_temperature": model.config.category_temperature, "ece_before": before, "ece_after": after}
     if len(predictions) > 1 and len(labels) > 1 and model.config.tag_group_list:
         tag_logits = torch.as_tensor(np.asarray(predictions[1]), dtype=torch.float32)[known]
         tag_labels = torch.as_tensor(np.asarray(labels[1]), dtype=torch.float32)[known]
@@ -71,8 +78,10 @@ def _as_tuple(value: Any) -> tuple:
     return value if isinstance(value, tuple) else (value,)
 
 
-def _leaf_ece(model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor, t: float) -> float:
-    """ECE of the best leaf's probability, a hit when the leaf is the label or lies under it."""
+def _leaf_confidence(
+    model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor, t: float
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """ECE, confidence and hits of the best leaf (a hit: the leaf is the label or lies under it)."""
     space = model.label_space
     with torch.no_grad():
         node = model.category_head.node_log_probs(leaf_logits / t).exp()
@@ -80,4 +89,4 @@ def _leaf_ece(model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor, t: f
     best = leaves[node[:, leaves].argmax(1)]
     confidence = node[torch.arange(len(best)), best].numpy()
     hits = np.array([int(t) in space.ancestors(int(b)) for b, t in zip(best, targets, strict=True)])
-    return expected_calibration_error(confidence, hits)
+    return expected_calibration_error(confidence, hits), confidence, hits
