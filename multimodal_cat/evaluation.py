@@ -63,8 +63,10 @@ def evaluate_predictions(
     taxonomy: Taxonomy,
     *,
     plots_dir: str | Path | None = None,
+    target_precisions: Sequence[float] = TARGET_PRECISIONS,
 ) -> EvaluationReport:
-    """Score ``predictions`` against ``labels`` (category ids or full paths of ``taxonomy``).
+    """Score ``predictions`` against ``labels`` (category ids or full paths of ``taxonomy``);
+    ``auto_accept`` holds the threshold reaching each of ``target_precisions`` on these rows.
 
     Raises:
         ValueError: the two sequences differ in length, or no label is a category of the tree.
@@ -90,7 +92,7 @@ def evaluate_predictions(
     metrics = {**category_metrics(pred_a, true_a, index), "exact": float(correct.mean()),
                "ece": expected_calibration_error(conf_a, correct)}
     accept = {}
-    for target in TARGET_PRECISIONS:
+    for target in target_precisions:
         t = threshold_for_precision(conf_a, correct, target)
         accept[target] = {"threshold": t.value, "precision": t.precision, "share": t.share}
     confused = _most_confused(pred_a, true_a, index.paths)

@@ -76,3 +76,31 @@ def _seller_disagrees(prediction: Prediction, product: Product, taxonomy: Taxono
     if seller.id in lineage or predicted.id in {c.id for c in taxonomy.ancestors(seller.id)}:
         return False
     return exact or seller.path[0] != predicted.path[0]
+
+
+class ReviewRouter:
+    """Marks each prediction of a job ``needs_review`` (with the reasons) or auto-accepted.
+
+    Args:
+        taxonomy: The tree the products are categorized in.
+        threshold: Auto-accept at or above this confidence.
+        source: Where the threshold comes from, for the job's summary (e.g. ``"98% precision
+            on the checkpoint's held-out rows"``).
+
+    Example:
+        >>> from multimodal_cat.predictions import Prediction
+        >>> from multimodal_cat.taxonomy import Taxonomy
+        >>> router = ReviewRouter(Taxonomy.from_paths(["Toys > Dolls"]), threshold=0.8)
+        >>> router(Product(), Prediction("Toys > Dolls", "Toys > Dolls", 0.95))
+        (False, '')
+    """
+
+    def __init__(self, taxonomy: Taxonomy, threshold: float, source: str = "") -> None:
+        self.taxonomy = taxonomy
+        self.threshold = threshold
+        self.source = source
+
+    def __call__(self, product: Product, prediction: Prediction) -> tuple[bool, str]:
+        """``(needs review, reasons joined by '; ')`` for one product."""
+        reasons = review_reasons(prediction, product, self.taxonomy, threshold=self.threshold)
+        return bool(reasons), "; ".join(reasons)
