@@ -216,3 +216,71 @@ def run_suggest(args: argparse.Namespace) -> int:
     write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0
+
+
+def add_routing_arguments(p: argparse.ArgumentParser) -> None:
+    """``categorize``'s review flags: mark rows ``needs_review`` with a ``review_reason``."""
+    group = p.add_argument_group("review routing")
+    which = group.add_mutually_exclusive_group()
+    which.add_argument("--review-below", type=float, metavar="P",
+                       help="rows under confidence P need review (plus seller-category disagreements)")
+    which.add_argument("--target-precision", type=float, metavar="P",
+                       help="auto-accept only at the confidence where held-out rows reach precision P "
+                       "(a checkpoint's stored thresholds, or --holdout)")
+    group.add_argument("--holdout", metavar="FEED",
+                       help="labelled products (same columns + a category column) to choose the "
+                       "--target-precision threshold on")
+    group.add_argument("--holdout-label-column", default="category", metavar="NAME",
+                       help="the holdout's category column, ids or full paths (default: %(default)s)")
+
+
+def build_router(args: argparse.Namespace, predictor: Any) -> Any:
+    """The :class:`~multimodal_cat.review.routing.ReviewRouter` the flags ask for, or ``None``."""
+    from multimodal_cat.review.routing import ReviewRouter
+
+    if args.review_below is not None:
+        if not 0.0 <= args.review_below <= 1.0:
+            raise UserError(f"--review-below must be in [0, 1]; found {args.review_below}")
+        return ReviewRouter(predictor.taxonomy, args.review_below, "--review-below")
+    if args.target_precision is None:
+        if args.holdout:
+            raise UserError("--holdout is for --target-precision; give both")
+        return None
+    if not 0.0 < args.target_precision <= 1.0:
+        raise UserError(f"--target-precision must be in (0, 1]; found {args.target_precision}")
+    if args.holdout:
+        return ReviewRouter(predictor.taxonomy, *_holdout_threshold(args, predictor))
+    stored = getattr(getattr(getattr(predictor, "model", None), "config", None), "confidence_thresholds", None)
+    key = str(args.target_precision)
+    if stored and key in stored:
+        source = f"{args.target_precision:.0%} precision on the checkpoint's held-out rows"
+        return ReviewRouter(predictor.taxonomy, float(stored[key]), source)
+    known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
+    raise UserError(
+        f"no held-out threshold for precision {args.target_precision} in this predictor{known}: "
+        "give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
+    )
+
+
+def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float, str]:
+    from multimodal_cat.evaluation import evaluate_predictions
+    from multimodal_cat.feeds.columns import read_products
+    from multimodal_cat.feeds.read import FeedReader
+
+    try:
+        with FeedReader(args.holdout) as reader:
+            if args.holdout_label_column not in reader.columns:
+                raise UserError(
+                    f"{args.holdout}: expected a category column {args.holdout_label_column!r}; "
+                    f"found {', '.join(reader.columns)}"
+                )
+            labels = [r.values.get(args.holdout_label_column, "") for r in reader if not r.error]
+        products = [p for _, p, _ in read_products(args.holdout, args.column) if p is not None]
+        report = evaluate_predictions(predictor.predict(products), labels, predictor.taxonomy,
+                                      target_precisions=(args.target_precision,))
+    except (MultimodalCatError, OSError, ValueError) as err:
+        raise UserError(str(err)) from None
+    chosen = report.auto_accept[args.target_precision]
+    source = (f"{args.target_precision:.0%} precision on {args.holdout}: measured "
+              f"{chosen['precision']:.3f}, {chosen['share']:.0%} of its rows accepted")
+    return chosen["threshold"], source

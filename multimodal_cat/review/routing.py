@@ -99,8 +99,18 @@ class ReviewRouter:
         self.taxonomy = taxonomy
         self.threshold = threshold
         self.source = source
+        self.seen = self.flagged = 0  # rows routed so far, and how many went to people
 
     def __call__(self, product: Product, prediction: Prediction) -> tuple[bool, str]:
         """``(needs review, reasons joined by '; ')`` for one product."""
         reasons = review_reasons(prediction, product, self.taxonomy, threshold=self.threshold)
+        self.seen += 1
+        self.flagged += bool(reasons)
         return bool(reasons), "; ".join(reasons)
+
+    def __str__(self) -> str:
+        share = self.flagged / self.seen if self.seen else 0.0
+        return (
+            f"{self.flagged:,} of {self.seen:,} categorized rows ({share:.0%}) need review "
+            f"(auto-accept at confidence >= {self.threshold:.3f}{'; ' + self.source if self.source else ''})"
+        )
