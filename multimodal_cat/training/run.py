@@ -21,6 +21,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
 
+from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
 from multimodal_cat.training.arguments import DataArguments, ModelArguments, settings_line
@@ -241,6 +242,8 @@ def train_on_feed(
     head = model_args.head_settings(recipe)
     if training_args.process_index == 0:
         print(settings_line(recipe, training_args, head), file=sys.stderr)
+    if training_args.bf16 and not use_bf16(True, training_args.device):
+        training_args.bf16 = False  # emulated bf16 is several times slower than fp32
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
     processor = MultimodalCatProcessor.from_encoders(
