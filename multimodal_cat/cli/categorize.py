@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
@@ -126,6 +127,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="merge the N finished shard parts of -o and exit",
     )
+    add_routing_arguments(p)
     images = p.add_argument_group("images")
     images.add_argument(
         "--image-root", help="folder for relative image paths (default: the feed's folder)"
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
     predictor, mapper = _build_predictor(args)
+    router = build_router(args, predictor) if not args.dry_run else None
     from multimodal_cat.feeds.job import categorize_feed
 
     loader = ImageLoader(
@@ -211,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
             keep_columns=args.keep,
             shard=args.shard,
             progress=not args.no_progress,
+            router=router,
         )
     except _INPUT_ERRORS as error:
         raise UserError(str(error)) from None
@@ -226,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         loader.close()
     print(summary, file=sys.stderr)
+    if router is not None:
+        print(router, file=sys.stderr)
     index, count = resolve_shard(args.shard)
     if args.merge and count > 1 and index == 0:
         print(f"waiting for the other {count - 1} shard(s) to finish...", file=sys.stderr)

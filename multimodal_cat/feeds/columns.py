@@ -14,8 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
@@ -172,3 +173,25 @@ def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) 
         image_ref=values["image"].strip(),
         extra={"warnings": warnings},
     )
+
+
+def read_products(
+    feed: str | Path, columns: ColumnMap | Iterable[str] | None = None, *, format: str | None = None
+) -> Iterator[tuple[int, Product | None, str | None]]:
+    """Stream a feed file as ``(row number, product, error)``: the product is ``None`` and
+    ``error`` says why when a record cannot be read. Images are not loaded here.
+
+    Example:
+        >>> for number, product, error in read_products("examples/products.csv"):  # doctest: +SKIP
+        ...     print(number, product.title if product else error)
+    """
+    from multimodal_cat.feeds.read import FeedReader
+
+    mapping = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
+    with FeedReader(feed, format=format) as reader:
+        resolved = mapping.resolve(reader.columns)
+        for row in reader:
+            if row.error:
+                yield row.number, None, row.error
+            else:
+                yield row.number, row_to_product(row.values, resolved, row.number), None

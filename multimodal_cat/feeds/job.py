@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,14 @@ from typing import IO, TYPE_CHECKING, Any
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
+from multimodal_cat.feeds.output_row import (
+    BASE_COLUMNS,
+    END_COLUMNS,
+    REVIEW_COLUMNS,
+    matches,
+    output_columns,
+    prediction_cells,
+)
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
@@ -42,20 +49,13 @@ from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from multimodal_cat.mapping.apply import CategoryMapper
     from multimodal_cat.predictors.base import Predictor
 
-BASE_COLUMNS = (
-    "row",
-    "id",
-    "status",
-    "category_id",
-    "category_path",
-    "confidence",
-    "alternatives",
-    "tags",
-)
-END_COLUMNS = ("warnings", "error")
+    Router = Callable[[Product, Prediction], tuple[bool, str]]
+
 # Freed encoder buffers go back to the OS every this many batches (see feeds/memory.py).
 TRIM_EVERY_BATCHES = 20
 
@@ -93,19 +93,6 @@ class _Item:
     keep: dict[str, Any] = field(default_factory=dict)
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
-
-
-def mapping_columns(names: Sequence[str]) -> list[str]:
-    """Output columns for each mapped taxonomy name."""
-    return [
-        f"{_slug(n)}_{part}"
-        for n in names
-        for part in ("category_id", "category_path", "provenance")
-    ]
-
-
 def categorize_feed(
     feed: str | Path | IO[bytes],
     predictor: Predictor,
@@ -122,6 +109,7 @@ def categorize_feed(
     keep_columns: Sequence[str] = (),
     shard: str | tuple[int, int] | None = None,
     progress: bool = True,
+    router: Router | None = None,
 ) -> FeedSummary:
     """Categorize every row of a feed and write one output row per input row.
 
@@ -147,6 +135,8 @@ def categorize_feed(
         shard: ``"i/n"`` (0-based), ``(i, n)``, ``"auto"`` (``RANK``/``WORLD_SIZE`` set by
             ``accelerate launch``) or ``None``: process every n-th row starting at row i.
         progress: Show a tqdm progress bar on stderr.
+        router: Marks each predicted row ``needs_review`` with its ``review_reason`` (see
+            :class:`~multimodal_cat.review.routing.ReviewRouter`); ``None``: no such columns.
 
     Returns:
         The :class:`FeedSummary`.
@@ -169,17 +159,18 @@ def categorize_feed(
         cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
         cmap = cmap.resolve(reader.columns)
         keep = _keep_columns(keep_columns, reader.columns)
-        out_columns = [*BASE_COLUMNS, *mapping_columns(names), *END_COLUMNS, *keep.values()]
+        out_columns = output_columns(names, list(keep.values()), review=router is not None)
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
         fingerprint = job_fingerprint(feed, reader, predictor, cmap, mapper, names, keep, loader)
-        fingerprint.update(shard=[index, count], min_confidence=min_confidence)
+        fingerprint.update(shard=[index, count], min_confidence=min_confidence,
+                           review_threshold=getattr(router, "threshold", None))
         protect = [reader.path] if reader.path else []
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
         ) as writer:
-            job = _Job(predictor, mapper, names, cmap, keep, loader, writer, min_confidence)
+            job = _Job(predictor, mapper, names, cmap, keep, loader, writer, min_confidence, router)
             try:
                 job.run(reader, batch_size, index, count, progress)
             finally:
@@ -198,12 +189,8 @@ def categorize_feed(
     )
 
 
-def _matches(name: str, key: str) -> bool:
-    return name == key or name.split("/")[0] == key.split("/")[0]
-
-
 def _matches_any(name: str, names: Sequence[str]) -> bool:
-    return any(_matches(name, n) for n in names)
+    return any(matches(name, n) for n in names)
 
 
 def _keep_columns(keep: Sequence[str], found: Sequence[str]) -> dict[str, str]:
@@ -214,7 +201,7 @@ def _keep_columns(keep: Sequence[str], found: Sequence[str]) -> dict[str, str]:
         raise FeedColumnError(
             f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
         )
-    taken = set(BASE_COLUMNS) | set(END_COLUMNS)
+    taken = set(BASE_COLUMNS) | set(END_COLUMNS) | set(REVIEW_COLUMNS)
     return {c: (f"input_{c}" if c in taken else c) for c in wanted}
 
 
@@ -231,9 +218,10 @@ class _Job:
         loader: ImageLoader,
         writer: OutputWriter,
         min_confidence: float | None = None,
+        router: Router | None = None,
     ) -> None:
         self.predictor, self.mapper, self.names = predictor, mapper, names
-        self.min_confidence = min_confidence
+        self.min_confidence, self.router = min_confidence, router
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
@@ -334,26 +322,9 @@ class _Job:
         prediction = item.prediction
         if item.error or prediction is None:
             return row
-        row.update(
-            category_id=prediction.category_id,
-            category_path=prediction.category_path,
-            confidence=round(float(prediction.confidence), 6),
-            alternatives=[
-                {"id": a.id, "path": a.path, "score": round(float(a.score), 6)}
-                for a in prediction.alternatives
-            ],
-            tags=[
-                {"attribute": t.attribute, "value": t.value, "score": round(float(t.score), 6)}
-                for t in prediction.tags
-            ],
-        )
-        for name in self.names:
-            mapped = next((m for k, m in prediction.mappings.items() if _matches(name, k)), None)
-            if mapped is not None:
-                slug = _slug(name)
-                row[f"{slug}_category_id"] = "; ".join(mapped.target_ids)
-                row[f"{slug}_category_path"] = "; ".join(mapped.target_paths)
-                row[f"{slug}_provenance"] = mapped.provenance
+        row.update(prediction_cells(prediction, self.names))
+        if self.router is not None:
+            row["needs_review"], row["review_reason"] = self.router(product, prediction)
         return row
 
 

@@ -101,6 +101,9 @@ class MultimodalCatConfig(PretrainedConfig):
         tag_loss_weight: float = 1.0,
         class_weights: Sequence[float] | None = None,
         freeze_encoders: bool = False,
+        category_temperature: float = 1.0,
+        tag_temperature: float = 1.0,
+        confidence_thresholds: Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _sub_config(vision_config, "vision_config")
@@ -122,6 +125,10 @@ class MultimodalCatConfig(PretrainedConfig):
         self.tag_loss_weight = tag_loss_weight
         self.class_weights = [float(w) for w in class_weights] if class_weights else None
         self.freeze_encoders = freeze_encoders
+        self.category_temperature = float(category_temperature)  # fitted on held-out rows
+        self.tag_temperature = float(tag_temperature)
+        # target precision -> confidence threshold, measured on held-out rows after calibration
+        self.confidence_thresholds = dict(confidence_thresholds or {})
         super().__init__(**kwargs)
         if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
             self.id2label = leaf_labels(self.label_space)

@@ -301,11 +301,9 @@ class MultimodalCatModel(PreTrainedModel):
             >>> model.decode(out, top_k=3, min_confidence=0.6)[0].category_path  # doctest: +SKIP
             'Apparel > Shoes'
         """
-        tag_scores = None
-        if outputs.tag_logits is not None:
-            tag_scores = self.tag_head.scores(outputs.tag_logits.detach().float()).cpu()
+        node_log_probs, tag_scores = self.calibrated_scores(outputs)
         return decode_predictions(
-            outputs.node_log_probs.detach().float().cpu(),
+            node_log_probs,
             self.label_space,
             top_k=top_k,
             min_confidence=min_confidence,
@@ -313,6 +311,21 @@ class MultimodalCatModel(PreTrainedModel):
             tag_groups=self.config.tag_group_list,
             tag_threshold=tag_threshold,
         )
+
+    @torch.no_grad()
+    def calibrated_scores(
+        self, outputs: MultimodalCatOutput
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Node log-probabilities and tag probabilities (CPU, float) under the checkpoint's
+        temperatures (``config.category_temperature`` / ``tag_temperature``, 1.0 until
+        calibrated: see :func:`multimodal_cat.training.calibrate.calibrate`)."""
+        leaf_logits = outputs.category_logits.detach().float()
+        node_log_probs = self.category_head.node_log_probs(leaf_logits / self.config.category_temperature)
+        tag_scores = None
+        if outputs.tag_logits is not None:
+            scaled = outputs.tag_logits.detach().float() / self.config.tag_temperature
+            tag_scores = self.tag_head.scores(scaled).cpu()
+        return node_log_probs.cpu(), tag_scores
 
     # ------------------------------------------------------------ constructor
     @classmethod

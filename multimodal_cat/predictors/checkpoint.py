@@ -34,7 +34,7 @@ from PIL import Image
 
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import batched
-from multimodal_cat.encoders._base import autocast, model_device
+from multimodal_cat.encoders._base import autocast, model_device, use_bf16
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -237,6 +237,7 @@ class ModelPredictor:
         self.num_threads = num_threads
         self.model = model.eval()
         self.processor = processor
+        bf16 = use_bf16(bf16, model_device(model))
         self.bf16, self.cache, self.batch_size = bf16, cache, batch_size
         space = model.label_space
         parents = [space.ids[p] if p >= 0 else None for p in space.parents]
@@ -298,5 +299,5 @@ class ModelPredictor:
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""
-        log_probs = self._forward(products).node_log_probs.float()
-        return log_probs[:, self.model.label_space.leaves].exp().cpu().numpy()
+        log_probs, _ = self.model.calibrated_scores(self._forward(products))
+        return log_probs[:, self.model.label_space.leaves].exp().numpy()

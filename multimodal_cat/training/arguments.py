@@ -114,6 +114,13 @@ class DataArguments:
     on_unknown: Literal["error", "skip"] = field(
         default="error", metadata={"help": "rows whose category is not in the taxonomy"}
     )
+    corrections: str | None = field(
+        default=None,
+        metadata={
+            "help": "reviewers' answers (multimodal-cat review import): a corrected product's "
+            "label wins over the feed's, matched by product id"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.column = _flat(self.column)
@@ -204,6 +211,13 @@ class ModelArguments:
             "disk), then the head trains on the pooled outputs, by default with the frozen-head "
             "recipe (learning rate 2e-3, 10 epochs, batch 512 per device, cosine schedule; flags "
             "you give win)"
+        },
+    )
+    calibrate: bool = field(
+        default=True,
+        metadata={
+            "help": "with an evaluation set: fit the confidence temperatures on it after training "
+            "and store them in the checkpoint (--no-calibrate keeps the raw scores)"
         },
     )
     embedding_cache: str = field(

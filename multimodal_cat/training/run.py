@@ -21,13 +21,14 @@ from typing import Any
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
 
+from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
 from multimodal_cat.training.arguments import DataArguments, ModelArguments, settings_line
 from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
 from multimodal_cat.training.data import build_dataset
 from multimodal_cat.training.errors import TrainingInputError
-from multimodal_cat.training.feed import read_feed, training_columns
+from multimodal_cat.training.feed import FeedTable, read_feed, training_columns
 from multimodal_cat.training.label_space import (
     balanced_class_weights,
     category_columns,
@@ -60,6 +61,27 @@ def _column_map(data_args: DataArguments) -> ColumnMap:
     return replace(columns, tags=tag_columns(data_args.tag_column))
 
 
+def _with_corrections(feed: FeedTable, path: str, id_column: str | None, names: list[str]) -> FeedTable:
+    """The feed with reviewers' labels applied (see :func:`multimodal_cat.review.apply_corrections`)."""
+    from multimodal_cat.review import CorrectionError, apply_corrections, read_corrections
+
+    if id_column is None:
+        raise TrainingInputError(
+            f"--corrections needs a product id column to match answers to rows; the feed's "
+            f"columns are {', '.join(feed.columns)} (name it with --column id=NAME)"
+        )
+    try:
+        corrections = read_corrections(path)
+    except (CorrectionError, OSError) as error:
+        raise TrainingInputError(str(error)) from None
+    rows = apply_corrections(feed.rows, corrections, id_column=id_column, label_columns=names)
+    ids = {str(row.get(id_column, "")).strip() for row in feed.rows}
+    used = sum(c.label is not None and c.product_id in ids for c in corrections)
+    print(f"applied {used:,} reviewed labels from {path} "
+          f"({len(corrections) - used:,} answers skipped or for products not in the feed)", file=sys.stderr)
+    return replace(feed, rows=rows)
+
+
 def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -> TrainingSets:
     """Read the feeds and build the label space, tag groups, training and evaluation sets.
 
@@ -72,6 +94,8 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     names = category_columns(data_args.category_column)
     check_category_columns(names, feed.columns)
     resolved = training_columns(columns, feed.columns, label_columns=names, images=with_images)
+    if data_args.corrections:
+        feed = _with_corrections(feed, data_args.corrections, resolved.id, names)
     if with_images and resolved.image is None:
         raise TrainingInputError(
             f"the feed has no image column 'image' (its columns: "
@@ -218,6 +242,8 @@ def train_on_feed(
     head = model_args.head_settings(recipe)
     if training_args.process_index == 0:
         print(settings_line(recipe, training_args, head), file=sys.stderr)
+    if training_args.bf16 and not use_bf16(True, training_args.device):
+        training_args.bf16 = False  # emulated bf16 is several times slower than fp32
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
     processor = MultimodalCatProcessor.from_encoders(
@@ -228,6 +254,11 @@ def train_on_feed(
     )
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
+    if sets.eval is not None and model_args.calibrate:
+        from multimodal_cat.training.calibrate import calibrate
+
+        figures = calibrate(model, trainer.predict(trainer.eval_dataset))
+        metrics.update({f"calibration_{k}": v for k, v in figures.items()})
     trainer.save_model(training_args.output_dir)  # with the processor; pushes with --push_to_hub
     if sets.eval is not None:
         metrics.update(trainer.evaluate())

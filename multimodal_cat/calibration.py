@@ -1,0 +1,209 @@
+"""Confidence calibration: temperature scaling, expected calibration error, reliability plots.
+
+A confidence a catalog team can act on must mean what it says: of the products predicted at
+0.9, about 90% should be right. :func:`fit_temperature` finds the one temperature that makes a
+model's softmax honest on held-out rows; :func:`expected_calibration_error` measures how far
+from honest the confidences are; :func:`reliability_diagram` draws it.
+
+Example:
+    >>> import numpy as np
+    >>> logits = np.array([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 0.0]])
+    >>> labels = np.array([0, 1, 1, 0])
+    >>> t = fit_temperature(logits, labels)
+    >>> t > 1.0  # over-confident logits get softened
+    True
+    >>> round(expected_calibration_error(np.array([0.9, 0.8]), np.array([True, False])), 2)
+    0.45
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_LOG_T_GRID = np.linspace(np.log(0.01), np.log(100.0), 121)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
+
+
+def fit_scale(loss: Callable[[float], float]) -> float:
+    """The temperature ``t`` minimising ``loss(t)``: a log-spaced grid over [0.01, 100],
+    refined by golden-section steps (no optimiser state, the same answer every run)."""
+    losses = [loss(float(np.exp(t))) for t in _LOG_T_GRID]
+    best = int(np.argmin(losses))
+    low = _LOG_T_GRID[max(best - 1, 0)]
+    high = _LOG_T_GRID[min(best + 1, len(_LOG_T_GRID) - 1)]
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(30):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if loss(float(np.exp(a))) < loss(float(np.exp(b))):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2.0))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of ``labels``.
+
+    Args:
+        logits: ``(n, k)`` scores (log-probabilities work too).
+        labels: ``(n,)`` index of the right column of each row.
+
+    Raises:
+        ValueError: shapes disagree, a label is out of range or there are no rows.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],) or not len(labels):
+        raise ValueError(
+            f"expected logits (n, k) and labels (n,) with n > 0; found {logits.shape} and "
+            f"{labels.shape}"
+        )
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}); found {labels.min()}..{labels.max()}")
+    return fit_scale(lambda t: _nll(logits, labels, t))
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, *, bins: int = 10
+) -> float:
+    """Mean gap between confidence and accuracy over equal-width bins, weighted by bin size."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.shape != correct.shape or not len(confidence):
+        raise ValueError(
+            f"expected two equal-length, non-empty arrays; found {confidence.shape} and {correct.shape}"
+        )
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return float(total / len(confidence))
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An auto-accept threshold chosen for a target precision.
+
+    Attributes:
+        value: Accept a prediction when its confidence is at least this.
+        target_precision: What was asked for.
+        precision: Precision measured on the rows at or above ``value``.
+        share: Share of rows at or above ``value`` (the auto-accepted share).
+    """
+
+    value: float
+    target_precision: float
+    precision: float
+    share: float
+
+
+def threshold_for_precision(
+    confidence: np.ndarray, correct: np.ndarray, target_precision: float
+) -> Threshold:
+    """The lowest confidence threshold whose accepted rows reach ``target_precision``.
+
+    Accepting everything from the most confident row down, the threshold is the last point at
+    which the running precision is still at or above the target. When no non-empty set of rows
+    reaches it, the threshold is above every confidence (nothing is auto-accepted).
+
+    Example:
+        >>> t = threshold_for_precision(np.array([0.99, 0.95, 0.6, 0.5]),
+        ...                             np.array([True, True, False, True]), 0.9)
+        >>> t.value, t.share
+        (0.95, 0.5)
+    """
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError(f"target precision must be in (0, 1]; found {target_precision}")
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    order = np.argsort(-confidence, kind="stable")
+    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    # Only cut between distinct confidences: ties are accepted or refused together.
+    sorted_conf = confidence[order]
+    cuttable = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
+    ok = np.flatnonzero((running >= target_precision) & cuttable)
+    if not len(ok):
+        return Threshold(float(np.nextafter(confidence.max(initial=1.0), 2.0)), target_precision, 0.0, 0.0)
+    last = int(ok[-1])
+    return Threshold(
+        value=float(sorted_conf[last]),
+        target_precision=target_precision,
+        precision=float(running[last]),
+        share=float((last + 1) / len(order)),
+    )
+
+
+def reliability_diagram(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    path: str | Path,
+    *,
+    bins: int = 10,
+    title: str = "Reliability",
+    others: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Path:
+    """Draw accuracy against confidence per bin (with the bin sizes) and save it as a PNG.
+
+    ``others`` adds more curves (e.g. before and after calibration) by label. Needs the
+    ``plots`` extra (matplotlib).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "drawing plots needs matplotlib: pip install 'multimodal-cat[plots]'"
+        ) from err
+    curves = {"predictions": (confidence, correct), **(others or {})}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for label, (conf, corr) in curves.items():
+        conf, corr = np.asarray(conf, dtype=float), np.asarray(corr, dtype=float)
+        which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+        xs, ys, counts = [], [], []
+        for b in range(bins):
+            members = which == b
+            counts.append(int(members.sum()))
+            if members.any():
+                xs.append(conf[members].mean())
+                ys.append(corr[members].mean())
+        ece = expected_calibration_error(conf, corr, bins=bins)
+        top.plot(xs, ys, marker="o", label=f"{label} (ECE {ece:.3f})")
+        bottom.bar(edges[:-1] + 0.5 / bins, counts, width=0.9 / bins, alpha=0.5, label=label)
+    top.set_ylabel("accuracy")
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("rows")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,34 @@
+"""Human in the loop: review queues, Label Studio tasks and exports, corrections, what to label next.
+
+Example:
+    >>> from multimodal_cat.review import Correction
+    >>> Correction(product_id="1", action="accepted", category_id="aa-1").label
+    'aa-1'
+"""
+
+from multimodal_cat.review.corrections import (
+    Correction,
+    CorrectionError,
+    apply_corrections,
+    read_corrections,
+    reviewed_ids,
+    write_corrections,
+)
+from multimodal_cat.review.labelstudio import labeling_config, read_export, to_tasks, write_tasks
+from multimodal_cat.review.selection import suggest, typicality, uncertainty
+
+__all__ = [
+    "Correction",
+    "CorrectionError",
+    "apply_corrections",
+    "labeling_config",
+    "read_corrections",
+    "read_export",
+    "reviewed_ids",
+    "suggest",
+    "to_tasks",
+    "typicality",
+    "uncertainty",
+    "write_corrections",
+    "write_tasks",
+]

@@ -1,0 +1,131 @@
+"""Reviewers' answers as records: read, write, and apply to training labels.
+
+A :class:`Correction` says what a person decided about one product: ``accepted`` (the
+library's category was right), ``changed`` (to another category) or ``skipped``. Corrections
+are kept as JSON lines, one per product, so a team can collect them over many review rounds;
+the latest answer for a product wins.
+
+Example:
+    >>> c = Correction(product_id="42", action="changed", category_id="tg-1", suggested_id="hw-3")
+    >>> # a correction wins over the feed's own label
+    >>> apply_corrections([{"id": "42", "category": "hw-3"}, {"id": "7", "category": "x"}], [c])
+    [{'id': '42', 'category': 'tg-1'}, {'id': '7', 'category': 'x'}]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from multimodal_cat.errors import MultimodalCatError
+
+ACTIONS = ("accepted", "changed", "skipped")
+
+
+class CorrectionError(MultimodalCatError, ValueError):
+    """A corrections file or an annotation export is not what was expected."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One reviewer's answer about one product.
+
+    Attributes:
+        product_id: The product's id in the feed.
+        action: ``accepted``, ``changed`` or ``skipped``.
+        category_id: The category the reviewer settled on (empty when skipped).
+        category_path: Its full path (trains a model whose label space is the feed's paths).
+        suggested_id: The category the library had suggested.
+        reviewer: Who answered (Label Studio's user id), when known.
+        reviewed_at: When (ISO time), when known.
+    """
+
+    product_id: str
+    action: str
+    category_id: str = ""
+    category_path: str = ""
+    suggested_id: str = ""
+    reviewer: str = ""
+    reviewed_at: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise CorrectionError(f"expected an action among {ACTIONS}; found {self.action!r}")
+        if self.action != "skipped" and not self.category_id:
+            raise CorrectionError(f"product {self.product_id!r}: an {self.action} correction needs a category")
+
+    @property
+    def label(self) -> str | None:
+        """The category to train on (its path when known, else its id); ``None`` when skipped."""
+        return None if self.action == "skipped" else (self.category_path or self.category_id)
+
+
+def write_corrections(corrections: Iterable[Correction], path: str | Path, *, append: bool = True) -> Path:
+    """Write corrections as JSON lines (appended by default, so rounds accumulate)."""
+    path = Path(path)
+    with open(path, "a" if append else "w", encoding="utf-8") as handle:
+        for correction in corrections:
+            handle.write(json.dumps(asdict(correction), ensure_ascii=False) + "\n")
+    return path
+
+
+def read_corrections(path: str | Path) -> list[Correction]:
+    """Read a corrections file; the latest line for a product wins.
+
+    Raises:
+        CorrectionError: a line is not a JSON object with the fields of :class:`Correction`
+            (the message names the line).
+    """
+    known = {f.name for f in fields(Correction)}
+    latest: dict[str, Correction] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise TypeError(type(record).__name__)
+                correction = Correction(**{k: str(v) for k, v in record.items() if k in known})
+            except (json.JSONDecodeError, TypeError) as err:
+                raise CorrectionError(
+                    f"{path}: line {number}: expected a JSON object with product_id and action; "
+                    f"found {line[:80].strip()!r} ({err})"
+                ) from None
+            except CorrectionError as err:
+                raise CorrectionError(f"{path}: line {number}: {err}") from None
+            latest[correction.product_id] = correction
+    return list(latest.values())
+
+
+def apply_corrections(
+    rows: Iterable[Mapping[str, Any]],
+    corrections: Iterable[Correction],
+    *,
+    id_column: str = "id",
+    label_columns: Sequence[str] = ("category",),
+) -> list[dict[str, Any]]:
+    """Training rows with reviewers' labels: a correction wins over the row's own label.
+
+    The label goes to the first of ``label_columns`` (the others are emptied, as the
+    correction is a whole path). Skipped products keep their original label. Corrected
+    products absent from ``rows`` are not added (their text and image live in the feed).
+    """
+    labels = {c.product_id: c.label for c in corrections if c.label is not None}
+    out = []
+    for row in rows:
+        row = dict(row)
+        key = str(row.get(id_column, "")).strip()
+        if key in labels:
+            row.update({column: "" for column in label_columns[1:]})
+            row[label_columns[0]] = labels[key]
+        out.append(row)
+    return out
+
+
+def reviewed_ids(corrections: Iterable[Correction]) -> set[str]:
+    """Products a person has already answered (skips included): not to be queued again."""
+    return {c.product_id for c in corrections}

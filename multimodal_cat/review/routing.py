@@ -1,0 +1,116 @@
+"""Route products: accept alone where the library is reliably right, send the rest to people.
+
+:func:`review_reasons` says, in plain words, why one prediction needs a person: its confidence
+is under the auto-accept threshold (chosen for a target precision on held-out rows with
+:func:`~multimodal_cat.calibration.threshold_for_precision`), the branch is sure but the leaf is
+not, or the seller's own category disagrees with the predicted one. An empty list means the
+product can be accepted without review.
+
+Example:
+    >>> from multimodal_cat.predictions import CategoryScore, Prediction
+    >>> from multimodal_cat.products import Product
+    >>> from multimodal_cat.taxonomy import Taxonomy
+    >>> tree = Taxonomy.from_paths(["Toys > Dolls", "Toys > Blocks", "Tools > Drills"])
+    >>> guess = Prediction("Toys > Dolls", "Toys > Dolls", 0.55, alternatives=[
+    ...     CategoryScore("Toys > Dolls", "Toys > Dolls", 0.55),
+    ...     CategoryScore("Toys > Blocks", "Toys > Blocks", 0.43)])
+    >>> review_reasons(guess, Product(seller_category="Tools"), tree, threshold=0.9)
+    ['low confidence (0.55 < 0.90)', "branch 'Toys' is sure (0.98) but not the leaf", "seller category 'Tools' disagrees"]
+"""
+
+from __future__ import annotations
+
+from multimodal_cat.predictions import Prediction
+from multimodal_cat.products import Product
+from multimodal_cat.taxonomy import Taxonomy
+
+
+def review_reasons(
+    prediction: Prediction, product: Product, taxonomy: Taxonomy, *, threshold: float
+) -> list[str]:
+    """Why ``prediction`` needs a person (empty: accept it as it is)."""
+    reasons = []
+    if prediction.confidence < threshold:
+        reasons.append(f"low confidence ({prediction.confidence:.2f} < {threshold:.2f})")
+        branch = _sure_branch(prediction, taxonomy, threshold)
+        if branch:
+            reasons.append(branch)
+    if product.seller_category.strip() and _seller_disagrees(prediction, product, taxonomy):
+        reasons.append(f"seller category {product.seller_category.strip()!r} disagrees")
+    return reasons
+
+
+def _sure_branch(prediction: Prediction, taxonomy: Taxonomy, threshold: float) -> str:
+    """The nearest ancestor whose listed candidates sum to ``threshold`` (a lower bound of its
+    probability: only the top-k alternatives are known), as a reason; ``""`` when none."""
+    if prediction.category_id not in taxonomy:
+        return ""
+    for ancestor in reversed(taxonomy.ancestors(prediction.category_id)):
+        mass = sum(
+            alt.score
+            for alt in prediction.alternatives
+            if alt.id in taxonomy and ancestor in taxonomy.ancestors(alt.id, include_self=True)
+        )
+        if mass >= threshold:
+            return f"branch {ancestor.full_path!r} is sure ({mass:.2f}) but not the leaf"
+    return ""
+
+
+def _seller_disagrees(prediction: Prediction, product: Product, taxonomy: Taxonomy) -> bool:
+    """The seller's category, read as an id or path of the tree (or its best word match), lies
+    on another branch: neither an ancestor nor a descendant of the prediction, nor in the
+    same top-level category when only a word match was found."""
+    if prediction.category_id not in taxonomy:
+        return False
+    text = product.seller_category.strip()
+    try:
+        seller = taxonomy.resolve(text)
+        exact = True
+    except KeyError:
+        matches = taxonomy.search(text, limit=1)
+        if not matches:
+            return False
+        seller, exact = matches[0], False
+    predicted = taxonomy[prediction.category_id]
+    lineage = {c.id for c in taxonomy.ancestors(predicted.id, include_self=True)}
+    if seller.id in lineage or predicted.id in {c.id for c in taxonomy.ancestors(seller.id)}:
+        return False
+    return exact or seller.path[0] != predicted.path[0]
+
+
+class ReviewRouter:
+    """Marks each prediction of a job ``needs_review`` (with the reasons) or auto-accepted.
+
+    Args:
+        taxonomy: The tree the products are categorized in.
+        threshold: Auto-accept at or above this confidence.
+        source: Where the threshold comes from, for the job's summary (e.g. ``"98% precision
+            on the checkpoint's held-out rows"``).
+
+    Example:
+        >>> from multimodal_cat.predictions import Prediction
+        >>> from multimodal_cat.taxonomy import Taxonomy
+        >>> router = ReviewRouter(Taxonomy.from_paths(["Toys > Dolls"]), threshold=0.8)
+        >>> router(Product(), Prediction("Toys > Dolls", "Toys > Dolls", 0.95))
+        (False, '')
+    """
+
+    def __init__(self, taxonomy: Taxonomy, threshold: float, source: str = "") -> None:
+        self.taxonomy = taxonomy
+        self.threshold = threshold
+        self.source = source
+        self.seen = self.flagged = 0  # rows routed so far, and how many went to people
+
+    def __call__(self, product: Product, prediction: Prediction) -> tuple[bool, str]:
+        """``(needs review, reasons joined by '; ')`` for one product."""
+        reasons = review_reasons(prediction, product, self.taxonomy, threshold=self.threshold)
+        self.seen += 1
+        self.flagged += bool(reasons)
+        return bool(reasons), "; ".join(reasons)
+
+    def __str__(self) -> str:
+        share = self.flagged / self.seen if self.seen else 0.0
+        return (
+            f"{self.flagged:,} of {self.seen:,} categorized rows ({share:.0%}) need review "
+            f"(auto-accept at confidence >= {self.threshold:.3f}{'; ' + self.source if self.source else ''})"
+        )

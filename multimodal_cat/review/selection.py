@@ -1,0 +1,138 @@
+"""What to label next: uncertain, typical products, spread over categories and the embedding space.
+
+Labelling the N products the model is least sure of wastes effort when they are N copies of
+the same confusing listing, or N one-off oddities. :func:`suggest` scores each candidate by
+uncertainty (1 - confidence of the best category) times typicality (how dense the embedding
+space is around it: a label there teaches the model about many products), then picks greedily
+so each new pick is also far (cosine) from every product already labelled or picked and from
+over-represented predicted categories.
+
+Example:
+    >>> import numpy as np
+    >>> proba = np.array([[0.5, 0.5], [0.5, 0.5], [0.99, 0.01], [0.6, 0.4]])
+    >>> vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> suggest(proba, vectors, 2).tolist()  # the two uncertain twins are not both picked
+    [0, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+POOL_FACTOR = 20  # picks are made among the POOL_FACTOR * n most promising candidates
+DENSITY_POWER = 1.0  # weight of typicality against uncertainty (chosen on Flipkart dev rows)
+NEIGHBOURS = 20  # typicality = mean cosine similarity to this many nearest neighbours
+DENSITY_SAMPLE = 5000  # ... among at most this many reference rows (seeded sample)
+CHUNK = 1024  # rows per block of similarity products (bounds memory)
+
+
+def uncertainty(proba: np.ndarray) -> np.ndarray:
+    """1 - the best category's probability, per row."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2:
+        raise ValueError(f"expected probabilities of shape (n, k); found {proba.shape}")
+    return 1.0 - proba.max(axis=1)
+
+
+def suggest(
+    proba: np.ndarray,
+    vectors: np.ndarray,
+    n: int,
+    *,
+    exclude: Sequence[bool] | np.ndarray | None = None,
+    pool_factor: int = POOL_FACTOR,
+    density_power: float = DENSITY_POWER,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of the ``n`` rows whose labels would help most, best first.
+
+    Args:
+        proba: ``(rows, categories)`` predicted probabilities.
+        vectors: ``(rows, dim)`` product embeddings (any scale; compared by cosine).
+        n: How many to pick (fewer when fewer rows are eligible).
+        exclude: Rows not to pick (already reviewed).
+        pool_factor: Size of the candidate pool, as a multiple of ``n``.
+        density_power: Exponent of typicality in the score (0: uncertainty alone).
+        seed: Seed of the reference sample for typicality.
+
+    Raises:
+        ValueError: the arrays disagree in length or ``n`` is negative.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if len(proba) != len(vectors):
+        raise ValueError(
+            f"expected one embedding per row of probabilities; found {len(vectors)} and {len(proba)}"
+        )
+    if n < 0:
+        raise ValueError(f"expected n >= 0; found {n}")
+    unit = _unit(vectors)
+    score = uncertainty(proba)
+    if density_power:
+        score = score * np.clip(typicality(unit, seed=seed), 1e-3, None) ** density_power
+    eligible = np.ones(len(score), dtype=bool) if exclude is None else ~np.asarray(exclude, bool)
+    candidates = np.flatnonzero(eligible)
+    pool = candidates[np.argsort(-score[candidates], kind="stable")[: max(n * pool_factor, n)]]
+    if not len(pool) or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    predicted = proba.argmax(axis=1)
+    done = np.flatnonzero(~eligible)
+    distance = _nearest_distance(unit[pool], unit[done])
+    crowding = np.ones(len(pool))  # 1 + (scaled) labelled rows in the same predicted category
+    if len(done):
+        counts = np.bincount(predicted[done], minlength=proba.shape[1])
+        crowding += counts[predicted[pool]] / max(1.0, len(done) / max(n, 1))
+    picks = _greedy_spread(score[pool], unit[pool], predicted[pool], min(n, len(pool)), distance, crowding)
+    return pool[picks]
+
+
+def typicality(unit: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Mean cosine similarity of each row to its nearest neighbours in a reference sample."""
+    rng = np.random.default_rng(seed)
+    reference = unit if len(unit) <= DENSITY_SAMPLE else unit[rng.choice(len(unit), DENSITY_SAMPLE, replace=False)]
+    k = min(NEIGHBOURS, len(reference) - 1)
+    if k < 1:
+        return np.ones(len(unit))
+    out = np.empty(len(unit))
+    for start in range(0, len(unit), CHUNK):
+        sims = unit[start : start + CHUNK] @ reference.T
+        top = np.partition(sims, -(k + 1), axis=1)[:, -(k + 1) :]
+        out[start : start + CHUNK] = (top.sum(axis=1) - top.max(axis=1)) / k  # drop the row itself
+    return out
+
+
+def _nearest_distance(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Cosine distance of each row to its nearest row of ``others`` (2 when there is none)."""
+    distance = np.full(len(rows), 2.0)
+    for start in range(0, len(others), CHUNK):
+        sims = rows @ others[start : start + CHUNK].T
+        distance = np.minimum(distance, 1.0 - sims.max(axis=1))
+    return distance
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _greedy_spread(
+    score: np.ndarray,
+    unit: np.ndarray,
+    predicted: np.ndarray,
+    n: int,
+    distance: np.ndarray,
+    crowding: np.ndarray,
+) -> np.ndarray:
+    """Pick ``n`` positions maximising uncertainty x distance to the nearest labelled or picked
+    row / crowding of the predicted category."""
+    taken = np.zeros(len(score), dtype=bool)
+    picks = []
+    for _ in range(n):
+        value = np.where(taken, -np.inf, (score + 1e-6) * distance / crowding)
+        best = int(np.argmax(value))
+        picks.append(best)
+        taken[best] = True
+        crowding[predicted == predicted[best]] += 1
+        distance = np.minimum(distance, 1.0 - unit @ unit[best])
+    return np.array(picks, dtype=np.int64)

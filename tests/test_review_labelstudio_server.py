@@ -1,0 +1,139 @@
+"""The Label Studio round trip against a real server on 127.0.0.1.
+
+Label Studio is installed in its own virtual environment (it pins Django and friends); the
+test finds its ``label-studio`` program through ``$LABEL_STUDIO_BIN`` or the PATH. `.ci/run`
+installs it and sets ``MULTIMODAL_CAT_REQUIRE_LABEL_STUDIO=1``, so in CI a missing server is a
+failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from multimodal_cat.predictions import CategoryScore, Prediction
+from multimodal_cat.products import Product
+from multimodal_cat.review import apply_corrections, labeling_config, read_export, to_tasks
+from multimodal_cat.review.labelstudio_client import LabelStudioClient, LabelStudioError
+from multimodal_cat.taxonomy import Taxonomy
+
+pytestmark = pytest.mark.labelstudio
+TOKEN = "5a1e5d0c0ffee0ddba11c0de5eed5a1e5d0c0ffe"
+START_SECONDS = 240  # first start migrates a fresh database: ~30 s idle, minutes when loaded
+
+
+def _program() -> str | None:
+    return os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen) -> None:
+    stop = time.monotonic() + START_SECONDS
+    while time.monotonic() < stop:
+        if process.poll() is not None:
+            raise RuntimeError(f"Label Studio exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"Label Studio did not answer on {url} within {START_SECONDS} s")
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    program = _program()
+    if program is None:
+        if os.environ.get("MULTIMODAL_CAT_REQUIRE_LABEL_STUDIO"):
+            pytest.fail("Label Studio is required here but no label-studio program was found")
+        pytest.skip("label-studio is not installed (pip install label-studio, in its own venv)")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("label-studio")
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    }
+    command = [
+        program, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+        "--host", f"http://127.0.0.1:{port}", "--username", "reviewer@example.com",
+        "--password", "review-pass-123", "--user-token", TOKEN,
+    ]
+    with open(data / "server.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
+        try:
+            _wait_until_up(f"http://127.0.0.1:{port}", process)
+            yield LabelStudioClient(f"http://127.0.0.1:{port}", TOKEN)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+TREE = Taxonomy.from_paths(
+    ["Toys > Construction Sets", "Toys > Dolls", "Hardware > Masonry > Bricks"],
+    ids=["t-1", "t-2", "h-1-1"],
+    name="tiny",
+)
+
+
+def _prediction(category_id: str, confidence: float) -> Prediction:
+    path = TREE[category_id].full_path
+    return Prediction(category_id, path, confidence, alternatives=[CategoryScore(category_id, path, confidence)])
+
+
+def _answer(path: list[str]) -> list[dict]:
+    return [{"from_name": "category", "to_name": "title", "type": "taxonomy", "value": {"taxonomy": [path]}}]
+
+
+def test_round_trip_through_a_real_label_studio(label_studio):
+    products = [
+        Product(id="lego-1", title="LEGO Classic Creative Bricks"),
+        Product(id="doll-2", title="Barbie fashion doll"),
+        Product(id="pot-3", title="Ceramic plant pot"),
+        Product(id="new-4", title="Not reviewed yet"),
+    ]
+    predictions = [_prediction("h-1-1", 0.55), _prediction("t-2", 0.7), _prediction("t-1", 0.3),
+                   _prediction("t-1", 0.4)]
+    project = label_studio.create_project("Review round 1", labeling_config(TREE))
+    assert label_studio.import_tasks(project, to_tasks(products, predictions)) == 4
+    tasks = label_studio.task_ids(project)
+    label_studio.annotate(tasks[0], _answer(["Toys", "Construction Sets"]))  # changed
+    label_studio.annotate(tasks[1], _answer(["Toys", "Dolls"]))  # accepted
+    label_studio.annotate(tasks[2], [], skipped=True)  # skipped
+    export = label_studio.export(project)
+    got = {c.product_id: (c.action, c.category_id) for c in read_export(export, TREE)}
+    assert got == {"lego-1": ("changed", "t-1"), "doll-2": ("accepted", "t-2"), "pot-3": ("skipped", "")}
+    # The export keeps the pre-annotation the reviewer saw, with its score.
+    first = next(t for t in export if t["data"]["id"] == "lego-1")
+    assert first["annotations"][0]["prediction"]["score"] == pytest.approx(0.55)
+    # A correction changes the label the next training run sees.
+    rows = apply_corrections([{"id": "lego-1", "category": "h-1-1"}], read_export(export, TREE))
+    assert rows[0]["category"] == "Toys > Construction Sets"
+
+
+def test_a_shipped_tree_is_accepted_as_a_labeling_configuration(label_studio):
+    shopify = Taxonomy.load("shopify")
+    project = label_studio.create_project("Shopify review", labeling_config(shopify))
+    assert project > 0
+
+
+def test_a_wrong_token_is_a_clear_error(label_studio):
+    bad = LabelStudioClient(label_studio.url, "0" * 40)
+    with pytest.raises(LabelStudioError, match="HTTP 401"):
+        bad.create_project("Nope project", labeling_config(TREE))
