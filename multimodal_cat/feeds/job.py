@@ -14,9 +14,13 @@ equivalent categories in other trees.
 Example:
     >>> from multimodal_cat.feeds import categorize_feed
     >>> from multimodal_cat.predictors import DryRunPredictor
-    >>> summary = categorize_feed("examples/products.csv", DryRunPredictor(), "out.csv")  # doctest: +SKIP
-    >>> summary.rows == summary.ok + summary.degraded + summary.failed  # doctest: +SKIP
-    True
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "feed.csv").write_text("title\\nBlue denim jacket\\nRed sneakers\\n")
+    >>> summary = categorize_feed(
+    ...     folder / "feed.csv", DryRunPredictor(), folder / "out.csv", progress=False)
+    >>> summary.rows, summary.ok, summary.rows == summary.ok + summary.degraded + summary.failed
+    (2, 2, True)
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ defaults come from the recipe that fits ``--freeze-encoders``
 (:mod:`multimodal_cat.training.recipes`); any flag the user gives wins.
 
 Example:
-    >>> data, model, training = parse_train_args(  # doctest: +SKIP
+    >>> data, model, training = parse_train_args(
     ...     ["--feed", "feed.csv", "--freeze-encoders", "--output_dir", "out"])
-    >>> training.learning_rate, model.head_settings(recipe_for(True))["dropout"]  # doctest: +SKIP
+    >>> training.learning_rate, model.head_settings(recipe_for(True))["dropout"]
     (0.002, 0.3)
 """
 
