@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from multimodal_cat.encoders.cache import EmbeddingCache, content_hash, encode_cached
-    from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key, load_image
-    from multimodal_cat.encoders.pooling import POOLING_MODES, PoolingMode, pool, pooled_dim
+    from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key
+    from multimodal_cat.encoders.pooling import POOLING_MODES, pool
     from multimodal_cat.encoders.registry import (
         MissingEncoderPackageError,
         UnknownEncoderError,
-        cache_root,
-        canonical_name,
-        known_encoders,
         resolve_encoder,
     )
     from multimodal_cat.encoders.text import TextEncoder, text_encoder_key
@@ -34,16 +31,10 @@ _EXPORTS: dict[str, str] = {
     "encode_cached": "cache",
     "ImageEncoder": "image",
     "image_encoder_key": "image",
-    "load_image": "image",
     "POOLING_MODES": "pooling",
-    "PoolingMode": "pooling",
     "pool": "pooling",
-    "pooled_dim": "pooling",
     "MissingEncoderPackageError": "registry",
     "UnknownEncoderError": "registry",
-    "cache_root": "registry",
-    "canonical_name": "registry",
-    "known_encoders": "registry",
     "resolve_encoder": "registry",
     "TextEncoder": "text",
     "text_encoder_key": "text",
@@ -54,18 +45,12 @@ __all__ = [
     "ImageEncoder",
     "MissingEncoderPackageError",
     "POOLING_MODES",
-    "PoolingMode",
     "TextEncoder",
     "UnknownEncoderError",
-    "cache_root",
-    "canonical_name",
     "content_hash",
     "encode_cached",
     "image_encoder_key",
-    "known_encoders",
-    "load_image",
     "pool",
-    "pooled_dim",
     "resolve_encoder",
     "text_encoder_key",
 ]

@@ -15,15 +15,8 @@ from typing import Any
 _EXPORTS = {
     "multimodal_cat.training.arguments": ("DataArguments", "ModelArguments", "parse_train_args"),
     "multimodal_cat.training.collator": ("EmbeddingCollator", "MultimodalCatCollator"),
-    "multimodal_cat.training.data": (
-        "DatasetReport",
-        "EmbeddingDataset",
-        "build_dataset",
-        "embedding_dataset",
-    ),
+    "multimodal_cat.training.data": ("build_dataset", "embedding_dataset"),
     "multimodal_cat.training.errors": ("TrainingInputError",),
-    "multimodal_cat.training.feed": ("FeedTable", "read_feed"),
-    "multimodal_cat.training.label_space": ("balanced_class_weights", "label_space_for"),
     "multimodal_cat.training.metrics": (
         "build_compute_metrics",
         "category_metrics",
