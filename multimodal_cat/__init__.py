@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from multimodal_cat._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from multimodal_cat.categorizer import Categorizer
@@ -43,14 +44,4 @@ _EXPORTS = {
 __all__ = ["Categorizer", "Mapping", "Prediction", "Product", "Taxonomy", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'multimodal_cat' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,10 +16,7 @@ from multimodal_cat.categorizer import Categorizer
 from multimodal_cat.cli.main import main
 from multimodal_cat.modeling import MultimodalCatModel
 from multimodal_cat.modeling.testing import tiny_model
-from tests import test_training_trainer
 from tests.test_training_trainer import _feed
-
-tiny_encoders = test_training_trainer.tiny_encoders  # the fixture
 
 PROCESSOR_FILES = {"processor_config.json", "tokenizer_config.json"}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,9 +104,3 @@ class EmbeddingCollator:
             batch[f"{name}_mask"] = torch.tensor(mask)
         _stack_labels(features, batch)
         return batch
-
-
-def images_exist(paths: Sequence[str]) -> float:
-    """Share of non-empty image paths that point at files (for a quick feed check)."""
-    given = [p for p in paths if p]
-    return sum(Path(p).is_file() for p in given) / len(given) if given else 0.0
