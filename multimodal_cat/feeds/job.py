@@ -157,10 +157,6 @@ def categorize_feed(
     Raises:
         FeedColumnError: A named column is missing (raised before any output is written).
         Exception: Whatever the predictor raises; the output stays resumable.
-
-    Example:
-        >>> categorize_feed("feed.csv", predictor, "out.jsonl", batch_size=32)  # doctest: +SKIP
-        FeedSummary(rows=20, ok=18, degraded=1, failed=1, ...)
     """
     start = time.monotonic()
     if batch_size < 1:
