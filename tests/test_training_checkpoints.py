@@ -30,8 +30,9 @@ def _text_only_flags(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_checkpoint_folders_hold_the_processor(
-    tmp_path: Path, tiny_encoders: tuple[str, str]
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path / "cache"))  # not the user's cache
     _, text = tiny_encoders
     flags = _text_only_flags(tmp_path, text)
     assert main([*flags, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1"]) == 0
