@@ -83,6 +83,7 @@ class FakePredictor:
     """
 
     ACTIVEWEAR = ("aa-1-1", "Apparel & Accessories > Clothing > Activewear")
+    fingerprint = "fake"  # one model (branch `hardening` checks it on --resume)
 
     def __init__(
         self,
