@@ -131,6 +131,11 @@ def train_head(
     if spec.modalities == ("image",):
         rows = rows[table.image_mask[rows]]  # an image-only model trains on imaged rows
     rows = rows[repeat_indices(table.image_mask[rows], spec.imaged_repeats)]
+    if len(rows) == 0:
+        raise ValueError(
+            f"no training rows for modalities {spec.modalities}: expected cached embeddings "
+            f"(found {table.cache_found}; run python -m benchmarks.embed_fashion first)"
+        )
     model = build_model(table, spec, class_weights(table, rows, spec.class_weight_power))
     data = _inputs(table, rows, spec.modalities)
     labels = torch.from_numpy(table.labels[rows])

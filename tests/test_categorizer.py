@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from multimodal_cat.categorizer import Categorizer, to_products
 from multimodal_cat.encoders import EmbeddingCache
-from multimodal_cat.modeling.testing import tiny_model, tiny_processor
 from multimodal_cat.predictors.build import build_predictor
 from multimodal_cat.predictors.checkpoint import ModelPredictor
 from multimodal_cat.products import Product
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("ckpt")
-    tiny_model().save_pretrained(folder)
-    tiny_processor(folder / "tok").save_pretrained(folder)
-    return str(folder)
+@pytest.fixture
+def checkpoint(tiny_checkpoint: Path) -> str:
+    return str(tiny_checkpoint)
 
 
 @pytest.fixture()

@@ -10,32 +10,12 @@ import pytest
 
 from multimodal_cat.cli.main import main
 from multimodal_cat.feeds import read_output
-from multimodal_cat.predictions import Prediction
-from multimodal_cat.taxonomy import Taxonomy
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "products.csv"
 
 
-class _Predictor:
-    """Predicts Shopify's Activewear for every product; records ``min_confidence``."""
-
-    fingerprint = "fake"  # one model; `fail` stands for a transient failure (resume checks)
-
-    def __init__(self, fail: bool = False):
-        self.fail = fail
-        self.taxonomy = Taxonomy.load("shopify")
-        self.min_confidence: list[float | None] = []
-
-    def predict(self, products, *, top_k=5, min_confidence=None):
-        self.min_confidence.append(min_confidence)
-        if self.fail:
-            raise RuntimeError("out of memory")
-        path = "Apparel & Accessories > Clothing > Activewear"
-        return [Prediction("aa-1-1", path, 0.9) for _ in products]
-
-
 @pytest.fixture
-def built(monkeypatch):
+def built(monkeypatch, fake_predictor):
     """Install a fake ``multimodal_cat.predictors.build.build_predictor``; returns its calls
     (and, after each, the predictor it built)."""
     import multimodal_cat.predictors.build as build
@@ -46,7 +26,7 @@ def built(monkeypatch):
         calls.append(kwargs)
         if kwargs.get("model") == "absent":
             raise FileNotFoundError("model folder 'absent' not found")
-        predictor = _Predictor(fail=kwargs.get("model") == "broken")
+        predictor = fake_predictor(fail_after=0 if kwargs.get("model") == "broken" else None)
         calls.append({"predictor": predictor})
         return predictor
 

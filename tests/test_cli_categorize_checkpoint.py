@@ -19,19 +19,16 @@ from multimodal_cat.cli.main import main
 from multimodal_cat.encoders import EmbeddingCache
 from multimodal_cat.feeds import read_output
 from multimodal_cat.modeling import MultimodalCatModel
-from multimodal_cat.modeling.testing import TINY_PATHS, tiny_model, tiny_processor
+from multimodal_cat.modeling.testing import TINY_PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "products.csv"
 TOP_LEVEL = {path.split(" > ")[0] for path in TINY_PATHS}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ckpt")
-    tiny_model().save_pretrained(folder)
-    tiny_processor(folder / "tok").save_pretrained(folder)
-    return folder
+@pytest.fixture
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture

@@ -10,42 +10,10 @@ from PIL import Image
 
 from multimodal_cat.encoders import ImageEncoder, TextEncoder, pool
 
-WORDS = [
-    "red",
-    "blue",
-    "running",
-    "shoes",
-    "sneakers",
-    "jogging",
-    "steel",
-    "frying",
-    "pan",
-    "shirt",
-    "watch",
-    "bag",
-]
 
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(str(vocab))  # positional: vocab_file= is ignored (see notes)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+@pytest.fixture
+def bert_dir(tiny_text_dir: Path) -> Path:
+    return tiny_text_dir
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +37,9 @@ def dinov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    folder = tmp_path_factory.mktemp("tiny-vit")
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        image_size=30,
-        patch_size=10,
-    )
-    ViTModel(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 30, "width": 30}).save_pretrained(folder)
-    return folder
+@pytest.fixture
+def vit_dir(tiny_vit_dir: Path) -> Path:
+    return tiny_vit_dir
 
 
 def _images(n: int) -> list[Image.Image]:
@@ -96,7 +51,7 @@ def test_text_encode_shapes_order_and_normalization(bert_dir: Path) -> None:
     encoder = TextEncoder.from_name(str(bert_dir), pooling="mean", max_length=16)
     assert encoder.dim == 32
     assert encoder.tokenizer.tokenize("red shoes") == ["red", "shoes"]
-    texts = ["red running shoes", "pan", "blue shirt watch bag sneakers", "steel"]
+    texts = ["red leather shoes", "pan", "blue cotton shirt black sneakers", "kitchen"]
     batched = encoder.encode(texts, batch_size=3)
     assert batched.shape == (4, 32) and batched.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-5)
@@ -107,7 +62,7 @@ def test_text_encode_shapes_order_and_normalization(bert_dir: Path) -> None:
 
 def test_text_embeddings_equal_pool_of_model_output(bert_dir: Path) -> None:
     encoder = TextEncoder.from_name(str(bert_dir), pooling="cls_mean", max_length=16)
-    texts = ["red running shoes", "pan"]
+    texts = ["red leather shoes", "pan"]
     tokens = encoder.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         states = encoder.model(**tokens).last_hidden_state
@@ -127,14 +82,14 @@ def test_text_key_and_bad_input(bert_dir: Path) -> None:
 
 def test_text_bf16_is_close(bert_dir: Path) -> None:
     encoder = TextEncoder.from_name(str(bert_dir))
-    texts = ["red running shoes", "frying pan"]
+    texts = ["red leather shoes", "kitchen pan"]
     cos = (encoder.encode(texts) * encoder.encode(texts, bf16=True)).sum(1)
     assert cos.min() > 0.99
 
 
 def test_text_workers_give_the_same_vectors_and_restore_threads(bert_dir: Path) -> None:
     encoder = TextEncoder.from_name(str(bert_dir), max_length=16)
-    texts = ["red running shoes", "pan", "blue shirt watch bag sneakers", "steel", "bag"] * 3
+    texts = ["red leather shoes", "pan", "blue cotton shirt black sneakers", "kitchen", "boot"] * 3
     threads = torch.get_num_threads()
     one = encoder.encode(texts, batch_size=2)
     two = encoder.encode(texts, batch_size=2, workers=2)
@@ -154,7 +109,7 @@ def test_text_worker_errors_reach_the_caller(bert_dir: Path, monkeypatch) -> Non
 
     monkeypatch.setattr(encoder.model, "forward", broken)
     with pytest.raises(RuntimeError, match="boom"):
-        encoder.encode(["red shoes", "pan", "steel"], batch_size=1, workers=2)
+        encoder.encode(["red shoes", "pan", "kitchen"], batch_size=1, workers=2)
     assert torch.get_num_threads() == threads
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multimodal_cat.encoders import POOLING_MODES, pool, pooled_dim
+from multimodal_cat.encoders import POOLING_MODES, pool
+from multimodal_cat.encoders.pooling import pooled_dim
 
 
 @pytest.fixture

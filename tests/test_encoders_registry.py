@@ -9,13 +9,13 @@ from multimodal_cat.encoders import (
     MissingEncoderPackageError,
     TextEncoder,
     UnknownEncoderError,
-    canonical_name,
     image_encoder_key,
     registry,
     resolve_encoder,
     text_encoder_key,
 )
 from multimodal_cat.encoders.dinov2_onnx import ensure_dinov2_folder
+from multimodal_cat.encoders.registry import canonical_name
 
 
 def test_other_names_pass_through(tmp_path: Path) -> None:

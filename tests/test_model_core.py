@@ -42,8 +42,8 @@ def test_forward_shapes_and_loss_only_with_labels(fusion: str) -> None:
     assert with_labels.loss is not None and torch.isfinite(with_labels.loss)
 
 
-def test_node_probabilities_sum_over_subtrees() -> None:
-    model = tiny_model()
+def test_node_probabilities_sum_over_subtrees(tiny_model_copy) -> None:
+    model = tiny_model_copy
     probs = model(**_inputs()).node_log_probs.exp()
     space = model.label_space
     for node in range(len(space)):
@@ -54,8 +54,8 @@ def test_node_probabilities_sum_over_subtrees() -> None:
     torch.testing.assert_close(probs[:, roots].sum(-1), torch.ones(BATCH))
 
 
-def test_coarse_labels_train_the_head() -> None:
-    model = tiny_model().train()
+def test_coarse_labels_train_the_head(tiny_model_copy) -> None:
+    model = tiny_model_copy.train()
     space = model.label_space
     coarse = torch.tensor([space.node_index("Apparel > Shoes"), space.node_index("Apparel")] * 2)
     out = model(**_inputs(4), labels=coarse)

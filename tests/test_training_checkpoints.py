@@ -16,10 +16,7 @@ from multimodal_cat.categorizer import Categorizer
 from multimodal_cat.cli.main import main
 from multimodal_cat.modeling import MultimodalCatModel
 from multimodal_cat.modeling.testing import tiny_model
-from tests import test_training_trainer
 from tests.test_training_trainer import _feed
-
-tiny_encoders = test_training_trainer.tiny_encoders  # the fixture
 
 PROCESSOR_FILES = {"processor_config.json", "tokenizer_config.json"}
 
@@ -33,8 +30,9 @@ def _text_only_flags(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_checkpoint_folders_hold_the_processor(
-    tmp_path: Path, tiny_encoders: tuple[str, str]
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path / "cache"))  # not the user's cache
     _, text = tiny_encoders
     flags = _text_only_flags(tmp_path, text)
     assert main([*flags, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1"]) == 0

@@ -11,7 +11,7 @@ from PIL import Image
 
 from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.modeling import LabelSpace, TagGroup
-from multimodal_cat.modeling.testing import TINY_PATHS, tiny_model, tiny_processor
+from multimodal_cat.modeling.testing import TINY_PATHS, tiny_processor
 from multimodal_cat.training import (
     EmbeddingCollator,
     MultimodalCatCollator,
@@ -81,7 +81,7 @@ def test_infer_tag_groups_and_csv(tmp_path: Path) -> None:
     assert dataset["labels"][:3] == [2, 1, 6]
 
 
-def test_collators_build_model_batches(tmp_path: Path) -> None:
+def test_collators_build_model_batches(tmp_path: Path, tiny_model_copy) -> None:
     image_path = tmp_path / "red.png"
     Image.new("RGB", (40, 40), "red").save(image_path)
     space = LabelSpace.from_paths(TINY_PATHS)
@@ -89,7 +89,7 @@ def test_collators_build_model_batches(tmp_path: Path) -> None:
     batch = MultimodalCatCollator(tiny_processor(tmp_path / "tok"))([dataset[i] for i in range(4)])
     assert batch["image_mask"].tolist() == [True, False, False, False]
     assert batch["tag_labels"].shape == (4, 5) and batch["labels"].tolist() == [2, 1, 6, -100]
-    model = tiny_model()
+    model = tiny_model_copy
     assert torch.isfinite(model(**batch).loss)
     rows = [
         {"text_embeds": np.ones(32), "image_embeds": None, "labels": 1},

@@ -14,25 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from transformers import BertModel, ViTImageProcessor, ViTModel
 
 from multimodal_cat.modeling import MultimodalCatModel
-from multimodal_cat.modeling.testing import (
-    IMAGE_SIZE,
-    tiny_text_config,
-    tiny_tokenizer,
-    tiny_vision_config,
-)
 from tests.test_training_trainer import _feed
 
 
 @pytest.mark.parametrize("frozen", [False, True])
-def test_train_runs_in_two_processes(tmp_path: Path, frozen: bool) -> None:
-    text_dir, vision_dir = tmp_path / "tiny-bert", tmp_path / "tiny-vit"
-    BertModel(tiny_text_config()).save_pretrained(text_dir)
-    tiny_tokenizer(tmp_path / "tok").save_pretrained(text_dir)
-    ViTModel(tiny_vision_config()).save_pretrained(vision_dir)
-    ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(vision_dir)
+def test_train_runs_in_two_processes(
+    tmp_path: Path, frozen: bool, tiny_encoders: tuple[str, str]
+) -> None:
+    vision_dir, text_dir = tiny_encoders
     feed = tmp_path / "feed.csv"
     pd.DataFrame(_feed(tmp_path, 32)).to_csv(feed, index=False)
     out = tmp_path / "model"

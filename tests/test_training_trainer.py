@@ -10,19 +10,15 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from transformers import BertModel, Trainer, TrainingArguments, ViTImageProcessor, ViTModel
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
 from multimodal_cat.cli.main import main
 from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.modeling.testing import (
-    IMAGE_SIZE,
     tiny_model,
     tiny_processor,
-    tiny_text_config,
-    tiny_tokenizer,
-    tiny_vision_config,
 )
 from multimodal_cat.products import Product
 from multimodal_cat.training import (
@@ -122,16 +118,6 @@ def test_trainer_two_steps_on_cached_embeddings(tmp_path: Path) -> None:
     tower_before = next(model.text_model.parameters()).detach().clone()
     assert np.isfinite(trainer.train().training_loss)
     assert torch.equal(tower_before, next(model.text_model.parameters()))
-
-
-@pytest.fixture
-def tiny_encoders(tmp_path: Path) -> tuple[str, str]:
-    text_dir, vision_dir = tmp_path / "tiny-bert", tmp_path / "tiny-vit"
-    BertModel(tiny_text_config()).save_pretrained(text_dir)
-    tiny_tokenizer(tmp_path / "tok").save_pretrained(text_dir)
-    ViTModel(tiny_vision_config()).save_pretrained(vision_dir)
-    ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(vision_dir)
-    return str(vision_dir), str(text_dir)
 
 
 def test_train_cli_on_tiny_csv(tmp_path: Path, tiny_encoders: tuple[str, str], capsys) -> None:

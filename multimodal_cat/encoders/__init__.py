@@ -11,41 +11,34 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from multimodal_cat._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from multimodal_cat.encoders.cache import EmbeddingCache, content_hash, encode_cached
     from multimodal_cat.encoders.image import ImageEncoder, image_encoder_key
-    from multimodal_cat.encoders.pooling import POOLING_MODES, PoolingMode, pool, pooled_dim
+    from multimodal_cat.encoders.pooling import POOLING_MODES, pool
     from multimodal_cat.encoders.registry import (
         MissingEncoderPackageError,
         UnknownEncoderError,
-        cache_root,
-        canonical_name,
-        known_encoders,
         resolve_encoder,
     )
     from multimodal_cat.encoders.text import TextEncoder, text_encoder_key
 
 _EXPORTS: dict[str, str] = {
-    "EmbeddingCache": "cache",
-    "content_hash": "cache",
-    "encode_cached": "cache",
-    "ImageEncoder": "image",
-    "image_encoder_key": "image",
-    "POOLING_MODES": "pooling",
-    "PoolingMode": "pooling",
-    "pool": "pooling",
-    "pooled_dim": "pooling",
-    "MissingEncoderPackageError": "registry",
-    "UnknownEncoderError": "registry",
-    "cache_root": "registry",
-    "canonical_name": "registry",
-    "known_encoders": "registry",
-    "resolve_encoder": "registry",
-    "TextEncoder": "text",
-    "text_encoder_key": "text",
+    "EmbeddingCache": "multimodal_cat.encoders.cache",
+    "content_hash": "multimodal_cat.encoders.cache",
+    "encode_cached": "multimodal_cat.encoders.cache",
+    "ImageEncoder": "multimodal_cat.encoders.image",
+    "image_encoder_key": "multimodal_cat.encoders.image",
+    "POOLING_MODES": "multimodal_cat.encoders.pooling",
+    "pool": "multimodal_cat.encoders.pooling",
+    "MissingEncoderPackageError": "multimodal_cat.encoders.registry",
+    "UnknownEncoderError": "multimodal_cat.encoders.registry",
+    "resolve_encoder": "multimodal_cat.encoders.registry",
+    "TextEncoder": "multimodal_cat.encoders.text",
+    "text_encoder_key": "multimodal_cat.encoders.text",
 }
 
 __all__ = [
@@ -53,28 +46,15 @@ __all__ = [
     "ImageEncoder",
     "MissingEncoderPackageError",
     "POOLING_MODES",
-    "PoolingMode",
     "TextEncoder",
     "UnknownEncoderError",
-    "cache_root",
-    "canonical_name",
     "content_hash",
     "encode_cached",
     "image_encoder_key",
-    "known_encoders",
     "pool",
-    "pooled_dim",
     "resolve_encoder",
     "text_encoder_key",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from multimodal_cat.encoders._arrays import batched
 from multimodal_cat.encoders.pooling import POOLING_MODES
 from multimodal_cat.encoders.registry import (
     UnknownEncoderError,
@@ -118,3 +120,30 @@ def use_bf16(requested: bool, device: torch.device | str = "cpu", *, what: str =
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for parameter-less modules)."""
     return next(iter(model.parameters()), torch.empty(0)).device
+
+
+def run_batches(
+    embed: Callable[[list[Any], torch.device], torch.Tensor],
+    items: Sequence[Any],
+    model: torch.nn.Module,
+    *,
+    batch_size: int,
+    bf16: bool = False,
+) -> np.ndarray:
+    """``embed(chunk, device)`` over ``items``, ``batch_size`` at a time, as float32 (n, dim).
+
+    Runs in inference mode on ``model``'s device, under bf16 autocast when ``bf16`` is true;
+    rows keep the input order. No items give an empty (0, 0) array.
+
+    Example:
+        >>> layer = torch.nn.Linear(3, 2)
+        >>> run_batches(lambda rows, device: layer(torch.tensor(rows, device=device)),
+        ...             [[1.0, 0.0, 0.0]] * 5, layer, batch_size=2).shape
+        (5, 2)
+    """
+    device = model_device(model)
+    out = []
+    with torch.inference_mode(), autocast(device, bf16):
+        for chunk in batched(items, batch_size):
+            out.append(embed(list(chunk), device).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -15,15 +15,9 @@ from __future__ import annotations
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.job import FeedSummary, categorize_feed
-from multimodal_cat.feeds.read import FeedFormatError, FeedReader, RawRow, detect_format
-from multimodal_cat.feeds.shards import (
-    ShardError,
-    merge_shards,
-    resolve_shard,
-    shard_path,
-    wait_and_merge,
-)
-from multimodal_cat.feeds.write import OutputWriter, ResumeError, read_output
+from multimodal_cat.feeds.read import FeedFormatError, FeedReader
+from multimodal_cat.feeds.shards import ShardError, merge_shards, shard_path
+from multimodal_cat.feeds.write import ResumeError, read_output
 
 __all__ = [
     "ColumnMap",
@@ -32,15 +26,10 @@ __all__ = [
     "FeedReader",
     "FeedSummary",
     "ImageLoader",
-    "OutputWriter",
-    "RawRow",
     "ResumeError",
     "ShardError",
     "categorize_feed",
-    "detect_format",
     "merge_shards",
     "read_output",
-    "resolve_shard",
     "shard_path",
-    "wait_and_merge",
 ]

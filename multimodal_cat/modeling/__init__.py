@@ -13,8 +13,7 @@ Example:
 from __future__ import annotations
 
 from multimodal_cat.modeling.configuration import MultimodalCatConfig
-from multimodal_cat.modeling.decoding import decode_predictions
-from multimodal_cat.modeling.labels import LabelSpace, TagGroup, build_tag_groups
+from multimodal_cat.modeling.labels import LabelSpace, TagGroup
 from multimodal_cat.modeling.modeling import MultimodalCatModel
 from multimodal_cat.modeling.outputs import MultimodalCatOutput
 from multimodal_cat.modeling.processing import MultimodalCatProcessor
@@ -26,8 +25,6 @@ __all__ = [
     "MultimodalCatOutput",
     "MultimodalCatProcessor",
     "TagGroup",
-    "build_tag_groups",
-    "decode_predictions",
     "register",
 ]
 

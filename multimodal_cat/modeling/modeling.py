@@ -297,9 +297,13 @@ class MultimodalCatModel(PreTrainedModel):
                 single-valued groups always list their best value with its probability.
 
         Example:
-            >>> out = model(text_embeds=text_embeds)  # doctest: +SKIP
-            >>> model.decode(out, top_k=3, min_confidence=0.6)[0].category_path  # doctest: +SKIP
-            'Apparel > Shoes'
+            >>> from multimodal_cat.modeling.testing import tiny_model
+            >>> model = tiny_model(vision=None)  # a random 7-node tree under Apparel and Home
+            >>> out = model(text_embeds=torch.randn(2, 32))
+            >>> leaf = model.decode(out, top_k=3)[0]
+            >>> sure = model.decode(out, top_k=3, min_confidence=0.99)[0]  # backs off to a root
+            >>> leaf.category_path.startswith(sure.category_path), sure.category_path in ("Apparel", "Home")
+            (True, True)
         """
         node_log_probs, tag_scores = self.calibrated_scores(outputs)
         return decode_predictions(

@@ -6,10 +6,14 @@ separators left by empty fields are removed. Rows without an image get a blank i
 ``image_mask = 0``; rows without text get ``text_mask = 0``.
 
 Example:
-    >>> processor = MultimodalCatProcessor(image_processor, tokenizer)  # doctest: +SKIP
-    >>> batch = processor([Product(title="Red sneakers", brand="Nike")])  # doctest: +SKIP
-    >>> sorted(batch)  # doctest: +SKIP
-    ['attention_mask', 'image_mask', 'input_ids', 'pixel_values', 'text_mask', 'token_type_ids']
+    >>> import tempfile
+    >>> from transformers import ViTImageProcessor
+    >>> from multimodal_cat.modeling.testing import tiny_tokenizer
+    >>> tokenizer = tiny_tokenizer(tempfile.mkdtemp())  # or AutoTokenizer.from_pretrained(...)
+    >>> processor = MultimodalCatProcessor(ViTImageProcessor(), tokenizer)
+    >>> batch = processor([Product(title="Red sneakers", brand="Nike")])
+    >>> sorted(batch)  # no product has an image: no pixel_values, image_mask all 0
+    ['attention_mask', 'image_mask', 'input_ids', 'text_mask', 'token_type_ids']
 """
 
 from __future__ import annotations

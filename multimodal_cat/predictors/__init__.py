@@ -19,9 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from multimodal_cat._lazy import lazy_exports
 from multimodal_cat.predictors.base import Predictor
 from multimodal_cat.predictors.dry_run import DryRunPredictor
 
@@ -36,7 +34,4 @@ _LAZY = {
 __all__ = ["DryRunPredictor", "Predictor", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

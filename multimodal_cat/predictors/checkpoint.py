@@ -12,11 +12,19 @@ threads. It reads no files and fetches nothing: products come with their images 
 
 Example:
     >>> predictor = ModelPredictor.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
-    >>> predictor.predict([Product(title="Nike Men Red Running Shoes")])[0].category_path  # doctest: +SKIP
-    'Footwear > Shoes > Sports Shoes'
-    >>> embedder = TowerEmbedder(model, processor, cache=EmbeddingCache())  # doctest: +SKIP
-    >>> embedder.embed([Product(title="Red cotton t-shirt")])["text_embeds"].shape  # doctest: +SKIP
-    torch.Size([1, 384])
+
+    Here with a tiny random model (ViT + BERT towers, hidden size 32, a 7-node tree):
+
+    >>> import tempfile
+    >>> from multimodal_cat.modeling.testing import tiny_model, tiny_processor
+    >>> model, processor = tiny_model(), tiny_processor(tempfile.mkdtemp())
+    >>> predictor = ModelPredictor(model, processor)
+    >>> best = predictor.predict([Product(title="red leather boots")])[0]
+    >>> predictor.taxonomy[best.category_id].full_path == best.category_path
+    True
+    >>> embedder = TowerEmbedder(model, processor, cache=EmbeddingCache(tempfile.mkdtemp()))
+    >>> embedder.embed([Product(title="red cotton shirt")])["text_embeds"].shape
+    torch.Size([1, 32])
 """
 
 from __future__ import annotations
@@ -33,8 +41,8 @@ import torch
 from PIL import Image
 
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
-from multimodal_cat.encoders._arrays import batched
-from multimodal_cat.encoders._base import autocast, model_device, use_bf16
+from multimodal_cat.encoders._arrays import l2_normalize
+from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -66,18 +74,12 @@ class _Tower:
         self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
 
     def encode(
-        self,
-        items: Sequence[Any],
-        batch_size: int = 32,
-        normalize: bool = False,
-        bf16: bool = False,
+        self, items: Sequence, batch_size: int = 32, normalize: bool = False, bf16: bool = False
     ) -> np.ndarray:
-        outputs = []
-        device = model_device(self.model)
-        with torch.inference_mode(), autocast(device, bf16):
-            for chunk in batched(items, batch_size):
-                outputs.append(self._encode_chunk(list(chunk), device).float().cpu().numpy())
-        return np.concatenate(outputs)
+        vectors = run_batches(
+            self._encode_chunk, items, self.model, batch_size=batch_size, bf16=bf16
+        )
+        return l2_normalize(vectors) if normalize else vectors
 
     def _encode_chunk(self, chunk: list[Any], device: torch.device) -> torch.Tensor:
         if self.kind == "text":

@@ -21,16 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from multimodal_cat.encoders._arrays import batched
-from multimodal_cat.encoders._base import autocast, model_device
+from multimodal_cat.encoders._arrays import l2_normalize
+from multimodal_cat.encoders._base import run_batches
 
 PROMPT = "a photo of {name}, a type of {parent}"
 PROMPT_ROOT = "a photo of {name}"
-
-
-def _unit(x: torch.Tensor) -> np.ndarray:
-    x = x.float()
-    return (x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -79,12 +74,9 @@ class ImageTextEncoder:
         )
 
     def _run(self, items: Sequence[Any], encode: Any) -> np.ndarray:
-        device = model_device(self.model)
-        out = []
-        with torch.inference_mode(), autocast(device, self.bf16):
-            for chunk in batched(list(items), self.batch_size):
-                out.append(_unit(encode(list(chunk), device)))
-        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+        """Unit-length rows of ``encode`` over ``items`` (see :func:`run_batches`)."""
+        vectors = run_batches(encode, items, self.model, batch_size=self.batch_size, bf16=self.bf16)
+        return l2_normalize(vectors)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length text vectors (n, dim)."""

@@ -9,21 +9,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from multimodal_cat._lazy import lazy_exports
 
 _EXPORTS = {
     "multimodal_cat.training.arguments": ("DataArguments", "ModelArguments", "parse_train_args"),
     "multimodal_cat.training.collator": ("EmbeddingCollator", "MultimodalCatCollator"),
-    "multimodal_cat.training.data": (
-        "DatasetReport",
-        "EmbeddingDataset",
-        "build_dataset",
-        "embedding_dataset",
-    ),
+    "multimodal_cat.training.data": ("build_dataset", "embedding_dataset"),
     "multimodal_cat.training.errors": ("TrainingInputError",),
-    "multimodal_cat.training.feed": ("FeedTable", "read_feed"),
-    "multimodal_cat.training.label_space": ("balanced_class_weights", "label_space_for"),
     "multimodal_cat.training.metrics": (
         "build_compute_metrics",
         "category_metrics",
@@ -42,14 +34,4 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'multimodal_cat.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

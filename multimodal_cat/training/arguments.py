@@ -9,9 +9,9 @@ defaults come from the recipe that fits ``--freeze-encoders``
 (:mod:`multimodal_cat.training.recipes`); any flag the user gives wins.
 
 Example:
-    >>> data, model, training = parse_train_args(  # doctest: +SKIP
+    >>> data, model, training = parse_train_args(
     ...     ["--feed", "feed.csv", "--freeze-encoders", "--output_dir", "out"])
-    >>> training.learning_rate, model.head_settings(recipe_for(True))["dropout"]  # doctest: +SKIP
+    >>> training.learning_rate, model.head_settings(recipe_for(True))["dropout"]
     (0.002, 0.3)
 """
 
@@ -163,6 +163,14 @@ class ModelArguments:
         "label_smoothing": "label_smoothing",
         "tag_loss_weight": "tag_loss_weight",
     }
+    # architecture setting (a MultimodalCatConfig field) -> the field here that sets it
+    ARCHITECTURE_FIELDS: ClassVar[dict[str, str]] = {
+        "fusion_type": "fusion",
+        "vision_pooling": "vision_pooling",
+        "text_pooling": "text_pooling",
+        "modality_dropout": "modality_dropout",
+        "freeze_encoders": "freeze_encoders",
+    }
 
     text_encoder: str = field(
         default="minilm", metadata={"help": "text tower (short name, hub id, folder, 'none')"}
@@ -250,6 +258,10 @@ class ModelArguments:
     def text(self) -> str | None:
         """The text tower's name, ``None`` for none."""
         return _none(self.text_encoder)
+
+    def architecture(self) -> dict[str, Any]:
+        """Architecture settings (config field -> value), as given."""
+        return {name: getattr(self, flag) for name, flag in self.ARCHITECTURE_FIELDS.items()}
 
     def head_settings(self, recipe: Recipe) -> dict[str, Any]:
         """Head settings (config field -> value): the user's flags where given, else the recipe's."""

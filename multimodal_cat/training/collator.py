@@ -93,4 +93,3 @@ class EmbeddingCollator:
             batch[f"{name}_mask"] = torch.tensor(mask)
         _stack_labels(features, batch)
         return batch
-

@@ -4,7 +4,10 @@
 wrong while training is a bug or a failed job, and keeps its traceback.
 
 Example:
-    >>> raise TrainingInputError("no categories in column 'category'")  # doctest: +SKIP
+    >>> raise TrainingInputError("no categories in column 'category'")
+    Traceback (most recent call last):
+    ...
+    multimodal_cat.training.errors.TrainingInputError: no categories in column 'category'
 """
 
 from __future__ import annotations

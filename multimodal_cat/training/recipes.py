@@ -22,7 +22,9 @@ Example:
 
     In Python, build ``TrainingArguments`` from a recipe and unpack its model settings:
 
-    >>> args = FROZEN_HEAD.training_arguments("out", seed=1)  # doctest: +SKIP
+    >>> args = FROZEN_HEAD.training_arguments("out", seed=1)
+    >>> args.learning_rate, args.num_train_epochs, args.seed
+    (0.002, 10, 1)
     >>> model = MultimodalCatModel.from_encoders(  # doctest: +SKIP
     ...     "dinov2-small", "minilm", taxonomy=tree, freeze_encoders=True, **FROZEN_HEAD.model
     ... )

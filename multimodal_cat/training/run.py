@@ -140,18 +140,9 @@ def _model(model_args: ModelArguments, head: dict[str, Any], sets: TrainingSets)
     weights = None
     if model_args.class_weights == "balanced":
         weights = balanced_class_weights(list(sets.train["labels"]), len(sets.space))
+    settings = {**model_args.architecture(), **head, "class_weights": weights}
     return MultimodalCatModel.from_encoders(
-        model_args.vision,
-        model_args.text,
-        taxonomy=sets.space,
-        tags=sets.groups,
-        freeze_encoders=model_args.freeze_encoders,
-        fusion_type=model_args.fusion,
-        vision_pooling=model_args.vision_pooling,
-        text_pooling=model_args.text_pooling,
-        modality_dropout=model_args.modality_dropout,
-        class_weights=weights,
-        **head,
+        model_args.vision, model_args.text, taxonomy=sets.space, tags=sets.groups, **settings
     )
 
 
