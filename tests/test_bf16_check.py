@@ -12,10 +12,7 @@ from transformers.trainer_utils import TrainOutput
 import multimodal_cat.encoders._base as base
 from multimodal_cat.cli.main import main
 from multimodal_cat.encoders._base import use_bf16
-from tests import test_training_trainer
 from tests.test_training_trainer import _feed
-
-tiny_encoders = test_training_trainer.tiny_encoders  # the fixture
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ from transformers import Trainer
 from transformers.trainer_utils import TrainOutput
 
 from multimodal_cat.cli.main import main
-from tests import test_training_trainer
 from tests.test_training_trainer import _feed
-
-tiny_encoders = test_training_trainer.tiny_encoders  # the fixture
 
 
 def _labels_seen(monkeypatch) -> list[list[str]]:
