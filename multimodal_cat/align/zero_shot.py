@@ -46,7 +46,12 @@ from multimodal_cat.zero_shot.backoff import (
 )
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
 from multimodal_cat.zero_shot.product_text import ProductText, product_texts
-from multimodal_cat.zero_shot.search import DEFAULT_WEIGHTS, CategoryIndex, ScoreWeights, text_vectors
+from multimodal_cat.zero_shot.search import (
+    DEFAULT_WEIGHTS,
+    CategoryIndex,
+    ScoreWeights,
+    text_vectors,
+)
 from multimodal_cat.zero_shot.store import tree_matrix
 from multimodal_cat.zero_shot.tags import ZeroShotTagger
 
@@ -208,7 +213,9 @@ class ZeroShotCategorizer:
             out += self.image_weight * self.image_scores(items)
         return out
 
-    def _vectors(self, texts: list[ProductText], embeddings: np.ndarray | None) -> np.ndarray | None:
+    def _vectors(
+        self, texts: list[ProductText], embeddings: np.ndarray | None
+    ) -> np.ndarray | None:
         if self.encoder_ is None or not texts:
             return None
         if embeddings is None:

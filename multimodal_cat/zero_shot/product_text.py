@@ -28,8 +28,36 @@ _CUT = re.compile(
     re.IGNORECASE,
 )
 _UNITS = frozenset(
-    "mm cm m in inch inches ft oz lb lbs kg g ml l qt pcs pc piece pieces pack set size "
-    "x v w mah gb tb".split()
+    [
+        "mm",
+        "cm",
+        "m",
+        "in",
+        "inch",
+        "inches",
+        "ft",
+        "oz",
+        "lb",
+        "lbs",
+        "kg",
+        "g",
+        "ml",
+        "l",
+        "qt",
+        "pcs",
+        "pc",
+        "piece",
+        "pieces",
+        "pack",
+        "set",
+        "size",
+        "x",
+        "v",
+        "w",
+        "mah",
+        "gb",
+        "tb",
+    ]
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019&-]*")
 _HEAD_WORDS = 2

@@ -94,9 +94,9 @@ class ZeroShotTagger:
         self, title: str, description: str = "", attributes: Iterable[str] | None = None
     ) -> list[TagScore]:
         """Scored tags for one product; ``attributes`` limits them (e.g. a category's own)."""
-        wanted = self.attributes if attributes is None else [
-            a for a in attributes if a in self.forms
-        ]
+        wanted = (
+            self.attributes if attributes is None else [a for a in attributes if a in self.forms]
+        )
         out: list[TagScore] = []
         for attribute in wanted:
             in_title = self._found(attribute, title)
