@@ -18,7 +18,13 @@ from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.training.metrics import hierarchical_prf
 from multimodal_cat.zero_shot.calibration import expected_calibration_error
 from multimodal_cat.zero_shot.product_text import product_texts
-from multimodal_cat.zero_shot.search import CategoryIndex, ScoreWeights, text_vectors, unit_rows
+from multimodal_cat.zero_shot.search import (
+    CategoryIndex,
+    ScoreWeights,
+    hub_scores,
+    text_vectors,
+    unit_rows,
+)
 
 HEADS = (0.0, 0.25, 0.5)
 
@@ -52,13 +58,15 @@ class Components:
 
     def scores(self, w: ScoreWeights, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         h = w.head
-        return (
+        cos = (
             w.path * self.path[h][rows]
             + w.name * self.name[h][rows]
             + w.ancestors * self.ancestors[h][rows]
-            + w.overlap * self.overlap[rows]
-            + w.phrase * self.phrase[rows]
         )
+        out = cos + w.overlap * self.overlap[rows] + w.phrase * self.phrase[rows]
+        if w.hub:  # CSLS with the scored rows as the reference feed
+            out -= w.hub * hub_scores(cos, w.hub_k)
+        return out
 
 
 def components(index: CategoryIndex, titles: list[str], embed) -> Components:
@@ -91,6 +99,19 @@ def components(index: CategoryIndex, titles: list[str], embed) -> Components:
     )
 
 
+def within(pred: np.ndarray, true: np.ndarray, parents: list[int]) -> np.ndarray:
+    """True where the predicted node is the true node or one of its ancestors."""
+
+    def chain(p: int) -> set[int]:
+        out = {p}
+        while parents[p] >= 0:
+            p = parents[p]
+            out.add(p)
+        return out
+
+    return np.array([a in chain(b) for a, b in zip(pred, true, strict=True)], dtype=bool)
+
+
 def node_metrics(
     pred: np.ndarray,
     true: np.ndarray,
@@ -98,8 +119,13 @@ def node_metrics(
     confidence: np.ndarray | None = None,
 ) -> dict[str, float]:
     """exact, top_level, hier_f1 (node positions), and with ``confidence``: precision and share
-    at confidence >= 0.9 and ECE (10 bins). A prediction is right when it is the true node
-    (strict), so a backed-off branch counts as wrong for ``exact`` and for calibration."""
+    at confidence >= 0.9 and ECE (10 bins).
+
+    ``exact`` is strict (a backed-off branch is not the true node). For the confidence columns
+    a prediction is right when the true node is the predicted one or lies under it: a
+    backed-off branch's confidence is the probability that the product is in that branch.
+    ``ece_strict`` counts backed-off rows as wrong instead.
+    """
     pred, true = np.asarray(pred), np.asarray(true)
 
     def root(p: int) -> int:
@@ -108,6 +134,7 @@ def node_metrics(
         return p
 
     ok = pred == true
+    in_branch = within(pred, true, parents)
     out = {
         "n": int(len(true)),
         "exact": round(float(ok.mean()), 4),
@@ -118,9 +145,12 @@ def node_metrics(
     }
     if confidence is not None:
         sure = confidence >= 0.9
-        out["precision_at_conf_0_9"] = round(float(ok[sure].mean()), 4) if sure.any() else None
+        hit = in_branch[sure]
+        out["precision_at_conf_0_9"] = round(float(hit.mean()), 4) if sure.any() else None
         out["share_at_conf_0_9"] = round(float(sure.mean()), 4)
-        out["ece"] = round(expected_calibration_error(confidence, ok), 4)
+        out["ece"] = round(expected_calibration_error(confidence, in_branch), 4)
+        out["ece_strict"] = round(expected_calibration_error(confidence, ok), 4)
+        out["backed_off_share"] = round(float(np.isin(pred, list(set(parents))).mean()), 4)
     return out
 
 

@@ -34,7 +34,7 @@ def reliability_png(path: Path, confidence: np.ndarray, correct: np.ndarray) -> 
         ax.text(b["low"] + 0.05, 0.02, f"{b['share']:.0%}", ha="center", fontsize=7)
     ax.set(
         xlabel="confidence",
-        ylabel="accuracy (exact node)",
+        ylabel="accuracy (true node is the answer or below it)",
         xlim=(0, 1),
         ylim=(0, 1),
         title="Zero-shot, Flipkart test (bin share at bottom)",

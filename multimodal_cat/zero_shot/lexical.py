@@ -27,9 +27,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multimodal_cat.align.embeddings import word_set, words
-
 MAX_PHRASE_WORDS = 6
+
+
+# The word helpers live in align.embeddings; imported when called, because the align package
+# imports the zero-shot predictor, which imports this package (no import cycle that way).
+def words(text: str) -> list[str]:
+    """Lower-cased singular words (see :func:`multimodal_cat.align.embeddings.words`)."""
+    from multimodal_cat.align.embeddings import words as _words
+
+    return _words(text)
+
+
+def word_set(text: str) -> frozenset[str]:
+    """Content words as a set (see :func:`multimodal_cat.align.embeddings.word_set`)."""
+    from multimodal_cat.align.embeddings import word_set as _word_set
+
+    return _word_set(text)
 
 
 def part_words(text: str) -> list[str]:

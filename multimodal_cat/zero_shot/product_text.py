@@ -22,11 +22,14 @@ from dataclasses import dataclass
 
 from multimodal_cat.products import Product
 
-# What follows these names an accessory, a compatible device, a size or a variant.
+# What follows these names an accessory, a compatible device, a size or a variant. Commas
+# are not cut (titles list attributes with them: "Festive, Party, Casual Blue Clutch"), but a
+# short tail after the last comma is ("Wireless Mouse, Grey").
 _CUT = re.compile(
-    r"\s+(?:for|with|w/|in|by|from|compatible|including|incl\.?)\s+|\s+[-|\u2013]\s+|[,(\[;]|\s+\+\s+",
+    r"\s+(?:for|with|w/|in|by|from|compatible|including|incl\.?)\s+|\s+[-|\u2013]\s+|[(\[;]|\s+\+\s+",
     re.IGNORECASE,
 )
+_SHORT_TAIL = re.compile(r",\s*(?:\S+\s*){1,2}$")
 _UNITS = frozenset(
     [
         "mm",
@@ -65,7 +68,7 @@ _HEAD_WORDS = 2
 
 def head_phrase(title: str) -> str:
     """The part of ``title`` before its first accessory / variant marker (whole title if short)."""
-    head = _CUT.split(title, maxsplit=1)[0].strip()
+    head = _SHORT_TAIL.sub("", _CUT.split(title, maxsplit=1)[0].strip()).strip(" ,")
     return head if len(head) >= 3 else title.strip()
 
 

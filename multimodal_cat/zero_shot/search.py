@@ -23,12 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from multimodal_cat.align.embeddings import TreeView
 from multimodal_cat.zero_shot.lexical import PathOverlap, PhraseIndex
 from multimodal_cat.zero_shot.product_text import ProductText
+
+if TYPE_CHECKING:
+    from multimodal_cat.align.embeddings import TreeView
 
 
 @dataclass(frozen=True)

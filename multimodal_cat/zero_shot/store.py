@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from multimodal_cat.align.embeddings import TreeView
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.zero_shot.search import ScoreWeights, category_matrix
 
@@ -104,11 +103,11 @@ def save_shipped(
     return path
 
 
-def embed_tree(
-    taxonomy: Taxonomy, encoder: Any, cache: Any = None, *, bf16: bool = False
-) -> TreeView:
-    """A :class:`TreeView` with name and path embeddings, encoded through the cache with a
-    progress bar when the tree is large."""
+def embed_tree(taxonomy: Taxonomy, encoder: Any, cache: Any = None, *, bf16: bool = False) -> Any:
+    """A :class:`~multimodal_cat.align.embeddings.TreeView` with name and path embeddings,
+    encoded through the cache with a progress bar when the tree is large."""
+    from multimodal_cat.align.embeddings import TreeView
+
     view = TreeView.from_taxonomy(taxonomy, None)
     texts = list(dict.fromkeys(view.paths + view.names))
     progress = len(texts) >= _PROGRESS_MIN
@@ -142,8 +141,10 @@ def tree_matrix(
     cache: Any = None,
     *,
     bf16: bool = False,
-) -> tuple[TreeView, np.ndarray | None]:
+) -> tuple[Any, np.ndarray | None]:
     """The tree's view and category matrix: shipped when it matches, else encoded."""
+    from multimodal_cat.align.embeddings import TreeView
+
     if encoder is None:
         return TreeView.from_taxonomy(taxonomy, None), None
     shipped = None if bf16 else load_shipped(taxonomy, encoder, weights)
