@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 class ScoreWeights:
     """Weights of the score terms (defaults chosen on non-test rows; see the benchmarks)."""
 
-    path: float = 0.75  # cos(text, full path)
-    name: float = 0.5  # cos(text, category name)
-    ancestors: float = 0.25  # mean cos(text, ancestor names); a root uses its own name
-    overlap: float = 0.4  # IDF share of the head phrase's tree words found in the path
+    path: float = 0.5  # cos(text, full path)
+    name: float = 0.75  # cos(text, category name)
+    ancestors: float = 0.5  # mean cos(text, ancestor names); a root uses its own name
+    overlap: float = 0.2  # IDF share of the head phrase's tree words found in the path
     phrase: float = 0.1  # a category name occurs in the head phrase (longest wins)
     head: float = 0.25  # share of the head phrase + head noun in the product vector
     seller: float = 0.25  # share of the seller's own category text (when there is one)
