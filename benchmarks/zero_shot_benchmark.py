@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
-    load_start = list(os.getloadavg())
+    load_start = [round(x, 2) for x in os.getloadavg()]
     tax, rows = load(Path(args.data))
     test = (rows["id"] % 5 == 0).to_numpy()
     test_titles = [

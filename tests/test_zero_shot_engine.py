@@ -241,3 +241,30 @@ def test_shipped_matrix_is_used_only_when_the_encoder_weights_match(
         encoder.model.embeddings.word_embeddings.weight[5] += 1.0
     encoder._weight_digest = None
     assert store.load_shipped(tree, encoder, weights) is None  # weights changed: rebuild
+
+
+def test_a_large_tree_is_encoded_with_a_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from multimodal_cat.encoders import EmbeddingCache
+    from multimodal_cat.zero_shot.store import embed_tree
+
+    paths = [f"Root {r} > Leaf {r} {i}" for r in range(3) for i in range(200)]
+    view = embed_tree(Taxonomy.from_paths(paths), BagOfWordsEncoder(), EmbeddingCache(tmp_path))
+    assert view.name_emb.shape == (603, BagOfWordsEncoder.dim)
+    assert "1203/1203" in capsys.readouterr().err  # one bar over its paths and names
+    embed_tree(Taxonomy.from_paths(["Home > Mugs"]), BagOfWordsEncoder(), EmbeddingCache(tmp_path))
+    assert capsys.readouterr().err == ""  # a small tree encodes silently
+
+
+@pytest.mark.slow
+def test_shipped_shopify_matrix_matches_the_encoder() -> None:
+    from multimodal_cat.align.embeddings import resolve_text_encoder
+    from multimodal_cat.zero_shot import store
+    from multimodal_cat.zero_shot.search import category_matrix
+
+    tree, encoder = Taxonomy.load("shopify"), resolve_text_encoder("minilm")
+    shipped = store.load_shipped(tree, encoder, ScoreWeights())
+    assert shipped is not None, "rebuild with: python -m multimodal_cat.zero_shot.store shopify"
+    fresh = category_matrix(store.embed_tree(tree, encoder), ScoreWeights())
+    assert np.abs(shipped - fresh).max() < 0.02
