@@ -118,7 +118,7 @@ def test_accessory_does_not_beat_the_product() -> None:
 def test_back_off_answers_the_sure_branch_with_its_summed_probability() -> None:
     tree = Taxonomy.from_paths(["Toys > Dolls > Fashion Dolls", "Toys > Dolls > Baby Dolls",
                                 "Tools > Drills"])  # fmt: skip
-    zs = ZeroShotCategorizer(tree, None, cache=False, tags=False)
+    zs = ZeroShotCategorizer(tree, None, cache=False, tags=False, leaf_min=0.6, branch_min=0.9)
     pred = zs.predict(["Set of 3 dolls"])[0]
     probs = zs.predict_proba(["Set of 3 dolls"])[0]
     assert pred.category_path == "Toys > Dolls"
@@ -140,8 +140,11 @@ def test_back_off_function_on_hand_made_probabilities() -> None:
     index = CategoryIndex(view, "leaves", None)  # leaves C, D, E, G
     choice = back_off(np.array([0.4, 0.35, 0.15, 0.1]), index, leaf_min=0.5, branch_min=0.7)
     assert view.paths[choice.position] == "A > B" and choice.confidence == pytest.approx(0.75)
-    choice = back_off(np.array([0.4, 0.2, 0.3, 0.1]), index, leaf_min=0.5, branch_min=0.8)
+    probs = np.array([0.4, 0.2, 0.3, 0.1])
+    choice = back_off(probs, index, leaf_min=0.5, branch_min=0.8, min_depth=1)
     assert view.paths[choice.position] == "A" and choice.confidence == pytest.approx(0.9)
+    choice = back_off(probs, index, leaf_min=0.5, branch_min=0.8)  # roots are not answered
+    assert not choice.backed_off and view.paths[choice.position] == "A > B > C"
     choice = back_off(np.array([0.4, 0.1, 0.1, 0.4]), index, leaf_min=0.5, branch_min=0.8)
     assert not choice.backed_off and view.paths[choice.position] == "A > B > C"
 

@@ -3,7 +3,9 @@
 A category's probability is the sum of its subtree's candidates' probabilities. When the best
 candidate's probability is below ``leaf_min``, the answer moves up its ancestors to the first
 one whose summed probability reaches ``branch_min``; that ancestor becomes the prediction,
-its summed probability the confidence, and the row says so in ``Prediction.warnings``.
+its summed probability the confidence, and the row says so in ``Prediction.warnings``. A root
+is not answered by default (``min_depth=2``): "Apparel & Accessories" is too coarse to act
+on, so such a row keeps its leaf and its low confidence.
 
 Example:
     >>> from multimodal_cat.align.embeddings import TreeView
@@ -11,7 +13,8 @@ Example:
     >>> from multimodal_cat.zero_shot.search import CategoryIndex
     >>> tree = Taxonomy.from_paths(["Toys > Dolls", "Toys > Puzzles", "Tools > Drills"])
     >>> index = CategoryIndex(TreeView.from_taxonomy(tree), "leaves", None)
-    >>> choice = back_off(np.array([0.45, 0.45, 0.10]), index, leaf_min=0.6, branch_min=0.8)
+    >>> probs = np.array([0.45, 0.45, 0.10])
+    >>> choice = back_off(probs, index, leaf_min=0.6, branch_min=0.8, min_depth=1)
     >>> index.view.paths[choice.position], round(choice.confidence, 2), choice.backed_off
     ('Toys', 0.9, True)
 """
@@ -27,6 +30,7 @@ from multimodal_cat.zero_shot.search import CategoryIndex
 # Chosen on the non-test rows of Flipkart and fashion (benchmarks/zero_shot_general.py).
 DEFAULT_LEAF_MIN = 0.3
 DEFAULT_BRANCH_MIN = 0.9
+DEFAULT_MIN_DEPTH = 2  # roots are too coarse to answer
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,17 @@ def back_off(
     *,
     leaf_min: float = DEFAULT_LEAF_MIN,
     branch_min: float = DEFAULT_BRANCH_MIN,
+    min_depth: int = DEFAULT_MIN_DEPTH,
 ) -> Choice:
-    """The :class:`Choice` for one row of candidate probabilities (``leaf_min=0`` disables)."""
+    """The :class:`Choice` for one row of candidate probabilities (``leaf_min=0`` disables);
+    ancestors shallower than ``min_depth`` (roots are depth 1) are never answered."""
     best = int(np.argmax(probs))
     position, confidence = index.positions[best], float(probs[best])
     if confidence >= leaf_min:
         return Choice(position, confidence, False, position, confidence)
     for ancestor in index.view.ancestors(position)[1:]:
+        if index.view.depths[ancestor] < min_depth:
+            break
         summed = subtree_probability(probs, index, ancestor)
         if summed >= branch_min:
             return Choice(ancestor, summed, True, position, confidence)
