@@ -28,11 +28,22 @@ _LOG_T_GRID = np.linspace(np.log(0.01), np.log(100.0), 121)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
+    """Row-wise softmax of ``logits / temperature`` (rows sum to 1).
+
+    Raises:
+        ValueError: the temperature is not positive.
+    """
+    if temperature <= 0:
+        raise ValueError(f"expected a positive temperature; got {temperature}")
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of column ``labels`` under ``softmax(logits / temperature)``."""
+    return _nll(np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.int64), temperature)
 
 
 def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -81,24 +92,43 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return fit_scale(lambda t: _nll(logits, labels, t))
 
 
+def _bins(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bin of each confidence: [0, 1/bins), ..., [1 - 1/bins, 1]."""
+    return np.clip((confidence * bins).astype(int), 0, bins - 1)
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per equal-width confidence bin: its share of rows, mean confidence and accuracy."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    which = _bins(confidence, bins)
+    out = []
+    for b in range(bins):
+        rows = which == b
+        out.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "share": float(rows.mean()) if len(rows) else 0.0,
+                "confidence": float(confidence[rows].mean()) if rows.any() else float("nan"),
+                "accuracy": float(correct[rows].mean()) if rows.any() else float("nan"),
+            }
+        )
+    return out
+
+
 def expected_calibration_error(
     confidence: np.ndarray, correct: np.ndarray, *, bins: int = 10
 ) -> float:
     """Mean gap between confidence and accuracy over equal-width bins, weighted by bin size."""
     confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    if confidence.shape != correct.shape or not len(confidence):
+    if confidence.shape != np.shape(correct) or not len(confidence):
         raise ValueError(
-            f"expected two equal-length, non-empty arrays; found {confidence.shape} and {correct.shape}"
+            f"expected two equal-length, non-empty arrays; found {confidence.shape} and {np.shape(correct)}"
         )
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.sum() * abs(confidence[members].mean() - correct[members].mean())
-    return float(total / len(confidence))
+    table = reliability(confidence, correct, bins)
+    gap = sum(b["share"] * abs(b["accuracy"] - b["confidence"]) for b in table if b["share"])
+    return round(float(gap), 6)
 
 
 @dataclass(frozen=True)
@@ -185,7 +215,7 @@ def reliability_diagram(
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
     for label, (conf, corr) in curves.items():
         conf, corr = np.asarray(conf, dtype=float), np.asarray(corr, dtype=float)
-        which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+        which = _bins(conf, bins)
         xs, ys, counts = [], [], []
         for b in range(bins):
             members = which == b

@@ -23,7 +23,8 @@ def test_figures_per_level_calibration_and_auto_accept(tmp_path):
     labels = ["Toys > Dolls", "Toys > Blocks", "Tools > Drills", "Tools > Drills"]
     report = evaluate_predictions(preds, labels, TREE, plots_dir=tmp_path)
     assert report.metrics["exact"] == 0.5 and report.metrics["level1_accuracy"] == 0.75
-    assert report.metrics["ece"] == pytest.approx((0.05 + 0.9 + 2 * 0.075) / 4)  # 0.6 and 0.55 share a bin
+    # bins [0.9, 1]: 0.95 right, 0.9 wrong; [0.5, 0.6): 0.55 wrong; [0.6, 0.7): 0.6 right
+    assert report.metrics["ece"] == pytest.approx((2 * 0.425 + 0.55 + 0.4) / 4)
     assert report.auto_accept[0.95] == {"threshold": 0.95, "precision": 1.0, "share": 0.25}
     assert report.confused[0] in (("Toys > Blocks", "Toys > Dolls", 1), ("Tools > Drills", "Toys > Blocks", 1))
     assert sorted(p.name for p in report.plots) == ["most_confused.png", "reliability.png"]

@@ -1,24 +1,21 @@
 """Zero-shot categorization: place a product in any tree, with no training.
 
-Each candidate category ``c`` gets a score that mixes the cosine between the product text and
-the names along its path (hierarchical scoring) with lexical evidence:
-
-    score(c) = w_name cos(t, name(c)) + w_parent cos(t, name(parent(c)))
-             + w_root cos(t, name(root(c))) + w_path cos(t, path(c)) + w_lexical match(c)
-
-``match(c)`` is 1 when the category's name (or one of its ``&``-separated parts, singular or
-plural, spaces and hyphens ignored) occurs in the text and no longer category name does.
-Since the embedding terms are linear in the text embedding, the category side folds into
-one matrix, computed once per tree and encoder (names go through the embedding cache), so
-a batch costs one encoder pass and one matrix product. Product texts go through the cache
-too, so a second pass over a feed encodes nothing. For a :class:`Product` the title decides:
-lexical matches look at the title only, and its text vector mixes the title's vector with
-the title + description's (``title_weight``).
+A thin predictor over the engine in :mod:`multimodal_cat.zero_shot`: the product's texts
+(title, head phrase and noun, description, seller category; :mod:`~multimodal_cat.zero_shot.product_text`)
+are scored against every candidate category using its whole path, its ancestors and lexical
+evidence (:mod:`~multimodal_cat.zero_shot.search`); a softmax at a temperature fitted on
+held-out rows turns scores into probabilities (:mod:`~multimodal_cat.zero_shot.calibration`);
+an unsure leaf backs off to its branch when the branch is sure
+(:mod:`~multimodal_cat.zero_shot.backoff`); attribute tags come from Shopify's vocabularies
+(:mod:`~multimodal_cat.zero_shot.tags`); ``adapt=True`` smooths predictions over the batch's
+own nearest neighbours (:mod:`~multimodal_cat.zero_shot.adapt`). The shipped trees' category
+matrices ship inside the package for the default encoder
+(:mod:`~multimodal_cat.zero_shot.store`), so the first run starts at once.
 
 With an aligned image-text pair (``image_encoder``: CLIP, SigLIP, ALIGN... by hub id or
-folder), a product's image adds ``w_image cos(image, prompt(c))``, the prompt naming the category
-and its parent (``"a photo of Sneakers, a type of Shoes"``); products without an image score
-on text alone.
+folder), a product's image adds ``image_weight cos(image, prompt(c))``, the prompt naming the
+category and its parent (``"a photo of Sneakers, a type of Shoes"``); products without an
+image score on text alone.
 
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
@@ -30,58 +27,36 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder, words
+from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
 from multimodal_cat.predictions import CategoryScore, Prediction
 from multimodal_cat.predictors.backoff import coarse_predictions
 from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
+from multimodal_cat.zero_shot.adapt import smooth_over_neighbours
+from multimodal_cat.zero_shot.backoff import (
+    DEFAULT_BRANCH_MIN,
+    DEFAULT_LEAF_MIN,
+    back_off,
+    back_off_warning,
+)
+from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
+from multimodal_cat.zero_shot.product_text import ProductText, product_texts
+from multimodal_cat.zero_shot.search import (
+    DEFAULT_WEIGHTS,
+    CategoryIndex,
+    ScoreWeights,
+    text_vectors,
+)
+from multimodal_cat.zero_shot.store import tree_matrix
+from multimodal_cat.zero_shot.tags import ZeroShotTagger
 
-# Chosen on a validation split of the fashion data (ids % 5 != 0), see
-# benchmarks/zero_shot_benchmark.py; the test rows were never used to choose them.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "name": 1.0,
-    "parent": 0.75,
-    "root": 0.25,
-    "path": 0.0,
-    "lexical": 0.3,
-}
-_MAX_PHRASE_WORDS = 6
-
-
-def _phrases(name: str) -> set[str]:
-    """Lexical forms of a category name: whole name and its ``&`` / ``,`` / ``/`` parts."""
-    parts = [name, *re.split(r"\s*(?:&|,|/|\band\b)\s*", name)]
-    out = set()
-    for part in parts:
-        tokens = words(part)
-        if tokens and len(tokens) <= _MAX_PHRASE_WORDS:
-            # "Beanies" -> "beany" (singular rule) and "beanie" (plain s dropped)
-            plain = [w[:-1] if w.endswith("ies") else w for w in part_words(part)]
-            for form in (tokens, plain):
-                out.add(" ".join(form))
-                out.add("".join(form))
-    return out
-
-
-def part_words(text: str) -> list[str]:
-    """Lower-cased words of ``text`` (hyphens and apostrophes dropped), not singularized."""
-    text = text.lower().replace("-", "").replace("'", "").replace("\u2019", "")
-    return re.findall(r"[a-z0-9]+", text)
-
-
-def _text_of(item: str | Product) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, Product):
-        return " ".join(t for t in (item.title, item.description) if t)
-    raise TypeError(f"expected a str or a Product; got {type(item).__name__}")
+__all__ = ["DEFAULT_WEIGHTS", "ZeroShotCategorizer"]
 
 
 def _prompt(view: TreeView, i: int) -> str:
@@ -92,41 +67,43 @@ def _prompt(view: TreeView, i: int) -> str:
     return PROMPT.format(name=view.names[i], parent=view.names[parent])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _title_of(item: str | Product) -> str:
-    """The text that names the product: a Product's title (else its whole text), or the str."""
-    if isinstance(item, Product) and item.title:
-        return item.title
-    return _text_of(item)
+def _shopify_vocabularies(taxonomy: Taxonomy) -> dict[str, list[str]]:
+    """The tree's own attribute values, else the shipped Shopify tree's."""
+    if taxonomy.attribute_values:
+        return taxonomy.attribute_values
+    return Taxonomy.load("shopify").attribute_values
 
 
 class ZeroShotCategorizer:
-    """Categorize product texts into ``taxonomy`` without training.
+    """Categorize products into ``taxonomy`` without training.
 
     Args:
         taxonomy: the tree to place products in.
         text_encoder: ``"minilm"`` (offline default), a hub id or folder, an encoder object
             (``encode``, ``key``, ``dim``), or ``None`` for lexical matching only.
         candidates: ``"leaves"`` (default) or ``"all"`` categories.
-        weights: overrides of :data:`DEFAULT_WEIGHTS`.
-        temperature: softmax temperature turning scores into probabilities.
+        weights: overrides of :data:`DEFAULT_WEIGHTS` (see
+            :class:`~multimodal_cat.zero_shot.search.ScoreWeights`).
+        temperature: softmax temperature turning scores into probabilities (default fitted
+            on held-out rows; see ``benchmarks/zero_shot_general.py``).
         top_k: alternatives returned per prediction.
         cache: an EmbeddingCache for the category and product-text embeddings (default:
-            the user cache), or ``False`` to keep nothing on disk; a second pass over the
-            same feed then reads every text vector from the cache.
+            the user cache), or ``False`` to keep nothing on disk.
         bf16: run the text encoder under bf16 autocast (product texts; cached separately).
-        title_weight: for a Product with a description, the share of its title's vector in
-            the text vector (the rest is title + description); lexical matches use the title
-            only, so "dishwasher safe" in a mug's description does not vote for Dishwashers.
+        title_weight: for a Product with a description, the title's share against title +
+            description; lexical matches read the title's head phrase only, so "dishwasher
+            safe" in a mug's description does not vote for Dishwashers.
         image_encoder: an aligned image-text model (hub id, folder or
             :class:`~multimodal_cat.predictors.image_text.ImageTextEncoder`) to score products'
             images against category prompts; ``None`` (default) uses text only.
         image_weight: weight of the image term. Not tuned here (no aligned pair is reachable
             offline); at the default temperature, 5.0 would reproduce CLIP's own logit scale.
+        leaf_min: below this probability the best leaf backs off to a sure branch
+            (``0`` never backs off).
+        branch_min: the summed probability a branch needs to be answered instead.
+        tags: fill ``Prediction.tags`` from Shopify's attribute vocabularies.
+        adapt: smooth each batch's probabilities over its products' nearest neighbours
+            (no labels; helps on large batches).
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -141,38 +118,41 @@ class ZeroShotCategorizer:
         *,
         candidates: str = "leaves",
         weights: dict[str, float] | None = None,
-        temperature: float = 0.05,
+        temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = 5,
         cache: Any = None,
         bf16: bool = False,
         title_weight: float = 0.5,
         image_encoder: Any = None,
         image_weight: float = 1.0,
+        leaf_min: float = DEFAULT_LEAF_MIN,
+        branch_min: float = DEFAULT_BRANCH_MIN,
+        tags: bool = True,
+        adapt: bool = False,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise ValueError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
-        unknown = set(weights or {}) - set(DEFAULT_WEIGHTS)
-        if unknown:
-            raise ValueError(
-                f"expected weights among {sorted(DEFAULT_WEIGHTS)}; got {sorted(unknown)}"
-            )
         if temperature <= 0:
             raise ValueError(f"expected a positive temperature; got {temperature}")
+        if not 0.0 <= title_weight <= 1.0:
+            raise ValueError(f"expected title_weight in [0, 1]; got {title_weight}")
+        if image_weight < 0:
+            raise ValueError(f"expected a non-negative image_weight; got {image_weight}")
         self.taxonomy = taxonomy
         self.text_encoder = text_encoder
         self.candidates = candidates
-        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self.weights = ScoreWeights.from_dict(weights)
         self.temperature = temperature
         self.top_k = top_k
         self.cache = cache
         self.bf16 = bf16
-        if not 0.0 <= title_weight <= 1.0:
-            raise ValueError(f"expected title_weight in [0, 1]; got {title_weight}")
         self.title_weight = title_weight
-        if image_weight < 0:
-            raise ValueError(f"expected a non-negative image_weight; got {image_weight}")
         self.image_encoder = image_encoder
         self.image_weight = image_weight
+        self.leaf_min = leaf_min
+        self.branch_min = branch_min
+        self.tags = tags
+        self.adapt = adapt
         self._ready = False
 
     def _prepare(self) -> None:
@@ -183,32 +163,23 @@ class ZeroShotCategorizer:
                 f"expected a taxonomy with categories; {self.taxonomy.name!r} is empty"
             )
         self.encoder_ = resolve_text_encoder(self.text_encoder)
-        view = TreeView.from_taxonomy(self.taxonomy, self.encoder_, self.cache)
-        children = [len(c) for c in view.children]
-        keep = [i for i in range(len(view)) if self.candidates == "all" or children[i] == 0]
-        self.classes_ = [view.ids[i] for i in keep]
-        self.paths_ = [view.paths[i] for i in keep]
-        if self.encoder_ is not None:
-            w = self.weights
-            parent = [view.parents[i] if view.parents[i] >= 0 else i for i in keep]
-            root = [view.ancestors(i)[-1] for i in keep]
-            self.matrix_ = (
-                w["name"] * view.name_emb[keep]
-                + w["parent"] * view.name_emb[parent]
-                + w["root"] * view.name_emb[root]
-                + w["path"] * view.path_emb[keep]
-            ).astype(np.float32)
+        view, matrix = tree_matrix(
+            self.taxonomy, self.encoder_, self.weights, self.cache, bf16=self.bf16
+        )
+        self.index_ = CategoryIndex(view, self.candidates, matrix)
+        self.classes_ = self.index_.ids
+        self.paths_ = self.index_.paths
         self.image_pair_ = resolve_image_text_encoder(self.image_encoder)
         if self.image_pair_ is not None:
-            self.image_matrix_ = self.image_pair_.encode_texts([_prompt(view, i) for i in keep])
-        self.phrases_: dict[str, list[int]] = {}
-        for column, i in enumerate(keep):
-            for phrase in _phrases(view.names[i]):
-                self.phrases_.setdefault(phrase, []).append(column)
+            prompts = [_prompt(view, i) for i in self.index_.positions]
+            self.image_matrix_ = self.image_pair_.encode_texts(prompts)
+        self.tagger_ = ZeroShotTagger(_shopify_vocabularies(self.taxonomy)) if self.tags else None
         self._ready = True
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Text embeddings, read from / written to the embedding cache unless ``cache=False``."""
+        if not texts:
+            return np.zeros((0, int(self.encoder_.dim)), dtype=np.float32)
         if self.cache is False:
             if self.bf16:
                 return self.encoder_.encode(texts, bf16=True)
@@ -218,69 +189,45 @@ class ZeroShotCategorizer:
         cache = self.cache or EmbeddingCache()
         return encode_cached(self.encoder_, texts, cache=cache, batch_size=64, bf16=self.bf16)
 
-    def _embed_items(self, items: Sequence[str | Product], texts: list[str]) -> np.ndarray:
-        """Unit-length text vectors; a Product with a description mixes its title's vector
-        (weight ``title_weight``) with its whole text's, so the description informs but the
-        title decides."""
-        emb = _unit(self._embed(texts))
-        titles = [_title_of(item) for item in items]
-        rows = [i for i, (t, full) in enumerate(zip(titles, texts, strict=True)) if t != full]
-        if rows and self.title_weight > 0:
-            title_emb = _unit(self._embed([titles[i] for i in rows]))
-            w = self.title_weight
-            emb[rows] = _unit(w * title_emb + (1.0 - w) * emb[rows])
-        return emb
-
-    def _lexical(self, text: str) -> np.ndarray:
-        """1 for the categories whose longest name form occurs in ``text`` (longest match wins)."""
-        tokens = words(text)
-        best: dict[int, int] = {}
-        for size in range(1, _MAX_PHRASE_WORDS + 1):
-            for start in range(len(tokens) - size + 1):
-                gram = tokens[start : start + size]
-                for key in (" ".join(gram), "".join(gram)):
-                    for column in self.phrases_.get(key, ()):
-                        best[column] = max(best.get(column, 0), len("".join(gram)))
-        out = np.zeros(len(self.classes_), dtype=np.float32)
-        if best:
-            longest = max(best.values())
-            out[[c for c, n in best.items() if n == longest]] = 1.0
-        return out
+    def text_vectors(self, items: Sequence[str | Product]) -> np.ndarray:
+        """Unit product vectors (n, dim) from the text encoder (title, head, description...)."""
+        self._prepare()
+        texts = product_texts(items)
+        return text_vectors(texts, self._embed, self.weights, self.title_weight)
 
     def lexical_matches(self, items: Sequence[str | Product]) -> np.ndarray:
-        """Lexical match indicators (n, len(classes_)), before weighting."""
+        """Name-match indicators (n, len(classes_)) on the titles' head phrases, unweighted."""
         self._prepare()
-        out = np.zeros((len(items), len(self.classes_)), dtype=np.float32)
-        for row, item in enumerate(items):
-            out[row] = self._lexical(_title_of(item))
-        return out
+        return self.index_.phrases.matches([t.lexical for t in product_texts(items)])
 
     def scores(
         self, items: Sequence[str | Product], *, embeddings: np.ndarray | None = None
     ) -> np.ndarray:
         """Raw scores (n, len(classes_)); columns follow :attr:`classes_`.
 
-        ``embeddings`` may hold the texts' embeddings from the same encoder (n, dim), to
+        ``embeddings`` may hold the products' unit vectors (see :meth:`text_vectors`), to
         skip encoding them again.
         """
         self._prepare()
-        texts = [_text_of(item) for item in items]
-        out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
-        if self.encoder_ is not None and texts:
-            if embeddings is None:
-                embeddings = self._embed_items(items, texts)
-            emb = np.asarray(embeddings, dtype=np.float32)
-            if emb.shape != (len(texts), self.matrix_.shape[1]):
-                raise ValueError(
-                    f"expected embeddings of shape {(len(texts), self.matrix_.shape[1])}; got {emb.shape}"
-                )
-            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-            out += emb @ self.matrix_.T
-        if self.weights["lexical"]:
-            out += self.weights["lexical"] * self.lexical_matches(items)
+        texts = product_texts(items)
+        vectors = self._vectors(texts, embeddings)
+        out = self.index_.scores(texts, vectors, self.weights)
         if self.image_pair_ is not None and self.image_weight:
             out += self.image_weight * self.image_scores(items)
         return out
+
+    def _vectors(
+        self, texts: list[ProductText], embeddings: np.ndarray | None
+    ) -> np.ndarray | None:
+        if self.encoder_ is None or not texts:
+            return None
+        if embeddings is None:
+            return text_vectors(texts, self._embed, self.weights, self.title_weight)
+        emb = np.asarray(embeddings, dtype=np.float32)
+        dim = self.index_.matrix.shape[1]
+        if emb.shape != (len(texts), dim):
+            raise ValueError(f"expected embeddings of shape {(len(texts), dim)}; got {emb.shape}")
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
     def image_scores(self, items: Sequence[str | Product]) -> np.ndarray:
         """Cosines (n, len(classes_)) between products' images and the category prompts;
@@ -293,11 +240,21 @@ class ZeroShotCategorizer:
             out[rows] = images @ self.image_matrix_.T
         return out
 
+    def _probabilities(self, items: Sequence[str | Product]) -> np.ndarray:
+        self._prepare()
+        texts = product_texts(items)
+        vectors = self._vectors(texts, None)
+        scores = self.index_.scores(texts, vectors, self.weights)
+        if self.image_pair_ is not None and self.image_weight:
+            scores += self.image_weight * self.image_scores(items)
+        probs = softmax(scores, self.temperature)
+        if self.adapt and vectors is not None:
+            probs = smooth_over_neighbours(probs, vectors)
+        return probs
+
     def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
         """Probabilities (n, len(classes_)), rows sum to 1; columns follow :attr:`classes_`."""
-        scores = self.scores(items) / self.temperature
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return scores / scores.sum(axis=1, keepdims=True)
+        return self._probabilities(items)
 
     def predict(
         self,
@@ -306,25 +263,42 @@ class ZeroShotCategorizer:
         top_k: int | None = None,
         min_confidence: float | None = None,
     ) -> list[Prediction]:
-        """One :class:`Prediction` per item: a valid path, its probability and top-k alternatives
-        (``top_k`` defaults to the constructor's); ``min_confidence`` backs off to the deepest
-        category on the best one's path whose probability (summed over the candidates below
-        it) reaches it."""
-        probs = self.predict_proba(items)
+        """One :class:`Prediction` per item: a valid path, its confidence, top-k alternatives
+        (``top_k`` defaults to the constructor's), tags, and a warning when it backed off.
+        ``min_confidence`` replaces the default back-off: the deepest category on the best
+        leaf's path whose probability (summed over the leaves below it) reaches it."""
+        probs = self._probabilities(items)
         keep = max(1, self.top_k if top_k is None else top_k)
         if min_confidence is not None:
             return coarse_predictions(
                 self.taxonomy, self.classes_, probs, min_confidence, top_k=keep, decimals=4
             )
+        view = self.index_.view
         out = []
-        for row in probs:
+        for item, row in zip(items, probs, strict=True):
             order = np.argsort(-row)[:keep]
             alternatives = [
                 CategoryScore(self.classes_[j], self.paths_[j], round(float(row[j]), 4))
                 for j in order
             ]
-            best = order[0]
-            out.append(
-                Prediction(self.classes_[best], self.paths_[best], float(row[best]), alternatives)
+            choice = back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
+            prediction = Prediction(
+                view.ids[choice.position],
+                view.paths[choice.position],
+                choice.confidence,
+                alternatives,
             )
+            if choice.backed_off:
+                prediction.warnings.append(back_off_warning(choice, self.index_))
+            if self.tagger_ is not None:
+                prediction.tags = self._tags(item, view.ids[choice.position])
+            out.append(prediction)
         return out
+
+    def _tags(self, item: str | Product, category_id: str) -> list:
+        title = item if isinstance(item, str) else item.title
+        description = "" if isinstance(item, str) else item.description
+        attributes = None
+        if self.taxonomy.attribute_values:  # a Shopify tree: the category's own attributes
+            attributes = self.taxonomy[category_id].attributes
+        return self.tagger_.tags(title, description, attributes)
