@@ -48,10 +48,16 @@ def test_every_predictor_keeps_the_contract(checkpoint: str, zero_shot) -> None:
         assert predictor.predict_proba(products).shape[0] == len(products)
 
 
-def test_zero_shot_min_confidence_zero_changes_nothing(zero_shot) -> None:
+def test_zero_shot_min_confidence_zero_answers_the_best_leaf(zero_shot, monkeypatch) -> None:
+    """min_confidence replaces the default back-off; 0 keeps the best leaf, as leaf_min=0 does."""
+    monkeypatch.setattr(zero_shot, "leaf_min", 0.0)
     plain = zero_shot.predict(TITLES, top_k=3)
     backed = zero_shot.predict(TITLES, top_k=3, min_confidence=0.0)
-    assert [p.to_dict() for p in backed] == [p.to_dict() for p in plain]
+
+    def key(p):
+        return p.category_id, round(p.confidence, 4), [a.id for a in p.alternatives], p.tags, p.warnings
+
+    assert [key(p) for p in backed] == [key(p) for p in plain]
 
 
 def test_zero_shot_backs_off_to_the_deepest_sure_ancestor(zero_shot) -> None:

@@ -270,9 +270,13 @@ class ZeroShotCategorizer:
         probs = self._probabilities(items)
         keep = max(1, self.top_k if top_k is None else top_k)
         if min_confidence is not None:
-            return coarse_predictions(
+            chosen = coarse_predictions(
                 self.taxonomy, self.classes_, probs, min_confidence, top_k=keep, decimals=4
             )
+            if self.tagger_ is not None:
+                for item, prediction in zip(items, chosen, strict=True):
+                    prediction.tags = self._tags(item, prediction.category_id)
+            return chosen
         view = self.index_.view
         out = []
         for item, row in zip(items, probs, strict=True):
