@@ -156,7 +156,13 @@ def build_index(
 
 
 def candidate_features(
-    source: TreeView, target: TreeView, index: CandidateIndex, s: int, anchor: int
+    source: TreeView,
+    target: TreeView,
+    index: CandidateIndex,
+    s: int,
+    anchor: int,
+    *,
+    floor: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate target positions for source ``s`` (parent mapped to ``anchor``, -1 if none) and
     their feature rows (len(candidates), len(FEATURE_NAMES))."""
@@ -176,6 +182,9 @@ def candidate_features(
             pool.add(target.parents[anchor])
     else:  # a source root: every target root is a candidate
         pool |= {g for g, parent in enumerate(target.parents) if parent < 0}
+    lex = index.lexical[s]
+    if floor and lex >= 0:  # the longest shared path prefix: the answer lies at or below it
+        pool = {g for g in pool if lex in target.ancestors(g)} | {lex}
     if not pool:
         return np.zeros(0, dtype=np.int64), np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
     cands = np.array(sorted(pool), dtype=np.int64)

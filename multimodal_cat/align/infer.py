@@ -24,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from multimodal_cat.align.backoff import Choice, choose
 from multimodal_cat.align.candidates import Reference, build_index, candidate_features
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
 from multimodal_cat.align.rerank import CandidateGroup, ReRanker
+from multimodal_cat.align.review import review_list
+from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -43,6 +46,8 @@ class ReviewItem:
     runner_up_id: str = ""
     runner_up_path: str = ""
     runner_up_confidence: float = 0.0
+    kind: str = "best"
+    reason: str = ""
 
 
 @dataclass
@@ -69,6 +74,17 @@ class AlignmentResult:
             for item in self.review:
                 writer.writerow(asdict(item))
         return path
+
+
+@dataclass
+class _Context:
+    """What one :meth:`MappingAligner.align` call works on."""
+
+    source: TreeView
+    target: TreeView
+    index: Any
+    below: dict[int, list[int]]
+    votes: list[int]
 
 
 class MappingAligner:
@@ -112,23 +128,39 @@ class MappingAligner:
         cache: Any = None,
         top_k: int = 10,
         review_fraction: float = 0.1,
+        review_below: float | None = None,
         ranker: ReRanker | None = None,
         ancestor_threshold: float | None = 0.5,
+        ahead: float = 3.0,
+        lexical_floor: bool = True,
+        sticky_threshold: float | None = 0.9,
+        structure_weight: float = 1.0,
+        root_reuse_penalty: float = 1.0,
         bf16: bool | None = None,
         workers: int | None = None,
+        progress: bool = True,
     ) -> None:
         if not 0.0 <= review_fraction <= 1.0:
             raise ValueError(f"expected review_fraction in [0, 1]; got {review_fraction}")
+        if review_below is not None and not 0.0 <= review_below <= 1.0:
+            raise ValueError(f"expected review_below in [0, 1] or None; got {review_below}")
         if workers is not None and workers < 1:
             raise ValueError(f"expected workers >= 1 or None; got {workers}")
         self.text_encoder = text_encoder
         self.cache = cache
         self.top_k = top_k
         self.review_fraction = review_fraction
+        self.review_below = review_below
         self.ranker = ranker or ReRanker()
         self.ancestor_threshold = ancestor_threshold
+        self.ahead = ahead
+        self.lexical_floor = lexical_floor
+        self.sticky_threshold = sticky_threshold
+        self.structure_weight = structure_weight
+        self.root_reuse_penalty = root_reuse_penalty
         self.bf16 = bf16
         self.workers = workers
+        self.progress = progress
         self._encoder: Any = None
         self._views: dict[int, tuple[Taxonomy, TreeView]] = {}
         self.reference_: tuple[TreeView, dict[int, str]] | None = None
@@ -143,7 +175,7 @@ class MappingAligner:
             self._encoder = resolve_text_encoder(self.text_encoder)
         bf16, workers = encoding_settings(self._encoder, self.bf16, self.workers)
         view = TreeView.from_taxonomy(
-            taxonomy, self._encoder, self.cache, bf16=bf16, workers=workers
+            taxonomy, self._encoder, self.cache, bf16=bf16, workers=workers, progress=self.progress
         )
         self._views[id(taxonomy)] = (taxonomy, view)
         return view
@@ -213,47 +245,76 @@ class MappingAligner:
         ref_view, ref_targets = self.reference_
         return Reference(ref_view, {s: t_pos[t] for s, t in ref_targets.items() if t in t_pos})
 
+    def _scored(self, ctx: _Context, s: int, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of source ``s`` and their probabilities (names, structure, support)."""
+        cands, feats = candidate_features(
+            ctx.source, ctx.target, ctx.index, s, anchor, floor=self.lexical_floor
+        )
+        if len(cands) == 0:
+            return cands, np.zeros(0)
+        probs = self.ranker.probabilities(feats)
+        if self.structure_weight and anchor < 0 and s in ctx.below:  # roots: see structure.py
+            support = agreement(ctx.target.parents, ctx.below, ctx.votes, s, cands)
+            probs = with_support(probs, support, self.structure_weight)
+        return cands, probs
+
     def _infer_one(
-        self, s_view: TreeView, t_view: TreeView, index: Any, s: int, anchor: int
+        self, ctx: _Context, s: int, anchor: int, sticky: bool = False
     ) -> tuple[int, ReviewItem | None]:
-        """The best candidate's position and a record of it, its confidence and the runner-up.
+        """The chosen target's position and a record of it, its confidence and the runner-up.
 
         Returns ``(-1, None)`` when there is no candidate at all.
         """
-        cands, feats = candidate_features(s_view, t_view, index, s, anchor)
+        s_view, t_view = ctx.source, ctx.target
+        cands, probs = self._scored(ctx, s, anchor)
         if len(cands) == 0:
             return -1, None
-        probs = self.ranker.probabilities(feats)
+        choice = choose(
+            t_view.parents,
+            cands,
+            probs,
+            threshold=self.sticky_threshold if sticky else self.ancestor_threshold,
+            ahead=float("inf") if sticky else self.ahead,
+            source_is_root=s_view.parents[s] < 0,
+        )
+        return choice.position, self._item(ctx, s, cands, probs, choice)
+
+    @staticmethod
+    def _item(
+        ctx: _Context, s: int, cands: np.ndarray, probs: np.ndarray, choice: Choice
+    ) -> ReviewItem:
+        s_view, t_view = ctx.source, ctx.target
+        best = choice.position
         order = np.argsort(-probs, kind="stable")
-        top = self._back_off(t_view, cands, probs, int(order[0]))
-        best = int(cands[top])
-        runner = [j for j in order.tolist() if j != top][:1]
+        runner = [j for j in order.tolist() if int(cands[j]) != best][:1]
         second = int(cands[runner[0]]) if runner else -1
-        return best, ReviewItem(
+        return ReviewItem(
             s_view.ids[s],
             s_view.paths[s],
             t_view.ids[best],
             t_view.paths[best],
-            round(float(np.clip(probs[top], 0.0, 1.0)), 4),
+            round(float(np.clip(choice.confidence, 0.0, 1.0)), 4),
             t_view.ids[second] if second >= 0 else "",
             t_view.paths[second] if second >= 0 else "",
             round(float(probs[runner[0]]), 4) if runner else 0.0,
+            choice.kind,
         )
 
-    def _back_off(self, t_view: TreeView, cands: np.ndarray, probs: np.ndarray, top: int) -> int:
-        """Index of the candidate to choose: the top one when its probability reaches
-        ``ancestor_threshold``; else the deepest candidate whose subtree holds that much mass."""
-        threshold = self.ancestor_threshold
-        if threshold is None or probs[top] >= threshold:
-            return top
-        mass: dict[int, float] = {}
-        for g, p in zip(cands.tolist(), probs.tolist(), strict=True):
-            for a in t_view.ancestors(g):
-                mass[a] = mass.get(a, 0.0) + p
-        ok = [j for j, g in enumerate(cands.tolist()) if mass.get(g, 0.0) >= threshold]
-        if not ok:
-            return top
-        return max(ok, key=lambda j: (t_view.depths[int(cands[j])], mass[int(cands[j])]))
+    def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
+        """The source roots' rules, chosen jointly (see :func:`assign_roots`)."""
+        rows = {}
+        for s in roots:
+            cands, probs = self._scored(ctx, s, -1)
+            if len(cands):
+                rows[s] = (cands, probs)
+        if not rows:
+            return {}
+        picked = assign_roots(rows, ctx.target.parents, reuse_penalty=self.root_reuse_penalty)
+        out = {}
+        for s, (g, p) in picked.items():
+            cands, probs = rows[s]
+            out[s] = self._item(ctx, s, cands, probs, Choice(g, p, "root-assignment"))
+        return out
 
     def align(
         self, source: Taxonomy, target: Taxonomy, *, published: Mapping | None = None
@@ -268,29 +329,49 @@ class MappingAligner:
         embedded = time.perf_counter()
         kept = self._rule_positions(published, s_view, t_view) if published is not None else {}
         index = build_index(s_view, t_view, top_k=self.top_k, reference=self._reference(t_view))
+        ctx = _Context(
+            s_view, t_view, index, descendants(s_view), votes(s_view, t_view, index.lexical)
+        )
         chosen: dict[int, int] = {}
+        missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
+        items: dict[int, ReviewItem] = {}
         rules: list[MappingRule] = []
-        scored: list[ReviewItem] = []
         unmapped = set(published.unmapped_ids) if published is not None else set()
+        todo = []
         for s in s_view.top_down():
             sid = s_view.ids[s]
             if published is not None and sid in published.rules:
                 rules.append(published.rules[sid])
                 if s in kept:
                     chosen[s] = kept[s]
-                continue
-            if sid in unmapped:
+            elif sid not in unmapped:
+                todo.append(s)
+        roots = [s for s in todo if s_view.parents[s] < 0]
+        for s, item in self._align_roots(ctx, roots).items():
+            chosen[s], items[s] = t_view.ids.index(item.target_id), item
+        for s in todo:
+            if s in items:
                 continue
             parent = s_view.parents[s]
             anchor = chosen.get(parent, -1) if parent >= 0 else -1
-            best, item = self._infer_one(s_view, t_view, index, s, anchor)
+            best, item = self._infer_one(ctx, s, anchor, sticky=parent in missing)
             if item is not None:
-                chosen[s] = best
-                rules.append(MappingRule(sid, (item.target_id,), "inferred", item.confidence))
-                scored.append(item)
+                chosen[s], items[s] = best, item
+                if item.kind == "back-off" or best == anchor:
+                    missing.add(s)
+        for item in items.values():
+            rules.append(
+                MappingRule(item.source_id, (item.target_id,), "inferred", item.confidence)
+            )
+        review = review_list(
+            items,
+            s_view.parents,
+            t_view.parents,
+            chosen,
+            fraction=self.review_fraction,
+            below=self.review_below,
+        )
         mapping = Mapping(rules, source, target, unmapped_ids=sorted(unmapped & set(source.ids())))
-        scored.sort(key=lambda item: item.confidence)
-        review = scored[: int(np.ceil(self.review_fraction * len(scored)))]
         done = time.perf_counter()
         timings = {"embed_s": round(embedded - start, 3), "infer_s": round(done - embedded, 3)}
         return AlignmentResult(mapping, review, timings)
