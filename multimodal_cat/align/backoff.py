@@ -93,7 +93,9 @@ def choose(
     ok = [g for g, m in mass.items() if m >= threshold]
     if not source_is_root and parents[best] >= 0:
         deep = [g for g in ok if parents[g] >= 0]
-        fitting = max((g for g in mass if parents[g] >= 0), key=lambda g: mass[g])
+        fitting = max(
+            (g for g in mass if parents[g] >= 0), key=lambda g: (mass[g], len(_line(parents, g)))
+        )
         ok = deep or ([fitting] if mass[fitting] >= fit else ok)  # a root only if nothing fits
     if not ok:
         return Choice(best, p_best, "best")
