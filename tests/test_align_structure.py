@@ -78,6 +78,31 @@ def test_roots_are_assigned_jointly() -> None:
     assert assign_roots(rows, [-1, -1, 1])[0] == (2, 0.8)
 
 
+def test_siblings_share_out_the_children_of_their_parents_target() -> None:
+    # target 0 with children 1 and 2; two source siblings both prefer 1
+    rows = {
+        10: (np.array([0, 1, 2]), np.array([0.05, 0.8, 0.15])),
+        11: (np.array([0, 1, 2]), np.array([0.05, 0.5, 0.45])),
+    }
+    picked = assign_roots(rows, [-1, 0, 0], reuse_penalty=1.0, slot=0)
+    assert picked == {10: (1, 0.8), 11: (2, 0.45)}
+
+
+def test_cosines_are_put_on_the_reference_scale() -> None:
+    from multimodal_cat.align.candidates import REFERENCE_COSINE, calibration
+
+    rng = np.random.default_rng(0)
+    aligner = MappingAligner(BagOfWordsEncoder(), cache=False)
+    view = aligner.view(tree([f"Thing {i}" for i in range(50)], "s"))
+    crowded = 0.8 + 0.02 * rng.normal(size=view.path_emb.shape)  # an E5-like narrow band
+    view.path_emb = view.name_emb = (
+        crowded / np.linalg.norm(crowded, axis=1, keepdims=True)
+    ).astype(np.float32)
+    scale, shift = calibration(view, view)["path"]
+    sims = (view.path_emb[:40] * view.path_emb[10:50]).sum(axis=1) * scale + shift
+    assert abs(float(np.mean(sims)) - REFERENCE_COSINE["path"][0]) < 0.1 and scale > 1
+
+
 def test_descendants_votes_decide_a_reworded_root() -> None:
     # "Garments" shares no word with "Clothing", but its children land under Clothing
     source = tree(["Garments", "Garments > Shirts", "Garments > Dresses", "Kitchen"], "s")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,14 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.backoff import Choice, choose
-from multimodal_cat.align.candidates import Reference, build_index, candidate_features
+from multimodal_cat.align.candidates import (
+    Reference,
+    build_index,
+    candidate_features,
+    lexical_share,
+)
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
-from multimodal_cat.align.rerank import CandidateGroup, ReRanker
+from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.review import review_list
 from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
 from multimodal_cat.mapping import Mapping, MappingRule
@@ -58,11 +64,15 @@ class AlignmentResult:
         mapping: published rules kept as they are, plus ``inferred`` rules with confidences.
         review: the least confident inferred rules, least confident first.
         timings: seconds spent embedding the trees and inferring the rules.
+        details: ``lexical_share`` (share of source categories with a shared path prefix or a
+            same-named target) and ``ranker`` (``default``; ``semantic`` when that share is
+            below ``lexical_min_share``; ``fitted`` or ``given``).
     """
 
     mapping: Mapping
     review: list[ReviewItem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
 
     def write_review_csv(self, path: str | Path) -> Path:
         """Write the review list as CSV (one row per rule, header included)."""
@@ -85,6 +95,7 @@ class _Context:
     index: Any
     below: dict[int, list[int]]
     votes: list[int]
+    ranker: ReRanker
 
 
 class MappingAligner:
@@ -136,6 +147,8 @@ class MappingAligner:
         sticky_threshold: float | None = 0.9,
         structure_weight: float = 1.0,
         root_reuse_penalty: float = 1.0,
+        lexical_min_share: float = 0.2,
+        family_penalty: float | None = 1.0,
         bf16: bool | None = None,
         workers: int | None = None,
         progress: bool = True,
@@ -152,6 +165,9 @@ class MappingAligner:
         self.review_fraction = review_fraction
         self.review_below = review_below
         self.ranker = ranker or ReRanker()
+        self._default_ranker = ranker is None
+        self.lexical_min_share = lexical_min_share
+        self.family_penalty = family_penalty
         self.ancestor_threshold = ancestor_threshold
         self.ahead = ahead
         self.lexical_floor = lexical_floor
@@ -210,6 +226,19 @@ class MappingAligner:
             raise ValueError(
                 "expected the known mapping's source and target trees (pass source= and target=)"
             )
+        self.ranker = ReRanker.fit(self._groups(known, source, target))
+        self._default_ranker = False
+        s_view, t_view = self.view(source), self.view(target)
+        rules = self._rule_positions(known, s_view, t_view)
+        self.reference_ = (s_view, {s: t_view.ids[t] for s, t in rules.items()})
+        return self
+
+    def _groups(self, known: Mapping, source: Taxonomy, target: Taxonomy) -> list[CandidateGroup]:
+        """One candidate group per known rule whose parent's rule is known too.
+
+        Raises:
+            ValueError: when no rule applies to the trees.
+        """
         s_view, t_view = self.view(source), self.view(target)
         rules = self._rule_positions(known, s_view, t_view)
         index = build_index(
@@ -232,9 +261,7 @@ class MappingAligner:
             raise ValueError(
                 f"expected known rules between {source.name!r} and {target.name!r}; none applies"
             )
-        self.ranker = ReRanker.fit(groups)
-        self.reference_ = (s_view, {s: t_view.ids[t] for s, t in rules.items()})
-        return self
+        return groups
 
     # ------------------------------------------------------------------ inference
     def _reference(self, t_view: TreeView) -> Reference | None:
@@ -252,11 +279,59 @@ class MappingAligner:
         )
         if len(cands) == 0:
             return cands, np.zeros(0)
-        probs = self.ranker.probabilities(feats)
+        probs = ctx.ranker.probabilities(feats)
         if self.structure_weight and anchor < 0 and s in ctx.below:  # roots: see structure.py
             support = agreement(ctx.target.parents, ctx.below, ctx.votes, s, cands)
             probs = with_support(probs, support, self.structure_weight)
         return cands, probs
+
+    def _infer_family(
+        self, ctx: _Context, family: list[int], anchor: int, sticky: bool
+    ) -> dict[int, ReviewItem]:
+        """Rules for sibling source categories whose parent maps to ``anchor``.
+
+        Each sibling chooses alone (:func:`choose`); when two or more claim the same child of
+        ``anchor``, the children of ``anchor`` are shared out jointly (:func:`assign_roots`
+        with ``slot=anchor``): a sibling keeps a claimed target only when it is clearly the
+        better claimant, otherwise takes its next best child of ``anchor``.
+        """
+        rows, out = {}, {}
+        for s in family:
+            cands, probs = self._scored(ctx, s, anchor)
+            if len(cands):
+                rows[s] = (cands, probs)
+                out[s] = self._item(
+                    ctx, s, cands, probs, self._choose(ctx, s, cands, probs, sticky)
+                )
+        claims = Counter(item.target_id for item in out.values())
+        parents = ctx.target.parents
+        contested = [
+            s
+            for s, item in out.items()
+            if claims[item.target_id] > 1
+            and parents[ctx.target.ids.index(item.target_id)] == anchor
+        ]
+        if anchor < 0 or self.family_penalty is None or len(contested) < 2:
+            return out
+        picked = assign_roots(
+            {s: rows[s] for s in contested}, parents, reuse_penalty=self.family_penalty, slot=anchor
+        )
+        for s, (g, p) in picked.items():
+            if g != ctx.target.ids.index(out[s].target_id) and parents[g] == anchor:
+                out[s] = self._item(ctx, s, *rows[s], Choice(g, p, "family-assignment"))
+        return out
+
+    def _choose(
+        self, ctx: _Context, s: int, cands: np.ndarray, probs: np.ndarray, sticky: bool
+    ) -> Choice:
+        return choose(
+            ctx.target.parents,
+            cands,
+            probs,
+            threshold=self.sticky_threshold if sticky else self.ancestor_threshold,
+            ahead=float("inf") if sticky else self.ahead,
+            source_is_root=ctx.source.parents[s] < 0,
+        )
 
     def _infer_one(
         self, ctx: _Context, s: int, anchor: int, sticky: bool = False
@@ -329,8 +404,16 @@ class MappingAligner:
         embedded = time.perf_counter()
         kept = self._rule_positions(published, s_view, t_view) if published is not None else {}
         index = build_index(s_view, t_view, top_k=self.top_k, reference=self._reference(t_view))
+        share = lexical_share(s_view, index)
+        semantic = self._default_ranker and share < self.lexical_min_share
+        ranker = ReRanker(dict(SEMANTIC_WEIGHTS)) if semantic else self.ranker
         ctx = _Context(
-            s_view, t_view, index, descendants(s_view), votes(s_view, t_view, index.lexical)
+            s_view,
+            t_view,
+            index,
+            descendants(s_view),
+            votes(s_view, t_view, index.lexical),
+            ranker,
         )
         chosen: dict[int, int] = {}
         missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
@@ -349,16 +432,18 @@ class MappingAligner:
         roots = [s for s in todo if s_view.parents[s] < 0]
         for s, item in self._align_roots(ctx, roots).items():
             chosen[s], items[s] = t_view.ids.index(item.target_id), item
+        waiting = set(todo)
         for s in todo:
             if s in items:
                 continue
             parent = s_view.parents[s]
             anchor = chosen.get(parent, -1) if parent >= 0 else -1
-            best, item = self._infer_one(ctx, s, anchor, sticky=parent in missing)
-            if item is not None:
-                chosen[s], items[s] = best, item
-                if item.kind == "back-off" or best == anchor:
-                    missing.add(s)
+            family = [c for c in s_view.children[parent] if c in waiting] if parent >= 0 else [s]
+            waiting -= set(family)
+            for c, item in self._infer_family(ctx, family, anchor, parent in missing).items():
+                chosen[c], items[c] = t_view.ids.index(item.target_id), item
+                if item.kind == "back-off" or chosen[c] == anchor:
+                    missing.add(c)
         for item in items.values():
             rules.append(
                 MappingRule(item.source_id, (item.target_id,), "inferred", item.confidence)
@@ -374,4 +459,10 @@ class MappingAligner:
         mapping = Mapping(rules, source, target, unmapped_ids=sorted(unmapped & set(source.ids())))
         done = time.perf_counter()
         timings = {"embed_s": round(embedded - start, 3), "infer_s": round(done - embedded, 3)}
-        return AlignmentResult(mapping, review, timings)
+        details = {
+            "lexical_share": round(share, 4),
+            "ranker": "semantic" if semantic else "default",
+        }
+        if not self._default_ranker:
+            details["ranker"] = "fitted" if self.reference_ is not None else "given"
+        return AlignmentResult(mapping, review, timings, details)

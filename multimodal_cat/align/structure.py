@@ -90,8 +90,9 @@ def assign_roots(
     target_parents: Sequence[int],
     *,
     reuse_penalty: float = 1.0,
+    slot: int = -1,
 ) -> dict[int, tuple[int, float]]:
-    """Jointly choose a target for each source root.
+    """Jointly choose a target for each source root (or each child of one source category).
 
     Args:
         rows: source root -> (candidate target positions, their probabilities), the
@@ -99,6 +100,9 @@ def assign_roots(
         target_parents: parent of each target position (-1: a target root).
         reuse_penalty: log-score cost of each further source root sent to the same target
             root (0: every root decides alone).
+        slot: the targets shared out are those whose parent is ``slot`` (-1: the target
+            roots; a target position: its children, for the children of the source category
+            mapped there).
 
     Returns:
         source root -> (target position, its probability in the row).
@@ -106,7 +110,7 @@ def assign_roots(
     from scipy.optimize import linear_sum_assignment
 
     roots = sorted(rows)
-    t_roots = sorted({int(g) for c, _ in rows.values() for g in c if target_parents[g] < 0})
+    t_roots = sorted({int(g) for c, _ in rows.values() for g in c if target_parents[g] == slot})
     copies = len(roots)
     width = len(t_roots) * copies + len(roots)
     cost = np.full((len(roots), width), 1e6)
@@ -115,10 +119,10 @@ def assign_roots(
         cands, probs = rows[r]
         logp = np.log(np.maximum(probs, 1e-12))
         for g, lp in zip(cands.tolist(), logp.tolist(), strict=True):
-            if target_parents[g] < 0:
+            if target_parents[g] == slot:
                 col = t_roots.index(g) * copies
                 cost[i, col : col + copies] = -lp + reuse_penalty * np.arange(copies)
-        deep = [j for j, g in enumerate(cands.tolist()) if target_parents[g] >= 0]
+        deep = [j for j, g in enumerate(cands.tolist()) if target_parents[g] != slot]
         if deep:
             j = max(deep, key=lambda k: probs[k])
             outlet[i] = int(cands[j])
