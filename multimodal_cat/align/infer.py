@@ -1,9 +1,11 @@
 """Infer a mapping between two taxonomy trees, top-down, with a confidence on each rule.
 
-Source categories are visited parents first. A category with a published rule keeps it;
-any other is matched among candidates (see :mod:`multimodal_cat.align.candidates`) around
-its parent's target, so a deep source leaf whose concept the target lacks maps to the
-nearest suitable ancestor. The re-ranker's softmax over the candidates is the confidence.
+A category with a published rule keeps it. The source roots are aligned jointly first
+(:mod:`~multimodal_cat.align.structure`); then each family of siblings is matched among
+candidates (:mod:`~multimodal_cat.align.candidates`) around its parent's target, scored by
+the re-ranker, and each picks its best candidate or backs off to an ancestor holding the
+probability mass (:mod:`~multimodal_cat.align.backoff`); siblings contesting one target
+share them out jointly. The chosen target's probability (or mass) is the confidence.
 
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
@@ -16,11 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,56 +34,11 @@ from multimodal_cat.align.candidates import (
 )
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
+from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
 from multimodal_cat.align.review import review_list
 from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    """An inferred rule to check by hand, with the runner-up candidate."""
-
-    source_id: str
-    source_path: str
-    target_id: str
-    target_path: str
-    confidence: float
-    runner_up_id: str = ""
-    runner_up_path: str = ""
-    runner_up_confidence: float = 0.0
-    kind: str = "best"
-    reason: str = ""
-
-
-@dataclass
-class AlignmentResult:
-    """What :meth:`MappingAligner.align` returns.
-
-    Attributes:
-        mapping: published rules kept as they are, plus ``inferred`` rules with confidences.
-        review: the least confident inferred rules, least confident first.
-        timings: seconds spent embedding the trees and inferring the rules.
-        details: ``lexical_share`` (share of source categories with a shared path prefix or a
-            same-named target) and ``ranker`` (``default``; ``semantic`` when that share is
-            below ``lexical_min_share``; ``fitted`` or ``given``).
-    """
-
-    mapping: Mapping
-    review: list[ReviewItem] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    details: dict[str, object] = field(default_factory=dict)
-
-    def write_review_csv(self, path: str | Path) -> Path:
-        """Write the review list as CSV (one row per rule, header included)."""
-        path = Path(path)
-        names = list(ReviewItem.__dataclass_fields__)
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=names)
-            writer.writeheader()
-            for item in self.review:
-                writer.writerow(asdict(item))
-        return path
 
 
 @dataclass
@@ -108,12 +63,21 @@ class MappingAligner:
         cache: an :class:`~multimodal_cat.encoders.EmbeddingCache` (default: the user cache),
             or ``False`` to keep nothing on disk.
         top_k: nearest targets (by path and by name) added to each candidate set.
-        review_fraction: share of the inferred rules put on the review list.
-        ranker: candidate scorer; default weights are used until :meth:`fit` is called.
-        ancestor_threshold: when the best candidate's probability is below it, map to the
-            deepest candidate whose subtree (itself and its candidate descendants) holds that
-            much probability, i.e. to an ancestor when unsure; ``None`` turns this off. 0.5 was
-            chosen on a held-out fifth of the Shopify 2024-07 -> Google rules.
+        review_fraction, review_below: the least confident share of inferred rules, and every
+            rule below ``review_below``, go on the review list (with the structural signals).
+        ranker: candidate scorer; default weights are used until :meth:`fit` is called
+            (``SEMANTIC_WEIGHTS`` when under ``lexical_min_share`` of the source categories
+            share a path prefix or a name with the target: e.g. two languages).
+        ancestor_threshold, ahead: back-off (see :func:`~multimodal_cat.align.backoff.choose`);
+            0.5 was chosen on a held-out fifth of the Shopify 2024-07 -> Google rules, ahead 3
+            on legacy 2022-02 -> 2025-01. ``None`` keeps the best candidate.
+        sticky_threshold: the threshold for children of a category mapped coarser than itself
+            (the target lacks its concept, likely theirs too).
+        lexical_floor: keep candidates at or below the longest shared path prefix.
+        structure_weight: weight of the descendants' votes for the source roots' candidates.
+        root_reuse_penalty, family_penalty: log-cost of sending a further source root (a
+            further sibling) to the same target root (child of the parent's target);
+            ``family_penalty=None`` lets siblings choose alone.
         bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
             encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
             bf16 natively (2.4x faster on this AMX CPU; MiniLM vectors keep a cosine
@@ -123,6 +87,7 @@ class MappingAligner:
             :meth:`~multimodal_cat.encoders.TextEncoder.encode`); ``None`` (default): one per
             torch thread on CPU. On cores shared with other jobs this is several times
             faster than one batch at a time on torch's threads.
+        progress: show a progress bar while trees are encoded.
 
     Example:
         >>> aligner = MappingAligner(text_encoder="minilm")  # doctest: +SKIP
@@ -300,9 +265,8 @@ class MappingAligner:
             cands, probs = self._scored(ctx, s, anchor)
             if len(cands):
                 rows[s] = (cands, probs)
-                out[s] = self._item(
-                    ctx, s, cands, probs, self._choose(ctx, s, cands, probs, sticky)
-                )
+                choice = self._choose(ctx, s, cands, probs, sticky)
+                out[s] = review_item(ctx.source, ctx.target, s, cands, probs, choice)
         claims = Counter(item.target_id for item in out.values())
         parents = ctx.target.parents
         contested = [
@@ -318,7 +282,9 @@ class MappingAligner:
         )
         for s, (g, p) in picked.items():
             if g != ctx.target.ids.index(out[s].target_id) and parents[g] == anchor:
-                out[s] = self._item(ctx, s, *rows[s], Choice(g, p, "family-assignment"))
+                out[s] = review_item(
+                    ctx.source, ctx.target, s, *rows[s], Choice(g, p, "family-assignment")
+                )
         return out
 
     def _choose(
@@ -331,48 +297,6 @@ class MappingAligner:
             threshold=self.sticky_threshold if sticky else self.ancestor_threshold,
             ahead=float("inf") if sticky else self.ahead,
             source_is_root=ctx.source.parents[s] < 0,
-        )
-
-    def _infer_one(
-        self, ctx: _Context, s: int, anchor: int, sticky: bool = False
-    ) -> tuple[int, ReviewItem | None]:
-        """The chosen target's position and a record of it, its confidence and the runner-up.
-
-        Returns ``(-1, None)`` when there is no candidate at all.
-        """
-        s_view, t_view = ctx.source, ctx.target
-        cands, probs = self._scored(ctx, s, anchor)
-        if len(cands) == 0:
-            return -1, None
-        choice = choose(
-            t_view.parents,
-            cands,
-            probs,
-            threshold=self.sticky_threshold if sticky else self.ancestor_threshold,
-            ahead=float("inf") if sticky else self.ahead,
-            source_is_root=s_view.parents[s] < 0,
-        )
-        return choice.position, self._item(ctx, s, cands, probs, choice)
-
-    @staticmethod
-    def _item(
-        ctx: _Context, s: int, cands: np.ndarray, probs: np.ndarray, choice: Choice
-    ) -> ReviewItem:
-        s_view, t_view = ctx.source, ctx.target
-        best = choice.position
-        order = np.argsort(-probs, kind="stable")
-        runner = [j for j in order.tolist() if int(cands[j]) != best][:1]
-        second = int(cands[runner[0]]) if runner else -1
-        return ReviewItem(
-            s_view.ids[s],
-            s_view.paths[s],
-            t_view.ids[best],
-            t_view.paths[best],
-            round(float(np.clip(choice.confidence, 0.0, 1.0)), 4),
-            t_view.ids[second] if second >= 0 else "",
-            t_view.paths[second] if second >= 0 else "",
-            round(float(probs[runner[0]]), 4) if runner else 0.0,
-            choice.kind,
         )
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
@@ -388,7 +312,9 @@ class MappingAligner:
         out = {}
         for s, (g, p) in picked.items():
             cands, probs = rows[s]
-            out[s] = self._item(ctx, s, cands, probs, Choice(g, p, "root-assignment"))
+            out[s] = review_item(
+                ctx.source, ctx.target, s, cands, probs, Choice(g, p, "root-assignment")
+            )
         return out
 
     def align(
