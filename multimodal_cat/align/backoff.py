@@ -64,6 +64,7 @@ def choose(
     ahead: float = 3.0,
     source_is_root: bool = False,
     fit: float = 0.1,
+    candidates_only: bool = False,
 ) -> Choice:
     """Pick one of ``cands`` (target positions with probabilities ``probs``) or an ancestor.
 
@@ -77,6 +78,7 @@ def choose(
         source_is_root: roots may map to target roots by back-off.
         fit: for a non-root source, a non-root target whose mass reaches this *fits*: the
             back-off then stops there rather than at a target root.
+        candidates_only: back off only to a candidate (else to any ancestor of one).
     """
     top = int(np.argmax(probs))
     best, p_best = int(cands[top]), float(probs[top])
@@ -90,6 +92,8 @@ def choose(
     if p_best >= ahead * rival:
         return Choice(best, p_best, "best")
     mass = subtree_mass(parents, cands, probs)
+    if candidates_only:
+        mass = {g: mass[g] for g in cands.tolist()}
     ok = [g for g, m in mass.items() if m >= threshold]
     if not source_is_root and parents[best] >= 0:
         deep = [g for g in ok if parents[g] >= 0]

@@ -51,8 +51,7 @@ class _Context:
     below: dict[int, list[int]]
     votes: list[int]
     ranker: ReRanker
-    floor: bool = True  # lexical floor and ahead rule: off when learning from known rules
-    ahead: float = 3.0
+    learned: bool = False  # known rules fitted: the no-rules heuristics are off (see fit)
 
 
 class MappingAligner:
@@ -73,15 +72,14 @@ class MappingAligner:
         ancestor_threshold, ahead: back-off (see :func:`~multimodal_cat.align.backoff.choose`);
             0.5 was chosen on a held-out fifth of the Shopify 2024-07 -> Google rules, ahead 3
             on legacy 2022-02 -> 2025-01. ``None`` keeps the best candidate.
-        sticky_threshold: the threshold for children of a category mapped coarser than itself
-            (the target lacks its concept, likely theirs too).
-        lexical_floor: keep candidates at or below the longest shared path prefix.
-            After :meth:`fit`, the floor and ``ahead`` are off: the learned weights and known
-            rules carry that evidence (both cost accuracy on the 2024-07 held-out fifth).
+        sticky_threshold: threshold for the children of a category mapped coarser (the
+            target lacks its concept, likely theirs too).
+        lexical_floor: keep candidates at or below the longest shared path prefix. After
+            :meth:`fit` it is off, with ``ahead`` and ``sticky_threshold``, and back-off stays
+            among the candidates (learned weights carry that evidence; see the benchmarks).
         structure_weight: weight of the descendants' votes for the source roots' candidates.
-        root_reuse_penalty, family_penalty: log-cost of sending a further source root (a
-            further sibling) to the same target root (child of the parent's target);
-            ``family_penalty=None`` lets siblings choose alone.
+        root_reuse_penalty, family_penalty: log-cost of each further source root (sibling)
+            sent to one target root (child of the parent's target); ``None``: siblings alone.
         bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
             encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
             bf16 natively (2.4x faster on this AMX CPU; MiniLM vectors keep a cosine
@@ -192,9 +190,7 @@ class MappingAligner:
         source = source or known.source
         target = target or known.target
         if source is None or target is None:
-            raise ValueError(
-                "expected the known mapping's source and target trees (pass source= and target=)"
-            )
+            raise ValueError("expected the known mapping's trees (pass source= and target=)")
         self.ranker = ReRanker.fit(self._groups(known, source, target))
         self._default_ranker = False
         s_view, t_view = self.view(source), self.view(target)
@@ -244,7 +240,12 @@ class MappingAligner:
     def _scored(self, ctx: _Context, s: int, anchor: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidates of source ``s`` and their probabilities (names, structure, support)."""
         cands, feats = candidate_features(
-            ctx.source, ctx.target, ctx.index, s, anchor, floor=ctx.floor
+            ctx.source,
+            ctx.target,
+            ctx.index,
+            s,
+            anchor,
+            floor=self.lexical_floor and not ctx.learned,
         )
         if len(cands) == 0:
             return cands, np.zeros(0)
@@ -294,13 +295,15 @@ class MappingAligner:
     def _choose(
         self, ctx: _Context, s: int, cands: np.ndarray, probs: np.ndarray, sticky: bool
     ) -> Choice:
+        sticky = sticky and self.sticky_threshold is not None and not ctx.learned
         return choose(
             ctx.target.parents,
             cands,
             probs,
             threshold=self.sticky_threshold if sticky else self.ancestor_threshold,
-            ahead=float("inf") if sticky else ctx.ahead,
+            ahead=float("inf") if sticky or ctx.learned else self.ahead,
             source_is_root=ctx.source.parents[s] < 0,
+            candidates_only=ctx.learned,
         )
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
@@ -344,8 +347,7 @@ class MappingAligner:
             descendants(s_view),
             votes(s_view, t_view, index.lexical),
             ranker,
-            self.lexical_floor and self.reference_ is None,
-            self.ahead if self.reference_ is None else float("inf"),
+            self.reference_ is not None,
         )
         chosen: dict[int, int] = {}
         missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
@@ -391,10 +393,6 @@ class MappingAligner:
         mapping = Mapping(rules, source, target, unmapped_ids=sorted(unmapped & set(source.ids())))
         done = time.perf_counter()
         timings = {"embed_s": round(embedded - start, 3), "infer_s": round(done - embedded, 3)}
-        details = {
-            "lexical_share": round(share, 4),
-            "ranker": "semantic" if semantic else "default",
-        }
-        if not self._default_ranker:
-            details["ranker"] = "fitted" if self.reference_ is not None else "given"
+        kind = "semantic" if semantic else "default" if self._default_ranker else "fitted/given"
+        details = {"lexical_share": round(share, 4), "ranker": kind}
         return AlignmentResult(mapping, review, timings, details)

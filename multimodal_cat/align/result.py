@@ -46,7 +46,7 @@ class AlignmentResult:
         timings: seconds spent embedding the trees and inferring the rules.
         details: ``lexical_share`` (share of source categories with a shared path prefix or a
             same-named target) and ``ranker`` (``default``; ``semantic`` when that share is
-            below ``lexical_min_share``; ``fitted`` or ``given``).
+            below ``lexical_min_share``; ``fitted/given``).
     """
 
     mapping: Mapping
