@@ -137,8 +137,9 @@ def markdown(report: dict) -> str:
     lines = [
         "# Alignment on trees it was not tuned for",
         "",
-        f"Made by `{report['command']}` at commit {report['commit']} on {report['date']}; "
-        f"load average at start {report['load_average_at_start']} (2 shared cores).",
+        f"Last made by `{report['command']}` at commit {report['commit']} on {report['date']}; "
+        f"load average at start {report['load_average_at_start']} (2 shared cores); "
+        "each pair's run is listed under `runs` in the JSON.",
         "",
         "| pair | encoder | n | exact | exact or ancestor | precision top 90% | "
         "errors in bottom 10% | errors on review list |",
@@ -200,6 +201,8 @@ def main() -> int:
             ),
         }
     )
+    run = {k: report[k] for k in ("command", "commit", "date", "load_average_at_start")}
+    report.setdefault("runs", []).append({**run, "pairs": sorted(only)})
     if "no_rules" in only:
         report["no_rules"] = run_no_rules(args)
     if "legacy_to_2025" in only:
