@@ -10,7 +10,7 @@
 
 Usage:
     python benchmarks/mapping_benchmark.py [--data ../shared/data] [--encoder minilm]
-    python benchmarks/mapping_benchmark.py --fit-default-weights   # prints DEFAULT_WEIGHTS
+    python benchmarks/mapping_benchmark.py --fit-default-weights   # prints the default weights
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import numpy as np
 import torch
 
 from multimodal_cat.align import MappingAligner
-from multimodal_cat.align.candidates import lexical_prefix
+from multimodal_cat.align.candidates import LEXICAL_FEATURES, lexical_prefix
 from multimodal_cat.align.embeddings import TreeView, encoding_settings
+from multimodal_cat.align.rerank import ReRanker
 from multimodal_cat.encoders import EmbeddingCache
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.taxonomy import Taxonomy
@@ -112,7 +113,12 @@ def run_no_rules(args, shopify, google, truth) -> dict:
             result = aligner.align(shopify, google)
             total = time.perf_counter() - start
             runs.append({"run": label, "total_s": round(total, 2), **result.timings})
-        ablation = MappingAligner(args.encoder, cache=EmbeddingCache(tmp), ancestor_threshold=None)
+        ablation = MappingAligner(
+            args.encoder,
+            cache=EmbeddingCache(tmp),
+            ancestor_threshold=None,
+            sticky_threshold=None,
+        )
         plain = ablation.align(shopify, google).mapping
     plain_pred = {sid: r.target_ids[0] for sid, r in plain.rules.items()}
     pred = {sid: r.target_ids[0] for sid, r in result.mapping.rules.items()}
@@ -145,7 +151,7 @@ def run_protocol(args, shopify, google, truth, old_tree, old) -> dict:
     result = aligner.align(shopify, google, published=published)
     pred = {sid: r.target_ids[0] for sid, r in result.mapping.rules.items()}
     kept = sum(r.provenance == "published" for r in result.mapping.rules.values())
-    aligner.ancestor_threshold = None
+    aligner.ancestor_threshold = aligner.sticky_threshold = None
     plain = aligner.align(shopify, google, published=published).mapping
     plain_pred = {sid: r.target_ids[0] for sid, r in plain.rules.items()}
     return {
@@ -184,10 +190,18 @@ def run_validation(args, google, old_tree, old) -> dict:
 
 
 def fit_default_weights(args) -> dict:
+    """DEFAULT_WEIGHTS and SEMANTIC_WEIGHTS (shared-word features held at zero), both fitted
+    on the legacy 2022-02 -> 2025-01 rules."""
     legacy, shopify = Taxonomy.load("shopify/2022-02"), Taxonomy.load("shopify")
     known = Mapping.load("shopify/2022-02", "shopify")
-    aligner = MappingAligner(args.encoder).fit(Mapping(known.rules.values(), legacy, shopify))
-    return {k: v for k, v in aligner.ranker.weights.items() if not k.startswith("ref_")}
+    groups = MappingAligner(args.encoder)._groups(
+        Mapping(known.rules.values(), legacy, shopify), legacy, shopify
+    )
+    out = {}
+    for name, exclude in (("DEFAULT_WEIGHTS", ()), ("SEMANTIC_WEIGHTS", LEXICAL_FEATURES)):
+        weights = ReRanker.fit(groups, exclude=exclude).weights
+        out[name] = {k: v for k, v in weights.items() if not k.startswith("ref_") and v != 0.0}
+    return out
 
 
 def markdown(r: dict) -> str:

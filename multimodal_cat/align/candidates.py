@@ -25,8 +25,8 @@ from multimodal_cat.align.embeddings import TreeView
 from multimodal_cat.taxonomy.index import path_key, split_path
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "cos_path",  # cosine of full-path embeddings
-    "cos_name",  # cosine of name embeddings
+    "cos_path",  # cosine of full-path embeddings (calibrated: see REFERENCE_COSINE)
+    "cos_name",  # cosine of name embeddings (calibrated)
     "name_eq",  # same content words in the names
     "name_jaccard",  # word overlap of the names
     "path_jaccard",  # word overlap of the full paths
@@ -50,6 +50,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     "ref_name_high",  # ref_name above 0.85, rescaled to [0, 1]
 )
 
+# Features that need the two trees to share words; zero across languages.
+LEXICAL_FEATURES: tuple[str, ...] = (
+    "name_eq",
+    "name_jaccard",
+    "path_jaccard",
+    "lexical_prefix",
+    "path_eq",
+    "name_in_source",
+    "source_in_name",
+    "head_eq",
+)
+
 
 @dataclass
 class Reference:
@@ -59,9 +71,18 @@ class Reference:
     targets: dict[int, int]
 
 
+# Mean and spread of the cosine between random (source, target) pairs, full paths and names,
+# on the pair the default weights were fitted on (Shopify 2022-02 -> 2025-01, MiniLM). Every
+# pair's cosines are put on this scale (see calibration), so that the weights hold for encoders
+# whose cosines crowd into a narrow band (E5: 0.82 +- 0.02 between random categories).
+REFERENCE_COSINE = {"path": (0.277, 0.122), "name": (0.141, 0.103)}
+
+
 @dataclass
 class CandidateIndex:
-    """Per-source precomputed candidate lists (global nearest targets, lexical, references)."""
+    """Per-source precomputed candidate lists (global nearest targets, lexical, references),
+    and the affine maps ``(scale, shift)`` that put path and name cosines on the reference
+    scale."""
 
     top_path: np.ndarray
     top_name: np.ndarray
@@ -69,6 +90,31 @@ class CandidateIndex:
     by_name: dict[frozenset[str], list[int]]
     ref_name: list[dict[int, float]] = field(default_factory=list)
     ref_path: list[dict[int, float]] = field(default_factory=list)
+    calibration: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"path": (1.0, 0.0), "name": (1.0, 0.0)}
+    )
+
+
+def calibration(
+    source: TreeView, target: TreeView, samples: int = 4000
+) -> dict[str, tuple[float, float]]:
+    """``kind -> (scale, shift)`` mapping this pair's random-pair cosine mean and spread onto
+    :data:`REFERENCE_COSINE` (identity without embeddings); a fixed seed keeps it repeatable."""
+    out = {"path": (1.0, 0.0), "name": (1.0, 0.0)}
+    if source.path_emb is None or source.path_emb.shape[1] <= 1 or not len(target):
+        return out
+    if not len(source):
+        return out
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(source), samples)
+    cols = rng.integers(0, len(target), samples)
+    for kind in out:
+        a, b = getattr(source, f"{kind}_emb")[rows], getattr(target, f"{kind}_emb")[cols]
+        sims = (a * b).sum(axis=1)
+        mean, spread = REFERENCE_COSINE[kind]
+        scale = spread / max(float(sims.std()), 1e-6)
+        out[kind] = (scale, mean - scale * float(sims.mean()))
+    return out
 
 
 def _top_k(queries: np.ndarray, keys: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
@@ -152,12 +198,24 @@ def build_index(
         by_name.setdefault(name_words, []).append(position)
     ref_name, ref_path = _reference_scores(source, reference, top_k, leave_one_out)
     return CandidateIndex(
-        top_path, top_name, lexical_prefix(source, target), by_name, ref_name, ref_path
+        top_path,
+        top_name,
+        lexical_prefix(source, target),
+        by_name,
+        ref_name,
+        ref_path,
+        calibration(source, target),
     )
 
 
 def candidate_features(
-    source: TreeView, target: TreeView, index: CandidateIndex, s: int, anchor: int
+    source: TreeView,
+    target: TreeView,
+    index: CandidateIndex,
+    s: int,
+    anchor: int,
+    *,
+    floor: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate target positions for source ``s`` (parent mapped to ``anchor``, -1 if none) and
     their feature rows (len(candidates), len(FEATURE_NAMES))."""
@@ -177,11 +235,15 @@ def candidate_features(
             pool.add(target.parents[anchor])
     else:  # a source root: every target root is a candidate
         pool |= {g for g, parent in enumerate(target.parents) if parent < 0}
+    lex = index.lexical[s]
+    if floor and lex >= 0:  # the longest shared path prefix: the answer lies at or below it
+        pool = {g for g in pool if lex in target.ancestors(g)} | {lex}
     if not pool:
         return np.zeros(0, dtype=np.int64), np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
     cands = np.array(sorted(pool), dtype=np.int64)
-    cos_path = target.path_emb[cands] @ source.path_emb[s]
-    cos_name = target.name_emb[cands] @ source.name_emb[s]
+    (a_path, b_path), (a_name, b_name) = index.calibration["path"], index.calibration["name"]
+    cos_path = a_path * (target.path_emb[cands] @ source.path_emb[s]) + b_path
+    cos_name = a_name * (target.name_emb[cands] @ source.name_emb[s]) + b_name
     s_words, s_path_words = source.name_words[s], source.path_words[s]
     s_head = (source.names[s].lower().split() or [""])[-1].rstrip("s")
     s_path = source.paths[s].lower()
@@ -218,3 +280,15 @@ def candidate_features(
             )
         )
     return cands, np.asarray(rows, dtype=np.float32)
+
+
+def lexical_share(source: TreeView, index: CandidateIndex) -> float:
+    """Share of source categories with a shared path prefix or a same-named target: how much
+    of the wording the trees share (about 1 between two English trees, 0 across languages)."""
+    if not len(source):
+        return 0.0
+    hits = sum(
+        index.lexical[s] >= 0 or bool(index.by_name.get(source.name_words[s]))
+        for s in range(len(source))
+    )
+    return hits / len(source)

@@ -92,7 +92,13 @@ def encoding_settings(encoder: Any, bf16: bool | None, workers: int | None) -> t
 
 
 def embed_texts(
-    texts: list[str], encoder: Any, cache: Any = None, *, bf16: bool = False, workers: int = 1
+    texts: list[str],
+    encoder: Any,
+    cache: Any = None,
+    *,
+    bf16: bool = False,
+    workers: int = 1,
+    progress: bool = False,
 ) -> np.ndarray:
     """Unit-length embeddings of ``texts``, read from / written to the embedding cache.
 
@@ -101,6 +107,7 @@ def embed_texts(
     padding low. With ``cache=False`` nothing touches the disk. ``bf16`` encodes under bf16
     autocast; its vectors are cached apart from the fp32 ones. ``workers > 1`` is passed to
     ``encoder.encode`` (see :meth:`~multimodal_cat.encoders.TextEncoder.encode`).
+    ``progress`` shows a bar while cache misses are encoded.
     """
     if encoder is None:
         return np.zeros((len(texts), 1), dtype=np.float32)
@@ -117,7 +124,13 @@ def embed_texts(
 
         cache = cache or EmbeddingCache()
         vectors = encode_cached(
-            encoder, unique, cache=cache, batch_size=128, bf16=bf16, workers=workers
+            encoder,
+            unique,
+            cache=cache,
+            batch_size=128,
+            bf16=bf16,
+            workers=workers,
+            progress=progress,
         )
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.maximum(norms, 1e-12)
@@ -156,12 +169,13 @@ class TreeView:
         *,
         bf16: bool = False,
         workers: int = 1,
+        progress: bool = False,
     ) -> TreeView:
         """Build the view; embeds paths and names with ``encoder`` (skipped when ``None``),
         in one pass so a root's path and name (the same text) are encoded once."""
         index = taxonomy.to_index()
         view = cls(index, [word_set(n) for n in index.names], [word_set(p) for p in index.paths])
-        vectors = embed_texts(index.paths + index.names, encoder, cache, bf16=bf16, workers=workers)
+        vectors = embed_texts(index.paths + index.names, encoder, cache, bf16=bf16, workers=workers, progress=progress)
         view.path_emb, view.name_emb = vectors[: len(view)], vectors[len(view) :]
         return view
 

@@ -3,9 +3,10 @@
 Learning is a conditional logit (multinomial logistic regression where each source category
 chooses among its own candidates), fitted with L-BFGS on groups built from known rules.
 
-Without known rules the aligner uses :data:`DEFAULT_WEIGHTS`. They were fitted on a different
-taxonomy pair, Shopify's legacy 2022-02 tree -> Shopify 2025-01 (its published
-``to_shopify.yml``), so no Shopify -> Google rule was used; see
+Without known rules the aligner uses :data:`DEFAULT_WEIGHTS`, or :data:`SEMANTIC_WEIGHTS` when
+the two trees share little wording. Both were fitted on a different taxonomy pair, Shopify's
+legacy 2022-02 tree -> Shopify 2025-01 (its published ``to_shopify.yml``), so no Shopify ->
+Google rule and no translated tree was used; see
 ``benchmarks/mapping_benchmark.py --fit-default-weights``.
 
 Example:
@@ -51,6 +52,22 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "depth": -0.0868,
     "ref_path_high": 0.0,
     "ref_name_high": 0.0,
+}
+
+
+# The same pair and encoder, fitted with the features that need shared words held at zero
+# (LEXICAL_FEATURES): the weights for trees that share little wording, e.g. two languages.
+SEMANTIC_WEIGHTS: dict[str, float] = {
+    "cos_path": 1.3948,
+    "cos_name": 2.366,
+    "is_anchor": 2.2269,
+    "below_anchor": 0.8497,
+    "child_of_anchor": 1.6042,
+    "depth_vs_anchor": -0.9736,
+    "best_name": 2.8743,
+    "best_path": 2.8633,
+    "above_anchor": -0.2219,
+    "depth": -0.1447,
 }
 
 
@@ -103,8 +120,12 @@ class ReRanker:
         *,
         l2: float = 1e-3,
         max_iter: int = 300,
+        exclude: Sequence[str] = (),
     ) -> ReRanker:
         """Fit the weights by maximum likelihood of the right candidate in each group.
+
+        ``exclude`` names features held at zero (their weights come out 0), e.g.
+        :data:`~multimodal_cat.align.candidates.LEXICAL_FEATURES` for :data:`SEMANTIC_WEIGHTS`.
 
         Raises:
             ValueError: no group to learn from.
@@ -122,6 +143,7 @@ class ReRanker:
         for i, group in enumerate(groups):
             feats[i, : len(group.features)] = torch.from_numpy(group.features)
             mask[i, : len(group.features)] = 0.0
+        feats[:, :, [FEATURE_NAMES.index(name) for name in exclude]] = 0.0
         w = torch.zeros(dim, requires_grad=True)
         optimizer = torch.optim.LBFGS([w], max_iter=max_iter, line_search_fn="strong_wolfe")
 

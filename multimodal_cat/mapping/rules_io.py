@@ -3,6 +3,17 @@
 Two published forms: the YAML rule files (``mappings/from_shopify.yml``, ``to_shopify.yml``)
 and the readable text form in ``dist/<locale>/integrations/...`` (``→ source`` followed by
 one or more ``⇒ target`` lines, both full paths).
+
+Rules that are not published carry two extra keys beside ``input`` and ``output``, which
+readers of Shopify's format ignore (they read only those two)::
+
+    - input:
+        product_category_id: aa-1-13-8
+      output:
+        product_category_id:
+        - 5388
+      confidence: 0.8731
+      provenance: inferred
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from multimodal_cat.mapping.errors import MappingFormatError, reads_mapping
-from multimodal_cat.mapping.rule import MappingRule
+from multimodal_cat.mapping.rule import PROVENANCES, MappingRule
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, load_yaml_text, read_text
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
@@ -43,6 +54,7 @@ _FAST_LINES = {
     "    product_category_id:": "list",
 }
 _FAST_VALUE = re.compile(r"^(?:    product_category_id: |    - )(.+)$")
+_FAST_EXTRA = re.compile(r"^  (confidence|provenance): (\S+)$")  # see the module docstring
 
 
 def _scalar(text: str) -> object:
@@ -85,6 +97,8 @@ def _read_fast(text: str) -> dict | None:
             side = "output"
         elif kind == "list" and rules and side == "output":
             rules[-1]["output"]["product_category_id"] = []
+        elif (extra := _FAST_EXTRA.match(line)) and rules:
+            rules[-1][extra.group(1)] = _scalar(extra.group(2))
         else:
             match = _FAST_VALUE.match(line)
             if not match or not rules:
@@ -98,6 +112,20 @@ def _read_fast(text: str) -> dict | None:
     if unmapped is not None:
         out["unmapped_product_category_ids"] = unmapped
     return out
+
+
+def _rule_extras(rule: dict, number: int, path: Path) -> tuple[str, float]:
+    """A rule's ``provenance`` and ``confidence`` keys (``published`` / 1.0 when absent)."""
+    provenance = rule.get("provenance", "published")
+    confidence = rule.get("confidence", 1.0)
+    number_ok = isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
+    if provenance not in PROVENANCES or not number_ok or not 0.0 <= confidence <= 1.0:
+        raise MappingFormatError(
+            f"rule {number}: expected provenance in {PROVENANCES} and a confidence in [0, 1]",
+            path=path,
+            found=f"provenance={provenance!r}, confidence={confidence!r}",
+        )
+    return provenance, float(confidence)
 
 
 @reads_mapping
@@ -123,7 +151,13 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
         targets = targets if isinstance(targets, list) else [targets]
         int_source = int_source and isinstance(source, int)
         int_target = int_target and all(isinstance(t, int) for t in targets)
-        rules.append(MappingRule(normalize_id(source), tuple(normalize_id(t) for t in targets)))
+        rules.append(
+            MappingRule(
+                normalize_id(source),
+                tuple(normalize_id(t) for t in targets),
+                *_rule_extras(rule, number, path),
+            )
+        )
     unmapped = tuple(normalize_id(u) for u in data.get("unmapped_product_category_ids") or ())
     return RuleFile(
         rules,
@@ -134,6 +168,13 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
     )
 
 
+def _extras_of(rule: MappingRule) -> dict[str, object]:
+    """The extra keys written for a rule that is not a plain published one (none for those)."""
+    if rule.provenance == "published" and rule.confidence == 1.0:
+        return {}
+    return {"confidence": round(float(rule.confidence), 4), "provenance": rule.provenance}
+
+
 def write_rules_yaml(
     rules: Iterable[MappingRule],
     path: str | Path,
@@ -142,7 +183,10 @@ def write_rules_yaml(
     int_ids: tuple[bool, bool] = (False, False),
     unmapped_ids: Iterable[str] = (),
 ) -> Path:
-    """Write rules in Shopify's YAML rule format (``unmapped_product_category_ids`` last, if any)."""
+    """Write rules in Shopify's YAML rule format (``unmapped_product_category_ids`` last, if any).
+
+    Rules other than plain published ones also get ``confidence`` and ``provenance`` keys.
+    """
 
     def as_id(value: str, as_int: bool) -> object:
         return int(value) if as_int and value.isdigit() else value
@@ -151,6 +195,7 @@ def write_rules_yaml(
         {
             "input": {"product_category_id": as_id(r.source_id, int_ids[0])},
             "output": {"product_category_id": [as_id(t, int_ids[1]) for t in r.target_ids]},
+            **_extras_of(r),
         }
         for r in rules
     ]
