@@ -164,14 +164,14 @@ def test_confidences_round_trip_through_mapping_yml(tmp_path) -> None:
 
 
 def test_a_bad_confidence_in_mapping_yml_is_a_clear_error(tmp_path) -> None:
-    from multimodal_cat.taxonomy import TaxonomyFormatError
+    from multimodal_cat.mapping.errors import MappingFormatError
 
     path = tmp_path / "bad.yml"
     path.write_text(
         "rules:\n- input:\n    product_category_id: a\n  output:\n    product_category_id:\n"
         "    - b\n  confidence: 1.7\n  provenance: inferred\n"
     )
-    with pytest.raises(TaxonomyFormatError, match="confidence in"):
+    with pytest.raises(MappingFormatError, match="confidence in"):
         Mapping.from_file(path)
 
 
