@@ -37,7 +37,7 @@ class Choice:
     kind: str
 
 
-def _line(parents: Sequence[int], position: int) -> list[int]:
+def lineage(parents: Sequence[int], position: int) -> list[int]:
     """``position`` and its ancestors, self first."""
     out = []
     while position >= 0:
@@ -50,7 +50,7 @@ def subtree_mass(parents: Sequence[int], cands: np.ndarray, probs: np.ndarray) -
     """Target position -> summed probability of the candidates at or below it."""
     mass: dict[int, float] = {}
     for g, p in zip(cands.tolist(), probs.tolist(), strict=True):
-        for a in _line(parents, g):
+        for a in lineage(parents, g):
             mass[a] = mass.get(a, 0.0) + p
     return mass
 
@@ -84,7 +84,7 @@ def choose(
     best, p_best = int(cands[top]), float(probs[top])
     if threshold is None or p_best >= threshold:
         return Choice(best, p_best, "best")
-    line = set(_line(parents, best))
+    line = set(lineage(parents, best))
     rival = max(
         (p for g, p in zip(cands.tolist(), probs.tolist(), strict=True) if g not in line),
         default=0.0,
@@ -98,12 +98,12 @@ def choose(
     if not source_is_root and parents[best] >= 0:
         deep = [g for g in ok if parents[g] >= 0]
         fitting = max(
-            (g for g in mass if parents[g] >= 0), key=lambda g: (mass[g], len(_line(parents, g)))
+            (g for g in mass if parents[g] >= 0), key=lambda g: (mass[g], len(lineage(parents, g)))
         )
         ok = deep or ([fitting] if mass[fitting] >= fit else ok)  # a root only if nothing fits
     if not ok:
         return Choice(best, p_best, "best")
-    depth = {g: len(_line(parents, g)) for g in ok}
+    depth = {g: len(lineage(parents, g)) for g in ok}
     chosen = max(ok, key=lambda g: (depth[g], mass[g]))
     if chosen == best:
         return Choice(best, p_best, "best")

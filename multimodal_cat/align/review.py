@@ -25,22 +25,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from multimodal_cat.align.backoff import lineage
+
 LOW = "low confidence"
 SIBLINGS = "siblings disagree"
 OUTSIDE = "outside parent's target"
 
 
-def _line(parents: Sequence[int], position: int) -> list[int]:
-    out = []
-    while position >= 0:
-        out.append(position)
-        position = parents[position]
-    return out
-
-
 def _branch(parents: Sequence[int], position: int) -> int:
     """The target's ancestor at depth 1 (itself when it is a root or at depth 1)."""
-    line = _line(parents, position)
+    line = lineage(parents, position)
     return line[-2] if len(line) >= 2 else line[-1]
 
 
@@ -59,9 +53,9 @@ def structure_flags(
     for parent, family in families.items():
         anchor = chosen.get(parent, -1)
         if anchor >= 0:
-            around = set(_line(target_parents, anchor))
+            around = set(lineage(target_parents, anchor))
             for s in family:
-                if chosen[s] not in around and anchor not in _line(target_parents, chosen[s]):
+                if chosen[s] not in around and anchor not in lineage(target_parents, chosen[s]):
                     flags[s] = OUTSIDE
         if len(family) < 3:
             continue

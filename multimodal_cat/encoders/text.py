@@ -25,7 +25,7 @@ from multimodal_cat.encoders._base import (
     backbone_of,
     check_pooling,
     key_name,
-    load_pretrained,
+    load_tower,
     model_device,
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
@@ -180,17 +180,10 @@ class TextEncoder:
 
         Raises:
             MissingEncoderPackageError: a short name's package is not installed.
-            UnknownEncoderError: the name cannot be found.
+            UnknownEncoderError: the name is not a short name, a folder or a reachable hub id.
         """
-        from transformers import AutoModel, AutoTokenizer
-
-        check_pooling(pooling)
-        model, tokenizer = load_pretrained(
-            name,
-            (AutoModel.from_pretrained, AutoTokenizer.from_pretrained),
-            local_files_only=local_files_only,
-            cache_dir=cache_dir,
-        )
+        options = {"local_files_only": local_files_only, "cache_dir": cache_dir}
+        model, tokenizer = load_tower(name, "text", pooling, **options)
         declared, default = {}, None
         source = resolve_encoder(name, cache_dir=cache_dir)
         if Path(source).is_dir():

@@ -21,6 +21,7 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 from multimodal_cat.taxonomy._bounds import MAX_DEPTH, check_depth
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
@@ -136,10 +137,8 @@ def read_google(
     path: str | Path, name: str | None = None, missing_parents: str = "error"
 ) -> Taxonomy:
     """Read Google's ``taxonomy-with-ids.<locale>.txt`` (``ID - A > B > C``)."""
-    path = Path(path)
-    rows, version = _read_lines(path, _GOOGLE_LINE, "'ID - Name > Name > ...'")
-    return _tree_from_id_paths(
-        rows, path, name or (f"google/{version}" if version else path.stem), missing_parents
+    return _read_id_path_file(
+        path, _GOOGLE_LINE, "'ID - Name > Name > ...'", "google", name, missing_parents
     )
 
 
@@ -147,12 +146,19 @@ def read_shopify_txt(
     path: str | Path, name: str | None = None, missing_parents: str = "error"
 ) -> Taxonomy:
     """Read Shopify's ``dist/<locale>/categories.txt``; ids become the short form (``aa-1-1``)."""
+    expected = "'gid://shopify/TaxonomyCategory/ID : Name > ...'"
+    return _read_id_path_file(path, _SHOPIFY_LINE, expected, "shopify", name, missing_parents)
+
+
+def _read_id_path_file(
+    path: str | Path, pattern: Any, expected: str, vendor: str, name: str | None, missing: str
+) -> Taxonomy:
+    """A one-category-per-line file (Google's or Shopify's text format) as a tree named
+    ``<vendor>/<version>`` (the version from the file's header) unless ``name`` is given."""
     path = Path(path)
-    rows, version = _read_lines(
-        path, _SHOPIFY_LINE, "'gid://shopify/TaxonomyCategory/ID : Name > ...'"
-    )
+    rows, version = _read_lines(path, pattern, expected)
     return _tree_from_id_paths(
-        rows, path, name or (f"shopify/{version}" if version else path.stem), missing_parents
+        rows, path, name or (f"{vendor}/{version}" if version else path.stem), missing
     )
 
 
