@@ -25,33 +25,18 @@ from multimodal_cat.feeds import (
 )
 from multimodal_cat.feeds.write import checkpoint_path
 from multimodal_cat.mapping import CategoryMapper, MappedCategory
-from multimodal_cat.predictions import CategoryScore, Prediction
+from multimodal_cat.predictions import Prediction
+from tests.conftest import FakePredictor as SharedFakePredictor
 
 
-class FakePredictor:
-    """Predicts ``cat-<title word count>``; records batch sizes; can fail after N batches."""
+def _by_word_count(product) -> tuple[str, str]:
+    cid = f"cat-{len(product.title.split())}"
+    return cid, f"Root > {cid}"
 
-    fingerprint = "fake-predictor"  # the same model whatever fail_after says (resume checks)
 
-    def __init__(self, fail_after: int | None = None):
-        self.batches: list[int] = []
-        self.fail_after = fail_after
-        self.saw_images: list[bool] = []
-        self.min_confidence: list[float | None] = []
-
-    def predict(self, products, *, top_k=5, min_confidence=None):
-        self.min_confidence.append(min_confidence)
-        if self.fail_after is not None and len(self.batches) >= self.fail_after:
-            raise RuntimeError("model crashed")
-        self.batches.append(len(products))
-        self.saw_images += [p.image is not None for p in products]
-        out = []
-        for p in products:
-            cid = f"cat-{len(p.title.split())}"
-            out.append(
-                Prediction(cid, f"Root > {cid}", 0.5, [CategoryScore(cid, f"Root > {cid}", 0.5)])
-            )
-        return out
+def FakePredictor(fail_after: int | None = None) -> SharedFakePredictor:  # noqa: N802
+    """The suite's fake predictor, predicting ``cat-<title word count>``."""
+    return SharedFakePredictor(fail_after=fail_after, category=_by_word_count)
 
 
 class FakeMapping:
@@ -138,7 +123,7 @@ def test_map_to_column_matches_versioned_taxonomy(feed, tmp_path):
 def test_resume_after_crash_is_identical(feed, tmp_path, suffix):
     _run(feed, tmp_path / f"full{suffix}", batch_size=3)
     out = tmp_path / f"out{suffix}"
-    with pytest.raises(RuntimeError, match="model crashed"):
+    with pytest.raises(RuntimeError, match="out of memory"):
         _run(feed, out, FakePredictor(fail_after=2), batch_size=3)
     data = out if suffix != ".parquet" else tmp_path / f".out{suffix}.partial.jsonl"
     with open(data, "ab") as handle:  # a torn write after the last checkpoint
@@ -201,12 +186,11 @@ def test_non_utf8_and_huge_fields_are_warnings(tmp_path):
 
 
 def test_wrong_prediction_count_stops_the_job(feed, tmp_path):
-    class Short(FakePredictor):
-        def predict(self, products, **kwargs):
-            return super().predict(products, **kwargs)[:-1]
-
+    predictor = FakePredictor()
+    full = predictor.predict
+    predictor.predict = lambda products, **kwargs: full(products, **kwargs)[:-1]
     with pytest.raises(RuntimeError, match="predictions for"):
-        _run(feed, tmp_path / "out.csv", Short())
+        _run(feed, tmp_path / "out.csv", predictor)
 
 
 def test_image_root_and_loader_options(tmp_path):
