@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.fashion_data import DATA_DIR
-from benchmarks.fashion_model import RESULTS, environment, output_stem, write_results
+from benchmarks.fashion_model import RESULTS, environment, made_by, output_stem, write_results
 from benchmarks.fashion_model_eval import METRIC_KEYS
 
 METRICS = tuple(key for key in METRIC_KEYS if key != "tag_macro_f1")  # the CLI's columns
@@ -143,9 +143,7 @@ def markdown(result: dict) -> str:
             [
                 "# Fashion benchmark through the command line (`multimodal-cat train`, defaults)",
                 "",
-                f"`{env['command']}` at commit `{env['git_commit'][:12]}`, {env['date_utc']}, "
-                f"load average at start {env['load_average_start']}, {env['torch_threads']} torch "
-                "threads.",
+                f"{made_by(env)}, {env['torch_threads']} torch threads.",
                 "",
                 f"Feeds: {rows['train']} training products ({rows['train_imaged']} with an image), "
                 f"{rows['test']} test products (imaged, `id % 5 == 0`), the split of "

@@ -221,6 +221,14 @@ def environment(module: str, **extra: object) -> dict:
     }
 
 
+def made_by(env: dict) -> str:
+    """The provenance sentence every results markdown opens with (see :func:`environment`)."""
+    return (
+        f"`{env['command']}` at commit `{env['git_commit'][:12]}`, {env['date_utc']}, "
+        f"load average at start {env['load_average_start']}"
+    )
+
+
 def output_stem(name: str, out: str | None, quick: bool) -> Path:
     """``--out`` if given; else ``results/<name>``, or a temp dir for a ``--quick`` smoke run
     (so it never overwrites the committed results)."""
@@ -268,8 +276,7 @@ def markdown(result: dict) -> str:
     notes = [
         "# Fashion benchmark: MultimodalCatModel vs baselines",
         "",
-        f"`{env['command']}` at commit `{env['git_commit'][:12]}`, {env['date_utc']}, "
-        f"load average at start {env['load_average_start']}.",
+        f"{made_by(env)}.",
         "",
         "Test: imaged products with `id % 5 == 0` ({n_test} rows). Settings chosen by 4-fold "
         "cross-validation over the non-test rows (fold k holds out `id % 10` in {{k, k+5}}, scored "

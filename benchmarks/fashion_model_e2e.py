@@ -149,6 +149,7 @@ def _subset(table: FashionTable, rows: np.ndarray, size: int) -> np.ndarray:
 
 
 def _markdown(result: dict) -> str:
+    from benchmarks.fashion_model import made_by  # the module imports this one
     from benchmarks.fashion_model_eval import METRIC_KEYS
 
     keys = [k for k in METRIC_KEYS if k != "tag_macro_f1"]
@@ -163,8 +164,7 @@ def _markdown(result: dict) -> str:
             [
                 "# Fashion benchmark: MiniLM fine-tuned end to end inside the fused model",
                 "",
-                f"`{env['command']}` at commit `{env['git_commit'][:12]}`, {env['date_utc']}, load "
-                f"average at start {env['load_average_start']}, {env['torch_threads']} torch threads.",
+                f"{made_by(env)}, {env['torch_threads']} torch threads.",
                 "",
                 "The fused model's head is first trained on cached embeddings of the train rows "
                 "(spec `{}`), then its MiniLM tower and head are fine-tuned together on {} train rows "

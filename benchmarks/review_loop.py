@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.fashion_model import environment, output_stem, write_results
+from benchmarks.fashion_model import environment, made_by, output_stem, write_results
 from multimodal_cat.encoders import TextEncoder, encode_cached
 from multimodal_cat.review import suggest
 
@@ -171,8 +171,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Review loop on Flipkart: `suggest` versus random labels",
         "",
-        f"Made by `{env['command']}` at commit `{env['git_commit'][:10]}` on {env['date_utc']} "
-        f"(load average at start {env['load_average_start']}). Pool: {result['pool_rows']} non-test "
+        f"{made_by(env)}. Pool: {result['pool_rows']} non-test "
         f"rows; scored on the {result['test_rows']} test rows; {result['rounds']} rounds of "
         f"{result['per_round']} labels; seed {SEED}.",
         "",

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.fashion_model import environment, output_stem, write_results
+from benchmarks.fashion_model import environment, made_by, output_stem, write_results
 from multimodal_cat.taxonomy.index import TaxonomyIndex
 from multimodal_cat.taxonomy.readers import read_taxonomy
 from multimodal_cat.taxonomy.shipped import SHIPPED_TAXONOMIES, taxonomies_dir
@@ -89,8 +89,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Taxonomy load time",
         "",
-        f"Made with: `{env['command']}` at git {env['git_commit'][:10]}, {env['date_utc']}, "
-        f"load average at start {', '.join(f'{x:.2f}' for x in env['load_average_start'])}, "
+        f"{made_by(env)}, "
         f"at end {', '.join(f'{x:.2f}' for x in result['load_average_end'])}; "
         f"best of {result['repeats']} runs each.",
         "",
