@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from multimodal_cat.errors import FormatError, optional_import
 from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint
-from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, LineTooLongError, clean_value
+from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, clean_value
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _EXTENSIONS = {
@@ -253,12 +253,10 @@ class FeedReader:
         seen: dict[str, None] = {}
         try:
             lines = BoundedLines(stream, self.max_line)
-            while len(seen) < MAX_COLUMNS:
-                try:
-                    raw = next(lines)
-                except StopIteration:
+            for raw, too_long in lines.or_errors():
+                if len(seen) >= MAX_COLUMNS:
                     break
-                except LineTooLongError:
+                if too_long is not None:
                     continue
                 row = self._jsonl_record(raw, 0, 0)
                 if row is not None and row.values is not None:
@@ -270,14 +268,10 @@ class FeedReader:
 
     def _jsonl_records(self, lines: BoundedLines) -> Iterator[RawRow]:
         number = 0
-        while True:
-            try:
-                raw = next(lines)
-            except StopIteration:
-                return
-            except LineTooLongError as error:
+        for raw, too_long in lines.or_errors():
+            if too_long is not None:
                 number += 1
-                yield RawRow(number, error.line, None, str(error))
+                yield RawRow(number, too_long.line, None, str(too_long))
                 continue
             row = self._jsonl_record(raw, lines.line, number + 1)
             if row is not None:

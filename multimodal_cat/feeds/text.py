@@ -99,3 +99,13 @@ class BoundedLines:
             raise LineTooLongError(self.line, self.limit)
         self.record.append(line)
         return line
+
+    def or_errors(self) -> Iterator[tuple[Any, LineTooLongError | None]]:
+        """``(line, None)`` per line, and ``(None, error)`` for a line over the limit, to the end."""
+        while True:
+            try:
+                yield next(self), None
+            except StopIteration:
+                return
+            except LineTooLongError as error:
+                yield None, error
