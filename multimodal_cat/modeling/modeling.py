@@ -317,14 +317,22 @@ class MultimodalCatModel(PreTrainedModel):
         )
 
     @torch.no_grad()
+    def calibrated_leaf_probs(self, outputs: MultimodalCatOutput) -> torch.Tensor:
+        """Leaf probabilities (CPU, float, columns in head order) under the category temperature."""
+        leaf_logits = outputs.category_logits.detach().float()
+        return torch.softmax(leaf_logits / self.config.category_temperature, dim=-1).cpu()
+
+    @torch.no_grad()
     def calibrated_scores(
         self, outputs: MultimodalCatOutput
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Node log-probabilities and tag probabilities (CPU, float) under the checkpoint's
         temperatures (``config.category_temperature`` / ``tag_temperature``, 1.0 until
         calibrated: see :func:`multimodal_cat.training.calibrate.calibrate`)."""
-        leaf_logits = outputs.category_logits.detach().float()
-        node_log_probs = self.category_head.node_log_probs(leaf_logits / self.config.category_temperature)
+        node_log_probs = outputs.node_log_probs.detach().float()  # forward's, at temperature 1
+        if self.config.category_temperature != 1.0:
+            leaf_logits = outputs.category_logits.detach().float()
+            node_log_probs = self.category_head.node_log_probs(leaf_logits / self.config.category_temperature)
         tag_scores = None
         if outputs.tag_logits is not None:
             scaled = outputs.tag_logits.detach().float() / self.config.tag_temperature

@@ -301,5 +301,4 @@ class ModelPredictor:
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""
-        log_probs, _ = self.model.calibrated_scores(self._forward(products))
-        return log_probs[:, self.model.label_space.leaves].exp().numpy()
+        return self.model.calibrated_leaf_probs(self._forward(products)).numpy()

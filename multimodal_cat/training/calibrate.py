@@ -79,14 +79,14 @@ def _as_tuple(value: Any) -> tuple:
 
 
 def _leaf_confidence(
-    model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor, t: float
+    model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor, temperature: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """ECE, confidence and hits of the best leaf (a hit: the leaf is the label or lies under it)."""
     space = model.label_space
-    with torch.no_grad():
-        node = model.category_head.node_log_probs(leaf_logits / t).exp()
-    leaves = torch.as_tensor(space.leaves)
-    best = leaves[node[:, leaves].argmax(1)]
-    confidence = node[torch.arange(len(best)), best].numpy()
-    hits = np.array([int(t) in space.ancestors(int(b)) for b, t in zip(best, targets, strict=True)])
+    confidence, column = torch.softmax(leaf_logits / temperature, dim=-1).max(dim=1)
+    best = torch.as_tensor(space.leaves)[column]
+    hits = np.array(
+        [int(label) in space.ancestors(int(leaf)) for leaf, label in zip(best, targets, strict=True)]
+    )
+    confidence = confidence.numpy()
     return expected_calibration_error(confidence, hits), confidence, hits

@@ -233,8 +233,7 @@ def train_on_feed(
     head = model_args.head_settings(recipe)
     if training_args.process_index == 0:
         print(settings_line(recipe, training_args, head), file=sys.stderr)
-    if training_args.bf16 and not use_bf16(True, training_args.device):
-        training_args.bf16 = False  # emulated bf16 is several times slower than fp32
+    training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
     processor = MultimodalCatProcessor.from_encoders(
@@ -245,14 +244,15 @@ def train_on_feed(
     )
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
-    if sets.eval is not None and model_args.calibrate:
-        from multimodal_cat.training.calibrate import calibrate
+    if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
+        evaluated = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+        metrics.update(evaluated.metrics)
+        if model_args.calibrate:
+            from multimodal_cat.training.calibrate import calibrate
 
-        figures = calibrate(model, trainer.predict(trainer.eval_dataset))
-        metrics.update({f"calibration_{k}": v for k, v in figures.items()})
+            figures = calibrate(model, evaluated)
+            metrics.update({f"calibration_{k}": v for k, v in figures.items()})
     trainer.save_model(training_args.output_dir)  # with the processor; pushes with --push_to_hub
-    if sets.eval is not None:
-        metrics.update(trainer.evaluate())
     if trainer.is_world_process_zero():
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
     return metrics
