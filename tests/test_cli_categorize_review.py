@@ -77,3 +77,11 @@ def test_target_precision_on_a_labelled_holdout(monkeypatch, tmp_path, feed, cap
     bad.write_text("title,label\na doll,Toys\n")
     code, _ = _run(monkeypatch, tmp_path, feed, "--target-precision", "0.9", "--holdout", str(bad))
     assert code == 2 and "expected a category column 'category'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--review-below", "1.5"], ["--target-precision", "-0.1"],
+                                   ["--target-precision", "x"]])
+def test_thresholds_outside_0_1_are_refused(monkeypatch, tmp_path, feed, capsys, flags):
+    with pytest.raises(SystemExit) as exit_info:
+        _run(monkeypatch, tmp_path, feed, *flags)
+    assert exit_info.value.code == 2 and "expected a probability in [0, 1]" in capsys.readouterr().err

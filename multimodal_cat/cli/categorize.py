@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.review import add_routing_arguments, build_router
+from multimodal_cat.cli.types import probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
@@ -98,7 +99,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--min-confidence",
-        type=_probability,
+        type=probability,
         metavar="P",
         help="back off to the deepest category on the best one's path whose probability "
         "reaches P (a surer, coarser category); default: always the best leaf",
@@ -273,17 +274,6 @@ def _preflight(args: argparse.Namespace) -> None:
             ColumnMap.from_args(args.column).resolve(reader.columns)
     except _INPUT_ERRORS as error:
         raise UserError(str(error)) from None
-
-
-def _probability(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], found {text!r}")
-    return value
 
 
 def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMapper | None]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
 
 
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     tasks.add_argument("feed", help="the feed that was categorized")
     tasks.add_argument("predictions", help="the output of `multimodal-cat categorize`")
     _add_common(tasks)
-    tasks.add_argument("--below", type=float, metavar="P",
+    tasks.add_argument("--below", type=probability, metavar="P",
                        help="queue rows whose confidence is below P (default: rows marked "
                        "needs_review, or every row when the output has no such column)")
     tasks.set_defaults(func=run_tasks)
@@ -222,9 +223,9 @@ def add_routing_arguments(p: argparse.ArgumentParser) -> None:
     """``categorize``'s review flags: mark rows ``needs_review`` with a ``review_reason``."""
     group = p.add_argument_group("review routing")
     which = group.add_mutually_exclusive_group()
-    which.add_argument("--review-below", type=float, metavar="P",
+    which.add_argument("--review-below", type=probability, metavar="P",
                        help="rows under confidence P need review (plus seller-category disagreements)")
-    which.add_argument("--target-precision", type=float, metavar="P",
+    which.add_argument("--target-precision", type=probability, metavar="P",
                        help="auto-accept only at the confidence where held-out rows reach precision P "
                        "(a checkpoint's stored thresholds, or --holdout)")
     group.add_argument("--holdout", metavar="FEED",
@@ -239,15 +240,13 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
     from multimodal_cat.review.routing import ReviewRouter
 
     if args.review_below is not None:
-        if not 0.0 <= args.review_below <= 1.0:
-            raise UserError(f"--review-below must be in [0, 1]; found {args.review_below}")
         return ReviewRouter(predictor.taxonomy, args.review_below, "--review-below")
     if args.target_precision is None:
         if args.holdout:
             raise UserError("--holdout is for --target-precision; give both")
         return None
-    if not 0.0 < args.target_precision <= 1.0:
-        raise UserError(f"--target-precision must be in (0, 1]; found {args.target_precision}")
+    if args.target_precision == 0.0:
+        raise UserError("--target-precision must be above 0 (every row would be auto-accepted)")
     if args.holdout:
         return ReviewRouter(predictor.taxonomy, *_holdout_threshold(args, predictor))
     stored = getattr(getattr(getattr(predictor, "model", None), "config", None), "confidence_thresholds", None)
@@ -264,18 +263,21 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
 
 def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float, str]:
     from multimodal_cat.evaluation import evaluate_predictions
-    from multimodal_cat.feeds.columns import read_products
+    from multimodal_cat.feeds.columns import ColumnMap, row_to_product
     from multimodal_cat.feeds.read import FeedReader
 
+    label = args.holdout_label_column
     try:
-        with FeedReader(args.holdout) as reader:
-            if args.holdout_label_column not in reader.columns:
+        with FeedReader(args.holdout) as reader:  # one pass: each row's product and its label
+            if label not in reader.columns:
                 raise UserError(
-                    f"{args.holdout}: expected a category column {args.holdout_label_column!r}; "
+                    f"{args.holdout}: expected a category column {label!r}; "
                     f"found {', '.join(reader.columns)}"
                 )
-            labels = [r.values.get(args.holdout_label_column, "") for r in reader if not r.error]
-        products = [p for _, p, _ in read_products(args.holdout, args.column) if p is not None]
+            columns = ColumnMap.from_args(args.column).resolve(reader.columns)
+            rows = [r for r in reader if not r.error]
+        products = [row_to_product(r.values, columns, r.number) for r in rows]
+        labels = [r.values.get(label, "") for r in rows]
         report = evaluate_predictions(predictor.predict(products), labels, predictor.taxonomy,
                                       target_precisions=(args.target_precision,))
     except (MultimodalCatError, OSError, ValueError) as err:

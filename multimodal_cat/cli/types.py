@@ -1,0 +1,21 @@
+"""Argument types shared by the sub-commands (argparse reports a bad value as exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1].
+
+    Example:
+        >>> probability("0.9")
+        0.9
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], found {text!r}")
+    return value
