@@ -278,7 +278,7 @@ class MappingAligner:
             s
             for s, item in out.items()
             if claims[item.target_id] > 1
-            and parents[ctx.target.ids.index(item.target_id)] == anchor
+            and parents[ctx.target.index.position(item.target_id)] == anchor
         ]
         if anchor < 0 or self.family_penalty is None or len(contested) < 2:
             return out
@@ -286,7 +286,7 @@ class MappingAligner:
             {s: rows[s] for s in contested}, parents, reuse_penalty=self.family_penalty, slot=anchor
         )
         for s, (g, p) in picked.items():
-            if g != ctx.target.ids.index(out[s].target_id) and parents[g] == anchor:
+            if g != ctx.target.index.position(out[s].target_id) and parents[g] == anchor:
                 out[s] = review_item(
                     ctx.source, ctx.target, s, *rows[s], Choice(g, p, "family-assignment")
                 )
@@ -365,7 +365,7 @@ class MappingAligner:
                 todo.append(s)
         roots = [s for s in todo if s_view.parents[s] < 0]
         for s, item in self._align_roots(ctx, roots).items():
-            chosen[s], items[s] = t_view.ids.index(item.target_id), item
+            chosen[s], items[s] = t_view.index.position(item.target_id), item
         waiting = set(todo)
         for s in todo:
             if s in items:
@@ -375,7 +375,7 @@ class MappingAligner:
             family = [c for c in s_view.children[parent] if c in waiting] if parent >= 0 else [s]
             waiting -= set(family)
             for c, item in self._infer_family(ctx, family, anchor, parent in missing).items():
-                chosen[c], items[c] = t_view.ids.index(item.target_id), item
+                chosen[c], items[c] = t_view.index.position(item.target_id), item
                 if item.kind == "back-off" or chosen[c] == anchor:
                     missing.add(c)
         for item in items.values():
