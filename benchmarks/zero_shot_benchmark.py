@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, expected_calibration_error
-from multimodal_cat.zero_shot.search import unit_rows
 from multimodal_cat.zero_shot.store import embed_tree
 
 LEVELS = ["masterCategory", "subCategory", "articleType"]
@@ -170,7 +170,7 @@ def main() -> int:
     )
     view = embed_tree(tax, zs.encoder_)
     leaves = zs.index_.positions
-    emb = unit_rows(zs._embed(test_titles))
+    emb = l2_normalize(zs._embed(test_titles))
     for name, side in {
         "baseline_leaf_name_cosine": view.name_emb,
         "baseline_full_path_cosine": view.path_emb,

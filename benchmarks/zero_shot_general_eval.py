@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.training.metrics import hierarchical_prf
 from multimodal_cat.zero_shot.calibration import expected_calibration_error
@@ -23,7 +24,6 @@ from multimodal_cat.zero_shot.search import (
     ScoreWeights,
     hub_scores,
     text_vectors,
-    unit_rows,
 )
 
 HEADS = (0.0, 0.25, 0.5)
@@ -83,7 +83,7 @@ def components(index: CategoryIndex, titles: list[str], embed) -> Components:
         path[h] = vec @ view.path_emb[cols].T
         name[h] = vec @ view.name_emb[cols].T
         anc[h] = vec @ above[cols].T
-    title_vec = unit_rows(embed(titles))
+    title_vec = l2_normalize(embed(titles))
     parent = [view.parents[p] if view.parents[p] >= 0 else p for p in cols]
     root = [view.ancestors(p)[-1] for p in cols]
     old = title_vec @ (

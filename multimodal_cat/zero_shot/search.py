@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.zero_shot.lexical import PathOverlap, PhraseIndex
 from multimodal_cat.zero_shot.product_text import ProductText
 
@@ -77,12 +78,6 @@ def category_matrix(view: TreeView, weights: ScoreWeights) -> np.ndarray:
     return (w_path * path_emb + w_name * name_emb + w_anc * above).astype(np.float32)
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def text_vectors(
     texts: Sequence[ProductText], embed, weights: ScoreWeights, title_weight: float = 0.5
 ) -> np.ndarray:
@@ -91,19 +86,19 @@ def text_vectors(
 
     ``title_weight`` is the title's share against title + description (when there is one).
     """
-    title = unit_rows(embed([t.title for t in texts]))
+    title = l2_normalize(embed([t.title for t in texts]))
     out = title.copy()
     rows = [i for i, t in enumerate(texts) if t.full != t.title]
     if rows and title_weight < 1.0:
-        full = unit_rows(embed([texts[i].full for i in rows]))
-        out[rows] = unit_rows(title_weight * title[rows] + (1.0 - title_weight) * full)
+        full = l2_normalize(embed([texts[i].full for i in rows]))
+        out[rows] = l2_normalize(title_weight * title[rows] + (1.0 - title_weight) * full)
     if weights.head:
-        heads = unit_rows(embed([t.head for t in texts]) + embed([t.noun for t in texts]))
-        out = unit_rows((1.0 - weights.head) * out + weights.head * heads)
+        heads = l2_normalize(embed([t.head for t in texts]) + embed([t.noun for t in texts]))
+        out = l2_normalize((1.0 - weights.head) * out + weights.head * heads)
     rows = [i for i, t in enumerate(texts) if t.seller_category]
     if rows and weights.seller:
-        seller = unit_rows(embed([texts[i].seller_category for i in rows]))
-        out[rows] = unit_rows((1.0 - weights.seller) * out[rows] + weights.seller * seller)
+        seller = l2_normalize(embed([texts[i].seller_category for i in rows]))
+        out[rows] = l2_normalize((1.0 - weights.seller) * out[rows] + weights.seller * seller)
     return out
 
 
