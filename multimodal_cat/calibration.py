@@ -126,9 +126,12 @@ def expected_calibration_error(
         raise ValueError(
             f"expected two equal-length, non-empty arrays; found {confidence.shape} and {np.shape(correct)}"
         )
-    table = reliability(confidence, correct, bins)
-    gap = sum(b["share"] * abs(b["accuracy"] - b["confidence"]) for b in table if b["share"])
-    return round(float(gap), 6)
+    return round(_gap(reliability(confidence, correct, bins)), 6)
+
+
+def _gap(table: list[dict[str, float]]) -> float:
+    """Share-weighted mean |accuracy - confidence| over the filled bins of a reliability table."""
+    return float(sum(b["share"] * abs(b["accuracy"] - b["confidence"]) for b in table if b["share"]))
 
 
 @dataclass(frozen=True)
@@ -214,17 +217,12 @@ def reliability_diagram(
     )
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
     for label, (conf, corr) in curves.items():
-        conf, corr = np.asarray(conf, dtype=float), np.asarray(corr, dtype=float)
-        which = _bins(conf, bins)
-        xs, ys, counts = [], [], []
-        for b in range(bins):
-            members = which == b
-            counts.append(int(members.sum()))
-            if members.any():
-                xs.append(conf[members].mean())
-                ys.append(corr[members].mean())
-        ece = expected_calibration_error(conf, corr, bins=bins)
-        top.plot(xs, ys, marker="o", label=f"{label} (ECE {ece:.3f})")
+        table = reliability(conf, corr, bins)
+        filled = [b for b in table if b["share"]]
+        ece = _gap(table)
+        top.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o",
+                 label=f"{label} (ECE {ece:.3f})")
+        counts = [b["share"] * len(conf) for b in table]
         bottom.bar(edges[:-1] + 0.5 / bins, counts, width=0.9 / bins, alpha=0.5, label=label)
     top.set_ylabel("accuracy")
     top.set_title(title)

@@ -223,5 +223,6 @@ class Categorizer:
         """
         from multimodal_cat.evaluation import evaluate_predictions
 
-        predictions = self.predict(products, min_confidence=min_confidence)
+        items = to_products(products)  # no mapping: the scores read only the categories
+        predictions = self.predictor.predict(items, min_confidence=min_confidence) if items else []
         return evaluate_predictions(predictions, labels, self.taxonomy, plots_dir=plots_dir)
