@@ -163,9 +163,11 @@ def categorize_feed(
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
-        fingerprint = job_fingerprint(feed, reader, predictor, cmap, mapper, names, keep, loader)
-        fingerprint.update(shard=[index, count], min_confidence=min_confidence,
-                           review_threshold=getattr(router, "threshold", None))
+        fingerprint = job_fingerprint(
+            feed, reader, predictor, cmap, mapper, names, keep, loader,
+            shard=[index, count], min_confidence=min_confidence,
+            review_threshold=getattr(router, "threshold", None),
+        )
         protect = [reader.path] if reader.path else []
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect

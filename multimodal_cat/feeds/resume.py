@@ -132,8 +132,10 @@ def job_fingerprint(
     names: Sequence[str],
     keep: dict[str, str],
     images: Any,
+    **options: Any,
 ) -> dict[str, Any]:
-    """The parts of a feed job's fingerprint that shape its output (JSON-serializable)."""
+    """Everything that shapes a feed job's output (JSON-serializable); ``options`` are the
+    job's own settings (shard, min_confidence, review threshold...)."""
     return {
         "feed": _feed_name(feed),
         "feed_bytes": reader.path.stat().st_size if reader.path else None,
@@ -144,6 +146,7 @@ def job_fingerprint(
         "map_to": list(names),
         "keep": dict(keep),
         "images": _describe(images, 1),
+        **options,
     }
 
 

@@ -26,6 +26,7 @@ from multimodal_cat.calibration import (
     threshold_for_precision,
 )
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
+from multimodal_cat.training.metrics import as_tuple
 
 TARGET_PRECISIONS = (0.95, 0.98, 0.99)  # auto-accept thresholds stored for these precisions
 
@@ -39,8 +40,8 @@ def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
     Rows labelled with an inner node count through that node's probability (the sum over its
     leaves), as in training.
     """
-    predictions = _as_tuple(prediction_output.predictions)
-    labels = _as_tuple(prediction_output.label_ids)
+    predictions = as_tuple(prediction_output.predictions)
+    labels = as_tuple(prediction_output.label_ids)
     leaf_logits = torch.as_tensor(np.asarray(predictions[0]), dtype=torch.float32)
     targets = torch.as_tensor(np.asarray(labels[0]).reshape(-1), dtype=torch.long)
     known = targets != IGNORE_INDEX
@@ -72,10 +73,6 @@ def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
         model.config.tag_temperature = fit_scale(tag_loss)
         figures["tag_temperature"] = model.config.tag_temperature
     return figures
-
-
-def _as_tuple(value: Any) -> tuple:
-    return value if isinstance(value, tuple) else (value,)
 
 
 def _leaf_confidence(

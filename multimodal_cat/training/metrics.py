@@ -135,6 +135,11 @@ def tag_metrics(decisions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def as_tuple(value: Any) -> tuple:
+    """A ``Trainer`` prediction output's field as a tuple (a single output is not wrapped)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
 def build_compute_metrics(
     tree: Tree, tag_groups: Sequence[TagGroup] = ()
 ) -> Callable[[Any], dict[str, float]]:
@@ -152,10 +157,8 @@ def build_compute_metrics(
     groups = list(tag_groups)
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
-        predictions = eval_prediction.predictions
-        predictions = predictions if isinstance(predictions, tuple) else (predictions,)
-        label_ids = eval_prediction.label_ids
-        label_ids = label_ids if isinstance(label_ids, tuple) else (label_ids,)
+        predictions = as_tuple(eval_prediction.predictions)
+        label_ids = as_tuple(eval_prediction.label_ids)
         category_logits = np.asarray(predictions[0])
         pred_nodes = leaves[category_logits.argmax(-1)]
         metrics = category_metrics(pred_nodes, np.asarray(label_ids[0]).reshape(-1), tree)
