@@ -137,6 +137,13 @@ class FeedReader:
         """Whether the feed file is gzip-compressed (by its name)."""
         return self.path is not None and self.path.name.lower().endswith(".gz")
 
+    def _spool(self) -> IO[bytes]:
+        """Copy the stream into a temporary file (closed in ``close()``), rewound."""
+        self._temp = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        shutil.copyfileobj(self._stream, self._temp, 1 << 20)
+        self._temp.seek(0)
+        return self._temp
+
     def _open_file(self) -> IO[bytes]:
         assert self.path is not None
         if not self.gzipped:
@@ -235,10 +242,7 @@ class FeedReader:
     # --- JSON lines ------------------------------------------------------------------------
     def _jsonl_rows(self) -> Iterator[RawRow]:
         if self.path is None:  # spool stdin, so the columns can be learned in a first pass
-            self._temp = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-            shutil.copyfileobj(self._stream, self._temp, 1 << 20)
-            self._temp.seek(0)
-            self._stream = self._temp  # type: ignore[assignment]
+            self._stream = self._spool()  # type: ignore[assignment]
         self.columns = self._jsonl_columns()
         if self.path is None:
             self._stream.seek(0)
@@ -249,7 +253,7 @@ class FeedReader:
         if self.path is None:
             stream: IO[bytes] = self._stream
         else:
-            stream = gzip.open(self.path, "rb") if self.gzipped else open(self.path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+            stream = self._open_file()
         seen: dict[str, None] = {}
         try:
             lines = BoundedLines(stream, self.max_line)
@@ -307,11 +311,8 @@ class FeedReader:
         pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Reading a Parquet feed")
 
         source: Any = self.path
-        if self.path is None or self.gzipped:
-            self._temp = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-            shutil.copyfileobj(self._stream, self._temp, 1 << 20)
-            self._temp.seek(0)
-            source = self._temp
+        if self.path is None or self.gzipped:  # pyarrow needs a seekable, plain file
+            source = self._spool()
         try:
             self._parquet_file = pq.ParquetFile(source)
         except Exception as error:  # pyarrow.ArrowInvalid and friends
