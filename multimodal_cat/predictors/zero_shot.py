@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
+from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.predictions import CategoryScore, Prediction
 from multimodal_cat.predictors.backoff import coarse_predictions
 from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
@@ -210,7 +211,12 @@ class ZeroShotCategorizer:
         """
         self._prepare()
         texts = product_texts(items)
-        vectors = self._vectors(texts, embeddings)
+        return self._scores(items, texts, self._vectors(texts, embeddings))
+
+    def _scores(
+        self, items: Sequence[str | Product], texts: list[ProductText], vectors: np.ndarray | None
+    ) -> np.ndarray:
+        """The text score of every category, plus the image term when there is an image model."""
         out = self.index_.scores(texts, vectors, self.weights)
         if self.image_pair_ is not None and self.image_weight:
             out += self.image_weight * self.image_scores(items)
@@ -227,7 +233,7 @@ class ZeroShotCategorizer:
         dim = self.index_.matrix.shape[1]
         if emb.shape != (len(texts), dim):
             raise ValueError(f"expected embeddings of shape {(len(texts), dim)}; got {emb.shape}")
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(emb)
 
     def image_scores(self, items: Sequence[str | Product]) -> np.ndarray:
         """Cosines (n, len(classes_)) between products' images and the category prompts;
@@ -240,21 +246,15 @@ class ZeroShotCategorizer:
             out[rows] = images @ self.image_matrix_.T
         return out
 
-    def _probabilities(self, items: Sequence[str | Product]) -> np.ndarray:
+    def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
+        """Probabilities (n, len(classes_)), rows sum to 1; columns follow :attr:`classes_`."""
         self._prepare()
         texts = product_texts(items)
         vectors = self._vectors(texts, None)
-        scores = self.index_.scores(texts, vectors, self.weights)
-        if self.image_pair_ is not None and self.image_weight:
-            scores += self.image_weight * self.image_scores(items)
-        probs = softmax(scores, self.temperature)
+        probs = softmax(self._scores(items, texts, vectors), self.temperature)
         if self.adapt and vectors is not None:
             probs = smooth_over_neighbours(probs, vectors)
         return probs
-
-    def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
-        """Probabilities (n, len(classes_)), rows sum to 1; columns follow :attr:`classes_`."""
-        return self._probabilities(items)
 
     def predict(
         self,
@@ -267,7 +267,7 @@ class ZeroShotCategorizer:
         (``top_k`` defaults to the constructor's), tags, and a warning when it backed off.
         ``min_confidence`` replaces the default back-off: the deepest category on the best
         leaf's path whose probability (summed over the leaves below it) reaches it."""
-        probs = self._probabilities(items)
+        probs = self.predict_proba(items)
         keep = max(1, self.top_k if top_k is None else top_k)
         if min_confidence is not None:
             chosen = coarse_predictions(
