@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,8 @@ class Prediction:
             (:class:`~multimodal_cat.mapping.rule.MappedCategory`).
         warnings: Plain-words notes, e.g. that the image could not be read and the
             prediction used text only.
+        inputs: What the answer was computed from: ``"text+image"``, ``"text"`` or ``"image"``
+            (empty when the predictor does not say).
     """
 
     category_id: str
@@ -60,7 +63,19 @@ class Prediction:
     tags: list[TagScore] = field(default_factory=list)
     mappings: dict[str, MappedCategory] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    inputs: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return asdict(self)
+
+
+def inputs_used(has_text: Sequence[bool], has_image: Sequence[bool]) -> list[str]:
+    """The ``inputs`` label of each product from whether it had text and an image.
+
+    Example:
+        >>> inputs_used([True, True, False], [True, False, True])
+        ['text+image', 'text', 'image']
+    """
+    names = {(True, True): "text+image", (True, False): "text", (False, True): "image"}
+    return [names.get((bool(t), bool(i)), "") for t, i in zip(has_text, has_image, strict=True)]

@@ -35,6 +35,7 @@ def test_train_runs_in_two_processes(
     command += ["--report_to", "none", "--save_strategy", "no", "--logging_steps", "1"]
     if frozen:
         command += ["--freeze-encoders", "--embedding-cache", str(tmp_path / "cache")]
+        command += ["--image-only-views", "0", "--weak-text-views", "0"]  # 32 rows per epoch
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent.parent))
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

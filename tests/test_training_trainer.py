@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,7 +233,8 @@ def test_train_cli_frozen_encoders_use_the_embedding_cache(
     assert json.loads((out / "all_results.json").read_text()) == metrics
     from multimodal_cat.encoders import EmbeddingCache
 
-    assert EmbeddingCache(cache).count() == 11  # 8 distinct texts + 3 distinct images
+    # 8 distinct texts + 3 distinct images + the 3 first title words of the weak-text views
+    assert EmbeddingCache(cache).count() == 14
     model = MultimodalCatModel.from_pretrained(out)  # the full model, towers included
     assert model.vision_model is not None and model.config.freeze_encoders
 
@@ -286,15 +288,47 @@ def test_train_cli_repeats_imaged_rows(
     flags = ["--feed", str(feed), "--text-encoder", text, "--freeze-encoders"]
     flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "1"]
     flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    views = ["--image-only-views", "0", "--weak-text-views", "0"]
     flags += ["--embedding-cache", "none", "--imaged-row-repeats", "3"]
     out = ["--output_dir", str(tmp_path / "model")]
-    assert main(["train", *flags, "--vision-encoder", vision, *out]) == 0
+    assert main(["train", *flags, *views, "--vision-encoder", vision, *out]) == 0
     assert seen == [8 + 7 * 2]
     assert main(["train", *flags, *out]) == 2  # no vision encoder: nothing reads the images
     assert "--imaged-row-repeats needs --vision-encoder" in capsys.readouterr().err
     flags[-1] = "0"
     assert main(["train", *flags, "--vision-encoder", vision, *out]) == 2
     assert "--imaged-row-repeats must be 1 or more; got 0" in capsys.readouterr().err
+
+
+def test_train_cli_adds_image_only_and_weak_text_views(
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch, capsys
+) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)  # 8 rows, row 3 without image
+    seen: list[Any] = []
+    real_train = Trainer.train
+
+    def spy(self, *args, **kwargs):
+        data = self.train_dataset
+        seen.append(list(data["title"]) if "title" in data.column_names else data.columns)
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    flags = ["--feed", str(feed), "--text-encoder", text, "--vision-encoder", vision]
+    flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "1"]
+    flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    flags += ["--output_dir", str(tmp_path / "model")]
+    assert main(["train", *flags, "--freeze-encoders", "--embedding-cache", "none"]) == 0
+    columns = seen[-1]  # the frozen-head recipe: one image-only and one weak-text view
+    assert len(columns["labels"]) == 8 + 7 + 7
+    assert columns["text_mask"][8:15].sum() == 0 and columns["image_mask"][8:].all()
+    assert "image-only-views=1, weak-text-views=1" in capsys.readouterr().err
+    assert main(["train", *flags, "--weak-text-views", "2"]) == 0  # end to end: none unless asked
+    titles = seen[-1]
+    assert titles[8:] == [t.split()[0] for i, t in enumerate(titles[:8]) if i != 3] * 2
+    assert main(["train", *flags, "--weak-text-views", "-1"]) == 2
+    assert "--weak-text-views must be 0 or more; got -1" in capsys.readouterr().err
 
 
 def test_train_cli_frozen_head_recipe_and_overrides(

@@ -19,19 +19,20 @@ from multimodal_cat.encoders._base import (
     model_device,
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
+from multimodal_cat.framing import DEFAULT_FIT, FitMode, check_fit, fit_image
 from multimodal_cat.imaging import ImageInput, open_image
 
 __all__ = ["ImageEncoder", "ImageInput", "image_encoder_key"]
 
 
-def image_encoder_key(name: str, pooling: str = "cls_mean") -> str:
-    """The cache key of ``ImageEncoder.from_name(name, pooling)``, without loading it.
+def image_encoder_key(name: str, pooling: str = "cls_mean", fit: str = DEFAULT_FIT) -> str:
+    """The cache key of ``ImageEncoder.from_name(name, pooling, fit=fit)``, without loading it.
 
     Example:
         >>> image_encoder_key("dinov2-s14", "cls_mean")
-        'image:dinov2-small|pool=cls_mean'
+        'image:dinov2-small|pool=cls_mean|fit=pad'
     """
-    return f"image:{key_name(name)}|pool={pooling}"
+    return f"image:{key_name(name)}|pool={pooling}|fit={check_fit(fit)}"
 
 
 class ImageEncoder:
@@ -43,6 +44,9 @@ class ImageEncoder:
         image_processor: the matching image processor (resize, crop, normalize).
         name: name used in :attr:`key`.
         pooling: ``"cls_mean"`` (default: CLS + mean of patch tokens), ``"cls"`` or ``"mean"``.
+        fit: ``"pad"`` (default) letterboxes photos that are not square before the processor
+            resizes them, so the whole product is seen; ``"crop"`` keeps the processor's own
+            centre crop (see :mod:`multimodal_cat.framing`).
 
     Example:
         >>> enc = ImageEncoder.from_name("dinov2-small", pooling="cls_mean")  # doctest: +SKIP
@@ -57,12 +61,14 @@ class ImageEncoder:
         *,
         name: str,
         pooling: PoolingMode = "cls_mean",
+        fit: FitMode = DEFAULT_FIT,
     ) -> None:
         check_pooling(pooling)
         self.model = model.eval()
         self.image_processor = image_processor
         self.name = name
         self.pooling = pooling
+        self.fit = check_fit(fit)
 
     @classmethod
     def from_name(
@@ -70,6 +76,7 @@ class ImageEncoder:
         name: str = "dinov2-small",
         pooling: PoolingMode = "cls_mean",
         *,
+        fit: FitMode = DEFAULT_FIT,
         device: str | torch.device = "cpu",
         local_files_only: bool | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -85,12 +92,12 @@ class ImageEncoder:
         """
         options = {"local_files_only": local_files_only, "cache_dir": cache_dir}
         model, processor = load_tower(name, "image", pooling, **options)
-        return cls(model.to(device), processor, name=name, pooling=pooling)
+        return cls(model.to(device), processor, name=name, pooling=pooling, fit=fit)
 
     @property
     def key(self) -> str:
         """Stable id of checkpoint + pooling, used as the embedding-cache key."""
-        return image_encoder_key(self.name, self.pooling)
+        return image_encoder_key(self.name, self.pooling, self.fit)
 
     @property
     def dim(self) -> int:
@@ -100,7 +107,7 @@ class ImageEncoder:
 
     def pixel_values(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Preprocess images (PIL, paths or bytes) into a (n, 3, H, W) float tensor."""
-        pil = [open_image(item) for item in images]
+        pil = [fit_image(open_image(item), self.fit) for item in images]
         return self.image_processor(images=pil, return_tensors="pt")["pixel_values"]
 
     def encode(

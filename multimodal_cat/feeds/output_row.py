@@ -1,12 +1,12 @@
 """The output row of the feed job: its columns, and how a prediction fills them.
 
 Every output row has ``row, id, status``, the prediction's ``category_id, category_path,
-confidence, alternatives, tags``, three columns per mapped tree (``<tree>_category_id``,
+confidence, alternatives, tags, inputs`` (which of text and image the answer used), three columns per mapped tree (``<tree>_category_id``,
 ``_category_path``, ``_provenance``), ``needs_review, review_reason`` when the job routes rows to
 people, then ``warnings, error`` and any input columns kept.
 
 Example:
-    >>> output_columns(["google"], review=True)[8:]
+    >>> output_columns(["google"], review=True)[9:]
     ['google_category_id', 'google_category_path', 'google_provenance', 'needs_review', 'review_reason', 'warnings', 'error']
 """
 
@@ -27,6 +27,7 @@ BASE_COLUMNS = (
     "confidence",
     "alternatives",
     "tags",
+    "inputs",
 )
 REVIEW_COLUMNS = ("needs_review", "review_reason")
 END_COLUMNS = ("warnings", "error")
@@ -68,6 +69,7 @@ def prediction_cells(prediction: Prediction, names: Sequence[str]) -> dict[str, 
             {"attribute": t.attribute, "value": t.value, "score": round(float(t.score), 6)}
             for t in prediction.tags
         ],
+        "inputs": prediction.inputs,
     }
     for name in names:
         mapped = next((m for k, m in prediction.mappings.items() if matches(name, k)), None)

@@ -73,6 +73,9 @@ class MultimodalCatConfig(PretrainedConfig):
         tag_loss_weight: Weight of the tag loss in the total loss.
         class_weights: Optional loss weight per node (same order as ``category_ids``).
         freeze_encoders: Keep the towers frozen (no gradients, always in eval mode).
+        text_only_tag_groups: Tag attributes scored from the text alone when a product has
+            text, ignoring its image (chosen after training, on held-out rows, for the tags the
+            image does not help: e.g. a season the training photos happen to share).
     """
 
     model_type = "multimodal-cat"
@@ -104,6 +107,7 @@ class MultimodalCatConfig(PretrainedConfig):
         category_temperature: float = 1.0,
         tag_temperature: float = 1.0,
         confidence_thresholds: Mapping[str, float] | None = None,
+        text_only_tag_groups: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _sub_config(vision_config, "vision_config")
@@ -129,6 +133,7 @@ class MultimodalCatConfig(PretrainedConfig):
         self.tag_temperature = float(tag_temperature)
         # target precision -> confidence threshold, measured on held-out rows after calibration
         self.confidence_thresholds = dict(confidence_thresholds or {})
+        self.text_only_tag_groups = [str(name) for name in text_only_tag_groups or []]
         super().__init__(**kwargs)
         if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
             self.id2label = leaf_labels(self.label_space)
@@ -147,6 +152,12 @@ class MultimodalCatConfig(PretrainedConfig):
                 )
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1); got {self.modality_dropout}.")
+        unknown = set(self.text_only_tag_groups) - {g["attribute"] for g in self.tag_groups}
+        if unknown:
+            raise ValueError(
+                f"text_only_tag_groups names tags the model does not have: {sorted(unknown)}; "
+                f"its tags are {[g['attribute'] for g in self.tag_groups]}."
+            )
         if self.class_weights is not None and len(self.class_weights) != len(self.category_ids):
             raise ValueError(
                 f"class_weights needs one weight per category ({len(self.category_ids)}); "

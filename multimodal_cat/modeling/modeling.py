@@ -230,10 +230,13 @@ class MultimodalCatModel(PreTrainedModel):
         masks = {k: v for k, v in masks.items() if k in self.fusion.projections}
         if self.training:
             masks = modality_dropout(masks, self.config.modality_dropout)
-        fused = self.fusion({"image": image_embeds, "text": text_embeds}, masks)
+        embeds = {"image": image_embeds, "text": text_embeds}
+        fused = self.fusion(embeds, masks)
         features = self.head_dropout(fused)
         head: HeadOutput = self.category_head(features)
         tag_logits = self.tag_head(features)
+        if tag_logits is not None and not self.training and self.config.text_only_tag_groups:
+            tag_logits = self._text_only_tags(tag_logits, embeds, masks)
         loss = self._loss(head, tag_logits, labels, tag_labels)
         return MultimodalCatOutput(
             loss=loss,
@@ -244,6 +247,27 @@ class MultimodalCatModel(PreTrainedModel):
             text_embeds=text_embeds,
             fused_embeds=fused,
         )
+
+    def _text_only_tags(
+        self,
+        tag_logits: torch.Tensor,
+        embeds: dict[str, torch.Tensor | None],
+        masks: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """``config.text_only_tag_groups`` re-scored without the image, on rows that have text."""
+        if "image" not in masks or "text" not in masks:
+            return tag_logits
+        both = masks["image"] & masks["text"]
+        if not bool(both.any()):
+            return tag_logits
+        text_masks = {**masks, "image": torch.zeros_like(masks["image"])}
+        text_logits = self.tag_head(self.fusion(embeds, text_masks))
+        out = tag_logits.clone()
+        gated = set(self.config.text_only_tag_groups)
+        for group, part in zip(self.tag_head.groups, self.tag_head.slices, strict=True):
+            if group.attribute in gated:
+                out[both, part] = text_logits[both, part]
+        return out
 
     def _loss(
         self,

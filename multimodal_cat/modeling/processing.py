@@ -30,6 +30,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
 from transformers.utils import cached_file
 
+from multimodal_cat.framing import DEFAULT_FIT, check_fit, fit_image
 from multimodal_cat.imaging import to_rgb, try_open_image
 from multimodal_cat.products import Product
 
@@ -81,6 +82,9 @@ class MultimodalCatProcessor(ProcessorMixin):
         tokenizer: Any Hugging Face tokenizer, or ``None``.
         text_template: ``str.format`` template over product fields.
         max_length: Token limit for the text.
+        image_fit: How a photo that is not square reaches the image processor: ``"pad"``
+            (letterboxed onto a square, the whole product kept) or ``"crop"`` (the image
+            processor's own resize and centre crop); see :mod:`multimodal_cat.framing`.
     """
 
     def __init__(
@@ -89,10 +93,12 @@ class MultimodalCatProcessor(ProcessorMixin):
         tokenizer: Any = None,
         text_template: str = DEFAULT_TEXT_TEMPLATE,
         max_length: int = 128,
+        image_fit: str = DEFAULT_FIT,
         **kwargs: Any,
     ) -> None:
         self.text_template = text_template
         self.max_length = max_length
+        self.image_fit = check_fit(image_fit)
         if image_processor is None and tokenizer is None:
             raise ValueError(
                 "MultimodalCatProcessor needs an image processor, a tokenizer or both; got neither."
@@ -172,6 +178,7 @@ class MultimodalCatProcessor(ProcessorMixin):
             tokenizer,
             text_template=config.get("text_template", DEFAULT_TEXT_TEMPLATE),
             max_length=config.get("max_length", 128),
+            image_fit=config.get("image_fit", DEFAULT_FIT),
         )
 
     def texts(self, products: Sequence[Product | Mapping[str, Any]]) -> list[str]:
@@ -218,13 +225,18 @@ class MultimodalCatProcessor(ProcessorMixin):
             )
         )
 
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """(n, 3, H, W) model pixels of decoded images, each framed by ``image_fit`` first."""
+        framed = [fit_image(to_rgb(image), self.image_fit) for image in images]
+        return self.image_processor(images=framed, return_tensors="pt")["pixel_values"]
+
     def encode_images(self, images: list[Image.Image | None]) -> dict[str, torch.Tensor]:
         """Preprocess images; a missing one becomes a blank image with ``image_mask = 0``."""
         present = [image is not None for image in images]
         real = [image for image in images if image is not None]
         if not real:
             return {"image_mask": torch.tensor(present)}
-        pixels = self.image_processor(images=real, return_tensors="pt")["pixel_values"]
+        pixels = self.pixel_values(real)
         full = pixels.new_zeros((len(images), *pixels.shape[1:]))
         full[torch.tensor(present)] = pixels
         return {"pixel_values": full, "image_mask": torch.tensor(present)}

@@ -44,7 +44,7 @@ from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
-from multimodal_cat.predictions import Prediction
+from multimodal_cat.predictions import Prediction, inputs_used
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -70,7 +70,9 @@ class _Tower:
         self.model, self.processor, self.kind = model, processor, kind
         tower = model.vision_model if kind == "image" else model.text_model
         pooling = model.config.vision_pooling if kind == "image" else model.config.text_pooling
-        extra = f"|max_length={processor.max_length}" if kind == "text" else ""
+        extra = (
+            f"|max_length={processor.max_length}" if kind == "text" else f"|fit={processor.image_fit}"
+        )
         self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
 
     def encode(
@@ -85,7 +87,7 @@ class _Tower:
         if self.kind == "text":
             tokens = self.processor.encode_text(chunk)
             return self.model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
-        pixels = self.processor.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
+        pixels = self.processor.pixel_values(chunk)
         return self.model.get_image_features(pixels.to(device))
 
 
@@ -285,20 +287,30 @@ class ModelPredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _forward(self, products: list[Product]) -> Any:
+    def _forward(self, products: list[Product]) -> tuple[Any, list[str]]:
+        """The model's output, and which inputs (text, image) each product had."""
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
             inputs = {k: v.to(device) for k, v in self.embedder.embed(products).items()}
-            return self.model(**inputs)
+            absent = torch.zeros(len(products), dtype=torch.bool)
+            used = inputs_used(
+                inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()
+            )
+            return self.model(**inputs), used
 
     def predict(
         self, products: list[Product], *, top_k: int = 5, min_confidence: float | None = None
     ) -> list[Prediction]:
-        """One prediction per product; ``min_confidence`` backs off to a surer, coarser node."""
-        return self.model.decode(
-            self._forward(products), top_k=top_k, min_confidence=min_confidence
-        )
+        """One prediction per product; ``min_confidence`` backs off to a surer, coarser node.
+
+        Each prediction's ``inputs`` says whether it read the text, the image or both.
+        """
+        outputs, used = self._forward(products)
+        predictions = self.model.decode(outputs, top_k=top_k, min_confidence=min_confidence)
+        for prediction, inputs in zip(predictions, used, strict=True):
+            prediction.inputs = inputs
+        return predictions
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""
-        return self.model.calibrated_leaf_probs(self._forward(products)).numpy()
+        return self.model.calibrated_leaf_probs(self._forward(products)[0]).numpy()

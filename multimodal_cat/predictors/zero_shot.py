@@ -34,7 +34,7 @@ import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
 from multimodal_cat.encoders._arrays import l2_normalize
-from multimodal_cat.predictions import CategoryScore, Prediction
+from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
 from multimodal_cat.predictors.backoff import coarse_predictions
 from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.products import Product
@@ -276,7 +276,7 @@ class ZeroShotCategorizer:
             if self.tagger_ is not None:
                 for item, prediction in zip(items, chosen, strict=True):
                     prediction.tags = self._tags(item, prediction.category_id)
-            return chosen
+            return self._say_inputs(items, chosen)
         view = self.index_.view
         out = []
         for item, row in zip(items, probs, strict=True):
@@ -297,7 +297,18 @@ class ZeroShotCategorizer:
             if self.tagger_ is not None:
                 prediction.tags = self._tags(item, view.ids[choice.position])
             out.append(prediction)
-        return out
+        return self._say_inputs(items, out)
+
+    def _say_inputs(
+        self, items: Sequence[str | Product], predictions: list[Prediction]
+    ) -> list[Prediction]:
+        """Fill each prediction's ``inputs``: the text always, the image when it was scored."""
+        scores_images = self.image_pair_ is not None and bool(self.image_weight)
+        has_text = [bool(t.full.strip()) for t in product_texts(items)]
+        has_image = [scores_images and getattr(p, "image", None) is not None for p in items]
+        for prediction, used in zip(predictions, inputs_used(has_text, has_image), strict=True):
+            prediction.inputs = used
+        return predictions
 
     def _tags(self, item: str | Product, category_id: str) -> list:
         title = item if isinstance(item, str) else item.title

@@ -212,6 +212,23 @@ class ModelArguments:
             "have no image, this gives the image pathway enough training steps)",
         },
     )
+    image_only_views: int | None = field(
+        default=None,
+        metadata={
+            "metavar": "N",
+            "help": "train on N extra copies of each imaged row with no text, so the checkpoint "
+            "categorizes a photo alone (default: 1 with --freeze-encoders, else 0)",
+        },
+    )
+    weak_text_views: int | None = field(
+        default=None,
+        metadata={
+            "metavar": "N",
+            "help": "train on N extra copies of each imaged row whose text is only the brand "
+            "(else the title's first word), for photos with a title that says little "
+            "(default: 1 with --freeze-encoders, else 0)",
+        },
+    )
     freeze_encoders: bool = field(
         default=False,
         metadata={
@@ -219,6 +236,14 @@ class ModelArguments:
             "disk), then the head trains on the pooled outputs, by default with the frozen-head "
             "recipe (learning rate 2e-3, 10 epochs, batch 512 per device, cosine schedule; flags "
             "you give win)"
+        },
+    )
+    gate_tag_images: bool = field(
+        default=True,
+        metadata={
+            "help": "with an evaluation set and an image tower: score each tag with and without "
+            "the image on it after training, and keep the image only for the tags it makes more "
+            "accurate (--no-gate-tag-images uses the image for every tag)"
         },
     )
     calibrate: bool = field(
@@ -244,6 +269,14 @@ class ModelArguments:
             raise ValueError(
                 f"--imaged-row-repeats must be 1 or more; got {self.imaged_row_repeats}"
             )
+        for name in ("image_only_views", "weak_text_views"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be 0 or more; got {value}")
+        if (self.image_only_views or self.weak_text_views) and self.vision is None:
+            raise ValueError(
+                "--image-only-views / --weak-text-views need --vision-encoder (no images to keep)"
+            )
         if self.imaged_row_repeats > 1 and self.vision is None:
             raise ValueError(
                 "--imaged-row-repeats needs --vision-encoder (the model reads no images)"
@@ -262,6 +295,14 @@ class ModelArguments:
     def architecture(self) -> dict[str, Any]:
         """Architecture settings (config field -> value), as given."""
         return {name: getattr(self, flag) for name, flag in self.ARCHITECTURE_FIELDS.items()}
+
+    def view_settings(self, recipe: Recipe) -> dict[str, int]:
+        """Extra input views of imaged rows: the user's flags where given, else the recipe's."""
+        out = {}
+        for name in ("image_only_views", "weak_text_views"):
+            value = getattr(self, name)
+            out[name] = int(recipe.views.get(name, 0) if value is None else value)
+        return out
 
     def head_settings(self, recipe: Recipe) -> dict[str, Any]:
         """Head settings (config field -> value): the user's flags where given, else the recipe's."""
@@ -322,7 +363,9 @@ def settings_line(recipe: Recipe, training_args: Any, head: dict[str, Any]) -> s
     for name in recipe.training_settings():
         value = getattr(training_args, name)
         used[name] = getattr(value, "value", value)  # enums such as the scheduler type
-    flags = {name: flag.replace("_", "-") for name, flag in ModelArguments.HEAD_FIELDS.items()}
+    fields = {**ModelArguments.HEAD_FIELDS, "image_only_views": "image_only_views"}
+    fields["weak_text_views"] = "weak_text_views"
+    flags = {name: flag.replace("_", "-") for name, flag in fields.items()}
     used.update({flags[name]: value for name, value in head.items()})
     listed = ", ".join(f"{name}={value}" for name, value in used.items())
     return f"settings ({recipe.name} recipe where no flag was given): {listed}"

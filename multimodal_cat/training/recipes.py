@@ -58,7 +58,8 @@ def _for_installed_transformers(training: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)
 class Recipe:
-    """Named defaults: ``training`` for ``TrainingArguments``, ``model`` for the model config.
+    """Named defaults: ``training`` for ``TrainingArguments``, ``model`` for the model config,
+    ``views`` for the extra input views of imaged rows (:func:`~.sampling.add_input_views`).
 
     Example:
         >>> Recipe("mine", training={"learning_rate": 1e-3}).training_flags()
@@ -68,9 +69,10 @@ class Recipe:
     name: str
     training: Mapping[str, Any] = field(default_factory=dict)
     model: Mapping[str, Any] = field(default_factory=dict)
+    views: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, value in {**self.training, **self.model}.items():
+        for name, value in {**self.training, **self.model, **self.views}.items():
             if not isinstance(value, _SCALARS):
                 raise TypeError(
                     f"recipe {self.name!r}: expected a number, string or bool for {name!r}; "
@@ -78,6 +80,7 @@ class Recipe:
                 )
         object.__setattr__(self, "training", MappingProxyType(dict(self.training)))
         object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
+        object.__setattr__(self, "views", MappingProxyType(dict(self.views)))
 
     def training_settings(self) -> dict[str, Any]:
         """The training defaults under the names the installed transformers uses."""
@@ -116,6 +119,7 @@ FROZEN_HEAD = Recipe(
         "label_smoothing": 0.1,
         "tag_loss_weight": 0.5,
     },
+    views={"image_only_views": 1, "weak_text_views": 1},
 )
 
 END_TO_END = Recipe(
@@ -127,6 +131,7 @@ END_TO_END = Recipe(
         "label_smoothing": 0.0,
         "tag_loss_weight": 1.0,
     },
+    views={"image_only_views": 0, "weak_text_views": 0},
 )
 
 

@@ -37,7 +37,7 @@ from multimodal_cat.training.label_space import (
 )
 from multimodal_cat.training.metrics import build_compute_metrics
 from multimodal_cat.training.recipes import recipe_for
-from multimodal_cat.training.sampling import repeat_imaged_rows
+from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows
 from multimodal_cat.training.tags import infer_tag_groups, tag_columns
 
 __all__ = ["TrainingSets", "leave_process_group", "load_training_sets", "train_on_feed"]
@@ -184,6 +184,13 @@ class _ProcessorSaver:
         return self.processor.save_pretrained(save_directory, **kwargs)
 
 
+def _with_views(train_set: Dataset, views: dict[str, int]) -> Dataset:
+    """The training set with its image-only and weak-text views of imaged rows."""
+    return add_input_views(
+        train_set, image_only=views["image_only_views"], weak_text_views=views["weak_text_views"]
+    )
+
+
 def _trainer(
     model_args: ModelArguments,
     training_args: TrainingArguments,
@@ -231,11 +238,15 @@ def train_on_feed(
     recipe = recipe_for(model_args.freeze_encoders)
     sets = load_training_sets(data_args, training_args.seed, model_args.vision is not None)
     head = model_args.head_settings(recipe)
+    both = model_args.vision is not None and model_args.text is not None
+    views = model_args.view_settings(recipe) if both else {}
     if training_args.process_index == 0:
-        print(settings_line(recipe, training_args, head), file=sys.stderr)
+        print(settings_line(recipe, training_args, {**head, **views}), file=sys.stderr)
     training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
+    if views:  # after the class weights, which count each product once
+        sets = replace(sets, train=_with_views(sets.train, views))
     processor = MultimodalCatProcessor.from_encoders(
         model_args.vision,
         model_args.text,
@@ -245,6 +256,10 @@ def train_on_feed(
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
     if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
+        if model_args.gate_tag_images and model_args.vision is not None and sets.groups:
+            from multimodal_cat.training.tag_gate import choose_text_only_tags
+
+            metrics.update(choose_text_only_tags(trainer, trainer.eval_dataset))
         evaluated = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
         metrics.update(evaluated.metrics)
         if model_args.calibrate:
