@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -161,6 +163,16 @@ class TagHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor | None:
         return self.classifier(features) if self.classifier is not None else None
 
+    def take_groups(
+        self, logits: torch.Tensor, other: torch.Tensor, rows: torch.Tensor, names: Sequence[str]
+    ) -> torch.Tensor:
+        """``logits`` with the columns of the attributes ``names`` taken from ``other`` on ``rows``."""
+        out = logits.clone()
+        for group, part in zip(self.groups, self.slices, strict=True):
+            if group.attribute in names:
+                out[rows, part] = other[rows, part]
+        return out
+
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-value probabilities: softmax within single-valued groups, sigmoid otherwise."""
         parts = [
@@ -194,3 +206,31 @@ class TagHead(nn.Module):
         if not losses:
             return logits.sum() * 0.0
         return torch.stack(losses).mean()
+
+
+def training_loss(
+    category_head: HierarchicalHead,
+    tag_head: TagHead,
+    config: Any,
+    outputs: tuple[HeadOutput, torch.Tensor | None],
+    labels: torch.Tensor | None,
+    tag_labels: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The category loss (label smoothing, class weights from ``config``) plus
+    ``config.tag_loss_weight`` times the tag loss; ``None`` without labels."""
+    head, tag_logits = outputs
+    losses = []
+    if labels is not None:
+        weights = None
+        if config.class_weights is not None:
+            weights = torch.tensor(config.class_weights, device=head.leaf_logits.device)
+        device_labels = labels.to(head.leaf_logits.device)
+        losses.append(category_head.loss(head, device_labels, config.label_smoothing, weights))
+    if tag_labels is not None:
+        if tag_logits is None:
+            raise ValueError(
+                "Got tag_labels but the model has no tag groups (config.tag_groups is empty)."
+            )
+        tag_loss = tag_head.loss(tag_logits, tag_labels.to(tag_logits.device))
+        losses.append(config.tag_loss_weight * tag_loss)
+    return torch.stack(losses).sum() if losses else None

@@ -29,7 +29,7 @@ from multimodal_cat.encoders import pool
 from multimodal_cat.modeling.configuration import MultimodalCatConfig
 from multimodal_cat.modeling.decoding import decode_predictions
 from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
-from multimodal_cat.modeling.heads import HeadOutput, HierarchicalHead, TagHead
+from multimodal_cat.modeling.heads import HeadOutput, HierarchicalHead, TagHead, training_loss
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup
 from multimodal_cat.modeling.outputs import MultimodalCatOutput
 from multimodal_cat.predictions import Prediction
@@ -237,7 +237,9 @@ class MultimodalCatModel(PreTrainedModel):
         tag_logits = self.tag_head(features)
         if tag_logits is not None and not self.training and self.config.text_only_tag_groups:
             tag_logits = self._text_only_tags(tag_logits, embeds, masks)
-        loss = self._loss(head, tag_logits, labels, tag_labels)
+        loss = training_loss(
+            self.category_head, self.tag_head, self.config, (head, tag_logits), labels, tag_labels
+        )
         return MultimodalCatOutput(
             loss=loss,
             category_logits=head.leaf_logits,
@@ -255,47 +257,13 @@ class MultimodalCatModel(PreTrainedModel):
         masks: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """``config.text_only_tag_groups`` re-scored without the image, on rows that have text."""
-        if "image" not in masks or "text" not in masks:
+        both = masks["image"] & masks["text"] if {"image", "text"} <= set(masks) else None
+        if both is None or not bool(both.any()):
             return tag_logits
-        both = masks["image"] & masks["text"]
-        if not bool(both.any()):
-            return tag_logits
-        text_masks = {**masks, "image": torch.zeros_like(masks["image"])}
-        text_logits = self.tag_head(self.fusion(embeds, text_masks))
-        out = tag_logits.clone()
-        gated = set(self.config.text_only_tag_groups)
-        for group, part in zip(self.tag_head.groups, self.tag_head.slices, strict=True):
-            if group.attribute in gated:
-                out[both, part] = text_logits[both, part]
-        return out
-
-    def _loss(
-        self,
-        head: HeadOutput,
-        tag_logits: torch.Tensor | None,
-        labels: torch.Tensor | None,
-        tag_labels: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        losses = []
-        if labels is not None:
-            weights = None
-            if self.config.class_weights is not None:
-                weights = torch.tensor(self.config.class_weights, device=head.leaf_logits.device)
-            losses.append(
-                self.category_head.loss(
-                    head, labels.to(head.leaf_logits.device), self.config.label_smoothing, weights
-                )
-            )
-        if tag_labels is not None:
-            if tag_logits is None:
-                raise ValueError(
-                    "Got tag_labels but the model has no tag groups (config.tag_groups is empty)."
-                )
-            losses.append(
-                self.config.tag_loss_weight
-                * self.tag_head.loss(tag_logits, tag_labels.to(tag_logits.device))
-            )
-        return torch.stack(losses).sum() if losses else None
+        text_only = self.fusion(embeds, {**masks, "image": torch.zeros_like(both)})
+        return self.tag_head.take_groups(
+            tag_logits, self.tag_head(text_only), both, self.config.text_only_tag_groups
+        )
 
     # --------------------------------------------------------------- decoding
     @property
