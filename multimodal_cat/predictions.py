@@ -54,6 +54,9 @@ class Prediction:
             prediction used text only.
         inputs: What the answer was computed from: ``"text+image"``, ``"text"`` or ``"image"``
             (empty when the predictor does not say).
+        by_input: For a product with both text and an image, what each alone says
+            (``{"text": CategoryScore, "image": CategoryScore}``), when the predictor can tell;
+            the review router flags products whose two inputs confidently disagree.
     """
 
     category_id: str
@@ -64,6 +67,7 @@ class Prediction:
     mappings: dict[str, MappedCategory] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     inputs: str = ""
+    by_input: dict[str, CategoryScore] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""

@@ -142,3 +142,28 @@ def test_train_measures_each_tag_with_and_without_the_image(
     metrics = json.loads((tmp_path / "m" / "all_results.json").read_text())
     assert "text_only_tags" not in metrics
     assert MultimodalCatModel.from_pretrained(tmp_path / "m").config.text_only_tag_groups == []
+
+
+def test_products_whose_text_and_image_disagree_go_to_review(tmp_path: Path) -> None:
+    from multimodal_cat.modeling.testing import tiny_model
+    from multimodal_cat.predictions import CategoryScore, Prediction
+    from multimodal_cat.review.routing import review_reasons
+    from multimodal_cat.taxonomy import Taxonomy
+
+    predictor = ModelPredictor(tiny_model(), tiny_processor(str(tmp_path)))
+    image = Image.new("RGB", (30, 30), (10, 200, 10))
+    both, text_only = predictor.predict([Product(title="red shoe", image=image), Product(title="pan")])
+    assert set(both.by_input) == {"text", "image"} and text_only.by_input == {}
+    assert both.by_input["text"].path == predictor.taxonomy[both.by_input["text"].id].full_path
+    tree = Taxonomy.from_paths(["Toys > Dolls", "Tools > Drills"])
+    guess = Prediction("Toys > Dolls", "Toys > Dolls", 0.99)
+    guess.by_input = {
+        "text": CategoryScore("Toys > Dolls", "Toys > Dolls", 0.97),
+        "image": CategoryScore("Tools > Drills", "Tools > Drills", 0.8),
+    }
+    reasons = review_reasons(guess, Product(title="doll"), tree, threshold=0.9)
+    assert reasons == [
+        "image and text disagree: the image says 'Tools > Drills' (0.80), the text 'Toys > Dolls' (0.97)"
+    ]
+    guess.by_input["image"] = CategoryScore("Tools > Drills", "Tools > Drills", 0.4)  # unsure photo
+    assert review_reasons(guess, Product(title="doll"), tree, threshold=0.9) == []

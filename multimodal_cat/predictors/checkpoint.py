@@ -44,7 +44,7 @@ from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
-from multimodal_cat.predictions import Prediction, inputs_used
+from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -287,28 +287,51 @@ class ModelPredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _forward(self, products: list[Product]) -> tuple[Any, list[str]]:
-        """The model's output, and which inputs (text, image) each product had."""
+    def _forward(self, products: list[Product]) -> tuple[Any, dict[str, torch.Tensor]]:
+        """The model's output and its inputs (tower outputs and the text / image masks)."""
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
             inputs = {k: v.to(device) for k, v in self.embedder.embed(products).items()}
-            absent = torch.zeros(len(products), dtype=torch.bool)
-            used = inputs_used(
-                inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()
-            )
-            return self.model(**inputs), used
+            return self.model(**inputs), inputs
+
+    def _by_input(self, inputs: dict[str, torch.Tensor]) -> dict[int, dict[str, CategoryScore]]:
+        """For rows with text and image: the best leaf from each input alone, with its probability."""
+        if "text_embeds" not in inputs or "image_embeds" not in inputs:
+            return {}
+        both = (inputs["text_mask"] & inputs["image_mask"]).cpu()
+        if not bool(both.any()):
+            return {}
+        out: dict[int, dict[str, CategoryScore]] = {int(i): {} for i in both.nonzero().flatten()}
+        space = self.model.label_space
+        for kind, hidden in (("text", "image_mask"), ("image", "text_mask")):
+            alone = {**inputs, hidden: torch.zeros_like(inputs[hidden])}
+            with torch.inference_mode(), self._threads():
+                probs = self.model.calibrated_leaf_probs(self.model(**alone))
+            best, column = probs.max(-1)
+            for row in out:
+                node = space.leaves[int(column[row])]
+                path = self.taxonomy[space.ids[node]].full_path
+                out[row][kind] = CategoryScore(space.ids[node], path, round(float(best[row]), 4))
+        return out
 
     def predict(
         self, products: list[Product], *, top_k: int = 5, min_confidence: float | None = None
     ) -> list[Prediction]:
         """One prediction per product; ``min_confidence`` backs off to a surer, coarser node.
 
-        Each prediction's ``inputs`` says whether it read the text, the image or both.
+        Each prediction's ``inputs`` says whether it read the text, the image or both; for a
+        product with both, ``by_input`` holds what each alone would answer.
         """
-        outputs, used = self._forward(products)
+        outputs, inputs = self._forward(products)
         predictions = self.model.decode(outputs, top_k=top_k, min_confidence=min_confidence)
-        for prediction, inputs in zip(predictions, used, strict=True):
-            prediction.inputs = inputs
+        absent = torch.zeros(len(products), dtype=torch.bool)
+        used = inputs_used(
+            inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()
+        )
+        by_input = self._by_input(inputs)
+        for row, (prediction, what) in enumerate(zip(predictions, used, strict=True)):
+            prediction.inputs = what
+            prediction.by_input = by_input.get(row, {})
         return predictions
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:

@@ -3,8 +3,9 @@
 :func:`review_reasons` says, in plain words, why one prediction needs a person: its confidence
 is under the auto-accept threshold (chosen for a target precision on held-out rows with
 :func:`~multimodal_cat.calibration.threshold_for_precision`), the branch is sure but the leaf is
-not, or the seller's own category disagrees with the predicted one. An empty list means the
-product can be accepted without review.
+not, the seller's own category disagrees with the predicted one, or (for a trained checkpoint)
+the text alone and the image alone confidently name different categories. An empty list means
+the product can be accepted without review.
 
 Example:
     >>> from multimodal_cat.predictions import CategoryScore, Prediction
@@ -25,6 +26,9 @@ from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
 
+INPUT_SURE = 0.5  # each input alone must be at least this sure for a disagreement to count
+
+
 def review_reasons(
     prediction: Prediction, product: Product, taxonomy: Taxonomy, *, threshold: float
 ) -> list[str]:
@@ -37,7 +41,24 @@ def review_reasons(
             reasons.append(branch)
     if product.seller_category.strip() and _seller_disagrees(prediction, product, taxonomy):
         reasons.append(f"seller category {product.seller_category.strip()!r} disagrees")
+    disagreement = _inputs_disagree(prediction)
+    if disagreement:
+        reasons.append(disagreement)
     return reasons
+
+
+def _inputs_disagree(prediction: Prediction, sure: float = INPUT_SURE) -> str:
+    """The text alone and the image alone each name a different category with probability at
+    least ``sure`` (a wrong photo, or a title for another product), as a reason; else ``""``."""
+    text, image = prediction.by_input.get("text"), prediction.by_input.get("image")
+    if text is None or image is None or text.id == image.id:
+        return ""
+    if min(text.score, image.score) < sure:
+        return ""
+    return (
+        f"image and text disagree: the image says {image.path!r} ({image.score:.2f}), "
+        f"the text {text.path!r} ({text.score:.2f})"
+    )
 
 
 def _sure_branch(prediction: Prediction, taxonomy: Taxonomy, threshold: float) -> str:
