@@ -25,7 +25,6 @@ from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
-
 INPUT_SURE = 0.5  # each input alone must be at least this sure for a disagreement to count
 
 
