@@ -237,6 +237,16 @@ def output_stem(name: str, out: str | None, quick: bool) -> Path:
     return Path(tempfile.gettempdir()) / f"{name}_quick" if quick else RESULTS / name
 
 
+CLI_KEYS = ("cli_checkpoint", "shifted", "cli_checkpoint_made_by")
+
+
+def cli_results(stem: Path) -> dict:
+    """The keys ``fashion_cli_inputs.py`` wrote into an earlier ``fashion_model.json`` (kept)."""
+    path = stem.with_suffix(".json")
+    old = json.loads(path.read_text()) if path.exists() else {}
+    return {key: old[key] for key in CLI_KEYS if key in old}
+
+
 def write_results(stem: Path, result: dict, text: str) -> None:
     """Write ``result`` to ``stem``.json and ``text`` (its markdown) to ``stem``.md; print it."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -376,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    write_results(output_stem("fashion_model", args.out, args.quick), result, markdown(result))
+    stem = output_stem("fashion_model", args.out, args.quick)
+    result.update(cli_results(stem))
+    write_results(stem, result, markdown(result))
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     beats = all(s["exact"] > r["exact"] for s, r in zip(curves["suggest"][1:], curves["random"][1:], strict=True))
     result["goal_met"] = bool(beats and curves["suggest"][-1]["exact"] >= 0.884)
     stem = output_stem("review_loop", args.out, args.quick)
+    previous = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
+    if "fashion" in previous:  # written by fashion_cli_inputs.py; kept
+        result["fashion"] = previous["fashion"]
     write_results(stem, result, markdown(result))
     plot(result, stem.with_suffix(".png"))
     return 0

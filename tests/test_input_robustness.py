@@ -167,3 +167,33 @@ def test_products_whose_text_and_image_disagree_go_to_review(tmp_path: Path) -> 
     ]
     guess.by_input["image"] = CategoryScore("Tools > Drills", "Tools > Drills", 0.4)  # unsure photo
     assert review_reasons(guess, Product(title="doll"), tree, threshold=0.9) == []
+
+
+def test_rows_with_only_an_image_go_through_their_own_mlp() -> None:
+    config = tiny_config(vision="vit", text="bert", solo_mlps="image")
+    assert config.solo_mlps == ["image"]
+    model = MultimodalCatModel(config).eval()
+    dims = {k: p.norm.normalized_shape[0] for k, p in model.fusion.projections.items()}
+    inputs = {
+        "image_embeds": torch.randn(3, dims["image"]),
+        "text_embeds": torch.randn(3, dims["text"]),
+        "image_mask": torch.tensor([True, True, False]),
+        "text_mask": torch.tensor([True, False, True]),
+        "labels": torch.tensor([3, 4, 6]),
+    }
+    model.train()
+    model(**inputs).loss.backward()
+    solo = model.fusion.single["image"][0].weight.grad
+    shared = model.fusion.mlp[0].weight.grad
+    assert solo is not None and solo.abs().sum() > 0 and shared.abs().sum() > 0
+    model.zero_grad()
+    only_image = {**inputs, "image_mask": torch.tensor([True, False, False])}
+    only_image["text_mask"] = torch.tensor([True, True, True])  # every row has text
+    model(**only_image).loss.backward()
+    untouched = model.fusion.single["image"][0].weight.grad  # no row is image-only
+    assert untouched is None or untouched.abs().sum() == 0
+    assert set(model.state_dict()) >= {"fusion.single.image.0.weight", "fusion.mlp.0.weight"}
+    text_only = MultimodalCatModel(tiny_config(vision=None, text="bert", solo_mlps="image"))
+    assert text_only.fusion.single is None  # nothing to route in a one-tower model
+    with pytest.raises(ValueError, match="solo_mlps may name 'image' and 'text'; got \\['imgae'\\]"):
+        tiny_config(solo_mlps="imgae")

@@ -62,6 +62,9 @@ class MultimodalCatConfig(PretrainedConfig):
         taxonomy_name: Name of the taxonomy the nodes come from.
         tag_groups: ``[{"attribute", "values", "multi_valued"}]``; see :class:`TagGroup`.
         fusion_type: ``"concat"`` (concatenation + MLP) or ``"gated"`` (learned per-feature gate).
+        solo_mlps: Modalities (``"image"``, ``"text"``; a list or a comma-separated string)
+            whose rows, when they have only that one, go through an MLP of their own instead of
+            the shared fusion MLP.
         projection_dim: Size each modality is projected to before fusion.
         fusion_hidden_dim: Size of the fused embedding the heads read.
         vision_pooling: ``cls``, ``mean`` or ``cls_mean`` (CLS + mean of patches, the encoders'
@@ -94,6 +97,7 @@ class MultimodalCatConfig(PretrainedConfig):
         taxonomy_name: str = "custom",
         tag_groups: Sequence[Mapping[str, Any] | TagGroup] | None = None,
         fusion_type: str = "concat",
+        solo_mlps: Sequence[str] | None = None,
         projection_dim: int = 512,
         fusion_hidden_dim: int = 1024,
         vision_pooling: str = "cls_mean",
@@ -119,6 +123,9 @@ class MultimodalCatConfig(PretrainedConfig):
         self.taxonomy_name = taxonomy_name
         self.tag_groups = [g.to_dict() for g in build_tag_groups(list(tag_groups or []))]
         self.fusion_type = fusion_type
+        if isinstance(solo_mlps, str):  # "image" or "image,text", as the command line gives it
+            solo_mlps = [] if solo_mlps.lower() == "none" else solo_mlps.split(",")
+        self.solo_mlps = [str(name).strip() for name in solo_mlps or [] if str(name).strip()]
         self.projection_dim = projection_dim
         self.fusion_hidden_dim = fusion_hidden_dim
         self.vision_pooling = vision_pooling
@@ -152,6 +159,8 @@ class MultimodalCatConfig(PretrainedConfig):
                 )
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1); got {self.modality_dropout}.")
+        if set(self.solo_mlps) - {"image", "text"}:
+            raise ValueError(f"solo_mlps may name 'image' and 'text'; got {self.solo_mlps}.")
         unknown = set(self.text_only_tag_groups) - {g["attribute"] for g in self.tag_groups}
         if unknown:
             raise ValueError(

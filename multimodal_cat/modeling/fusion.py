@@ -8,6 +8,12 @@ both, teaching the model to cope with either missing. Two fusions:
 - ``concat``: late fusion, concatenation followed by an MLP;
 - ``gated``: a learned per-feature gate mixes the two projections, then the same MLP.
 
+With ``solo=("image",)`` a row that has only an image goes through an MLP of its own instead of
+the shared one (any modality may be listed): training rows that lack the text (image-only views)
+then teach the image-alone path without pulling the text + image path towards the image, which
+cost the fused rows accuracy when one MLP served every mix of inputs
+(``benchmarks/fashion_views.py``).
+
 Example:
     >>> fusion = build_fusion("gated", {"image": 16, "text": 8}, projection_dim=4, hidden_dim=6)
     >>> fusion({"image": torch.randn(2, 16), "text": torch.randn(2, 8)},
@@ -16,6 +22,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -57,8 +65,15 @@ def modality_dropout(masks: dict[str, torch.Tensor], p: float) -> dict[str, torc
     return {n: stacked[:, i] for i, n in enumerate(names)}
 
 
+def _mlp(mlp_in: int, hidden_dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(mlp_in, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), nn.Dropout(dropout)
+    )
+
+
 class _Fusion(nn.Module):
-    """Shared parts: per-modality projections and the MLP producing the fused embedding."""
+    """Shared parts: per-modality projections and the MLP producing the fused embedding
+    (plus one MLP per ``solo`` modality, for rows that have only that one)."""
 
     def __init__(
         self,
@@ -67,17 +82,29 @@ class _Fusion(nn.Module):
         hidden_dim: int,
         dropout: float,
         mlp_in: int,
+        solo: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.projections = nn.ModuleDict(
             {name: ModalityProjection(dim, projection_dim) for name, dim in input_dims.items()}
         )
-        self.mlp = nn.Sequential(
-            nn.Linear(mlp_in, hidden_dim),
-            nn.GELU(),
-            nn.LayerNorm(hidden_dim),
-            nn.Dropout(dropout),
-        )
+        self.mlp = _mlp(mlp_in, hidden_dim, dropout)
+        solo = [name for name in solo if name in input_dims]  # a one-tower model has no mix
+        self.single = None
+        if solo and len(input_dims) > 1:
+            self.single = nn.ModuleDict({n: _mlp(mlp_in, hidden_dim, dropout) for n in solo})
+
+    def route(self, mixed: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The shared MLP over ``mixed``, or a modality's own MLP on rows that have only it."""
+        out = self.mlp(mixed)
+        if self.single is None:
+            return out
+        present = torch.stack([masks[n] for n in self.projections], dim=-1)
+        for name, mlp in self.single.items():
+            alone = masks[name] & (present.sum(-1) == 1)
+            if bool(alone.any()):
+                out = torch.where(alone.unsqueeze(-1), mlp(mixed), out)
+        return out
 
     def project(
         self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
@@ -92,25 +119,34 @@ class ConcatFusion(_Fusion):
     """Late fusion: concatenate the projections, then an MLP."""
 
     def __init__(
-        self, input_dims: dict[str, int], projection_dim: int, hidden_dim: int, dropout: float = 0.1
+        self,
+        input_dims: dict[str, int],
+        projection_dim: int,
+        hidden_dim: int,
+        dropout: float = 0.1,
+        solo: Sequence[str] = (),
     ):
-        super().__init__(
-            input_dims, projection_dim, hidden_dim, dropout, projection_dim * len(input_dims)
-        )
+        width = projection_dim * len(input_dims)
+        super().__init__(input_dims, projection_dim, hidden_dim, dropout, width, solo)
 
     def forward(
         self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        return self.mlp(torch.cat(self.project(embeds, masks), dim=-1))
+        return self.route(torch.cat(self.project(embeds, masks), dim=-1), masks)
 
 
 class GatedFusion(_Fusion):
     """Gated fusion: ``sum_m g_m * h_m`` with per-feature gates from all projections, then an MLP."""
 
     def __init__(
-        self, input_dims: dict[str, int], projection_dim: int, hidden_dim: int, dropout: float = 0.1
+        self,
+        input_dims: dict[str, int],
+        projection_dim: int,
+        hidden_dim: int,
+        dropout: float = 0.1,
+        solo: Sequence[str] = (),
     ):
-        super().__init__(input_dims, projection_dim, hidden_dim, dropout, projection_dim)
+        super().__init__(input_dims, projection_dim, hidden_dim, dropout, projection_dim, solo)
         self.gate = nn.Linear(projection_dim * len(input_dims), projection_dim * len(input_dims))
         self.n_modalities = len(input_dims)
 
@@ -123,7 +159,7 @@ class GatedFusion(_Fusion):
         present = torch.stack([masks[n] for n in self.projections], dim=1).unsqueeze(-1)
         gates = gates.masked_fill(~present, -1e4) if self.n_modalities > 1 else gates
         weights = torch.softmax(gates, dim=1) if self.n_modalities > 1 else torch.sigmoid(gates)
-        return self.mlp((weights * torch.tanh(stacked)).sum(dim=1))
+        return self.route((weights * torch.tanh(stacked)).sum(dim=1), masks)
 
 
 def build_fusion(
@@ -132,10 +168,12 @@ def build_fusion(
     projection_dim: int,
     hidden_dim: int,
     dropout: float = 0.1,
+    solo: Sequence[str] = (),
 ) -> _Fusion:
-    """Build the fusion named ``fusion_type`` (``concat`` or ``gated``)."""
+    """Build the fusion named ``fusion_type`` (``concat`` or ``gated``); ``solo`` modalities
+    get their own MLP for rows that have only them."""
     if fusion_type == "concat":
-        return ConcatFusion(input_dims, projection_dim, hidden_dim, dropout)
+        return ConcatFusion(input_dims, projection_dim, hidden_dim, dropout, solo)
     if fusion_type == "gated":
-        return GatedFusion(input_dims, projection_dim, hidden_dim, dropout)
+        return GatedFusion(input_dims, projection_dim, hidden_dim, dropout, solo)
     raise ValueError(f"Unknown fusion_type {fusion_type!r}; expected 'concat' or 'gated'.")

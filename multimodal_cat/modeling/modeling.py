@@ -90,6 +90,7 @@ class MultimodalCatModel(PreTrainedModel):
             config.projection_dim,
             config.fusion_hidden_dim,
             config.dropout,
+            solo=config.solo_mlps,
         )
         self.head_dropout = nn.Dropout(config.dropout)
         self.category_head = HierarchicalHead(config.label_space, config.fusion_hidden_dim)

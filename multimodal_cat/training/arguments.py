@@ -162,6 +162,7 @@ class ModelArguments:
         "dropout": "head_dropout",
         "label_smoothing": "label_smoothing",
         "tag_loss_weight": "tag_loss_weight",
+        "solo_mlps": "solo_mlps",
     }
     # architecture setting (a MultimodalCatConfig field) -> the field here that sets it
     ARCHITECTURE_FIELDS: ClassVar[dict[str, str]] = {
@@ -210,6 +211,14 @@ class ModelArguments:
             "metavar": "N",
             "help": "show each training row that has an image N times per epoch (when most rows "
             "have no image, this gives the image pathway enough training steps)",
+        },
+    )
+    solo_mlps: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "MODALITIES",
+            "help": "comma-separated modalities whose rows, when they have only that one, get a "
+            "fusion MLP of their own ('none' for none; default: image with --freeze-encoders)",
         },
     )
     image_only_views: int | None = field(

@@ -118,6 +118,7 @@ FROZEN_HEAD = Recipe(
         "dropout": 0.3,
         "label_smoothing": 0.1,
         "tag_loss_weight": 0.5,
+        "solo_mlps": "image",
     },
     views={"image_only_views": 1, "weak_text_views": 1},
 )
@@ -130,6 +131,7 @@ END_TO_END = Recipe(
         "dropout": 0.1,
         "label_smoothing": 0.0,
         "tag_loss_weight": 1.0,
+        "solo_mlps": "none",
     },
     views={"image_only_views": 0, "weak_text_views": 0},
 )
