@@ -10,9 +10,13 @@ command does after embedding) on the fashion *training* rows, from the benchmark
 embeddings, for a grid of view counts, and scores each on the *validation* rows
 (``id % 10 == 3``, never the test split) with four inputs: title + image, title only, image only,
 brand word + image; and with an MLP of its own for rows that have only an image
-(``solo_mlps``), so image-only views need not pull the text + image path. The chosen setting
-maximises the mean leaf accuracy over the four inputs among those whose title + image accuracy
-is within ``TOLERANCE`` of the grid's best; it becomes ``FROZEN_HEAD``'s views and solo MLPs.
+(``solo_mlps``), so image-only views need not pull the text + image path. The chosen setting is
+the most robust one (the best mean leaf accuracy over the four inputs); among settings within
+``TOLERANCE`` of that mean, the best on title + image, then the cheapest (fewest views and solo
+MLPs). It becomes ``FROZEN_HEAD``'s views and solo MLPs. (A first criterion, the best mean among
+settings within 0.002 of the best title + image accuracy, picked one weak-text view and no
+image-only view: 0.78 from the image alone. Views trade a little title + image accuracy for a
+lot of robustness, so robustness now comes first.)
 Settings already in the results file are not rerun (each record names its commit). Results: ``benchmarks/results/fashion_views.{json,md}``.
 
 Usage (from the repo root, after ``benchmarks/embed_fashion.py``; about 10 minutes on 2 cores)::
@@ -46,7 +50,7 @@ GRID = (
     (0, 0, ()), (1, 0, ()), (0, 1, ()), (1, 1, ()), (2, 1, ()), (1, 2, ()), (2, 2, ()),
     (1, 1, ("image",)), (2, 1, ("image",)), (2, 2, ("image",)), (1, 1, ("image", "text")),
 )
-TOLERANCE = 0.002  # title + image accuracy may trail the grid's best by at most this much
+TOLERANCE = 0.002  # settings whose mean accuracy is this close to the best count as tied
 
 
 def view_arrays(table: FashionTable, rows: np.ndarray, which: str) -> dict[str, np.ndarray]:
@@ -131,10 +135,16 @@ def head_config(table: FashionTable) -> Any:
 
 
 def choose(records: list[dict]) -> dict:
-    """Best mean leaf accuracy over the inputs, among settings within TOLERANCE on title+image."""
-    best_full = max(r["val"]["title_image"]["leaf_accuracy"] for r in records)
-    allowed = [r for r in records if r["val"]["title_image"]["leaf_accuracy"] >= best_full - TOLERANCE]
-    return max(allowed, key=lambda r: r["mean_leaf_accuracy"])
+    """The most robust setting (best mean leaf accuracy over the four inputs); among those
+    within ``TOLERANCE`` of it, the best on title + image, then the cheapest."""
+    best_mean = max(r["mean_leaf_accuracy"] for r in records)
+    near = [r for r in records if r["mean_leaf_accuracy"] >= best_mean - TOLERANCE]
+
+    def preference(record: dict) -> tuple:
+        cost = sum(record["views"]) + len(record.get("solo", []))
+        return (record["val"]["title_image"]["leaf_accuracy"], -cost)
+
+    return max(near, key=preference)
 
 
 def markdown(result: dict) -> str:
@@ -146,8 +156,9 @@ def markdown(result: dict) -> str:
         "Library head (`MultimodalCatModel`, frozen-head recipe, `Trainer`) on cached DINOv2-small "
         f"+ MiniLM embeddings; train {result['rows']['train']} rows ({result['rows']['train_imaged']} "
         f"with an image), scored on {result['rows']['val_imaged']} imaged validation rows "
-        "(`id % 10 == 3`), seed 0. Leaf accuracy per input; chosen by the mean over the four inputs, "
-        f"title + image within {TOLERANCE} of the best.",
+        "(`id % 10 == 3`), seed 0. Leaf accuracy per input; chosen by the mean over the four "
+        f"inputs; among settings within {TOLERANCE} of the best mean, the best title + image, then "
+        "the fewest views and solo MLPs.",
         "",
         "| image-only views | weak-text views | own MLP when alone | title + image | title | image "
         "| brand + image | mean | seconds |",

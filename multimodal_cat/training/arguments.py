@@ -218,7 +218,7 @@ class ModelArguments:
         metadata={
             "metavar": "MODALITIES",
             "help": "comma-separated modalities whose rows, when they have only that one, get a "
-            "fusion MLP of their own ('none' for none; default: image with --freeze-encoders)",
+            "fusion MLP of their own (default 'none')",
         },
     )
     image_only_views: int | None = field(
