@@ -1,0 +1,145 @@
+"""Sibling families matched as a whole, with the trees' shape as evidence (translated trees).
+
+When two trees share little wording (e.g. one tree and its translation), the names alone
+are weak evidence: a multilingual encoder finds the right name among a parent's children only
+about 60% of the time. The shape of the trees is strong evidence there: a translated tree
+keeps its branches. So the children of a source category mapped to target ``a`` are matched
+to the children of ``a`` as one assignment problem (each target child taken at most once),
+scoring each pair ``(s, g)`` with
+
+- the names' cosine, on the calibrated scale of
+  :data:`~multimodal_cat.align.candidates.REFERENCE_COSINE` (``text_weight`` per spread);
+- the sizes of their subtrees: ``-size_weight * |log(1 + |sub(s)|) - log(1 + |sub(g)|)|``;
+- the children's agreement: ``support_weight`` times the share of ``s``'s descendants whose
+  nearest full path inside ``a``'s subtree lies under ``g`` (bottom-up evidence).
+
+A source child whose best pair scores below ``none_score`` stays unmatched (it goes through
+the ordinary candidates and back-off). A matched child's confidence is its row's softmax
+probability times its parent's confidence: a child is right only when its parent is.
+The weights were chosen on the dev pair pl-PL -> en-US (see benchmarks/alignment_general.py).
+
+Example:
+    >>> import numpy as np
+    >>> scores = np.array([[0.2, 0.1], [0.3, 0.0]])  # both prefer target 0; child 1 more so
+    >>> [int(j) for j in match_family(scores, none_score=-1.0)[0]]
+    [1, 0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from multimodal_cat.align.backoff import lineage
+from multimodal_cat.align.candidates import REFERENCE_COSINE
+from multimodal_cat.align.embeddings import TreeView
+from multimodal_cat.align.structure import descendants
+
+
+def match_family(scores: np.ndarray, *, none_score: float = -1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Assign each row (source child) one column (target child) at most once, maximising the
+    summed score; a row whose score would fall below ``none_score`` gets -1.
+
+    Returns:
+        (column per row, -1 when unmatched; that column's row-softmax probability, 0 if none).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = scores.shape
+    out, probs = np.full(rows, -1, dtype=np.int64), np.zeros(rows)
+    if not rows or not cols:
+        return out, probs
+    cost = np.hstack([-scores, np.full((rows, rows), -none_score)])
+    soft = np.exp(scores - scores.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    for i, j in zip(*linear_sum_assignment(cost), strict=True):
+        if j < cols:
+            out[i], probs[i] = j, soft[i, j]
+    return out, probs
+
+
+@dataclass
+class FamilyMatcher:
+    """Scores and matches source families against a target category's children.
+
+    Args:
+        source, target: the embedded trees.
+        name_scale: ``(scale, shift)`` putting this pair's name cosines on the reference scale
+            (:func:`~multimodal_cat.align.candidates.calibration`).
+        text_weight, size_weight, support_weight, none_score: see the module docstring.
+    """
+
+    source: TreeView
+    target: TreeView
+    name_scale: tuple[float, float] = (1.0, 0.0)
+    text_weight: float = 0.25
+    size_weight: float = 1.0
+    support_weight: float = 1.0
+    none_score: float = -1.0
+
+    def __post_init__(self) -> None:
+        self._below_s = descendants(self.source)
+        self._below_t = descendants(self.target)
+        self._roots_t = [g for g, p in enumerate(self.target.parents) if p < 0]
+
+    def _slots(self, anchor: int) -> tuple[list[int], list[int]]:
+        """The target children of ``anchor`` (roots for -1) and ``anchor``'s whole subtree."""
+        if anchor < 0:
+            return self._roots_t, list(range(len(self.target)))
+        return list(self.target.children[anchor]), self._below_t.get(anchor, [])
+
+    def scores(self, family: Sequence[int], anchor: int) -> tuple[list[int], np.ndarray]:
+        """Target children of ``anchor`` and the (len(family), len(children)) score matrix."""
+        slots, subtree = self._slots(anchor)
+        if not slots or not len(family):
+            return slots, np.zeros((len(family), len(slots)))
+        scale, shift = self.name_scale
+        mean, spread = REFERENCE_COSINE["name"]
+        cos = self.source.name_emb[list(family)] @ self.target.name_emb[slots].T
+        out = self.text_weight * (scale * cos + shift - mean) / spread
+        size_s = np.log1p([len(self._below_s.get(s, ())) for s in family])
+        size_t = np.log1p([len(self._below_t.get(g, ())) for g in slots])
+        out -= self.size_weight * np.abs(size_s[:, None] - size_t[None, :])
+        if self.support_weight:
+            out += self.support_weight * self._support(family, anchor, slots, subtree)
+        return slots, out
+
+    def _support(
+        self, family: Sequence[int], anchor: int, slots: list[int], subtree: list[int]
+    ) -> np.ndarray:
+        """Share of each source child's descendants voting (nearest full path inside
+        ``anchor``'s subtree) for a target under each slot."""
+        out = np.zeros((len(family), len(slots)))
+        if not subtree:
+            return out
+        column = {g: j for j, g in enumerate(slots)}
+        keys = self.target.path_emb[subtree]
+        for i, s in enumerate(family):
+            below = self._below_s.get(s, [])
+            if not below:
+                continue
+            votes = np.asarray(subtree)[(self.source.path_emb[below] @ keys.T).argmax(axis=1)]
+            for g in votes.tolist():
+                line = lineage(self.target.parents, g)
+                slot = line[-1] if anchor < 0 else line[line.index(anchor) - 1]
+                out[i, column[slot]] += 1.0
+            out[i] /= len(below)
+        return out
+
+    def match(
+        self, family: Sequence[int], anchor: int, parent_confidence: float = 1.0
+    ) -> dict[int, tuple[int, float, np.ndarray, np.ndarray]]:
+        """Source child -> (target position, confidence, candidate positions, their row
+        probabilities) for the matched children of a family whose parent maps to ``anchor``."""
+        slots, scores = self.scores(family, anchor)
+        picked, probs = match_family(scores, none_score=self.none_score)
+        out = {}
+        cands = np.asarray(slots, dtype=np.int64)
+        for i, s in enumerate(family):
+            if picked[i] >= 0:
+                row = np.exp(scores[i] - scores[i].max())
+                row /= row.sum()
+                out[s] = (slots[picked[i]], float(probs[i]) * parent_confidence, cands, row)
+        return out
