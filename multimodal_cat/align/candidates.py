@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,18 @@ class Reference:
 
     view: TreeView
     targets: dict[int, int]
+
+
+def rule_positions(mapping: Any, source: TreeView, target: TreeView) -> dict[int, int]:
+    """Source position -> first target position, for the rules of ``mapping`` (a
+    :class:`~multimodal_cat.mapping.Mapping`) whose ids both trees have."""
+    s_pos = {cid: i for i, cid in enumerate(source.ids)}
+    t_pos = {cid: i for i, cid in enumerate(target.ids)}
+    out = {}
+    for sid, rule in mapping.rules.items():
+        if sid in s_pos and rule.target_ids and rule.target_ids[0] in t_pos:
+            out[s_pos[sid]] = t_pos[rule.target_ids[0]]
+    return out
 
 
 # Mean and spread of the cosine between random (source, target) pairs, full paths and names,

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multimodal_cat.align.backoff import lineage
+from multimodal_cat.align.backoff import Choice, lineage
 from multimodal_cat.align.candidates import REFERENCE_COSINE
 from multimodal_cat.align.embeddings import TreeView
+from multimodal_cat.align.result import ReviewItem, review_item
 from multimodal_cat.align.structure import descendants
 
 
@@ -143,3 +144,16 @@ class FamilyMatcher:
                 row /= row.sum()
                 out[s] = (slots[picked[i]], float(probs[i]) * parent_confidence, cands, row)
         return out
+
+
+def matched_items(
+    matcher: FamilyMatcher | None, family: Sequence[int], anchor: int, confidence: float
+) -> dict[int, ReviewItem]:
+    """The rules of the family's children that ``matcher`` matches (none without a matcher);
+    ``confidence`` is their parent's."""
+    if matcher is None:
+        return {}
+    return {
+        s: review_item(matcher.source, matcher.target, s, c, p, Choice(g, conf, "family-structure"))
+        for s, (g, conf, c, p) in matcher.match(family, anchor, confidence).items()
+    }

@@ -31,9 +31,10 @@ from multimodal_cat.align.candidates import (
     build_index,
     candidate_features,
     lexical_share,
+    rule_positions,
 )
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
-from multimodal_cat.align.families import FamilyMatcher
+from multimodal_cat.align.families import FamilyMatcher, matched_items
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
 from multimodal_cat.align.review import review_list
@@ -82,9 +83,8 @@ class MappingAligner:
         structure_weight: weight of the descendants' votes for the source roots' candidates.
         root_reuse_penalty, family_penalty: log-cost of each further source root (sibling)
             sent to one target root (child of the parent's target); ``None``: siblings alone.
-        family_structure: match each family of siblings as a whole to its parent's target's
-            children, by names, subtree sizes and descendants' votes, before the candidates
-            (:mod:`~multimodal_cat.align.families`). ``None`` (default): on when the trees
+        family_structure: match each family of siblings as a whole by names and shape first
+            (:mod:`~multimodal_cat.align.families`); ``None`` (default): on when the trees
             share little wording (the semantic ranker is used: e.g. a translated tree).
         bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
             encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
@@ -156,7 +156,6 @@ class MappingAligner:
         self._views: dict[int, tuple[Taxonomy, TreeView]] = {}
         self.reference_: tuple[TreeView, dict[int, str]] | None = None
 
-    # ------------------------------------------------------------------ helpers
     def view(self, taxonomy: Taxonomy) -> TreeView:
         """The embedded view of ``taxonomy`` (computed once per tree object)."""
         found = self._views.get(id(taxonomy))
@@ -170,17 +169,6 @@ class MappingAligner:
         )
         self._views[id(taxonomy)] = (taxonomy, view)
         return view
-
-    @staticmethod
-    def _rule_positions(mapping: Mapping, source: TreeView, target: TreeView) -> dict[int, int]:
-        """Source position -> first target position, for rules whose ids both trees have."""
-        s_pos = {cid: i for i, cid in enumerate(source.ids)}
-        t_pos = {cid: i for i, cid in enumerate(target.ids)}
-        out = {}
-        for sid, rule in mapping.rules.items():
-            if sid in s_pos and rule.target_ids and rule.target_ids[0] in t_pos:
-                out[s_pos[sid]] = t_pos[rule.target_ids[0]]
-        return out
 
     # ------------------------------------------------------------------ learning
     def fit(
@@ -202,7 +190,7 @@ class MappingAligner:
         self.ranker = ReRanker.fit(self._groups(known, source, target))
         self._default_ranker = False
         s_view, t_view = self.view(source), self.view(target)
-        rules = self._rule_positions(known, s_view, t_view)
+        rules = rule_positions(known, s_view, t_view)
         self.reference_ = (s_view, {s: t_view.ids[t] for s, t in rules.items()})
         return self
 
@@ -213,7 +201,7 @@ class MappingAligner:
             ValueError: when no rule applies to the trees.
         """
         s_view, t_view = self.view(source), self.view(target)
-        rules = self._rule_positions(known, s_view, t_view)
+        rules = rule_positions(known, s_view, t_view)
         index = build_index(
             s_view,
             t_view,
@@ -263,18 +251,6 @@ class MappingAligner:
             probs = with_support(probs, support, self.structure_weight)
         return cands, probs
 
-    @staticmethod
-    def _matched(
-        ctx: _Context, family: list[int], anchor: int, confidence: float
-    ) -> dict[int, ReviewItem]:
-        """The family's children matched by shape (none without a matcher)."""
-        if ctx.matcher is None:
-            return {}
-        return {
-            s: review_item(ctx.source, ctx.target, s, c, p, Choice(g, conf, "family-structure"))
-            for s, (g, conf, c, p) in ctx.matcher.match(family, anchor, confidence).items()
-        }
-
     def _infer_family(
         self, ctx: _Context, family: list[int], anchor: int, sticky: bool, confidence: float = 1.0
     ) -> dict[int, ReviewItem]:
@@ -286,7 +262,7 @@ class MappingAligner:
         better claimant, otherwise takes its next best child of ``anchor``. With a matcher,
         the siblings it matches (``confidence``: their parent's) are settled first.
         """
-        matched = self._matched(ctx, family, anchor, confidence) if anchor >= 0 else {}
+        matched = matched_items(ctx.matcher, family, anchor, confidence) if anchor >= 0 else {}
         rows, out = {}, {}
         for s in (s for s in family if s not in matched):
             cands, probs = self._scored(ctx, s, anchor)
@@ -330,7 +306,7 @@ class MappingAligner:
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
         """The source roots' rules, chosen jointly (see :func:`assign_roots`)."""
-        out = self._matched(ctx, roots, -1, 1.0)
+        out = matched_items(ctx.matcher, roots, -1, 1.0)
         rows = {}
         for s in (s for s in roots if s not in out):
             cands, probs = self._scored(ctx, s, -1)
@@ -357,11 +333,12 @@ class MappingAligner:
         start = time.perf_counter()
         s_view, t_view = self.view(source), self.view(target)
         embedded = time.perf_counter()
-        kept = self._rule_positions(published, s_view, t_view) if published is not None else {}
+        kept = rule_positions(published, s_view, t_view) if published is not None else {}
         index = build_index(s_view, t_view, top_k=self.top_k, reference=self._reference(t_view))
         share = lexical_share(s_view, index)
         semantic = self._default_ranker and share < self.lexical_min_share
         ranker = ReRanker(dict(SEMANTIC_WEIGHTS)) if semantic else self.ranker
+        structural = semantic if self.family_structure is None else self.family_structure
         ctx = _Context(
             s_view,
             t_view,
@@ -370,10 +347,8 @@ class MappingAligner:
             votes(s_view, t_view, index.lexical),
             ranker,
             self.reference_ is not None,
+            FamilyMatcher(s_view, t_view, index.calibration["name"]) if structural else None,
         )
-        structural = semantic if self.family_structure is None else self.family_structure
-        if structural:
-            ctx.matcher = FamilyMatcher(s_view, t_view, index.calibration["name"])
         chosen: dict[int, int] = {}
         missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
         items: dict[int, ReviewItem] = {}
