@@ -108,25 +108,30 @@ class CandidateIndex:
     )
 
 
+def cosine_moments(a: np.ndarray, b: np.ndarray, samples: int = 4000) -> tuple[float, float]:
+    """Mean and spread of the cosine between random rows of ``a`` and ``b`` (unit length);
+    a fixed seed keeps it repeatable."""
+    rng = np.random.default_rng(0)
+    sims = (a[rng.integers(0, len(a), samples)] * b[rng.integers(0, len(b), samples)]).sum(axis=1)
+    return float(sims.mean()), max(float(sims.std()), 1e-6)
+
+
 def calibration(
     source: TreeView, target: TreeView, samples: int = 4000
 ) -> dict[str, tuple[float, float]]:
     """``kind -> (scale, shift)`` mapping this pair's random-pair cosine mean and spread onto
-    :data:`REFERENCE_COSINE` (identity without embeddings); a fixed seed keeps it repeatable."""
+    :data:`REFERENCE_COSINE` (identity without embeddings)."""
     out = {"path": (1.0, 0.0), "name": (1.0, 0.0)}
     if source.path_emb is None or source.path_emb.shape[1] <= 1 or not len(target):
         return out
     if not len(source):
         return out
-    rng = np.random.default_rng(0)
-    rows = rng.integers(0, len(source), samples)
-    cols = rng.integers(0, len(target), samples)
     for kind in out:
-        a, b = getattr(source, f"{kind}_emb")[rows], getattr(target, f"{kind}_emb")[cols]
-        sims = (a * b).sum(axis=1)
+        a, b = getattr(source, f"{kind}_emb"), getattr(target, f"{kind}_emb")
+        sims_mean, sims_std = cosine_moments(a, b, samples)
         mean, spread = REFERENCE_COSINE[kind]
-        scale = spread / max(float(sims.std()), 1e-6)
-        out[kind] = (scale, mean - scale * float(sims.mean()))
+        scale = spread / sims_std
+        out[kind] = (scale, mean - scale * sims_mean)
     return out
 
 

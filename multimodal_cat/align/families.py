@@ -7,8 +7,7 @@ keeps its branches. So the children of a source category mapped to target ``a`` 
 to the children of ``a`` as one assignment problem (each target child taken at most once),
 scoring each pair ``(s, g)`` with
 
-- the names' cosine, on the calibrated scale of
-  :data:`~multimodal_cat.align.candidates.REFERENCE_COSINE` (``text_weight`` per spread);
+- the names' cosine, ``text_weight`` per spread of the cosine between random pairs;
 - the sizes of their subtrees: ``-size_weight * |log(1 + |sub(s)|) - log(1 + |sub(g)|)|``;
 - the children's agreement: ``support_weight`` times the share of ``s``'s descendants whose
   nearest full path inside ``a``'s subtree lies under ``g`` (bottom-up evidence).
@@ -16,7 +15,12 @@ scoring each pair ``(s, g)`` with
 A source child whose best pair scores below ``none_score`` stays unmatched (it goes through
 the ordinary candidates and back-off). A matched child's confidence is its row's softmax
 probability times its parent's confidence: a child is right only when its parent is.
-The weights were chosen on the dev pair pl-PL -> en-US (see benchmarks/alignment_general.py).
+
+Before that, :meth:`FamilyMatcher.refined` learns how the two languages' name embeddings
+differ (self-learning, as in bilingual lexicon induction): it matches the whole tree, fits an
+orthogonal map (Procrustes) from the source names to their matched target names on the most
+confident half of the matches, and repeats with the mapped names. The weights and the two
+rounds were chosen on the dev pair pl-PL -> en-US (see benchmarks/alignment_general.py).
 
 Example:
     >>> import numpy as np
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from multimodal_cat.align.backoff import Choice, lineage
-from multimodal_cat.align.candidates import REFERENCE_COSINE
+from multimodal_cat.align.candidates import cosine_moments
 from multimodal_cat.align.embeddings import TreeView
 from multimodal_cat.align.result import ReviewItem, review_item
 from multimodal_cat.align.structure import descendants
@@ -67,23 +71,34 @@ class FamilyMatcher:
 
     Args:
         source, target: the embedded trees.
-        name_scale: ``(scale, shift)`` putting this pair's name cosines on the reference scale
-            (:func:`~multimodal_cat.align.candidates.calibration`).
         text_weight, size_weight, support_weight, none_score: see the module docstring.
+        name_map: orthogonal (dim, dim) map applied to the source name embeddings (``None``:
+            as they are; see :meth:`refined`).
     """
 
     source: TreeView
     target: TreeView
-    name_scale: tuple[float, float] = (1.0, 0.0)
     text_weight: float = 0.25
     size_weight: float = 1.0
     support_weight: float = 1.0
     none_score: float = -1.0
+    name_map: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._below_s = descendants(self.source)
         self._below_t = descendants(self.target)
         self._roots_t = [g for g, p in enumerate(self.target.parents) if p < 0]
+        self._support_cache: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
+        self.use_map(self.name_map)
+
+    def use_map(self, name_map: np.ndarray | None) -> None:
+        """Map the source names with ``name_map`` (and re-measure the random-pair cosines)."""
+        self.name_map, names = name_map, self.source.name_emb
+        if name_map is not None:
+            names = names @ name_map
+            names = names / np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12)
+        self._names = names
+        self._moments = cosine_moments(names, self.target.name_emb) if len(names) else (0.0, 1.0)
 
     def _slots(self, anchor: int) -> tuple[list[int], list[int]]:
         """The target children of ``anchor`` (roots for -1) and ``anchor``'s whole subtree."""
@@ -96,15 +111,17 @@ class FamilyMatcher:
         slots, subtree = self._slots(anchor)
         if not slots or not len(family):
             return slots, np.zeros((len(family), len(slots)))
-        scale, shift = self.name_scale
-        mean, spread = REFERENCE_COSINE["name"]
-        cos = self.source.name_emb[list(family)] @ self.target.name_emb[slots].T
-        out = self.text_weight * (scale * cos + shift - mean) / spread
+        mean, spread = self._moments
+        cos = self._names[list(family)] @ self.target.name_emb[slots].T
+        out = self.text_weight * (cos - mean) / spread
         size_s = np.log1p([len(self._below_s.get(s, ())) for s in family])
         size_t = np.log1p([len(self._below_t.get(g, ())) for g in slots])
         out -= self.size_weight * np.abs(size_s[:, None] - size_t[None, :])
         if self.support_weight:
-            out += self.support_weight * self._support(family, anchor, slots, subtree)
+            key = (tuple(family), anchor)
+            if key not in self._support_cache:
+                self._support_cache[key] = self._support(family, anchor, slots, subtree)
+            out += self.support_weight * self._support_cache[key]
         return slots, out
 
     def _support(
@@ -144,6 +161,32 @@ class FamilyMatcher:
                 row /= row.sum()
                 out[s] = (slots[picked[i]], float(probs[i]) * parent_confidence, cands, row)
         return out
+
+    def top_down(self) -> dict[int, tuple[int, float]]:
+        """Every source category matched family by family from the roots down (source
+        position -> (target position, confidence)); unmatched ones and their subtrees left out."""
+        out: dict[int, tuple[int, float]] = {}
+        families = [([s for s, p in enumerate(self.source.parents) if p < 0], -1, 1.0)]
+        while families:
+            family, anchor, confidence = families.pop()
+            for s, (g, conf, _, _) in self.match(family, anchor, confidence).items():
+                out[s] = (g, conf)
+                if self.source.children[s]:
+                    families.append((list(self.source.children[s]), g, conf))
+        return out
+
+    def refined(self, rounds: int = 2, top: float = 0.5) -> FamilyMatcher:
+        """Self-learning of :attr:`name_map` (see the module docstring); returns ``self``."""
+        for _ in range(rounds):
+            matched = self.top_down()
+            pairs = sorted(matched, key=lambda s: -matched[s][1])[: int(top * len(matched))]
+            if len(pairs) < 2:
+                break
+            a = self.source.name_emb[pairs]
+            b = self.target.name_emb[[matched[s][0] for s in pairs]]
+            u, _, vt = np.linalg.svd(a.T @ b)
+            self.use_map(u @ vt)
+        return self
 
 
 def matched_items(

@@ -347,7 +347,7 @@ class MappingAligner:
             votes(s_view, t_view, index.lexical),
             ranker,
             self.reference_ is not None,
-            FamilyMatcher(s_view, t_view, index.calibration["name"]) if structural else None,
+            FamilyMatcher(s_view, t_view).refined() if structural else None,
         )
         chosen: dict[int, int] = {}
         missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
