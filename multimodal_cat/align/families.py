@@ -8,7 +8,9 @@ to the children of ``a`` as one assignment problem (each target child taken at m
 scoring each pair ``(s, g)`` with
 
 - the names' cosine, ``text_weight`` per spread of the cosine between random pairs;
-- the sizes of their subtrees: ``-size_weight * |log(1 + |sub(s)|) - log(1 + |sub(g)|)|``;
+- the sizes of their subtrees: ``-size_weight * min(size_cap, |log(1 + |sub(s)|) -
+  log(1 + |sub(g)|)|)``: capped, so that where the trees' shapes differ (trees that are not
+  translations of each other) a clear name match still wins;
 - the children's agreement: ``support_weight`` times the share of ``s``'s descendants whose
   nearest full path inside ``a``'s subtree lies under ``g`` (bottom-up evidence).
 
@@ -19,7 +21,8 @@ probability times its parent's confidence: a child is right only when its parent
 Before that, :meth:`FamilyMatcher.refined` learns how the two languages' name embeddings
 differ (self-learning, as in bilingual lexicon induction): it matches the whole tree, fits an
 orthogonal map (Procrustes) from the source names to their matched target names on the most
-confident half of the matches, and repeats with the mapped names. The weights and the two
+confident half of the matches (when they are at least as many as the embedding's dimensions,
+so that the map is determined), and repeats with the mapped names. The weights and the two
 rounds were chosen on the dev pair pl-PL -> en-US (see benchmarks/alignment_general.py).
 
 Example:
@@ -71,7 +74,8 @@ class FamilyMatcher:
 
     Args:
         source, target: the embedded trees.
-        text_weight, size_weight, support_weight, none_score: see the module docstring.
+        text_weight, size_weight, size_cap, support_weight, none_score: see the module
+            docstring.
         name_map: orthogonal (dim, dim) map applied to the source name embeddings (``None``:
             as they are; see :meth:`refined`).
     """
@@ -80,6 +84,7 @@ class FamilyMatcher:
     target: TreeView
     text_weight: float = 0.25
     size_weight: float = 1.0
+    size_cap: float = 1.0
     support_weight: float = 1.0
     none_score: float = -1.0
     name_map: np.ndarray | None = None
@@ -116,7 +121,8 @@ class FamilyMatcher:
         out = self.text_weight * (cos - mean) / spread
         size_s = np.log1p([len(self._below_s.get(s, ())) for s in family])
         size_t = np.log1p([len(self._below_t.get(g, ())) for g in slots])
-        out -= self.size_weight * np.abs(size_s[:, None] - size_t[None, :])
+        gap = np.minimum(np.abs(size_s[:, None] - size_t[None, :]), self.size_cap)
+        out -= self.size_weight * gap
         if self.support_weight:
             key = (tuple(family), anchor)
             if key not in self._support_cache:
@@ -180,7 +186,7 @@ class FamilyMatcher:
         for _ in range(rounds):
             matched = self.top_down()
             pairs = sorted(matched, key=lambda s: -matched[s][1])[: int(top * len(matched))]
-            if len(pairs) < 2:
+            if len(pairs) < self.source.name_emb.shape[1]:
                 break
             a = self.source.name_emb[pairs]
             b = self.target.name_emb[[matched[s][0] for s in pairs]]
