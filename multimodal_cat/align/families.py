@@ -15,8 +15,10 @@ scoring each pair ``(s, g)`` with
   nearest full path inside ``a``'s subtree lies under ``g`` (bottom-up evidence).
 
 A source child whose best pair scores below ``none_score`` stays unmatched (it goes through
-the ordinary candidates and back-off). A matched child's confidence is its row's softmax
-probability times its parent's confidence: a child is right only when its parent is.
+the ordinary candidates and back-off). A matched child's confidence is the pair's softmax
+probability in its row (the source child's alternatives) times that in its column (the
+target child's other claimants), at ``temperature``, times its parent's confidence: a child
+is right only when its parent is.
 
 Before that, :meth:`FamilyMatcher.refined` learns how the two languages' name embeddings
 differ (self-learning, as in bilingual lexicon induction): it matches the whole tree, fits an
@@ -46,12 +48,21 @@ from multimodal_cat.align.result import ReviewItem, review_item
 from multimodal_cat.align.structure import descendants
 
 
-def match_family(scores: np.ndarray, *, none_score: float = -1.0) -> tuple[np.ndarray, np.ndarray]:
+def softmax(scores: np.ndarray, axis: int, temperature: float = 1.0) -> np.ndarray:
+    """Softmax of ``scores / temperature`` along ``axis``."""
+    out = np.exp((scores - scores.max(axis=axis, keepdims=True)) / temperature)
+    return out / out.sum(axis=axis, keepdims=True)
+
+
+def match_family(
+    scores: np.ndarray, *, none_score: float = -1.0, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Assign each row (source child) one column (target child) at most once, maximising the
     summed score; a row whose score would fall below ``none_score`` gets -1.
 
     Returns:
-        (column per row, -1 when unmatched; that column's row-softmax probability, 0 if none).
+        (column per row, -1 when unmatched; the pair's row-softmax times column-softmax
+        probability at ``temperature``, 0 if none).
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -60,8 +71,7 @@ def match_family(scores: np.ndarray, *, none_score: float = -1.0) -> tuple[np.nd
     if not rows or not cols:
         return out, probs
     cost = np.hstack([-scores, np.full((rows, rows), -none_score)])
-    soft = np.exp(scores - scores.max(axis=1, keepdims=True))
-    soft /= soft.sum(axis=1, keepdims=True)
+    soft = softmax(scores, 1, temperature) * softmax(scores, 0, temperature)
     for i, j in zip(*linear_sum_assignment(cost), strict=True):
         if j < cols:
             out[i], probs[i] = j, soft[i, j]
@@ -74,8 +84,8 @@ class FamilyMatcher:
 
     Args:
         source, target: the embedded trees.
-        text_weight, size_weight, size_cap, support_weight, none_score: see the module
-            docstring.
+        text_weight, size_weight, size_cap, support_weight, none_score, temperature: see the
+            module docstring.
         name_map: orthogonal (dim, dim) map applied to the source name embeddings (``None``:
             as they are; see :meth:`refined`).
     """
@@ -87,6 +97,7 @@ class FamilyMatcher:
     size_cap: float = 1.0
     support_weight: float = 1.0
     none_score: float = -1.0
+    temperature: float = 0.25
     name_map: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -158,14 +169,16 @@ class FamilyMatcher:
         """Source child -> (target position, confidence, candidate positions, their row
         probabilities) for the matched children of a family whose parent maps to ``anchor``."""
         slots, scores = self.scores(family, anchor)
-        picked, probs = match_family(scores, none_score=self.none_score)
+        picked, probs = match_family(
+            scores, none_score=self.none_score, temperature=self.temperature
+        )
         out = {}
         cands = np.asarray(slots, dtype=np.int64)
+        rows = softmax(scores, 1, self.temperature) if len(slots) else scores
         for i, s in enumerate(family):
             if picked[i] >= 0:
-                row = np.exp(scores[i] - scores[i].max())
-                row /= row.sum()
-                out[s] = (slots[picked[i]], float(probs[i]) * parent_confidence, cands, row)
+                conf = float(probs[i]) * parent_confidence
+                out[s] = (slots[picked[i]], conf, cands, rows[i])
         return out
 
     def top_down(self) -> dict[int, tuple[int, float]]:
