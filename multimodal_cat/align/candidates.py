@@ -110,7 +110,9 @@ class CandidateIndex:
 
 def cosine_moments(a: np.ndarray, b: np.ndarray, samples: int = 4000) -> tuple[float, float]:
     """Mean and spread of the cosine between random rows of ``a`` and ``b`` (unit length);
-    a fixed seed keeps it repeatable."""
+    a fixed seed keeps it repeatable; ``(0, 1)`` when either is empty."""
+    if not len(a) or not len(b):
+        return 0.0, 1.0
     rng = np.random.default_rng(0)
     sims = (a[rng.integers(0, len(a), samples)] * b[rng.integers(0, len(b), samples)]).sum(axis=1)
     return float(sims.mean()), max(float(sims.std()), 1e-6)

@@ -114,7 +114,7 @@ class FamilyMatcher:
             names = names @ name_map
             names = names / np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12)
         self._names = names
-        self._moments = cosine_moments(names, self.target.name_emb) if len(names) else (0.0, 1.0)
+        self._moments = cosine_moments(names, self.target.name_emb)
 
     def _slots(self, anchor: int) -> tuple[list[int], list[int]]:
         """The target children of ``anchor`` (roots for -1) and ``anchor``'s whole subtree."""
