@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,18 @@ class Reference:
     targets: dict[int, int]
 
 
+def rule_positions(mapping: Any, source: TreeView, target: TreeView) -> dict[int, int]:
+    """Source position -> first target position, for the rules of ``mapping`` (a
+    :class:`~multimodal_cat.mapping.Mapping`) whose ids both trees have."""
+    s_pos = {cid: i for i, cid in enumerate(source.ids)}
+    t_pos = {cid: i for i, cid in enumerate(target.ids)}
+    out = {}
+    for sid, rule in mapping.rules.items():
+        if sid in s_pos and rule.target_ids and rule.target_ids[0] in t_pos:
+            out[s_pos[sid]] = t_pos[rule.target_ids[0]]
+    return out
+
+
 # Mean and spread of the cosine between random (source, target) pairs, full paths and names,
 # on the pair the default weights were fitted on (Shopify 2022-02 -> 2025-01, MiniLM). Every
 # pair's cosines are put on this scale (see calibration), so that the weights hold for encoders
@@ -95,25 +108,32 @@ class CandidateIndex:
     )
 
 
+def cosine_moments(a: np.ndarray, b: np.ndarray, samples: int = 4000) -> tuple[float, float]:
+    """Mean and spread of the cosine between random rows of ``a`` and ``b`` (unit length);
+    a fixed seed keeps it repeatable; ``(0, 1)`` when either is empty."""
+    if not len(a) or not len(b):
+        return 0.0, 1.0
+    rng = np.random.default_rng(0)
+    sims = (a[rng.integers(0, len(a), samples)] * b[rng.integers(0, len(b), samples)]).sum(axis=1)
+    return float(sims.mean()), max(float(sims.std()), 1e-6)
+
+
 def calibration(
     source: TreeView, target: TreeView, samples: int = 4000
 ) -> dict[str, tuple[float, float]]:
     """``kind -> (scale, shift)`` mapping this pair's random-pair cosine mean and spread onto
-    :data:`REFERENCE_COSINE` (identity without embeddings); a fixed seed keeps it repeatable."""
+    :data:`REFERENCE_COSINE` (identity without embeddings)."""
     out = {"path": (1.0, 0.0), "name": (1.0, 0.0)}
     if source.path_emb is None or source.path_emb.shape[1] <= 1 or not len(target):
         return out
     if not len(source):
         return out
-    rng = np.random.default_rng(0)
-    rows = rng.integers(0, len(source), samples)
-    cols = rng.integers(0, len(target), samples)
     for kind in out:
-        a, b = getattr(source, f"{kind}_emb")[rows], getattr(target, f"{kind}_emb")[cols]
-        sims = (a * b).sum(axis=1)
+        a, b = getattr(source, f"{kind}_emb"), getattr(target, f"{kind}_emb")
+        sims_mean, sims_std = cosine_moments(a, b, samples)
         mean, spread = REFERENCE_COSINE[kind]
-        scale = spread / max(float(sims.std()), 1e-6)
-        out[kind] = (scale, mean - scale * float(sims.mean()))
+        scale = spread / sims_std
+        out[kind] = (scale, mean - scale * sims_mean)
     return out
 
 

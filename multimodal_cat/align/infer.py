@@ -31,8 +31,10 @@ from multimodal_cat.align.candidates import (
     build_index,
     candidate_features,
     lexical_share,
+    rule_positions,
 )
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
+from multimodal_cat.align.families import FamilyMatcher, matched_items
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
 from multimodal_cat.align.review import review_list
@@ -52,6 +54,7 @@ class _Context:
     votes: list[int]
     ranker: ReRanker
     learned: bool = False  # known rules fitted: the no-rules heuristics are off (see fit)
+    matcher: FamilyMatcher | None = None  # families matched by shape first (see families.py)
 
 
 class MappingAligner:
@@ -80,6 +83,9 @@ class MappingAligner:
         structure_weight: weight of the descendants' votes for the source roots' candidates.
         root_reuse_penalty, family_penalty: log-cost of each further source root (sibling)
             sent to one target root (child of the parent's target); ``None``: siblings alone.
+        family_structure: match each family of siblings as a whole by names and shape first
+            (:mod:`~multimodal_cat.align.families`); ``None`` (default): on when the trees
+            share little wording (the semantic ranker is used: e.g. a translated tree).
         bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
             encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
             bf16 natively (2.4x faster on this AMX CPU; MiniLM vectors keep a cosine
@@ -116,6 +122,7 @@ class MappingAligner:
         root_reuse_penalty: float = 1.0,
         lexical_min_share: float = 0.2,
         family_penalty: float | None = 1.0,
+        family_structure: bool | None = None,
         bf16: bool | None = None,
         workers: int | None = None,
         progress: bool = True,
@@ -135,6 +142,7 @@ class MappingAligner:
         self._default_ranker = ranker is None
         self.lexical_min_share = lexical_min_share
         self.family_penalty = family_penalty
+        self.family_structure = family_structure
         self.ancestor_threshold = ancestor_threshold
         self.ahead = ahead
         self.lexical_floor = lexical_floor
@@ -148,7 +156,6 @@ class MappingAligner:
         self._views: dict[int, tuple[Taxonomy, TreeView]] = {}
         self.reference_: tuple[TreeView, dict[int, str]] | None = None
 
-    # ------------------------------------------------------------------ helpers
     def view(self, taxonomy: Taxonomy) -> TreeView:
         """The embedded view of ``taxonomy`` (computed once per tree object)."""
         found = self._views.get(id(taxonomy))
@@ -162,17 +169,6 @@ class MappingAligner:
         )
         self._views[id(taxonomy)] = (taxonomy, view)
         return view
-
-    @staticmethod
-    def _rule_positions(mapping: Mapping, source: TreeView, target: TreeView) -> dict[int, int]:
-        """Source position -> first target position, for rules whose ids both trees have."""
-        s_pos = {cid: i for i, cid in enumerate(source.ids)}
-        t_pos = {cid: i for i, cid in enumerate(target.ids)}
-        out = {}
-        for sid, rule in mapping.rules.items():
-            if sid in s_pos and rule.target_ids and rule.target_ids[0] in t_pos:
-                out[s_pos[sid]] = t_pos[rule.target_ids[0]]
-        return out
 
     # ------------------------------------------------------------------ learning
     def fit(
@@ -194,7 +190,7 @@ class MappingAligner:
         self.ranker = ReRanker.fit(self._groups(known, source, target))
         self._default_ranker = False
         s_view, t_view = self.view(source), self.view(target)
-        rules = self._rule_positions(known, s_view, t_view)
+        rules = rule_positions(known, s_view, t_view)
         self.reference_ = (s_view, {s: t_view.ids[t] for s, t in rules.items()})
         return self
 
@@ -205,7 +201,7 @@ class MappingAligner:
             ValueError: when no rule applies to the trees.
         """
         s_view, t_view = self.view(source), self.view(target)
-        rules = self._rule_positions(known, s_view, t_view)
+        rules = rule_positions(known, s_view, t_view)
         index = build_index(
             s_view,
             t_view,
@@ -256,17 +252,19 @@ class MappingAligner:
         return cands, probs
 
     def _infer_family(
-        self, ctx: _Context, family: list[int], anchor: int, sticky: bool
+        self, ctx: _Context, family: list[int], anchor: int, sticky: bool, confidence: float = 1.0
     ) -> dict[int, ReviewItem]:
         """Rules for sibling source categories whose parent maps to ``anchor``.
 
         Each sibling chooses alone (:func:`choose`); when two or more claim the same child of
         ``anchor``, the children of ``anchor`` are shared out jointly (:func:`assign_roots`
         with ``slot=anchor``): a sibling keeps a claimed target only when it is clearly the
-        better claimant, otherwise takes its next best child of ``anchor``.
+        better claimant, otherwise takes its next best child of ``anchor``. With a matcher,
+        the siblings it matches (``confidence``: their parent's) are settled first.
         """
+        matched = matched_items(ctx.matcher, family, anchor, confidence) if anchor >= 0 else {}
         rows, out = {}, {}
-        for s in family:
+        for s in (s for s in family if s not in matched):
             cands, probs = self._scored(ctx, s, anchor)
             if len(cands):
                 rows[s] = (cands, probs)
@@ -281,7 +279,7 @@ class MappingAligner:
             and parents[ctx.target.index.position(item.target_id)] == anchor
         ]
         if anchor < 0 or self.family_penalty is None or len(contested) < 2:
-            return out
+            return {**out, **matched}
         picked = assign_roots(
             {s: rows[s] for s in contested}, parents, reuse_penalty=self.family_penalty, slot=anchor
         )
@@ -290,7 +288,7 @@ class MappingAligner:
                 out[s] = review_item(
                     ctx.source, ctx.target, s, *rows[s], Choice(g, p, "family-assignment")
                 )
-        return out
+        return {**out, **matched}
 
     def _choose(
         self, ctx: _Context, s: int, cands: np.ndarray, probs: np.ndarray, sticky: bool
@@ -308,15 +306,15 @@ class MappingAligner:
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
         """The source roots' rules, chosen jointly (see :func:`assign_roots`)."""
+        out = matched_items(ctx.matcher, roots, -1, 1.0)
         rows = {}
-        for s in roots:
+        for s in (s for s in roots if s not in out):
             cands, probs = self._scored(ctx, s, -1)
             if len(cands):
                 rows[s] = (cands, probs)
         if not rows:
-            return {}
+            return out
         picked = assign_roots(rows, ctx.target.parents, reuse_penalty=self.root_reuse_penalty)
-        out = {}
         for s, (g, p) in picked.items():
             cands, probs = rows[s]
             out[s] = review_item(
@@ -335,11 +333,12 @@ class MappingAligner:
         start = time.perf_counter()
         s_view, t_view = self.view(source), self.view(target)
         embedded = time.perf_counter()
-        kept = self._rule_positions(published, s_view, t_view) if published is not None else {}
+        kept = rule_positions(published, s_view, t_view) if published is not None else {}
         index = build_index(s_view, t_view, top_k=self.top_k, reference=self._reference(t_view))
         share = lexical_share(s_view, index)
         semantic = self._default_ranker and share < self.lexical_min_share
         ranker = ReRanker(dict(SEMANTIC_WEIGHTS)) if semantic else self.ranker
+        structural = semantic if self.family_structure is None else self.family_structure
         ctx = _Context(
             s_view,
             t_view,
@@ -348,6 +347,7 @@ class MappingAligner:
             votes(s_view, t_view, index.lexical),
             ranker,
             self.reference_ is not None,
+            FamilyMatcher(s_view, t_view).refined() if structural else None,
         )
         chosen: dict[int, int] = {}
         missing: set[int] = set()  # sources whose concept the target lacks (mapped coarser)
@@ -374,7 +374,9 @@ class MappingAligner:
             anchor = chosen.get(parent, -1) if parent >= 0 else -1
             family = [c for c in s_view.children[parent] if c in waiting] if parent >= 0 else [s]
             waiting -= set(family)
-            for c, item in self._infer_family(ctx, family, anchor, parent in missing).items():
+            confidence = items[parent].confidence if parent in items else 1.0
+            inferred = self._infer_family(ctx, family, anchor, parent in missing, confidence)
+            for c, item in inferred.items():
                 chosen[c], items[c] = t_view.index.position(item.target_id), item
                 if item.kind == "back-off" or chosen[c] == anchor:
                     missing.add(c)
@@ -394,5 +396,5 @@ class MappingAligner:
         done = time.perf_counter()
         timings = {"embed_s": round(embedded - start, 3), "infer_s": round(done - embedded, 3)}
         kind = "semantic" if semantic else "default" if self._default_ranker else "fitted/given"
-        details = {"lexical_share": round(share, 4), "ranker": kind}
+        details = {"lexical_share": round(share, 4), "ranker": kind, "family_structure": structural}
         return AlignmentResult(mapping, review, timings, details)
