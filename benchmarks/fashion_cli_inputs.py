@@ -256,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="every k-th product (smoke)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="score the checkpoint an earlier run trained in --work (after a framing change)",
+    )
+    parser.add_argument(
         "--cold",
         action="store_true",
         help="let the CLI encode everything (default: seed its cache from embed_fashion.py's, "
@@ -277,13 +282,19 @@ def main(argv: list[str] | None = None) -> int:
     command = train_command(work, args.seed)
     log = work / "log.txt"
     start = time.perf_counter()
-    with log.open("w") as err:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"train failed; see {log}")
-    metrics = json.loads(done.stdout[done.stdout.rindex("{\n") :])
-    train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
     model = work / "model"
+    if args.reuse_model:
+        earlier = json.loads((RESULTS / "fashion_cli_inputs.json").read_text())["train"]
+        train = {**earlier, "reused_from_an_earlier_run": True}
+    else:
+        with log.open("w") as err:
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"train failed; see {log}")
+        metrics = json.loads(done.stdout[done.stdout.rindex("{\n") :])
+        train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
+    for old in work.glob("out_*.jsonl"):
+        old.unlink()
     config = json.loads((model / "config.json").read_text())
     thresholds = {k: v for k, v in config.get("confidence_thresholds", {}).items() if k in PRECISIONS}
     true = truth(work)

@@ -30,7 +30,7 @@ CACHE_DIR = REPO / "benchmarks" / "cache"
 TEXT_ENCODER = ("minilm", "mean", 64)  # name, pooling, max_length
 IMAGE_ENCODER = ("dinov2-small", "cls_mean")  # name, pooling
 TEXT_KEY = text_encoder_key(*TEXT_ENCODER)  # 'text:minilm|pool=mean|max_length=64'
-IMAGE_KEY = image_encoder_key(*IMAGE_ENCODER)  # 'image:dinov2-small|pool=cls_mean|fit=pad'
+IMAGE_KEY = image_encoder_key(*IMAGE_ENCODER)  # 'image:dinov2-small|pool=cls_mean|fit=pad-trim'
 
 Kind = Literal["titles", "brands", "images"]
 KINDS: tuple[str, ...] = ("titles", "brands", "images")

@@ -140,7 +140,7 @@ def test_image_bf16_normalize_and_empty(dinov2_dir: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(fp32, axis=1), 1.0, rtol=1e-5)
     assert (fp32 * bf16).sum(1).min() > 0.99
     assert encoder.encode([]).shape == (0, 32)
-    assert encoder.key == f"image:{dinov2_dir}|pool=cls|fit=pad"
+    assert encoder.key == f"image:{dinov2_dir}|pool=cls|fit=pad-trim"
     with pytest.raises(TypeError, match="PIL image, a path or bytes"):
         encoder.encode([42])  # type: ignore[list-item]
 

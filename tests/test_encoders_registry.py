@@ -27,7 +27,7 @@ def test_aliases_are_case_insensitive() -> None:
     assert canonical_name("All-MiniLM-L6-v2") == "minilm"
     assert canonical_name("DINOv2-S14") == "dinov2-small"
     assert text_encoder_key("all-minilm-l6-v2", "mean", 64) == "text:minilm|pool=mean|max_length=64"
-    assert image_encoder_key("dinov2-s14") == "image:dinov2-small|pool=cls_mean|fit=pad"
+    assert image_encoder_key("dinov2-s14") == "image:dinov2-small|pool=cls_mean|fit=pad-trim"
 
 
 def test_cache_root_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

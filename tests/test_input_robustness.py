@@ -197,3 +197,19 @@ def test_rows_with_only_an_image_go_through_their_own_mlp() -> None:
     assert text_only.fusion.single is None  # nothing to route in a one-tower model
     with pytest.raises(ValueError, match="solo_mlps may name 'image' and 'text'; got \\['imgae'\\]"):
         tiny_config(solo_mlps="imgae")
+
+
+def test_letterbox_bars_are_trimmed_before_padding() -> None:
+    from multimodal_cat.framing import trim_bars
+
+    photo = Image.new("RGB", (60, 90), (3, 3, 3))  # a 2:3 upload with black bands
+    photo.paste((255, 255, 255), (0, 15, 60, 75))  # the studio shot: white ...
+    photo.paste((200, 0, 0), (20, 30, 40, 60))  # ... with the product in the middle
+    assert trim_bars(photo).size == (60, 60)
+    framed = fit_image(photo)
+    assert framed.size == (60, 60) and framed.getpixel((0, 0)) == (255, 255, 255)
+    light = Image.new("RGB", (60, 90), (255, 255, 255))
+    light.paste((200, 0, 0), (20, 30, 40, 60))
+    assert trim_bars(light).size == (60, 90)  # white margins are background, kept
+    square = Image.new("RGB", (50, 50), (0, 0, 0))
+    assert fit_image(square) is square  # square photos are never changed

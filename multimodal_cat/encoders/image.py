@@ -19,7 +19,7 @@ from multimodal_cat.encoders._base import (
     model_device,
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
-from multimodal_cat.framing import DEFAULT_FIT, FitMode, check_fit, fit_image
+from multimodal_cat.framing import DEFAULT_FIT, FitMode, check_fit, fit_image, framing_tag
 from multimodal_cat.imaging import ImageInput, open_image
 
 __all__ = ["ImageEncoder", "ImageInput", "image_encoder_key"]
@@ -30,9 +30,9 @@ def image_encoder_key(name: str, pooling: str = "cls_mean", fit: str = DEFAULT_F
 
     Example:
         >>> image_encoder_key("dinov2-s14", "cls_mean")
-        'image:dinov2-small|pool=cls_mean|fit=pad'
+        'image:dinov2-small|pool=cls_mean|fit=pad-trim'
     """
-    return f"image:{key_name(name)}|pool={pooling}|fit={check_fit(fit)}"
+    return f"image:{key_name(name)}|pool={pooling}|fit={framing_tag(fit)}"
 
 
 class ImageEncoder:

@@ -43,6 +43,7 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
+from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
 from multimodal_cat.products import Product
@@ -71,7 +72,9 @@ class _Tower:
         tower = model.vision_model if kind == "image" else model.text_model
         pooling = model.config.vision_pooling if kind == "image" else model.config.text_pooling
         extra = (
-            f"|max_length={processor.max_length}" if kind == "text" else f"|fit={processor.image_fit}"
+            f"|max_length={processor.max_length}"
+            if kind == "text"
+            else f"|fit={framing_tag(processor.image_fit)}"
         )
         self.key = f"{kind}:tower-{tower_fingerprint(tower)}|pool={pooling}{extra}"
 
