@@ -129,4 +129,9 @@ def test_suggest_writes_the_most_useful_products_as_tasks(tmp_path, tree_file, f
     assert main(["suggest", str(feed), "--taxonomy", str(tree_file), "-n", "2", "-o", str(tasks)]) == 0
     picked = [t["data"]["id"] for t in json.loads(tasks.read_text())]
     assert picked == ["brick", "lego"]  # the sure doll is left for later
+    command = ["suggest", str(feed), "--taxonomy", str(tree_file), "-n", "2", "--cold-start"]
+    assert main([*command, "-o", str(tasks)]) == 0  # nothing reviewed: cover the pool instead
+    cold = json.loads(tasks.read_text())
+    assert len(cold) == 2 and len({t["data"]["id"] for t in cold}) == 2
+    assert all("cold start" in t["data"]["reason"] for t in cold), cold[0]["data"]
     assert main(["suggest", str(feed), "--taxonomy", str(tree_file), "-n", "0", "-o", str(tasks)]) == 2

@@ -73,6 +73,12 @@ def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
     p.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
                    help="input column for a field, as in `categorize`")
     p.add_argument("--exclude", metavar="CORRECTIONS", help="leave out products already reviewed")
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="when nothing is reviewed yet (no --exclude match), pick products that cover the "
+        "pool's clusters instead of the most uncertain ones (a first round)",
+    )
     p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
 
 
@@ -210,10 +216,13 @@ def run_suggest(args: argparse.Namespace) -> int:
     texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
     vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
     exclude = np.array([p.id in skip for p in products])
-    picks = suggest(proba, vectors, args.n, exclude=exclude)
+    picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
     chosen = [products[i] for i in picks]
     predictions = predictor.predict(chosen)
-    reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
+    if args.cold_start and not exclude.any():
+        reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
+    else:
+        reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
     write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0
