@@ -80,11 +80,11 @@ class _Fusion(nn.Module):
         input_dims: dict[str, int],
         projection_dim: int,
         hidden_dim: int,
-        dropout: float,
-        mlp_in: int,
+        dropout: float = 0.1,
         solo: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        mlp_in = self.mlp_width(projection_dim, len(input_dims))
         self.projections = nn.ModuleDict(
             {name: ModalityProjection(dim, projection_dim) for name, dim in input_dims.items()}
         )
@@ -93,6 +93,11 @@ class _Fusion(nn.Module):
         self.single = None
         if solo and len(input_dims) > 1:
             self.single = nn.ModuleDict({n: _mlp(mlp_in, hidden_dim, dropout) for n in solo})
+
+    @staticmethod
+    def mlp_width(projection_dim: int, n_modalities: int) -> int:
+        """Width of what the fusion hands its MLP (one projection; concat overrides it)."""
+        return projection_dim
 
     def route(self, mixed: torch.Tensor, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         """The shared MLP over ``mixed``, or a modality's own MLP on rows that have only it."""
@@ -118,16 +123,9 @@ class _Fusion(nn.Module):
 class ConcatFusion(_Fusion):
     """Late fusion: concatenate the projections, then an MLP."""
 
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        projection_dim: int,
-        hidden_dim: int,
-        dropout: float = 0.1,
-        solo: Sequence[str] = (),
-    ):
-        width = projection_dim * len(input_dims)
-        super().__init__(input_dims, projection_dim, hidden_dim, dropout, width, solo)
+    @staticmethod
+    def mlp_width(projection_dim: int, n_modalities: int) -> int:
+        return projection_dim * n_modalities
 
     def forward(
         self, embeds: dict[str, torch.Tensor | None], masks: dict[str, torch.Tensor]
@@ -146,7 +144,7 @@ class GatedFusion(_Fusion):
         dropout: float = 0.1,
         solo: Sequence[str] = (),
     ):
-        super().__init__(input_dims, projection_dim, hidden_dim, dropout, projection_dim, solo)
+        super().__init__(input_dims, projection_dim, hidden_dim, dropout, solo)
         self.gate = nn.Linear(projection_dim * len(input_dims), projection_dim * len(input_dims))
         self.n_modalities = len(input_dims)
 

@@ -248,13 +248,19 @@ class ZeroShotCategorizer:
 
     def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
         """Probabilities (n, len(classes_)), rows sum to 1; columns follow :attr:`classes_`."""
+        return self._probabilities(items)[0]
+
+    def _probabilities(
+        self, items: Sequence[str | Product]
+    ) -> tuple[np.ndarray, list[ProductText]]:
+        """:meth:`predict_proba`'s answer and the product texts it read."""
         self._prepare()
         texts = product_texts(items)
         vectors = self._vectors(texts, None)
         probs = softmax(self._scores(items, texts, vectors), self.temperature)
         if self.adapt and vectors is not None:
             probs = smooth_over_neighbours(probs, vectors)
-        return probs
+        return probs, texts
 
     def predict(
         self,
@@ -267,7 +273,7 @@ class ZeroShotCategorizer:
         (``top_k`` defaults to the constructor's), tags, and a warning when it backed off.
         ``min_confidence`` replaces the default back-off: the deepest category on the best
         leaf's path whose probability (summed over the leaves below it) reaches it."""
-        probs = self.predict_proba(items)
+        probs, texts = self._probabilities(items)
         keep = max(1, self.top_k if top_k is None else top_k)
         if min_confidence is not None:
             chosen = coarse_predictions(
@@ -276,7 +282,7 @@ class ZeroShotCategorizer:
             if self.tagger_ is not None:
                 for item, prediction in zip(items, chosen, strict=True):
                     prediction.tags = self._tags(item, prediction.category_id)
-            return self._say_inputs(items, chosen)
+            return self._say_inputs(items, texts, chosen)
         view = self.index_.view
         out = []
         for item, row in zip(items, probs, strict=True):
@@ -297,14 +303,17 @@ class ZeroShotCategorizer:
             if self.tagger_ is not None:
                 prediction.tags = self._tags(item, view.ids[choice.position])
             out.append(prediction)
-        return self._say_inputs(items, out)
+        return self._say_inputs(items, texts, out)
 
     def _say_inputs(
-        self, items: Sequence[str | Product], predictions: list[Prediction]
+        self,
+        items: Sequence[str | Product],
+        texts: list[ProductText],
+        predictions: list[Prediction],
     ) -> list[Prediction]:
         """Fill each prediction's ``inputs``: the text always, the image when it was scored."""
         scores_images = self.image_pair_ is not None and bool(self.image_weight)
-        has_text = [bool(t.full.strip()) for t in product_texts(items)]
+        has_text = [bool(t.full.strip()) for t in texts]
         has_image = [scores_images and getattr(p, "image", None) is not None for p in items]
         for prediction, used in zip(predictions, inputs_used(has_text, has_image), strict=True):
             prediction.inputs = used
