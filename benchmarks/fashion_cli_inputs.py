@@ -43,7 +43,7 @@ from PIL import Image
 
 from benchmarks.fashion_cli import TAGS, write_feeds
 from benchmarks.fashion_data import REPO
-from benchmarks.fashion_model import RESULTS, environment, made_by, write_results
+from benchmarks.fashion_model import RESULTS, earlier_results, environment, made_by, write_results
 from multimodal_cat.calibration import expected_calibration_error, reliability_diagram
 from multimodal_cat.training.metrics import macro_f1
 
@@ -229,10 +229,8 @@ def markdown(result: dict) -> str:
 
 def merge_into(name: str, entries: dict) -> None:
     """Write ``entries`` into ``benchmarks/results/<name>.json``, keeping its other keys."""
-    path = RESULTS / f"{name}.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.update(entries)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    data = {**earlier_results(RESULTS / name), **entries}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def merge_results(result: dict) -> None:

@@ -50,7 +50,6 @@ def seed_cli_cache(root: Path, feeds: list[Path], source: Path = CACHE_DIR) -> d
     titles = [t for t, ids in zip(titles, tokens, strict=True) if len(ids) <= 64]
     bench = EmbeddingCache(source)
     text_vectors = bench.get_many(TEXT_KEY, [content_hash(t) for t in titles])
-    images = {p: try_open_image(p) for p in paths}
     file_hashes = {p: content_hash(Path(p).read_bytes()) for p in paths}
     image_vectors = bench.get_many(IMAGE_KEY, list(file_hashes.values()))
     bench.close()
@@ -60,12 +59,12 @@ def seed_cli_cache(root: Path, feeds: list[Path], source: Path = CACHE_DIR) -> d
         for t, r in zip(titles, rendered, strict=True)
         if content_hash(t) in text_vectors
     }
-    image_out = {
-        image_hash(images[p].convert("RGB")): image_vectors[file_hashes[p]]
-        for p in paths
-        if images[p] is not None and file_hashes[p] in image_vectors
-    }
-    diff = _check(embedder, rendered, text_out, [images[p] for p in paths if images[p]], image_out)
+    image_out = {}
+    for path in paths:  # one decoded photo in memory at a time
+        image = try_open_image(path)
+        if image is not None and file_hashes[path] in image_vectors:
+            image_out[image_hash(image.convert("RGB"))] = image_vectors[file_hashes[path]]
+    diff = _check(embedder, rendered, text_out, paths, image_out)
     if diff > 1e-3:
         raise RuntimeError(f"benchmark and CLI vectors differ by {diff}; not seeding")
     cli = EmbeddingCache(root)
@@ -82,18 +81,18 @@ def seed_cli_cache(root: Path, feeds: list[Path], source: Path = CACHE_DIR) -> d
     }
 
 
-def _check(embedder: TowerEmbedder, texts: list[str], text_out: dict, images: list, image_out: dict) -> float:
+def _check(embedder: TowerEmbedder, texts: list[str], text_out: dict, paths: list[str], image_out: dict) -> float:
     """Largest gap between seeded vectors and the CLI towers' own, on a random sample."""
     rng = np.random.default_rng(0)
     worst = 0.0
-    for kind, items, hash_of, seeded in (
-        ("text", texts, content_hash, text_out),
-        ("image", images, lambda im: image_hash(im.convert("RGB")), image_out),
-    ):
+    for kind, items, seeded in (("text", texts, text_out), ("image", paths, image_out)):
         pick = [items[i] for i in rng.choice(len(items), min(SAMPLE, len(items)), replace=False)]
+        if kind == "image":
+            opened = (try_open_image(path) for path in pick)
+            pick = [image.convert("RGB") for image in opened if image is not None]
+        hash_of = content_hash if kind == "text" else image_hash
         pick = [item for item in pick if hash_of(item) in seeded]
-        inputs = pick if kind == "text" else [im.convert("RGB") for im in pick]
-        own = embedder.towers[kind].encode(inputs, batch_size=8)
+        own = embedder.towers[kind].encode(pick, batch_size=8)
         theirs = np.stack([seeded[hash_of(item)] for item in pick])
         worst = max(worst, float(np.abs(own - theirs).max()))
     return worst

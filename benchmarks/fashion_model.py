@@ -240,11 +240,16 @@ def output_stem(name: str, out: str | None, quick: bool) -> Path:
 CLI_KEYS = ("cli_checkpoint", "shifted", "cli_checkpoint_made_by")
 
 
-def cli_results(stem: Path) -> dict:
-    """The keys ``fashion_cli_inputs.py`` wrote into an earlier ``fashion_model.json`` (kept)."""
+def earlier_results(stem: Path, keys: tuple[str, ...] | None = None) -> dict:
+    """What an earlier run wrote to ``stem``.json (only ``keys`` if given; ``{}`` if none).
+
+    Benchmarks that write into another's results file (``fashion_cli_inputs.py`` into
+    ``fashion_model.json`` and ``review_loop.json``) and the benchmarks that rewrite those files
+    use it to keep each other's keys.
+    """
     path = stem.with_suffix(".json")
     old = json.loads(path.read_text()) if path.exists() else {}
-    return {key: old[key] for key in CLI_KEYS if key in old}
+    return old if keys is None else {key: old[key] for key in keys if key in old}
 
 
 def write_results(stem: Path, result: dict, text: str) -> None:
@@ -387,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - start, 1),
     }
     stem = output_stem("fashion_model", args.out, args.quick)
-    result.update(cli_results(stem))
+    result.update(earlier_results(stem, CLI_KEYS))
     write_results(stem, result, markdown(result))
     return 0
 

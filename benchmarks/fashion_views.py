@@ -36,7 +36,13 @@ import numpy as np
 import torch
 from transformers import Trainer, set_seed
 
-from benchmarks.fashion_model import environment, made_by, output_stem, write_results
+from benchmarks.fashion_model import (
+    earlier_results,
+    environment,
+    made_by,
+    output_stem,
+    write_results,
+)
 from benchmarks.fashion_model_data import FashionTable, load_table
 from benchmarks.fashion_model_eval import evaluate
 from multimodal_cat.modeling import MultimodalCatModel
@@ -188,12 +194,7 @@ def _setting(record: dict) -> list:
 
 def earlier_records(stem: Any) -> list[dict]:
     """Grid records of an earlier run at this stem (settings already measured are not rerun)."""
-    import json
-
-    path = stem.with_suffix(".json")
-    if not path.exists():
-        return []
-    records = json.loads(path.read_text())["grid"]
+    records = earlier_results(stem).get("grid", [])
     for record in records:
         record.setdefault("solo", [])  # runs from before the solo MLPs existed had none
     return records

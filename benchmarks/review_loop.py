@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import sys
 import time
 import warnings
@@ -36,7 +35,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sparse
 
-from benchmarks.fashion_model import environment, made_by, output_stem, write_results
+from benchmarks.fashion_model import (
+    earlier_results,
+    environment,
+    made_by,
+    output_stem,
+    write_results,
+)
 from multimodal_cat.encoders import TextEncoder, encode_cached
 from multimodal_cat.review import suggest
 
@@ -268,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     beats = all(s["exact"] > r["exact"] for s, r in zip(curves["suggest"][1:], curves["random"][1:], strict=True))
     result["goal_met"] = bool(beats and curves["suggest"][-1]["exact"] >= 0.884)
     stem = output_stem("review_loop", args.out, args.quick)
-    previous = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
-    if "fashion" in previous:  # written by fashion_cli_inputs.py; kept
-        result["fashion"] = previous["fashion"]
+    result.update(earlier_results(stem, ("fashion",)))  # written by fashion_cli_inputs.py; kept
     write_results(stem, result, markdown(result))
     plot(result, stem.with_suffix(".png"))
     return 0
