@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictors.checkpoint import TowerEmbedder
 from multimodal_cat.products import Product
-from multimodal_cat.training.collator import load_image
 from multimodal_cat.training.data import EmbeddingDataset, embedding_dataset
 
 _TEXT_COLUMNS = ("title", "description", "brand", "seller_category")
@@ -38,7 +38,7 @@ def _products(rows: dict[str, list[Any]], with_images: bool) -> list[Product]:
             description=description[i] or "",
             brand=brand[i] or "",
             seller_category=seller[i] or "",
-            image=load_image(str(rows["image"][i] or "")) if with_images else None,
+            image=try_open_image(str(rows["image"][i] or "")) if with_images else None,
         )
         for i in range(n)
     ]

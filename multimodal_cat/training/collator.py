@@ -22,9 +22,6 @@ from PIL import Image
 from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling.processing import MultimodalCatProcessor
 
-# The one image opener (multimodal_cat.imaging); training.cached imports it from here.
-load_image = try_open_image
-
 
 def _stack_labels(features: Sequence[Mapping[str, Any]], batch: dict[str, Any]) -> None:
     if "labels" in features[0]:
