@@ -10,7 +10,7 @@ over-represented predicted categories.
 Before anyone has reviewed anything, a model's uncertainty is a poor guide (a zero-shot
 model is unsure almost everywhere): ``cold_start=True`` then picks the medoids of a k-means
 clustering of the embedding space instead, so the first batch covers the catalogue (on
-Flipkart dev rows this first batch of 400 beats 400 random ones by 6 points; see
+Flipkart's test titles this first batch of 400 beats 400 random ones by 3.4 points; see
 ``benchmarks/review_loop.py``).
 
 Example:
