@@ -57,6 +57,7 @@ def test_example_feed_with_taxonomy(built, tmp_path, capsys):
         "bf16": True,
         "num_threads": None,
         "image_encoder": None,
+        "adapt": False,
     }
     rows = list(read_output(out))
     assert len(rows) == 20 and {r["status"] for r in rows} == {"ok", "degraded"}
@@ -73,6 +74,19 @@ def test_threads_reach_the_predictor_and_torch(built, tmp_path, monkeypatch):
     args = ["categorize", str(EXAMPLE), "--model", "ckpt", "--threads", "1", "--no-progress"]
     assert main([*args, "-o", str(tmp_path / "o.csv")]) == 0
     assert built[0] == {"torch_threads": 1} and built[1]["num_threads"] == 1
+
+
+def test_adapt_reaches_the_zero_shot_predictor(built, tmp_path):
+    args = ["categorize", str(EXAMPLE), "--adapt", "--batch-size", "500", "--no-progress"]
+    assert main([*args, "-o", str(tmp_path / "o.csv")]) == 0
+    assert built[0]["adapt"] is True and built[0]["model"] is None
+
+
+def test_adapt_with_a_trained_model_is_a_user_mistake(tmp_path, capsys):
+    args = ["categorize", str(EXAMPLE), "--adapt", "--model", str(tmp_path), "--no-progress"]
+    assert main([*args, "-o", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "give --model or --adapt, not both" in err and "Traceback" not in err
 
 
 def test_default_is_zero_shot_shopify(built, tmp_path):

@@ -112,6 +112,14 @@ def add_parser(subparsers: Any) -> None:
         "that adds the products' images to the evidence",
     )
     p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="zero-shot only: smooth each batch's answers over the batch's own most similar "
+        "products (no labels read); give it large batches (--batch-size 2000 or more). On "
+        "Flipkart's 2,563 test titles as one batch: 0.549 -> 0.559 exact, with looser "
+        "confidences (see the README)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -301,6 +309,7 @@ def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMappe
             bf16=args.bf16,
             num_threads=args.threads,
             image_encoder=args.image_encoder,
+            adapt=args.adapt,
         )
         mapper = CategoryMapper.to_targets(predictor.taxonomy, args.map_to) if args.map_to else None
     except (ValueError, KeyError, OSError) as error:  # OSError: a checkpoint that cannot load

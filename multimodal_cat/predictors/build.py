@@ -22,6 +22,7 @@ def build_predictor(
     num_threads: int | None = None,
     image_encoder: Any = None,
     text_encoder: Any = "minilm",
+    adapt: bool = False,
 ) -> Predictor:
     """A checkpoint predictor when ``model`` is given, else a zero-shot one over ``taxonomy``.
 
@@ -33,10 +34,12 @@ def build_predictor(
         num_threads: The checkpoint's torch threads while it predicts.
         image_encoder: Zero-shot only: an aligned image-text model (e.g. a CLIP hub id).
         text_encoder: Zero-shot only: the text encoder.
+        adapt: Zero-shot only: smooth each batch's probabilities over its products' nearest
+            neighbours (:mod:`~multimodal_cat.zero_shot.adapt`).
 
     Raises:
-        ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder`` is given
-            with ``model``.
+        ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder`` or
+            ``adapt`` is given with ``model``.
         FileNotFoundError: ``model`` names a checkpoint that cannot be found.
     """
     if model:
@@ -44,6 +47,11 @@ def build_predictor(
             raise ValueError(
                 "image_encoder is for zero-shot categorization; a trained model has its own "
                 "image tower (give --model or --image-encoder, not both)"
+            )
+        if adapt:
+            raise ValueError(
+                "adapt is for zero-shot categorization; a trained model learned from labels "
+                "(give --model or --adapt, not both)"
             )
         from multimodal_cat.predictors.checkpoint import ModelPredictor
 
@@ -53,4 +61,6 @@ def build_predictor(
     from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 
     tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
-    return ZeroShotCategorizer(tree, text_encoder=text_encoder, image_encoder=image_encoder)
+    return ZeroShotCategorizer(
+        tree, text_encoder=text_encoder, image_encoder=image_encoder, adapt=adapt
+    )
