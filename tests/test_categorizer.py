@@ -112,3 +112,13 @@ def test_predictor_thread_setting_is_scoped_and_checked(checkpoint: str) -> None
 def test_image_encoder_is_for_zero_shot_only() -> None:
     with pytest.raises(ValueError, match="image_encoder is for zero-shot"):
         build_predictor(model="ckpt", image_encoder="openai/clip-vit-base-patch32")
+
+
+def test_adapt_is_for_zero_shot_only_and_reaches_it() -> None:
+    from multimodal_cat.taxonomy import Taxonomy
+
+    with pytest.raises(ValueError, match=r"adapt is for zero-shot.*give --model or --adapt"):
+        build_predictor(model="ckpt", adapt=True)
+    tree = Taxonomy.from_paths(["Shoes", "Shirts"])
+    assert build_predictor(taxonomy=tree, adapt=True).adapt is True
+    assert build_predictor(taxonomy=tree).adapt is False

@@ -43,16 +43,7 @@ def build_predictor(
         FileNotFoundError: ``model`` names a checkpoint that cannot be found.
     """
     if model:
-        if image_encoder:
-            raise ValueError(
-                "image_encoder is for zero-shot categorization; a trained model has its own "
-                "image tower (give --model or --image-encoder, not both)"
-            )
-        if adapt:
-            raise ValueError(
-                "adapt is for zero-shot categorization; a trained model learned from labels "
-                "(give --model or --adapt, not both)"
-            )
+        _check_zero_shot_only({"image_encoder": image_encoder, "adapt": adapt})
         from multimodal_cat.predictors.checkpoint import ModelPredictor
 
         return ModelPredictor.from_pretrained(model, bf16=bf16, num_threads=num_threads)
@@ -64,3 +55,20 @@ def build_predictor(
     return ZeroShotCategorizer(
         tree, text_encoder=text_encoder, image_encoder=image_encoder, adapt=adapt
     )
+
+
+_WHY_ZERO_SHOT_ONLY = {
+    "image_encoder": "a trained model has its own image tower",
+    "adapt": "a trained model learned from labels",
+}
+
+
+def _check_zero_shot_only(options: dict[str, Any]) -> None:
+    """Refuse a zero-shot option given with a trained model, naming its command-line flag."""
+    for name, value in options.items():
+        if value:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{name} is for zero-shot categorization; {_WHY_ZERO_SHOT_ONLY[name]} "
+                f"(give --model or {flag}, not both)"
+            )
