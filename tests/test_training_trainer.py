@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -271,20 +272,26 @@ def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
     )
 
 
+def _record_then_train(monkeypatch, look: Callable[[Any], Any]) -> list[Any]:
+    """Make ``Trainer.train`` record ``look(train_dataset)`` on each call, then train as usual."""
+    seen: list[Any] = []
+    real_train = Trainer.train
+
+    def spy(self, *args, **kwargs):
+        seen.append(look(self.train_dataset))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    return seen
+
+
 def test_train_cli_repeats_imaged_rows(
     tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch, capsys
 ) -> None:
     vision, text = tiny_encoders
     feed = tmp_path / "feed.csv"
     pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)  # 8 rows, row 3 without image
-    seen: list[int] = []
-    real_train = Trainer.train
-
-    def spy(self, *args, **kwargs):
-        seen.append(len(self.train_dataset))
-        return real_train(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "train", spy)
+    seen = _record_then_train(monkeypatch, len)
     flags = ["--feed", str(feed), "--text-encoder", text, "--freeze-encoders"]
     flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "1"]
     flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
@@ -306,15 +313,9 @@ def test_train_cli_adds_image_only_and_weak_text_views(
     vision, text = tiny_encoders
     feed = tmp_path / "feed.csv"
     pd.DataFrame(_feed(tmp_path)).to_csv(feed, index=False)  # 8 rows, row 3 without image
-    seen: list[Any] = []
-    real_train = Trainer.train
-
-    def spy(self, *args, **kwargs):
-        data = self.train_dataset
-        seen.append(list(data["title"]) if "title" in data.column_names else data.columns)
-        return real_train(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "train", spy)
+    seen = _record_then_train(
+        monkeypatch, lambda data: list(data["title"]) if "title" in data.column_names else data.columns
+    )
     flags = ["--feed", str(feed), "--text-encoder", text, "--vision-encoder", vision]
     flags += ["--projection-dim", "8", "--fusion-hidden-dim", "8", "--max_steps", "1"]
     flags += ["--report_to", "none", "--use_cpu", "--save_strategy", "no"]
