@@ -74,19 +74,24 @@ def load(data: Path = DATA) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarr
     return titles, labels, paths, bucket
 
 
+def node_proba(engine: ZeroShotCategorizer, titles: np.ndarray, paths: list[str]) -> np.ndarray:
+    """(rows, nodes) probabilities of ``engine`` over the tree's ``paths``, in their order (0 for
+    nodes that are not among the engine's candidates)."""
+    column = {engine.taxonomy.find(p).id: i for i, p in enumerate(paths)}
+    out = np.zeros((len(titles), len(paths)))
+    out[:, [column[c] for c in engine.index_.ids]] = engine.predict_proba(list(titles))
+    return out
+
+
 def zero_shot_log_proba(titles: np.ndarray, paths: list[str]) -> np.ndarray:
     """Zero-shot log-probabilities over every node of the tree (leaves and inner nodes, as
     Flipkart labels are): the mean of the library's zero-shot probabilities over the leaves
     and over all nodes (``ZeroShotCategorizer`` with its defaults, ``candidates`` "leaves"
     then "all")."""
     tree = Taxonomy.from_paths(paths)
-    column = {tree.find(p).id: i for i, p in enumerate(paths)}
-    proba = np.zeros((len(titles), len(paths)))
-    for candidates in ("leaves", "all"):
-        engine = ZeroShotCategorizer(tree, candidates=candidates)
-        found = engine.predict_proba(list(titles))
-        proba[:, [column[c] for c in engine.index_.ids]] += found / 2
-    return np.log(np.clip(proba, 1e-12, None))
+    engines = [ZeroShotCategorizer(tree, candidates=c) for c in ("leaves", "all")]
+    proba = sum(node_proba(engine, titles, paths) for engine in engines)
+    return np.log(np.clip(proba / 2, 1e-12, None))
 
 
 def features(titles: np.ndarray, vectors: np.ndarray, fit_rows: np.ndarray) -> sparse.csr_matrix:

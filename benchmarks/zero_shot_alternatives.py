@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from benchmarks.fashion_model import environment, made_by, output_stem, write_results
-from benchmarks.review_loop import SCALE, features, load
+from benchmarks.review_loop import SCALE, features, load, node_proba
 from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -41,13 +41,10 @@ SHARES = (0.5, 0.7, 1.0)  # share of the feed's most confident answers the SVM l
 PRIORS = (0.3, 1.0)  # weight of the engine's log-probabilities next to the SVM
 
 
-def engine_log_proba(titles: list[str], tree: Taxonomy, encoder: str, column: dict) -> np.ndarray:
-    """(rows, nodes) log-probabilities of the engine with ``encoder`` (leaves only)."""
-    engine = ZeroShotCategorizer(tree, encoder)
-    found = engine.predict_proba(titles)
-    out = np.full((len(titles), len(column)), -30.0)
-    out[:, [column[c] for c in engine.index_.ids]] = np.log(np.clip(found, 1e-13, None))
-    return out
+def engine_log_proba(engine: ZeroShotCategorizer, titles: np.ndarray, paths: list[str]) -> np.ndarray:
+    """(rows, nodes) log-probabilities of ``engine`` (its leaves; -30 for inner nodes)."""
+    proba = node_proba(engine, titles, paths)
+    return np.where(proba > 0, np.log(np.clip(proba, 1e-13, None)), -30.0)
 
 
 def self_trained(x: sparse.csr_matrix, log_proba: np.ndarray, share: float, prior: float) -> np.ndarray:
@@ -84,16 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     titles, labels, paths, bucket = load()
     dev = np.flatnonzero(bucket != 0)
     tree = Taxonomy.from_paths(paths)
-    column = {tree.find(p).id: i for i, p in enumerate(paths)}
     feed = list(titles[dev])
     truth = labels[dev]
-    logs = {name: engine_log_proba(feed, tree, name, column) for name in ENCODERS}
+    engines = {name: ZeroShotCategorizer(tree, name) for name in ENCODERS}
+    logs = {name: engine_log_proba(e, titles[dev], paths) for name, e in engines.items()}
     exact = {name: float((lp.argmax(1) == truth).mean()) for name, lp in logs.items()}
     for w in MIX:
         mixed = (1 - w) * logs["minilm"] + w * logs["multilingual-e5-small"]
         exact[f"ensemble_e5_{w}"] = float((mixed.argmax(1) == truth).mean())
-    engine = ZeroShotCategorizer(tree)
-    x = features(titles[dev], engine.text_vectors(feed), np.arange(len(dev)))
+    x = features(titles[dev], engines["minilm"].text_vectors(feed), np.arange(len(dev)))
     for share in SHARES:
         for prior in PRIORS:
             scores = self_trained(x, logs["minilm"], share, prior)
