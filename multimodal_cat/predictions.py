@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from multimodal_cat.errors import MultimodalCatError
+
 if TYPE_CHECKING:
     from multimodal_cat.mapping.rule import MappedCategory
 
@@ -57,6 +59,11 @@ class Prediction:
         by_input: For a product with both text and an image, what each alone says
             (``{"text": CategoryScore, "image": CategoryScore}``), when the predictor can tell;
             the review router flags products whose two inputs confidently disagree.
+        status: ``"ok"``, ``"degraded"`` (an input could not be used: answered from the rest,
+            see ``warnings``) or ``"error"`` (no category: see ``error``).
+        error: Why the product could not be categorized (``status == "error"``), else ``None``.
+        needs_review: Whether a person should check the answer (``None``: not routed; see
+            :class:`~multimodal_cat.review.routing.ReviewRouter`), with ``review_reason``.
     """
 
     category_id: str
@@ -68,10 +75,71 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     inputs: str = ""
     by_input: dict[str, CategoryScore] = field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+    needs_review: bool | None = None
+    review_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mappings, TreeMappings):
+            self.mappings = TreeMappings(self.mappings)
+
+    @classmethod
+    def failed(cls, reason: str, warnings: Sequence[str] = ()) -> Prediction:
+        """The answer for a product that cannot be categorized: no category, ``status="error"``.
+
+        Example:
+            >>> Prediction.failed("no usable text and no image").status
+            'error'
+        """
+        return cls("", "", 0.0, warnings=list(warnings), status="error", error=reason)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return asdict(self)
+
+
+def same_tree(name: str, key: str) -> bool:
+    """``google`` names the tree keyed ``google/2021-09-21`` (a tree's short name, before ``/``).
+
+    Example:
+        >>> same_tree("google", "google/2021-09-21"), same_tree("shopify", "google/2021-09-21")
+        (True, False)
+    """
+    return name == key or name.split("/")[0] == key.split("/")[0]
+
+
+class TreeMappings(dict):
+    """Mapped categories keyed by target tree; a tree's short name finds its versioned key.
+
+    Example:
+        >>> m = TreeMappings({"google/2021-09-21": "..."})
+        >>> m["google"], "google" in m, m.get("shopify")
+        ('...', True, None)
+    """
+
+    def _key(self, name: Any) -> Any:
+        if dict.__contains__(self, name) or not isinstance(name, str):
+            return name
+        return next((k for k in self if same_tree(name, k)), name)
+
+    def __missing__(self, name: Any) -> Any:
+        key = self._key(name)
+        if key == name:
+            raise MappingKeyError(
+                f"no mapping into {name!r}; the prediction has {', '.join(self) or 'none'}"
+            )
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, name: Any) -> bool:
+        return dict.__contains__(self, self._key(name))
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(name), default)
+
+
+class MappingKeyError(MultimodalCatError, KeyError):
+    """A prediction was asked for a tree it was not mapped into."""
 
 
 def inputs_used(has_text: Sequence[bool], has_image: Sequence[bool]) -> list[str]:

@@ -62,7 +62,7 @@ def test_products_from_a_dataframe_and_a_bad_record() -> None:
     frame = pd.DataFrame({"title": ["a", "b"], "brand": ["x", float("nan")]})
     products = to_products(frame)
     assert [p.title for p in products] == ["a", "b"] and products[1].brand == ""
-    with pytest.raises(TypeError, match="Expected a Product or a dict"):
+    with pytest.raises(TypeError, match="item 0 is of type int: expected a title"):
         to_products([42])
 
 

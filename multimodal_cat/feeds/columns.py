@@ -121,7 +121,7 @@ class ColumnMap:
             raise FeedColumnError(
                 "the feed has no title, description, brand, seller_category or image column; "
                 f"columns found: {', '.join(columns) or '(none)'}. "
-                "Name them with --column title=YourColumn"
+                "Name them with --column title=YourColumn (in Python: columns={'title': 'YourColumn'})"
             )
         return replace(self, **resolved)
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from multimodal_cat.predictions import Prediction
+from multimodal_cat.predictions import Prediction, same_tree
 
 BASE_COLUMNS = (
     "row",
@@ -51,9 +51,7 @@ def output_columns(names: Sequence[str], keep: Sequence[str] = (), *, review: bo
     return [*BASE_COLUMNS, *mapping_columns(names), *(REVIEW_COLUMNS if review else ()), *END_COLUMNS, *keep]
 
 
-def matches(name: str, key: str) -> bool:
-    """``google`` names the mapping keyed ``google/2021-09-21``."""
-    return name == key or name.split("/")[0] == key.split("/")[0]
+matches = same_tree  # ``google`` names the mapping keyed ``google/2021-09-21``
 
 
 def prediction_cells(prediction: Prediction, names: Sequence[str]) -> dict[str, Any]:
