@@ -48,6 +48,9 @@ class EvaluationReport:
         confused: The most frequent (true path, predicted path, count) mistakes.
         plots: PNG files written (empty unless ``plots_dir`` was given).
         unknown_labels: Labels that are not categories of the tree (left out of every figure).
+        per_category: One dict per category seen in the labels or the predictions: ``path``,
+            ``support`` (labelled rows), ``predicted``, ``correct``, ``precision``, ``recall``,
+            ``f1``; most frequent label first.
     """
 
     metrics: dict[str, float]
@@ -55,6 +58,7 @@ class EvaluationReport:
     confused: list[tuple[str, str, int]]
     plots: list[Path] = field(default_factory=list)
     unknown_labels: list[str] = field(default_factory=list)
+    per_category: list[dict[str, float | int | str]] = field(default_factory=list)
 
 
 def evaluate_predictions(
@@ -96,10 +100,35 @@ def evaluate_predictions(
         t = threshold_for_precision(conf_a, correct, target)
         accept[target] = {"threshold": t.value, "precision": t.precision, "share": t.share}
     confused = _most_confused(pred_a, true_a, index.paths)
-    report = EvaluationReport(metrics, accept, confused, unknown_labels=sorted(set(unknown)))
+    report = EvaluationReport(
+        metrics, accept, confused, unknown_labels=sorted(set(unknown)),
+        per_category=per_category(pred_a, true_a, index.paths),
+    )
     if plots_dir is not None:
         report.plots = _plots(conf_a, correct, confused, Path(plots_dir))
     return report
+
+
+def per_category(pred: np.ndarray, true: np.ndarray, paths: Sequence[str]) -> list[dict]:
+    """Support, precision, recall and F1 of each category met in ``true`` or ``pred``.
+
+    Example:
+        >>> rows = per_category(np.array([0, 0, 1]), np.array([0, 1, 1]), ["A", "B"])
+        >>> [(r["path"], r["support"], r["precision"], r["recall"]) for r in rows]
+        [('B', 2, 1.0, 0.5), ('A', 1, 0.5, 1.0)]
+    """
+    support, predicted = Counter(true.tolist()), Counter(p for p in pred.tolist() if p >= 0)
+    correct = Counter(t for t, p in zip(true.tolist(), pred.tolist(), strict=True) if t == p)
+    rows = []
+    for position in sorted(set(support) | set(predicted), key=lambda c: (-support[c], paths[c])):
+        hits = correct[position]
+        precision = hits / predicted[position] if predicted[position] else 0.0
+        recall = hits / support[position] if support[position] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        rows.append({"path": paths[position], "support": support[position],
+                     "predicted": predicted[position], "correct": hits,
+                     "precision": precision, "recall": recall, "f1": f1})
+    return rows
 
 
 def _most_confused(pred: np.ndarray, true: np.ndarray, paths: Sequence[str]) -> list[tuple[str, str, int]]:

@@ -180,14 +180,20 @@ def _record_product(record: Mapping[str, Any], columns: ColumnMap, number: int) 
 
 
 def _feed_products(path: Path, columns: ColumnsLike) -> list[Product]:
-    from multimodal_cat.feeds.columns import read_products
+    """Every record of a feed file; an unreadable one stays in place with its reason."""
+    from multimodal_cat.feeds.read import FeedReader
 
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
     products = []
-    for number, product, error in read_products(path, cmap):
-        if product is None:  # an unreadable record stays in place, with its reason
-            product = Product(id=str(number), extra={"warnings": [], "error": error})
-        products.append(product)
+    with FeedReader(path) as reader:
+        resolved = cmap.resolve(reader.columns)
+        for row in reader:
+            if row.values is None or row.error:
+                product = Product(id=str(row.number), extra={"warnings": [], "error": row.error})
+            else:
+                product = _record_product(row.values, resolved, row.number)
+            product.extra["warnings"][:0] = list(row.warnings)
+            products.append(product)
     return products
 
 
