@@ -54,9 +54,13 @@ def fit_checkpoint(
         image_root = Path.cwd() if image_root is None else image_root
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
     has_images = cmap.resolve(names).image is not None
+    options = dict(options or {})
+    tree = options.get("taxonomy")
+    if tree is not None and not isinstance(tree, (str, Path)):  # a loaded Taxonomy
+        options["taxonomy"] = str(tree.save(out / "taxonomy.csv"))
     argv = train_arguments(
         str(feed), str(out), label=label, tags=tags, columns=columns, image_root=image_root,
-        options=dict(options or {}), has_images=has_images,
+        options=options, has_images=has_images,
     )
     try:
         data_args, model_args, training_args = parse_train_args(argv)
