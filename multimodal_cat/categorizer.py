@@ -157,7 +157,8 @@ class Categorizer:
 
         return predictions_frame(
             predictions, items, index=input_index(products, len(items)), taxonomy=self.taxonomy,
-            trees=self.mapper.target_names, routed=router is not None,
+            trees=[name.split("/")[0] for name in self.mapper.target_names],
+            routed=router is not None,
         )
 
     def predict_feed(self, path: str | Path, **kwargs: Any) -> Any:
