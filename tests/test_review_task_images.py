@@ -7,9 +7,10 @@ import json
 import pytest
 
 from multimodal_cat.cli.main import main
+from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
-from multimodal_cat.review import to_tasks
+from multimodal_cat.review import CorrectionError, to_tasks
 from multimodal_cat.review.task_images import TaskImageError, TaskImages
 
 
@@ -32,6 +33,9 @@ def test_a_local_image_outside_the_document_root_is_an_error_naming_both(tmp_pat
     refs = TaskImages(image_root=tmp_path / "feeds", document_root=tmp_path / "served")
     with pytest.raises(TaskImageError, match=r"outside Label Studio's document root .*served"):
         refs.url("img/a.png")
+    assert issubclass(TaskImageError, MultimodalCatError) and issubclass(TaskImageError, ValueError)
+    with pytest.raises(CorrectionError, match="one prediction per product"):
+        to_tasks([Product(id="a")], [])
 
 
 def test_the_document_root_defaults_to_label_studios_variable_then_the_image_root(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 Example:
     $ multimodal-cat categorize feed.csv --taxonomy shopify -o out.csv
     $ multimodal-cat review tasks feed.csv out.csv --taxonomy shopify --below 0.8 -o tasks.json
+    $ #   (local images: add --document-root DIR, the LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT of the server)
     $ multimodal-cat review config --taxonomy shopify -o labeling.xml   # or --model CKPT: its tree
     $ multimodal-cat review import export.json --taxonomy shopify -o corrections.jsonl
     $ multimodal-cat suggest pool.csv --taxonomy shopify -n 200 --exclude corrections.jsonl -o next.json

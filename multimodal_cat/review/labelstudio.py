@@ -132,7 +132,7 @@ def to_tasks(
     """Tasks for many products (same order); ``reasons`` says why each needs review; ``images``
     makes their image references displayable (see :func:`to_task`)."""
     if len(products) != len(predictions):
-        raise ValueError(
+        raise CorrectionError(
             f"expected one prediction per product; found {len(products)} products and "
             f"{len(predictions)} predictions"
         )
