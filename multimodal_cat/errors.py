@@ -12,7 +12,8 @@ The kinds live next to their concern and are listed here:
 - :class:`EncoderError`: ``encoders.registry.UnknownEncoderError``.
 - :class:`MissingPackageError` (names the pip command): ``encoders.registry.MissingEncoderPackageError``.
 - :class:`ConfigurationError`: settings that do not fit together (a model config, a label space).
-- ``review.CorrectionError`` (a corrections file or a Label Studio export; ``LabelStudioError`` below it).
+- ``review.CorrectionError`` (a corrections file or a Label Studio export; ``LabelStudioError`` below it),
+  ``review.task_images.TaskImageError`` (a local image Label Studio cannot serve).
 
 Example:
     >>> err = FormatError("expected 'ID - A > B'", path="t.txt", line=3, found="oops")

@@ -48,7 +48,8 @@ def _output(tmp_path, rows):
     return path
 
 
-def test_review_tasks_queue_only_uncertain_rows_and_skip_reviewed(tmp_path, tree_file, feed, capsys):
+def test_review_tasks_queue_only_uncertain_rows_and_skip_reviewed(tmp_path, tree_file, feed, capsys, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", raising=False)
     out = _output(tmp_path, [("h-1-1", PATHS[2], 0.55), ("t-2", PATHS[1], 0.97), ("h-1-1", PATHS[2], 0.6)])
     done = tmp_path / "corrections.jsonl"
     done.write_text(json.dumps({"product_id": "brick", "action": "accepted", "category_id": "h-1-1"}) + "\n")
@@ -58,7 +59,8 @@ def test_review_tasks_queue_only_uncertain_rows_and_skip_reviewed(tmp_path, tree
     assert code == 0
     written = json.loads(tasks.read_text())
     assert [t["data"]["id"] for t in written] == ["lego"]
-    assert written[0]["data"]["image"] == "img/lego.jpg"
+    assert written[0]["data"]["image"] == "/data/local-files/?d=img/lego.jpg"  # under the feed's folder
+    assert written[0]["data"]["image_source"] == str((tmp_path / "img" / "lego.jpg").resolve())
     assert written[0]["data"]["reason"] == "confidence 0.55 < 0.80"
     assert "1 of 3 products queued" in capsys.readouterr().out
 

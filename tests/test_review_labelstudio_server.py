@@ -53,7 +53,13 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def label_studio(tmp_path_factory):
+def document_root(tmp_path_factory):
+    """The folder the server serves local files from (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)."""
+    return tmp_path_factory.mktemp("documents").resolve()
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory, document_root):
     program = _program()
     if program is None:
         if os.environ.get("MULTIMODAL_CAT_REQUIRE_LABEL_STUDIO"):
@@ -66,6 +72,8 @@ def label_studio(tmp_path_factory):
         "LABEL_STUDIO_BASE_DATA_DIR": str(data),
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
     }
     command = [
         program, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
@@ -137,3 +145,39 @@ def test_a_wrong_token_is_a_clear_error(label_studio):
     bad = LabelStudioClient(label_studio.url, "0" * 40)
     with pytest.raises(LabelStudioError, match="HTTP 401"):
         bad.create_project("Nope project", labeling_config(TREE))
+
+
+def test_review_tasks_images_are_served_by_label_studio(label_studio, document_root, monkeypatch, capsys):
+    """`review tasks` names a feed's local image so that Label Studio hands its bytes back."""
+    import csv
+    import json
+
+    from PIL import Image
+
+    from multimodal_cat.cli.main import main
+
+    catalog = document_root / "catalog"
+    (catalog / "images").mkdir(parents=True)
+    Image.new("RGB", (24, 16), "red").save(catalog / "images" / "red mug.png")
+    web = "https://cdn.example.com/brick.jpg"
+    (catalog / "feed.csv").write_text(f"id,title,image\nmug,Red mug,images/red mug.png\nbrick,Clay brick,{web}\n")
+    with open(catalog / "out.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "category_id", "category_path", "confidence"])
+        writer.writerows([(1, "t-1", TREE["t-1"].full_path, 0.4), (2, "h-1-1", TREE["h-1-1"].full_path, 0.3)])
+    tree = catalog / "tree.csv"
+    tree.write_text("id,path\n" + "".join(f"{c.id},{c.full_path}\n" for c in TREE))
+    monkeypatch.chdir(document_root.parent)  # relative paths must not depend on where one runs
+    command = ["review", "tasks", str(catalog / "feed.csv"), str(catalog / "out.csv"), "--taxonomy", str(tree),
+               "--document-root", str(document_root), "-o", str(catalog / "tasks.json")]
+    assert main(command) == 0
+    assert f"Local files source storage on {catalog / 'images'}" in capsys.readouterr().err
+    tasks = json.loads((catalog / "tasks.json").read_text())
+    assert tasks[0]["data"]["image"] == "/data/local-files/?d=catalog/images/red%20mug.png"
+    assert tasks[1]["data"]["image"] == web  # web images pass through
+    project = label_studio.create_project("Images", labeling_config(TREE))
+    label_studio.add_local_storage(project, str(catalog / "images"))
+    assert label_studio.import_tasks(project, tasks) == 2
+    stored = label_studio._call("GET", f"/api/tasks?project={project}&page_size=10")["tasks"]
+    shown = next(t["data"]["image"] for t in stored if t["data"]["id"] == "mug")
+    assert label_studio.fetch(shown) == (catalog / "images" / "red mug.png").read_bytes()

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 from transformers import Trainer
 from transformers.trainer_utils import TrainOutput
 
 from multimodal_cat.cli.main import main
+from multimodal_cat.taxonomy import Taxonomy
 from tests.test_training_trainer import _feed
 
 
@@ -101,3 +103,54 @@ def test_the_stored_temperature_softens_every_prediction_of_the_checkpoint():
     after = model.decode(out)
     assert all(a.confidence < b.confidence for a, b in zip(after, before, strict=True))
     assert [p.category_id for p in after] == [p.category_id for p in before]  # same best leaf
+
+
+def test_corrections_for_products_outside_the_feed_become_rows_or_are_refused_with_a_count(
+    tmp_path: Path, tiny_encoders, monkeypatch, capsys
+):
+    _, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame([{"id": f"p{i}", **r} for i, r in enumerate(_feed(tmp_path))]).drop(columns="image").to_csv(feed, index=False)
+    answers = [
+        {"product_id": "new", "action": "changed", "category_id": "x", "category_path": "Home > Kitchen",
+         "title": "black pan"},
+        {"product_id": "old", "action": "accepted", "category_id": "Apparel > Shirts"},  # no product kept
+    ]
+    corrections = tmp_path / "corrections.jsonl"
+    corrections.write_text("".join(json.dumps(a) + "\n" for a in answers))
+    seen = _labels_seen(monkeypatch)
+    flags = ["train", "--feed", str(feed), "--text-encoder", text, "--freeze-encoders", "--use_cpu"]
+    flags += ["--report_to", "none", "--embedding-cache", "none", "--output_dir", str(tmp_path / "m")]
+    assert main([*flags, "--corrections", str(corrections)]) == 0
+    assert len(seen[0]) == 9 and seen[0][-1] == "Home > Kitchen"  # the feed's 8 rows + the new product
+    err = capsys.readouterr().err
+    assert "added 1 reviewed products that are not in the feed as training rows" in err
+    assert "refused 1 reviewed labels for products that are not in the feed" in err
+
+
+def test_a_reviewed_product_outside_the_feed_trains_with_its_image(tmp_path: Path):
+    """Label Studio task -> export -> corrections file -> a training row with the image."""
+    from multimodal_cat.predictions import Prediction
+    from multimodal_cat.products import Product
+    from multimodal_cat.review import read_corrections, read_export, to_tasks, write_corrections
+    from multimodal_cat.review.task_images import TaskImages
+    from multimodal_cat.training.arguments import DataArguments
+    from multimodal_cat.training.run import load_training_sets
+
+    rows = [{"id": f"p{i}", **r} for i, r in enumerate(_feed(tmp_path))]
+    pd.DataFrame(rows).to_csv(tmp_path / "feed.csv", index=False)
+    (tmp_path / "pool").mkdir()
+    Image.new("RGB", (36, 36), "red").save(tmp_path / "pool" / "new.png")
+    product = Product(id="new", title="red boots", image_ref="new.png")
+    guess = Prediction("x", "Apparel > Shirts", 0.4)
+    task = to_tasks([product], [guess], images=TaskImages(tmp_path / "pool", tmp_path))[0]
+    answer = {"from_name": "category", "value": {"taxonomy": [["Apparel", "Shoes", "Boots"]]}}
+    export = [{**task, "annotations": [{"id": 1, "result": [answer]}]}]
+    tree = Taxonomy.from_paths(sorted({r["category"] for r in rows} | {"Apparel > Shoes > Boots"}))
+    write_corrections(read_export(export, tree), tmp_path / "corrections.jsonl")
+    assert read_corrections(tmp_path / "corrections.jsonl")[0].image == str((tmp_path / "pool" / "new.png").resolve())
+    data = DataArguments(feed=str(tmp_path / "feed.csv"), corrections=str(tmp_path / "corrections.jsonl"))
+    train = load_training_sets(data, seed=0, with_images=True).train
+    assert len(train) == 9
+    assert train[8]["title"] == "red boots"
+    assert train[8]["image"] == str((tmp_path / "pool" / "new.png").resolve())

@@ -3,7 +3,8 @@
 Example:
     $ multimodal-cat categorize feed.csv --taxonomy shopify -o out.csv
     $ multimodal-cat review tasks feed.csv out.csv --taxonomy shopify --below 0.8 -o tasks.json
-    $ multimodal-cat review config --taxonomy shopify -o labeling.xml   # create the project with it
+    $ #   (local images: add --document-root DIR, the LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT of the server)
+    $ multimodal-cat review config --taxonomy shopify -o labeling.xml   # or --model CKPT: its tree
     $ multimodal-cat review import export.json --taxonomy shopify -o corrections.jsonl
     $ multimodal-cat suggest pool.csv --taxonomy shopify -n 200 --exclude corrections.jsonl -o next.json
 
@@ -36,19 +37,20 @@ def add_parser(subparsers: Any) -> None:
     tasks = steps.add_parser("tasks", help="write Label Studio tasks for the products that need review")
     tasks.add_argument("feed", help="the feed that was categorized")
     tasks.add_argument("predictions", help="the output of `multimodal-cat categorize`")
+    _add_tree(tasks)
     _add_common(tasks)
     tasks.add_argument("--below", type=probability, metavar="P",
                        help="queue rows whose confidence is below P (default: rows marked "
                        "needs_review, or every row when the output has no such column)")
     tasks.set_defaults(func=run_tasks)
     config = steps.add_parser("config", help="write the labeling configuration (XML) for a tree")
-    config.add_argument("--taxonomy", required=True, help="shipped name or tree file")
+    _add_tree(config)
     config.add_argument("--no-images", action="store_true", help="tasks have no image")
     config.add_argument("-o", "--output", required=True, help="XML file to write")
     config.set_defaults(func=run_config)
     answers = steps.add_parser("import", help="read a Label Studio JSON export as corrections")
     answers.add_argument("export", help="Label Studio's JSON export")
-    answers.add_argument("--taxonomy", required=True, help="shipped name or tree file")
+    _add_tree(answers)
     answers.add_argument("-o", "--output", required=True,
                          help="corrections file (JSON lines; appended, the latest answer wins)")
     answers.set_defaults(func=run_import)
@@ -59,17 +61,24 @@ def add_parser(subparsers: Any) -> None:
         "and the embedding space, and write the best N as Label Studio tasks.",
     )
     suggest.add_argument("feed", help="the unlabelled products")
-    which = suggest.add_mutually_exclusive_group()
-    which.add_argument("--model", help="trained model folder or hub id")
-    _add_common(suggest, taxonomy_group=which)
+    _add_tree(suggest, model_help="trained model folder or hub id: scores the pool (from the text "
+               "and the images the feed names) and gives the tree")
+    _add_common(suggest)
     suggest.add_argument("-n", type=int, default=100, help="how many (default: %(default)s)")
     suggest.add_argument("--text-encoder", default="minilm",
                          help="embeds titles to spread the picks (default: %(default)s)")
     suggest.set_defaults(func=run_suggest)
 
 
-def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
-    (taxonomy_group or p).add_argument("--taxonomy", help="shipped name or tree file")
+def _add_tree(p: argparse.ArgumentParser, model_help: str = "") -> None:
+    """``--taxonomy NAME`` or ``--model CKPT``: where the tree of categories comes from."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--taxonomy", help="shipped name or tree file")
+    which.add_argument("--model", metavar="CKPT",
+                       help=model_help or "trained model folder or hub id: use the tree it predicts into")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
                    help="input column for a field, as in `categorize`")
     p.add_argument("--exclude", metavar="CORRECTIONS", help="leave out products already reviewed")
@@ -80,15 +89,27 @@ def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
         "pool's clusters instead of the most uncertain ones (a first round)",
     )
     p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder for relative image paths (default: the feed's folder)")
+    p.add_argument("--document-root", metavar="DIR",
+                   help="the LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT Label Studio serves local images "
+                   "from: tasks name local images as /data/local-files/?d=PATH under it (default: "
+                   "that environment variable, else the image root); http(s) images pass through")
 
 
-def _taxonomy(name: str | None):
+def _taxonomy(args: argparse.Namespace):
+    """The tree of ``--taxonomy``, or the one a ``--model`` checkpoint predicts into."""
     from multimodal_cat.taxonomy import Taxonomy
 
-    if not name:
-        raise UserError("give the tree the products are categorized in (--taxonomy)")
+    if not args.taxonomy and not args.model:
+        raise UserError("give the tree the products are categorized in: --taxonomy NAME_OR_FILE, "
+                        "or --model CKPT for a trained model's tree")
     try:
-        return Taxonomy.load(name)
+        if args.model:
+            from multimodal_cat.predictors.checkpoint import checkpoint_taxonomy
+
+            return checkpoint_taxonomy(args.model)
+        return Taxonomy.load(args.taxonomy)
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
 
@@ -116,9 +137,8 @@ def _products(feed: str, columns: list[str]) -> dict[int, Any]:
 def run_tasks(args: argparse.Namespace) -> int:
     """Join the feed with its categorize output; queue the rows that need a person."""
     from multimodal_cat.feeds.write import read_output
-    from multimodal_cat.review import to_tasks, write_tasks
 
-    taxonomy = _taxonomy(args.taxonomy)
+    taxonomy = _taxonomy(args)
     products, skip = _products(args.feed, args.column), _excluded(args.exclude)
     queued, predictions, reasons = [], [], []
     try:
@@ -135,9 +155,31 @@ def run_tasks(args: argparse.Namespace) -> int:
         queued.append(product)
         predictions.append(_prediction(row, taxonomy))
         reasons.append(reason)
-    write_tasks(to_tasks(queued, predictions, reasons=reasons), args.output)
+    _write_tasks(args, queued, predictions, reasons)
     print(f"{len(queued):,} of {len(rows):,} products queued for review -> {args.output}")
     return 0
+
+
+def _image_root(args: argparse.Namespace) -> Path:
+    return Path(args.image_root) if args.image_root else Path(args.feed).parent
+
+
+def _write_tasks(args: argparse.Namespace, products: list[Any], predictions: list[Any],
+                 reasons: list[str]) -> None:
+    """Write the tasks with images Label Studio can show; say once what it needs to show them."""
+    from multimodal_cat.review import to_tasks, write_tasks
+    from multimodal_cat.review.task_images import TaskImages
+
+    images = TaskImages(_image_root(args), args.document_root)
+    tasks = to_tasks(products, predictions, reasons=reasons, images=images)
+    write_tasks(tasks, args.output)
+    problems = [t["data"]["image_error"] for t in tasks if "image_error" in t["data"]]
+    if problems:
+        print(f"{len(problems):,} of {len(tasks):,} tasks have no image: {problems[0]}", file=sys.stderr)
+    served = [p.image_ref for p, t in zip(products, tasks, strict=True) if "image_error" not in t["data"]]
+    note = images.instructions(served)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _reason(row: dict[str, Any], below: float | None) -> str | None:
@@ -170,9 +212,10 @@ def run_config(args: argparse.Namespace) -> int:
     """Write the labeling configuration to create the Label Studio project with."""
     from multimodal_cat.review import labeling_config
 
-    Path(args.output).write_text(labeling_config(_taxonomy(args.taxonomy), images=not args.no_images),
-                                 encoding="utf-8")
-    print(f"labeling configuration for {args.taxonomy} -> {args.output}")
+    tree = _taxonomy(args)
+    Path(args.output).write_text(labeling_config(tree, images=not args.no_images), encoding="utf-8")
+    print(f"labeling configuration for {args.model or args.taxonomy} ({len(tree):,} categories) "
+          f"-> {args.output}")
     return 0
 
 
@@ -183,7 +226,7 @@ def run_import(args: argparse.Namespace) -> int:
     from multimodal_cat.review import read_export, write_corrections
 
     try:
-        corrections = read_export(args.export, _taxonomy(args.taxonomy))
+        corrections = read_export(args.export, _taxonomy(args))
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
     write_corrections(corrections, args.output)
@@ -193,13 +236,16 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+SCORE_CHUNK = 256  # products scored at a time by `suggest` (their decoded images are dropped after)
+
+
 def run_suggest(args: argparse.Namespace) -> int:
     """Score the pool, pick the N most useful products, write them as tasks."""
     import numpy as np
 
     from multimodal_cat.encoders import TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
-    from multimodal_cat.review import suggest, to_tasks, write_tasks
+    from multimodal_cat.review import suggest
 
     if args.n < 1:
         raise UserError(f"-n must be at least 1; found {args.n}")
@@ -211,21 +257,75 @@ def run_suggest(args: argparse.Namespace) -> int:
         predictor = build_predictor(model=args.model, taxonomy=args.taxonomy or "shopify")
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
+    loader = _image_loader(args, predictor, products)
     print(f"scoring {len(products):,} products", file=sys.stderr)
-    proba = predictor.predict_proba(products)
-    texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-    vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
-    exclude = np.array([p.id in skip for p in products])
-    picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
-    chosen = [products[i] for i in picks]
-    predictions = predictor.predict(chosen)
+    try:
+        proba = _score(predictor, products, loader)
+        texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
+        vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
+        exclude = np.array([p.id in skip for p in products])
+        picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
+        chosen = [products[i] for i in picks]
+        if loader is not None:
+            _load_images(loader, chosen)
+        predictions = predictor.predict(chosen)
+    finally:
+        if loader is not None:
+            loader.close()
     if args.cold_start and not exclude.any():
         reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
     else:
         reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
-    write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
+    _write_tasks(args, chosen, predictions, reasons)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0
+
+
+def _image_loader(args: argparse.Namespace, predictor: Any, products: list[Any]) -> Any:
+    """An image loader when the predictor reads the images the feed names; else ``None``,
+    saying once, plainly, that the products are scored from their text only."""
+    named = sum(bool(p.image_ref) for p in products)
+    if not named:
+        return None
+    towers = getattr(getattr(predictor, "embedder", None), "towers", {})
+    if "image" not in towers:
+        what = "this model has no image tower" if args.model else "zero-shot over --taxonomy reads text only"
+        print(f"{named:,} products name an image, but {what}: scoring from text only", file=sys.stderr)
+        return None
+    from multimodal_cat.feeds.images import ImageLoader
+
+    return ImageLoader(_image_root(args))
+
+
+def _score(predictor: Any, products: list[Any], loader: Any) -> Any:
+    """``predict_proba`` chunk by chunk, each chunk with its images loaded, then dropped."""
+    import numpy as np
+
+    parts, failed, first = [], 0, ""
+    for start in range(0, len(products), SCORE_CHUNK):
+        chunk = products[start : start + SCORE_CHUNK]
+        problems = _load_images(loader, chunk) if loader is not None else []
+        failed, first = failed + len(problems), first or (problems[0] if problems else "")
+        parts.append(predictor.predict_proba(chunk))
+        for product in chunk:
+            product.image = None  # memory stays flat over a large pool
+    if failed:
+        named = sum(bool(p.image_ref) for p in products)
+        print(f"{failed:,} of {named:,} images could not be loaded (e.g. {first}): those products "
+              "are scored from their text only", file=sys.stderr)
+    return np.concatenate(parts)
+
+
+def _load_images(loader: Any, products: list[Any]) -> list[str]:
+    """Attach each product's image (``None`` when it cannot be used); the problems found."""
+    named = [p for p in products if p.image_ref]
+    futures = [loader.submit(p.image_ref) for p in named]
+    problems = []
+    for product, future in zip(named, futures, strict=True):
+        product.image, problem = future.result()
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def add_routing_arguments(p: argparse.ArgumentParser) -> None:

@@ -178,6 +178,38 @@ class TowerEmbedder:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
+def label_taxonomy(space: Any) -> Taxonomy:
+    """The tree a model predicts into (its :class:`~multimodal_cat.modeling.labels.LabelSpace`)
+    as a :class:`~multimodal_cat.taxonomy.Taxonomy`: same ids, names and parents."""
+    parents = [space.ids[p] if p >= 0 else None for p in space.parents]
+    return Taxonomy.from_records(
+        zip(space.ids, parents, space.names, strict=True), name=space.taxonomy_name or "custom"
+    )
+
+
+def checkpoint_taxonomy(name_or_path: str) -> Taxonomy:
+    """The tree a checkpoint predicts into, read from its ``config.json`` (no weights loaded).
+
+    Review commands take it as their tree (``--model CKPT`` instead of ``--taxonomy``), so the
+    Label Studio project, its tasks and the corrections read back use the model's label space.
+
+    Raises:
+        FileNotFoundError: The checkpoint cannot be found (see :func:`check_checkpoint_name`).
+
+    Example:
+        >>> import tempfile
+        >>> from multimodal_cat.modeling.testing import tiny_config
+        >>> folder = tempfile.mkdtemp()
+        >>> tiny_config().save_pretrained(folder)
+        >>> checkpoint_taxonomy(folder).find("Apparel > Shoes > Boots").name
+        'Boots'
+    """
+    from multimodal_cat.modeling import MultimodalCatConfig
+
+    check_checkpoint_name(name_or_path)
+    return label_taxonomy(MultimodalCatConfig.from_pretrained(name_or_path).label_space)
+
+
 def check_checkpoint_name(name_or_path: str) -> None:
     """Fail at once, in plain words, for a checkpoint that can only be missing.
 
@@ -247,11 +279,7 @@ class ModelPredictor:
         bf16 = use_bf16(bf16, model_device(model))
         self.bf16, self.cache, self.batch_size = bf16, cache, batch_size
         space = model.label_space
-        parents = [space.ids[p] if p >= 0 else None for p in space.parents]
-        self.taxonomy = Taxonomy.from_records(
-            zip(space.ids, parents, space.names, strict=True),
-            name=model.config.taxonomy_name or "custom",
-        )
+        self.taxonomy = label_taxonomy(space)
         self.classes_ = [space.ids[i] for i in space.leaves]
         self.embedder = TowerEmbedder(
             model, processor, cache=cache, bf16=bf16, batch_size=batch_size

@@ -41,6 +41,8 @@ class Correction:
         suggested_id: The category the library had suggested.
         reviewer: Who answered (Label Studio's user id), when known.
         reviewed_at: When (ISO time), when known.
+        title, description, brand: The product's text as the reviewer saw it (from the task).
+        image: Its image as the feed named it, resolved: an absolute path or a URL (from the task).
     """
 
     product_id: str
@@ -50,6 +52,10 @@ class Correction:
     suggested_id: str = ""
     reviewer: str = ""
     reviewed_at: str = ""
+    title: str = ""
+    description: str = ""
+    brand: str = ""
+    image: str = ""
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -61,6 +67,11 @@ class Correction:
     def label(self) -> str | None:
         """The category to train on (its path when known, else its id); ``None`` when skipped."""
         return None if self.action == "skipped" else (self.category_path or self.category_id)
+
+    @property
+    def has_product(self) -> bool:
+        """True when the correction carries the product itself (text or image) to train on."""
+        return any(s.strip() for s in (self.title, self.description, self.brand, self.image))
 
 
 def write_corrections(corrections: Iterable[Correction], path: str | Path, *, append: bool = True) -> Path:
@@ -112,7 +123,7 @@ def apply_corrections(
 
     The label goes to the first of ``label_columns`` (the others are emptied, as the
     correction is a whole path). Skipped products keep their original label. Corrected
-    products absent from ``rows`` are not added (their text and image live in the feed).
+    products absent from ``rows`` are not added here: :func:`unseen_rows` makes rows of them.
     """
     labels = {c.product_id: c.label for c in corrections if c.label is not None}
     out = []
@@ -129,3 +140,49 @@ def apply_corrections(
 def reviewed_ids(corrections: Iterable[Correction]) -> set[str]:
     """Products a person has already answered (skips included): not to be queued again."""
     return {c.product_id for c in corrections}
+
+
+def unseen_rows(
+    corrections: Iterable[Correction],
+    known_ids: Iterable[str],
+    columns: Mapping[str, str | None],
+    *,
+    label_columns: Sequence[str] = ("category",),
+) -> tuple[list[dict[str, Any]], list[Correction]]:
+    """Training rows for corrected products that are not among ``known_ids`` (not in the feed).
+
+    Each row is built from what the correction carries (the task's title, description, brand
+    and image). A correction that carries none of them (written before they were kept) cannot
+    become a row: it is returned in the second list, for the caller to count and report.
+
+    Args:
+        corrections: The reviewers' answers (skipped ones are ignored).
+        known_ids: Product ids of the feed's rows.
+        columns: Product field (``id``, ``title``, ``description``, ``brand``, ``image``) ->
+            the feed's column for it, ``None`` where the feed has none.
+        label_columns: The feed's category column(s); the label goes to the first.
+
+    Returns:
+        ``(rows, refused)``.
+
+    Example:
+        >>> c = Correction(product_id="9", action="changed", category_id="t-1", title="Red mug")
+        >>> unseen_rows([c], {"1"}, {"id": "sku", "title": "name", "image": None})[0]
+        [{'sku': '9', 'category': 't-1', 'name': 'Red mug'}]
+    """
+    known = {str(k).strip() for k in known_ids}
+    rows: list[dict[str, Any]] = []
+    refused: list[Correction] = []
+    for correction in corrections:
+        if correction.label is None or correction.product_id in known:
+            continue
+        row = {columns.get("id") or "id": correction.product_id, label_columns[0]: correction.label}
+        row.update({column: "" for column in label_columns[1:]})
+        for key in ("title", "description", "brand", "image"):
+            if columns.get(key) and getattr(correction, key).strip():
+                row[columns[key]] = getattr(correction, key)
+        if len(row) - len(label_columns) > 1:  # something to learn from besides id and label
+            rows.append(row)
+        else:
+            refused.append(correction)
+    return rows, refused

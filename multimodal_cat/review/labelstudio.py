@@ -24,6 +24,7 @@ from typing import Any
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.review.corrections import Correction, CorrectionError
+from multimodal_cat.review.task_images import TaskImageError, TaskImages, is_web_image
 from multimodal_cat.taxonomy import Taxonomy
 
 FROM_NAME = "category"  # the Taxonomy control's name in the labeling configuration
@@ -68,8 +69,17 @@ def labeling_config(taxonomy: Taxonomy, *, images: bool = True, leaves_only: boo
     return ET.tostring(view, encoding="unicode")
 
 
-def to_task(product: Product, prediction: Prediction, *, reason: str = "") -> dict[str, Any]:
-    """One Label Studio task: the product's fields, its candidates, the best guess pre-filled."""
+def to_task(
+    product: Product, prediction: Prediction, *, reason: str = "", images: TaskImages | None = None
+) -> dict[str, Any]:
+    """One Label Studio task: the product's fields, its candidates, the best guess pre-filled.
+
+    ``images`` turns the product's image reference into one Label Studio can display (see
+    :mod:`~multimodal_cat.review.task_images`); without it the reference is written as it is.
+    ``data.image_source`` keeps the image as the feed named it (resolved), so a correction read
+    back can train on it; an image Label Studio cannot serve is left out, with ``data.image_error``.
+    """
+    shown, problem = _image(product.image_ref, images)
     candidates = "\n".join(
         f"{rank}. {alt.path} ({alt.score:.2f})"
         for rank, alt in enumerate(prediction.alternatives, start=1)
@@ -80,7 +90,8 @@ def to_task(product: Product, prediction: Prediction, *, reason: str = "") -> di
         "description": product.description,
         "brand": product.brand,
         "seller_category": product.seller_category,
-        "image": product.image_ref,
+        "image": shown,
+        "image_source": images.source(product.image_ref) if images else product.image_ref,
         "candidates": candidates,
         "suggested_id": prediction.category_id,
         "suggested_path": prediction.category_path,
@@ -96,7 +107,19 @@ def to_task(product: Product, prediction: Prediction, *, reason: str = "") -> di
         }
     ]
     predicted = {"model_version": MODEL_VERSION, "score": result[0]["score"], "result": result}
+    if problem:
+        data["image_error"] = problem
     return {"data": data, "predictions": [predicted]}
+
+
+def _image(ref: str, images: TaskImages | None) -> tuple[str, str]:
+    """``(what the task shows, why the image is left out or "")``."""
+    if images is None:
+        return ref, ""
+    try:
+        return images.url(ref), ""
+    except TaskImageError as err:
+        return "", str(err)
 
 
 def to_tasks(
@@ -104,15 +127,20 @@ def to_tasks(
     predictions: Sequence[Prediction],
     *,
     reasons: Sequence[str] | None = None,
+    images: TaskImages | None = None,
 ) -> list[dict[str, Any]]:
-    """Tasks for many products (same order); ``reasons`` says why each needs review."""
+    """Tasks for many products (same order); ``reasons`` says why each needs review; ``images``
+    makes their image references displayable (see :func:`to_task`)."""
     if len(products) != len(predictions):
-        raise ValueError(
+        raise CorrectionError(
             f"expected one prediction per product; found {len(products)} products and "
             f"{len(predictions)} predictions"
         )
     reasons = list(reasons) if reasons is not None else [""] * len(products)
-    return [to_task(p, q, reason=r) for p, q, r in zip(products, predictions, reasons, strict=True)]
+    return [
+        to_task(p, q, reason=r, images=images)
+        for p, q, r in zip(products, predictions, reasons, strict=True)
+    ]
 
 
 def write_tasks(tasks: Iterable[dict[str, Any]], path: str | Path) -> Path:
@@ -179,6 +207,7 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
         "suggested_id": str(data.get("suggested_id", "")),
         "reviewer": str(latest.get("completed_by", "")),
         "reviewed_at": str(latest.get("updated_at", "")),
+        **_product_fields(data),
     }
     path = _chosen_path(latest)
     if latest.get("was_cancelled") or path is None:
@@ -191,6 +220,15 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
         ) from None
     action = "accepted" if category.id == common["suggested_id"] else "changed"
     return Correction(action=action, category_id=category.id, category_path=category.full_path, **common)
+
+
+def _product_fields(data: dict[str, Any]) -> dict[str, str]:
+    """The product the reviewer saw (text, image source), kept so a correction for a product
+    outside the training feed can become a training row."""
+    fields = {key: str(data.get(key) or "") for key in ("title", "description", "brand")}
+    shown = str(data.get("image") or "")
+    fields["image"] = str(data.get("image_source") or (shown if is_web_image(shown) else ""))
+    return fields
 
 
 def _chosen_path(annotation: dict[str, Any]) -> list[str] | None:

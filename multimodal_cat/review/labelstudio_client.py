@@ -42,6 +42,10 @@ class LabelStudioClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        payload = self._send(method, path, body)
+        return json.loads(payload) if payload else None
+
+    def _send(self, method: str, path: str, body: Any = None) -> bytes:
         data = None if body is None else json.dumps(body).encode("utf-8")
         scheme = "Bearer" if self.bearer else "Token"
         request = urllib.request.Request(
@@ -52,17 +56,27 @@ class LabelStudioClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
+                return response.read()
         except urllib.error.HTTPError as err:
             detail = err.read().decode("utf-8", "replace")[:500]
             raise LabelStudioError(f"Label Studio {method} {path}: HTTP {err.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {err}") from None
-        return json.loads(payload) if payload else None
 
     def create_project(self, title: str, label_config: str) -> int:
         """Create a project with this labeling configuration; returns its id."""
         return int(self._call("POST", "/api/projects", {"title": title, "label_config": label_config})["id"])
+
+    def add_local_storage(self, project: int, folder: str, *, title: str = "product images") -> int:
+        """Attach a *Local files* source storage on ``folder`` (a folder under the server's
+        ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``) so the project's tasks can show the images
+        in it through ``/data/local-files/?d=...``; nothing is synced. Returns its id."""
+        body = {"project": project, "path": folder, "title": title, "use_blob_urls": True}
+        return int(self._call("POST", "/api/storages/localfiles", body)["id"])
+
+    def fetch(self, url: str) -> bytes:
+        """The bytes behind a URL the server serves (e.g. a task's ``/data/local-files/?d=...``)."""
+        return self._send("GET", url if url.startswith("/") else "/" + url)
 
     def import_tasks(self, project: int, tasks: list[dict[str, Any]]) -> int:
         """Import tasks (with their pre-annotations); returns how many tasks were created."""

@@ -61,11 +61,18 @@ def _column_map(data_args: DataArguments) -> ColumnMap:
     return replace(columns, tags=tag_columns(data_args.tag_column))
 
 
-def _with_corrections(feed: FeedTable, path: str, id_column: str | None, names: list[str]) -> FeedTable:
-    """The feed with reviewers' labels applied (see :func:`multimodal_cat.review.apply_corrections`)."""
-    from multimodal_cat.review import CorrectionError, apply_corrections, read_corrections
+def _with_corrections(feed: FeedTable, path: str, columns: ColumnMap, names: list[str]) -> FeedTable:
+    """The feed with reviewers' labels applied (see :func:`multimodal_cat.review.apply_corrections`),
+    plus a training row for each corrected product that is not in the feed and whose correction
+    carries its text or image (:func:`multimodal_cat.review.unseen_rows`); the others are counted."""
+    from multimodal_cat.review import (
+        CorrectionError,
+        apply_corrections,
+        read_corrections,
+        unseen_rows,
+    )
 
-    if id_column is None:
+    if columns.id is None:
         raise TrainingInputError(
             f"--corrections needs a product id column to match answers to rows; the feed's "
             f"columns are {', '.join(feed.columns)} (name it with --column id=NAME)"
@@ -74,12 +81,21 @@ def _with_corrections(feed: FeedTable, path: str, id_column: str | None, names: 
         corrections = read_corrections(path)
     except (CorrectionError, OSError) as error:
         raise TrainingInputError(str(error)) from None
-    rows = apply_corrections(feed.rows, corrections, id_column=id_column, label_columns=names)
-    ids = {str(row.get(id_column, "")).strip() for row in feed.rows}
+    rows = apply_corrections(feed.rows, corrections, id_column=columns.id, label_columns=names)
+    ids = {str(row.get(columns.id, "")).strip() for row in feed.rows}
+    fields = {key: getattr(columns, key) for key in ("id", "title", "description", "brand", "image")}
+    added, refused = unseen_rows(corrections, ids, fields, label_columns=names)
     used = sum(c.label is not None and c.product_id in ids for c in corrections)
-    print(f"applied {used:,} reviewed labels from {path} "
-          f"({len(corrections) - used:,} answers skipped or for products not in the feed)", file=sys.stderr)
-    return replace(feed, rows=rows)
+    skipped = sum(c.label is None for c in corrections)
+    print(f"applied {used:,} reviewed labels from {path} to the feed's rows; added {len(added):,} "
+          f"reviewed products that are not in the feed as training rows; {skipped:,} answers skipped "
+          "by the reviewer", file=sys.stderr)
+    if refused:
+        print(f"refused {len(refused):,} reviewed labels for products that are not in the feed: their "
+              f"answers carry no title or image to train on (e.g. product {refused[0].product_id!r}; "
+              "answers imported before this version keep only the id: add those products to the feed)",
+              file=sys.stderr)
+    return replace(feed, rows=rows + added)
 
 
 def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -> TrainingSets:
@@ -95,7 +111,7 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     check_category_columns(names, feed.columns)
     resolved = training_columns(columns, feed.columns, label_columns=names, images=with_images)
     if data_args.corrections:
-        feed = _with_corrections(feed, data_args.corrections, resolved.id, names)
+        feed = _with_corrections(feed, data_args.corrections, resolved, names)
     if with_images and resolved.image is None:
         raise TrainingInputError(
             f"the feed has no image column 'image' (its columns: "

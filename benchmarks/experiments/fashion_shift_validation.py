@@ -12,7 +12,7 @@ between shared and shifted photos.
 
 Usage (from the repo root, after ``fashion_cli_inputs.py`` trained its checkpoint)::
 
-    python -m benchmarks.fashion_shift_validation --limit 400
+    python -m benchmarks.experiments.fashion_shift_validation --limit 400
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     with mock.patch.object(framing, "trim_bars", lambda image: image):
         figures["shifted_pad_without_trim"] = accuracy(predictor, shifted, truth)
     result = {
-        "environment": environment("benchmarks.fashion_shift_validation"),
+        "environment": environment("benchmarks.experiments.fashion_shift_validation"),
         "validation_photos": len(val),
         "image_only_leaf_accuracy": figures,
     }

@@ -9,7 +9,7 @@ regression trained on the cached training photos three ways: the photo, its mirr
 
 Usage (from the repo root)::
 
-    nice -n 5 python -m benchmarks.fashion_flip_tta     # results/fashion_flip_tta.{json,md}
+    nice -n 5 python -m benchmarks.experiments.fashion_flip_tta     # results/fashion_flip_tta.{json,md}
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_probability": float((probe.classes_[proba.argmax(1)] == truth).mean()),
     }
     result = {
-        "environment": environment("benchmarks.fashion_flip_tta", encoder="dinov2-small", seed=0),
+        "environment": environment("benchmarks.experiments.fashion_flip_tta", encoder="dinov2-small", seed=0),
         "train": int(len(train)),
         "val": int(len(val)),
         "accuracy": {k: round(v, 4) for k, v in accuracy.items()},

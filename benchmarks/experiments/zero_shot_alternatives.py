@@ -17,7 +17,7 @@ Every figure is the top leaf's exact-node accuracy (no back-off), on the same ro
 
 Usage (from the repo root)::
 
-    nice -n 5 python -m benchmarks.zero_shot_alternatives   # results/zero_shot_alternatives.*
+    nice -n 5 python -m benchmarks.experiments.zero_shot_alternatives   # results/zero_shot_alternatives.*
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             exact[f"self_training_share_{share}_prior_{prior}"] = float((scores.argmax(1) == truth).mean())
             print(f"self-training {share} {prior}: {exact[f'self_training_share_{share}_prior_{prior}']:.4f}", flush=True)
     result = {
-        "environment": environment("benchmarks.zero_shot_alternatives", seed=0),
+        "environment": environment("benchmarks.experiments.zero_shot_alternatives", seed=0),
         "rows": int(len(dev)),
         "exact": {k: round(v, 4) for k, v in exact.items()},
         "best": max(exact, key=exact.get),

@@ -12,7 +12,7 @@ split is read. Results: ``benchmarks/results/fashion_tail_tuning.{json,md}``.
 
 Usage (from the repo root; about 15 minutes on 2 cores)::
 
-    python -m benchmarks.fashion_tail_tuning --train 2400 --blocks 1
+    python -m benchmarks.experiments.fashion_tail_tuning --train 2400 --blocks 1
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = torch.cat([tail(val_tokens[i : i + 64]) for i in range(0, len(y_val), 64)])
     tuned = float((logits.argmax(-1).numpy() == y_val).mean())
     result = {
-        "environment": environment("benchmarks.fashion_tail_tuning"),
+        "environment": environment("benchmarks.experiments.fashion_tail_tuning"),
         "train_photos": int(len(y)),
         "val_photos": int(len(y_val)),
         "tuned_blocks": args.blocks,
