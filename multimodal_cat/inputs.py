@@ -197,24 +197,38 @@ def _feed_products(path: Path, columns: ColumnsLike) -> list[Product]:
     return products
 
 
+def attach_images(products: Sequence[Product], loader: Any) -> list[tuple[Product, str]]:
+    """Decode the image each product names with ``loader`` (an
+    :class:`~multimodal_cat.feeds.images.ImageLoader`: its limits, its root) and attach it;
+    products already holding an image are left alone.
+
+    Returns:
+        ``(product, problem)`` for each image that could not be used (its image stays ``None``).
+    """
+    wanted = [p for p in products if p.image is None and p.image_ref and "error" not in p.extra]
+    futures = [loader.submit(p.image_ref) for p in wanted]
+    problems = []
+    for product, future in zip(wanted, futures, strict=True):
+        product.image, problem = future.result()
+        if problem:
+            problems.append((product, problem))
+    return problems
+
+
 def _load_images(products: list[Product], root: str | Path) -> None:
     """Decode each product's named image in place; a failure is a warning on the product."""
-    wanted = [p for p in products if p.image is None and p.image_ref and "error" not in p.extra]
-    if not wanted:
+    if not any(p.image is None and p.image_ref for p in products):
         return
     from multimodal_cat.feeds.images import ImageLoader
 
     loader = ImageLoader(root)
     try:
-        futures = [loader.submit(p.image_ref) for p in wanted]
-        for product, future in zip(wanted, futures, strict=True):
-            product.image, problem = future.result()
-            if problem:
-                warnings = product.extra.setdefault("warnings", [])
-                if product.has_text:
-                    product.extra["status"] = "degraded"
-                    warnings.append(f"{problem}; predicted from text only")
-                else:
-                    product.extra["image_problem"] = problem
+        problems = attach_images(products, loader)
     finally:
         loader.close()
+    for product, problem in problems:
+        if product.has_text:
+            product.extra["status"] = "degraded"
+            product.extra.setdefault("warnings", []).append(f"{problem}; predicted from text only")
+        else:
+            product.extra["image_problem"] = problem

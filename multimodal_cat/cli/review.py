@@ -267,7 +267,9 @@ def run_suggest(args: argparse.Namespace) -> int:
         picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
         chosen = [products[i] for i in picks]
         if loader is not None:
-            _load_images(loader, chosen)
+            from multimodal_cat.inputs import attach_images
+
+            attach_images(chosen, loader)
         predictions = predictor.predict(chosen)
     finally:
         if loader is not None:
@@ -301,10 +303,12 @@ def _score(predictor: Any, products: list[Any], loader: Any) -> Any:
     """``predict_proba`` chunk by chunk, each chunk with its images loaded, then dropped."""
     import numpy as np
 
+    from multimodal_cat.inputs import attach_images
+
     parts, failed, first = [], 0, ""
     for start in range(0, len(products), SCORE_CHUNK):
         chunk = products[start : start + SCORE_CHUNK]
-        problems = _load_images(loader, chunk) if loader is not None else []
+        problems = [problem for _, problem in attach_images(chunk, loader)] if loader is not None else []
         failed, first = failed + len(problems), first or (problems[0] if problems else "")
         parts.append(predictor.predict_proba(chunk))
         for product in chunk:
@@ -314,18 +318,6 @@ def _score(predictor: Any, products: list[Any], loader: Any) -> Any:
         print(f"{failed:,} of {named:,} images could not be loaded (e.g. {first}): those products "
               "are scored from their text only", file=sys.stderr)
     return np.concatenate(parts)
-
-
-def _load_images(loader: Any, products: list[Any]) -> list[str]:
-    """Attach each product's image (``None`` when it cannot be used); the problems found."""
-    named = [p for p in products if p.image_ref]
-    futures = [loader.submit(p.image_ref) for p in named]
-    problems = []
-    for product, future in zip(named, futures, strict=True):
-        product.image, problem = future.result()
-        if problem:
-            problems.append(problem)
-    return problems
 
 
 def add_routing_arguments(p: argparse.ArgumentParser) -> None:
