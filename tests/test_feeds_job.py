@@ -112,6 +112,17 @@ def test_jsonl_and_parquet_outputs_match_csv(feed, tmp_path, suffix):
     assert not (tmp_path / f".out{suffix}.partial.jsonl").exists()
 
 
+def test_parquet_output_keeps_lists_and_structs_native(feed, tmp_path):
+    pd = pytest.importorskip("pandas")
+    _run(feed, tmp_path / "out.parquet")
+    frame = pd.read_parquet(tmp_path / "out.parquet")
+    ok = frame[frame["status"] == "ok"].iloc[0]
+    assert ok["alternatives"][0]["path"] == ok["category_path"]  # a struct, not a JSON string
+    assert ok["alternatives"][0]["score"] == pytest.approx(ok["confidence"])
+    degraded = frame[frame["id"] == "P6"].iloc[0]
+    assert any("predicted from text only" in w for w in degraded["warnings"])
+
+
 def test_map_to_column_matches_versioned_taxonomy(feed, tmp_path):
     _run(feed, tmp_path / "out.jsonl", mapper=CategoryMapper([FakeMapping()]), map_to=["google"])
     row = next(read_output(tmp_path / "out.jsonl"))

@@ -308,15 +308,29 @@ def _differences(state: dict[str, Any], columns: list[str], fingerprint: dict[st
     return ", ".join(names)
 
 
+def _arrow_types() -> dict[str, Any]:
+    """Native Parquet types of the columns that are not text: numbers, flags, lists of structs."""
+    pa = optional_import("pyarrow", extra="feeds", purpose="Writing Parquet")
+
+    scored = lambda *names: pa.list_(  # noqa: E731 - a list of structs with a score
+        pa.struct([*((n, pa.string()) for n in names), ("score", pa.float64())])
+    )
+    return {
+        "row": pa.int64(), "confidence": pa.float64(), "needs_review": pa.bool_(),
+        "alternatives": scored("id", "path"), "tags": scored("attribute", "value"),
+        "warnings": pa.list_(pa.string()),
+    }
+
+
 def _arrow_schema(columns: Sequence[str]) -> Any:
     pa = optional_import("pyarrow", extra="feeds", purpose="Writing Parquet")
 
-    types = {"row": pa.int64(), "confidence": pa.float64()}
+    types = _arrow_types()
     return pa.schema([(c, types.get(c, pa.string())) for c in columns])
 
 
-def _arrow_value(column: str, value: Any) -> Any:
-    if column in ("row", "confidence"):
+def _arrow_value(column: str, value: Any, native: Sequence[str]) -> Any:
+    if column in native:
         return None if value in (None, "") else value
     return None if value is None else to_text(value, column)
 
@@ -329,13 +343,14 @@ def jsonl_to_parquet(
     pq = optional_import("pyarrow.parquet", extra="feeds", purpose="Writing Parquet")
 
     schema = _arrow_schema(columns)
+    native = [c for c in columns if c in _arrow_types()]
     temp = target.with_name(f".{target.name}.tmp")
     with pq.ParquetWriter(temp, schema) as writer, open(source, encoding="utf-8") as lines:
         batch: list[dict[str, Any]] = []
         written = 0
         for line in lines:
             record = json.loads(line)
-            batch.append({c: _arrow_value(c, record.get(c)) for c in columns})
+            batch.append({c: _arrow_value(c, record.get(c), native) for c in columns})
             if len(batch) >= chunk:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 written, batch = written + len(batch), []
