@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from multimodal_cat.encoders._arrays import batched, l2_normalize
 from multimodal_cat.encoders.registry import cache_root
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
 
 __all__ = ["EmbeddingCache", "content_hash", "encode_cached"]
 
@@ -61,7 +62,7 @@ def content_hash(content: str | bytes) -> str:
     if isinstance(content, str):
         content = content.encode("utf-8", "surrogatepass")
     if not isinstance(content, (bytes, bytearray, memoryview)):
-        raise TypeError(f"Expected str or bytes to hash; got {type(content).__name__}.")
+        raise InputTypeError(f"Expected str or bytes to hash; got {type(content).__name__}.")
     return hashlib.sha256(content).hexdigest()
 
 
@@ -228,7 +229,7 @@ class EmbeddingCache:
         for digest, vector in vectors.items():
             array = np.asarray(vector, dtype=np.float32)
             if array.ndim != 1:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Expected 1-D vectors; got shape {array.shape} for hash {digest!r}."
                 )
             rows.append((encoder_key, digest, int(array.shape[0]), array.tobytes()))
@@ -323,7 +324,7 @@ def _default_hash(item: Any) -> str:
         return content_hash(item)
     if isinstance(item, os.PathLike):
         return content_hash(Path(item).read_bytes())
-    raise TypeError(
+    raise InputTypeError(
         f"Cannot hash a {type(item).__name__}: pass `hashes` (e.g. content_hash of the file bytes)."
     )
 
@@ -367,7 +368,7 @@ def encode_cached(
     """
     hashes = list(hashes) if hashes is not None else [_default_hash(item) for item in items]
     if len(hashes) != len(items):
-        raise ValueError(f"Expected one hash per item ({len(items)}); got {len(hashes)}.")
+        raise InvalidArgumentError(f"Expected one hash per item ({len(items)}); got {len(hashes)}.")
     cache = cache if cache is not None else EmbeddingCache()
     key = encoder.key + ("|bf16" if bf16 else "")
     found = cache.get_many(key, hashes)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
@@ -151,7 +152,7 @@ def categorize_feed(
     """
     start = time.monotonic()
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size}")
     index, count = resolve_shard(shard)
     targets = mapper.target_names if mapper is not None else []
     names = list(map_to) + [n for n in targets if not _matches_any(n, map_to)]

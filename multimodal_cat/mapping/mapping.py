@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.mapping.errors import MappingFormatError
 from multimodal_cat.mapping.rule import MappedCategory, MappingRule
 from multimodal_cat.mapping.rules_io import (
@@ -20,6 +21,7 @@ from multimodal_cat.mapping.rules_io import (
     text_header_names,
     write_rules_yaml,
 )
+from multimodal_cat.taxonomy.errors import UnknownCategoryError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
 
@@ -120,7 +122,7 @@ class Mapping:
             source = source or _shipped_or_none(names[0])
             target = target or _shipped_or_none(names[1])
             if source is None or target is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{path}: the text mapping form needs source= and target= taxonomies"
                 )
             return cls(read_rules_text(path, source, target), source, target)
@@ -173,7 +175,8 @@ class Mapping:
         ancestor's rule; ``unmapped``: nothing applies (no targets, confidence 0).
 
         Raises:
-            KeyError: When the source tree is known and does not have ``source_id``.
+            UnknownCategoryError: When the source tree is known and does not have ``source_id``
+                (a ``KeyError`` too).
 
         Example:
             >>> Mapping.load("shopify", "google").map("aa-1-1-1").provenance
@@ -181,7 +184,7 @@ class Mapping:
         """
         sid = normalize_id(source_id)
         if self.source is not None and sid not in self.source:
-            raise KeyError(
+            raise UnknownCategoryError(
                 f"no category with id {source_id!r} in source taxonomy {self.source_name!r}"
             )
         rule = self.rule_for(sid)
@@ -229,7 +232,7 @@ class Mapping:
             self.target_name,
             other.source_name,
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"cannot compose: expected the second mapping to start from {self.target_name!r}, "
                 f"found {other.source_name!r}"
             )

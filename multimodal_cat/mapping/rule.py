@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
+
 PROVENANCES = ("published", "inferred", "inherited")
 
 
@@ -31,11 +33,11 @@ class MappingRule:
 
     def __post_init__(self) -> None:
         if isinstance(self.target_ids, str):
-            raise TypeError(
+            raise InputTypeError(
                 f"expected target_ids as a tuple of ids, found the string {self.target_ids!r}"
             )
         if not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f"expected a confidence in [0, 1], found {self.confidence}")
+            raise InvalidArgumentError(f"expected a confidence in [0, 1], found {self.confidence}")
 
 
 @dataclass(frozen=True)

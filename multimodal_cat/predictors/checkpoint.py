@@ -43,6 +43,7 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
+from multimodal_cat.errors import InvalidArgumentError, MissingFileError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
@@ -170,7 +171,7 @@ class TowerEmbedder:
         if "image" in self.towers:
             inputs.update(self._image(products, n))
         if not allow_empty and "text_embeds" not in inputs and "image_embeds" not in inputs:
-            raise ValueError("every product in the batch lacks both text and image")
+            raise InvalidArgumentError("every product in the batch lacks both text and image")
         return inputs
 
 
@@ -193,7 +194,7 @@ def check_checkpoint_name(name_or_path: str) -> None:
         >>> check_checkpoint_name("./ckpt_missing")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
+        multimodal_cat.errors.MissingFileError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
     """
     name = str(name_or_path)
     path = Path(name).expanduser()
@@ -203,13 +204,13 @@ def check_checkpoint_name(name_or_path: str) -> None:
     if path.exists():
         raise NotADirectoryError(f"model {name!r} is a file: {expected}")
     if not _HUB_ID.fullmatch(name):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"model folder {name!r} not found: {expected}, or a hub id such as 'user/model'"
         )
     from huggingface_hub import is_offline_mode, try_to_load_from_cache
 
     if is_offline_mode() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"model {name!r} is neither a local folder nor in the hub cache, and the hub is "
             f"offline (HF_HUB_OFFLINE=1): {expected}"
         )
@@ -240,7 +241,7 @@ class ModelPredictor:
         num_threads: int | None = None,
     ) -> None:
         if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be None or at least 1, got {num_threads}")
+            raise InvalidArgumentError(f"num_threads must be None or at least 1, got {num_threads}")
         self.num_threads = num_threads
         self.model = model.eval()
         self.processor = processor
