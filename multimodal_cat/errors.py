@@ -16,7 +16,8 @@ The kinds live next to their concern and are listed here:
 - :class:`InputTypeError` (``TypeError``): an argument of a type the function does not take.
 - :class:`NotFoundError` (``KeyError``): an id, a path or a name looked up where it is not;
   ``taxonomy.UnknownCategoryError`` below it.
-- :class:`MissingFileError` (``FileNotFoundError``): a file or folder that does not exist.
+- :class:`MissingFileError` (``FileNotFoundError``): a file or folder that does not exist;
+  :class:`NotAFolderError` (``NotADirectoryError``): a file where a folder is expected.
 - ``review.CorrectionError`` (a corrections file or a Label Studio export; ``LabelStudioError`` below it).
 
 Example:
@@ -102,6 +103,10 @@ class NotFoundError(MultimodalCatError, KeyError):
 
 class MissingFileError(MultimodalCatError, FileNotFoundError):
     """A file or folder that does not exist (``except FileNotFoundError`` still catches it)."""
+
+
+class NotAFolderError(MultimodalCatError, NotADirectoryError):
+    """A file where a folder is expected (a checkpoint, an image root)."""
 
 
 class EncoderError(MultimodalCatError):

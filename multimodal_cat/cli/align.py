@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from multimodal_cat.cli.checks import check_file, check_taxonomy
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
@@ -109,6 +110,10 @@ def _rules(path: str, source: Taxonomy, target: Taxonomy, what: str) -> Mapping:
 
 def run(args: argparse.Namespace) -> int:
     """Align the trees and write the mapping and its review file."""
+    for tree, what in ((args.source, "SOURCE"), (args.target, "TARGET"), (args.learn_source, "--learn-source")):
+        check_taxonomy(tree, what)
+    check_file(args.published, "--published rules file")
+    check_file(args.learn_from, "--learn-from rules file")
     from multimodal_cat.align import MappingAligner
 
     if not 0.0 <= args.review_fraction <= 1.0:

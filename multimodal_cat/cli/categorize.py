@@ -20,6 +20,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multimodal_cat.cli.checks import (
+    check_file,
+    check_folder,
+    check_map_target,
+    check_model,
+    check_taxonomy,
+)
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
@@ -268,10 +275,23 @@ def _check_args(args: argparse.Namespace) -> None:
         ColumnMap.from_args(args.column)
     except (ValueError, ShardError) as error:
         raise UserError(str(error)) from None
+    _check_paths(args)
     if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         args.shard = "auto"  # under accelerate launch / torchrun: one shard per process
     if args.feed == "-" and args.image_root is None:
         args.image_root = str(Path.cwd())
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Files, folders, trees and model names, checked before torch or a model loads."""
+    check_file(args.feed, "feed file")
+    check_model(args.model, "--model")
+    check_model(args.image_encoder, "--image-encoder")
+    check_taxonomy(args.taxonomy, "--taxonomy")
+    check_folder(args.image_root, "--image-root folder")
+    check_file(args.holdout, "--holdout feed")
+    for target in args.map_to:
+        check_map_target(target, "--map-to")
 
 
 def _preflight(args: argparse.Namespace) -> None:

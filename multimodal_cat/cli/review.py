@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat.cli.checks import check_file, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
@@ -82,6 +83,22 @@ def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
     p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
 
 
+_FILES = {  # argument -> what it is, in messages
+    "feed": "feed file",
+    "predictions": "predictions file",
+    "export": "Label Studio export",
+    "exclude": "--exclude corrections file",
+}
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """The files, tree and model a review command names, checked before any heavy import."""
+    for name, what in _FILES.items():
+        check_file(getattr(args, name, None), what)
+    check_taxonomy(getattr(args, "taxonomy", None), "--taxonomy")
+    check_model(getattr(args, "model", None), "--model")
+
+
 def _taxonomy(name: str | None):
     from multimodal_cat.taxonomy import Taxonomy
 
@@ -118,6 +135,7 @@ def run_tasks(args: argparse.Namespace) -> int:
     from multimodal_cat.feeds.write import read_output
     from multimodal_cat.review import to_tasks, write_tasks
 
+    check_paths(args)
     taxonomy = _taxonomy(args.taxonomy)
     products, skip = _products(args.feed, args.column), _excluded(args.exclude)
     queued, predictions, reasons = [], [], []
@@ -182,6 +200,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     from multimodal_cat.review import read_export, write_corrections
 
+    check_paths(args)
     try:
         corrections = read_export(args.export, _taxonomy(args.taxonomy))
     except (MultimodalCatError, OSError) as err:
@@ -195,14 +214,15 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_suggest(args: argparse.Namespace) -> int:
     """Score the pool, pick the N most useful products, write them as tasks."""
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1; found {args.n}")
+    check_paths(args)
     import numpy as np
 
     from multimodal_cat.encoders import TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.review import suggest, to_tasks, write_tasks
 
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1; found {args.n}")
     products = list(_products(args.feed, args.column).values())
     skip = _excluded(args.exclude)
     if not products:

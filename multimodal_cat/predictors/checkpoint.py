@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,10 +41,11 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
-from multimodal_cat.errors import InvalidArgumentError, MissingFileError
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
+from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -176,46 +175,6 @@ class TowerEmbedder:
 
 
 # A hub repo id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-
-
-def check_checkpoint_name(name_or_path: str) -> None:
-    """Fail at once, in plain words, for a checkpoint that can only be missing.
-
-    An existing folder passes; so does a hub id, unless the hub is offline and the id is not in
-    the local cache. Anything else (``./ckpt``, ``/models/ckpt``, ``a/b/c``: not a hub id) is a
-    local folder that does not exist. This spares the hub's retries and their traceback.
-
-    Raises:
-        FileNotFoundError: The checkpoint cannot be found.
-        NotADirectoryError: ``name_or_path`` is a file.
-
-    Example:
-        >>> check_checkpoint_name("./ckpt_missing")
-        Traceback (most recent call last):
-        ...
-        multimodal_cat.errors.MissingFileError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
-    """
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return
-    expected = "expected a folder written by save_pretrained (config.json and weights)"
-    if path.exists():
-        raise NotADirectoryError(f"model {name!r} is a file: {expected}")
-    if not _HUB_ID.fullmatch(name):
-        raise MissingFileError(
-            f"model folder {name!r} not found: {expected}, or a hub id such as 'user/model'"
-        )
-    from huggingface_hub import is_offline_mode, try_to_load_from_cache
-
-    if is_offline_mode() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
-        raise MissingFileError(
-            f"model {name!r} is neither a local folder nor in the hub cache, and the hub is "
-            f"offline (HF_HUB_OFFLINE=1): {expected}"
-        )
-
-
 class ModelPredictor:
     """Run a trained checkpoint over products, batch by batch.
 

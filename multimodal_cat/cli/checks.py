@@ -1,0 +1,76 @@
+"""Checks of the command line's paths and names, run before any heavy import.
+
+Each command checks its files, folders, trees and model names here first, so a wrong path
+is answered at once (exit 2) instead of after torch and transformers have loaded. Nothing
+here imports torch, transformers or an encoder.
+
+Example:
+    >>> check_taxonomy("shopify", "--taxonomy")
+    >>> check_file("no-such-feed.csv", "feed file")
+    Traceback (most recent call last):
+    ...
+    multimodal_cat.cli.errors.UserError: feed file not found: no-such-feed.csv (expected an existing file)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multimodal_cat.cli.errors import UserError
+from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.predictors.locate import check_checkpoint_name
+from multimodal_cat.taxonomy.shipped import is_shipped_name, unknown_taxonomy
+
+MAPPING_SUFFIXES = (".yml", ".yaml", ".txt")
+
+
+def check_file(path: str | Path | None, what: str) -> None:
+    """Refuse a path that is not an existing file (``None`` and ``-``, stdin, pass)."""
+    if path is None or str(path) == "-":
+        return
+    found = Path(path).expanduser()
+    if found.is_dir():
+        raise UserError(f"{what} is a folder: {path} (expected a file)")
+    if not found.exists():
+        raise UserError(f"{what} not found: {path} (expected an existing file)")
+
+
+def check_folder(path: str | Path | None, what: str) -> None:
+    """Refuse a path that is not an existing folder (``None`` passes)."""
+    if path is None:
+        return
+    found = Path(path).expanduser()
+    if found.exists() and not found.is_dir():
+        raise UserError(f"{what} is a file: {path} (expected a folder)")
+    if not found.exists():
+        raise UserError(f"{what} not found: {path} (expected an existing folder)")
+
+
+def check_model(name: str | None, what: str) -> None:
+    """Refuse a model that can only be missing: not a folder here, nor a hub id (``None`` passes)."""
+    if name is None:
+        return
+    try:
+        check_checkpoint_name(name)
+    except (MultimodalCatError, OSError) as error:
+        raise UserError(f"{what}: {error}") from None
+
+
+def check_taxonomy(name: str | None, what: str) -> None:
+    """Refuse a tree that is neither shipped nor an existing file or folder (``None`` passes)."""
+    if name is None or is_shipped_name(name) or Path(name).expanduser().exists():
+        return
+    raise UserError(f"{what}: {unknown_taxonomy(name)}")
+
+
+def is_mapping_file(name: str) -> bool:
+    """True when ``name`` names a mapping rule file (YAML or Shopify's text form) by its suffix."""
+    return Path(name).suffix.lower() in MAPPING_SUFFIXES and not is_shipped_name(name)
+
+
+def check_map_target(name: str, what: str) -> None:
+    """A ``--map-to`` value: a tree (shipped or a path) or an existing mapping file."""
+    if is_mapping_file(name):
+        check_file(name, f"{what} (a mapping file)")
+    else:
+        check_taxonomy(name, what)
