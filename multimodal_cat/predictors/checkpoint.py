@@ -174,7 +174,6 @@ class TowerEmbedder:
         return inputs
 
 
-# A hub repo id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
 class ModelPredictor:
     """Run a trained checkpoint over products, batch by batch.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from multimodal_cat.errors import MissingFileError, NotAFolderError
 
+# A hub repo id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
