@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
+from multimodal_cat._progress import info
 from multimodal_cat.cli.checks import check_file, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.output import output_path, shown
 from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
 
@@ -45,13 +45,13 @@ def add_parser(subparsers: Any) -> None:
     config = steps.add_parser("config", help="write the labeling configuration (XML) for a tree")
     config.add_argument("--taxonomy", required=True, help="shipped name or tree file")
     config.add_argument("--no-images", action="store_true", help="tasks have no image")
-    config.add_argument("-o", "--output", required=True, help="XML file to write")
+    config.add_argument("-o", "--output", required=True, help="XML file to write; - for stdout")
     config.set_defaults(func=run_config)
     answers = steps.add_parser("import", help="read a Label Studio JSON export as corrections")
     answers.add_argument("export", help="Label Studio's JSON export")
     answers.add_argument("--taxonomy", required=True, help="shipped name or tree file")
     answers.add_argument("-o", "--output", required=True,
-                         help="corrections file (JSON lines; appended, the latest answer wins)")
+                         help="corrections file (JSON lines; appended, the latest answer wins); - for stdout")
     answers.set_defaults(func=run_import)
     suggest = subparsers.add_parser(
         "suggest",
@@ -80,7 +80,7 @@ def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
         help="when nothing is reviewed yet (no --exclude match), pick products that cover the "
         "pool's clusters instead of the most uncertain ones (a first round)",
     )
-    p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
+    p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio; - for stdout")
 
 
 _FILES = {  # argument -> what it is, in messages
@@ -153,8 +153,9 @@ def run_tasks(args: argparse.Namespace) -> int:
         queued.append(product)
         predictions.append(_prediction(row, taxonomy))
         reasons.append(reason)
-    write_tasks(to_tasks(queued, predictions, reasons=reasons), args.output)
-    print(f"{len(queued):,} of {len(rows):,} products queued for review -> {args.output}")
+    with output_path(args.output, ".json") as output:
+        write_tasks(to_tasks(queued, predictions, reasons=reasons), output)
+    info(f"{len(queued):,} of {len(rows):,} products queued for review -> {shown(args.output)}")
     return 0
 
 
@@ -188,9 +189,10 @@ def run_config(args: argparse.Namespace) -> int:
     """Write the labeling configuration to create the Label Studio project with."""
     from multimodal_cat.review import labeling_config
 
-    Path(args.output).write_text(labeling_config(_taxonomy(args.taxonomy), images=not args.no_images),
-                                 encoding="utf-8")
-    print(f"labeling configuration for {args.taxonomy} -> {args.output}")
+    config = labeling_config(_taxonomy(args.taxonomy), images=not args.no_images)
+    with output_path(args.output, ".xml") as output:
+        output.write_text(config, encoding="utf-8")
+    info(f"labeling configuration for {args.taxonomy} -> {shown(args.output)}")
     return 0
 
 
@@ -205,10 +207,11 @@ def run_import(args: argparse.Namespace) -> int:
         corrections = read_export(args.export, _taxonomy(args.taxonomy))
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
-    write_corrections(corrections, args.output)
+    with output_path(args.output, ".jsonl") as output:
+        write_corrections(corrections, output)
     counts = Counter(c.action for c in corrections)
     summary = ", ".join(f"{counts[a]:,} {a}" for a in ("accepted", "changed", "skipped"))
-    print(f"{len(corrections):,} answers ({summary}) -> {args.output}")
+    info(f"{len(corrections):,} answers ({summary}) -> {shown(args.output)}")
     return 0
 
 
@@ -231,10 +234,12 @@ def run_suggest(args: argparse.Namespace) -> int:
         predictor = build_predictor(model=args.model, taxonomy=args.taxonomy or "shopify")
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
-    print(f"scoring {len(products):,} products", file=sys.stderr)
+    info(f"scoring {len(products):,} products")
     proba = predictor.predict_proba(products)
     texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-    vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
+    vectors = encode_cached(
+        TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True, noun="title"
+    )
     exclude = np.array([p.id in skip for p in products])
     picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
     chosen = [products[i] for i in picks]
@@ -243,8 +248,9 @@ def run_suggest(args: argparse.Namespace) -> int:
         reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
     else:
         reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
-    write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
-    print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
+    with output_path(args.output, ".json") as output:
+        write_tasks(to_tasks(chosen, predictions, reasons=reasons), output)
+    info(f"{len(chosen):,} products suggested for labelling -> {shown(args.output)}")
     return 0
 
 

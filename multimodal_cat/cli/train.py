@@ -16,8 +16,11 @@ import argparse
 import json
 from typing import Any
 
+from multimodal_cat._progress import switched
 from multimodal_cat.cli.checks import check_file, check_folder, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+
+_QUIET = ("-q", "--quiet")
 
 # Options whose paths are checked before transformers loads: option -> (check, what it is)
 _PATH_OPTIONS = {
@@ -42,13 +45,22 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, save the model and processor to ``--output_dir``, print the metrics as JSON."""
-    check_path_options(args.argv)
+    """Train, save the model and processor to ``--output_dir``, print the metrics as JSON.
+
+    ``-q/--quiet`` (read here, not by the training parser) hides the bars and info lines.
+    """
+    argv = [a for a in args.argv if a not in _QUIET]
+    with switched(bars=len(argv) == len(args.argv), info=len(argv) == len(args.argv)):
+        return _train(argv)
+
+
+def _train(argv: list[str]) -> int:
+    check_path_options(argv)
     from multimodal_cat.training.arguments import parse_train_args
     from multimodal_cat.training.errors import TrainingInputError
 
     try:
-        data_args, model_args, training_args = parse_train_args(args.argv)
+        data_args, model_args, training_args = parse_train_args(argv)
     except TrainingInputError as error:
         raise UserError(str(error)) from None
     except SystemExit as done:  # --help, or argparse refused a value and said why

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders._arrays import batched, l2_normalize
 from multimodal_cat.encoders._base import (
     autocast,
@@ -247,7 +247,9 @@ class TextEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         backbone = backbone_of(self.model, "text_model")
         device = model_device(backbone)
-        bar = tqdm(total=len(texts), disable=not progress, unit="text", desc="encode text")
+        bar = progress_bar(
+            total=len(texts), disable=not progress, unit="text", desc=f"encoding {plural(len(texts), 'text')}"
+        )
         # Tokenized up front, in this thread: a fast tokenizer is not safe to share across threads.
         jobs = queue.SimpleQueue()
         for rows in batched(order, batch_size):

@@ -14,13 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from multimodal_cat._progress import bars_enabled, info
 from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
@@ -77,8 +78,8 @@ def _with_corrections(feed: FeedTable, path: str, id_column: str | None, names: 
     rows = apply_corrections(feed.rows, corrections, id_column=id_column, label_columns=names)
     ids = {str(row.get(id_column, "")).strip() for row in feed.rows}
     used = sum(c.label is not None and c.product_id in ids for c in corrections)
-    print(f"applied {used:,} reviewed labels from {path} "
-          f"({len(corrections) - used:,} answers skipped or for products not in the feed)", file=sys.stderr)
+    info(f"applied {used:,} reviewed labels from {path} "
+         f"({len(corrections) - used:,} answers skipped or for products not in the feed)")
     return replace(feed, rows=rows)
 
 
@@ -123,13 +124,10 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     except (FeedColumnError, ValueError) as error:
         raise TrainingInputError(str(error)) from None
     if report.malformed:
-        print(
-            f"skipped {len(report.malformed)} unreadable records, e.g. {report.malformed[0]}",
-            file=sys.stderr,
-        )
+        info(f"skipped {len(report.malformed)} unreadable records, e.g. {report.malformed[0]}")
     unknown = sum(report.unknown_categories.values())
     if unknown:
-        print(f"skipped {unknown} rows with unknown categories", file=sys.stderr)
+        info(f"skipped {unknown} rows with unknown categories")
     if eval_set is None and data_args.eval_split > 0:
         split = train_set.train_test_split(test_size=data_args.eval_split, seed=seed)
         train_set, eval_set = split["train"], split["test"]
@@ -213,7 +211,7 @@ def _trainer(
     if model_args.imaged_row_repeats > 1:
         train_set = repeat_imaged_rows(train_set, model_args.imaged_row_repeats)
     saver = processor if processor.tokenizer is not None else _ProcessorSaver(processor)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
@@ -222,6 +220,10 @@ def _trainer(
         processing_class=saver,  # saved with every checkpoint, before any upload
         compute_metrics=metrics_fn,
     )
+    if not bars_enabled():  # --quiet: neither the bars nor the log lines they print
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train_on_feed(
@@ -241,7 +243,7 @@ def train_on_feed(
     both = model_args.vision is not None and model_args.text is not None
     views = model_args.view_settings(recipe) if both else {}
     if training_args.process_index == 0:
-        print(settings_line(recipe, training_args, {**head, **views}), file=sys.stderr)
+        info(settings_line(recipe, training_args, {**head, **views}))
     training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
