@@ -202,3 +202,20 @@ def test_switching_bars_off_reaches_an_imported_transformers_and_is_undone() -> 
     with _progress.switched(bars=False):
         assert not logging.is_progress_bar_enabled()
     assert logging.is_progress_bar_enabled()
+
+
+def test_train_quiet_prints_only_the_metrics(tmp_path, tiny_encoders, capsys) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    rows = ["title,category"] + [f"item {i},{'A > B' if i % 2 else 'A > C'}" for i in range(6)]
+    feed.write_text("\n".join(rows) + "\n")
+    flags = ["--feed", str(feed), "--eval-feed", str(feed), "--text-encoder", text]
+    flags += ["--freeze-encoders", "--projection-dim", "8", "--max_steps", "2", "--use_cpu"]
+    flags += ["--report_to", "none", "--save_strategy", "no", "--logging_steps", "1"]
+    flags += ["--embedding-cache", "none", "--output_dir", str(tmp_path / "m")]
+    assert main(["train", *flags, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "eval_loss" in json.loads(captured.out)  # stdout: the metrics JSON alone
+    assert "%|" not in captured.err and "recipe" not in captured.err and "{'loss'" not in captured.err
+    assert main(["train", *flags]) == 0  # without --quiet: the bars and the settings line
+    assert "%|" in capsys.readouterr().err
