@@ -94,7 +94,8 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="TAXONOMY",
-        help="also give the equivalent category in this taxonomy (repeatable), e.g. google",
+        help="also give the equivalent category in this taxonomy (repeatable), e.g. google; "
+        "or a mapping file (from `taxonomy align` or Shopify's rules, reviewed or not)",
     )
     p.add_argument("--format", choices=FORMATS, help="feed format (default: from the extension)")
     p.add_argument(
@@ -356,6 +357,7 @@ def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMappe
 
         return DryRunPredictor(), None  # placeholder categories: nothing to map
     try:
+        from multimodal_cat.mapping import Mapping
         from multimodal_cat.mapping.apply import CategoryMapper
         from multimodal_cat.predictors.build import build_predictor
     except ImportError as error:
@@ -376,11 +378,22 @@ def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMappe
             image_encoder=args.image_encoder,
             adapt=args.adapt,
         )
-        mapper = CategoryMapper.to_targets(predictor.taxonomy, args.map_to) if args.map_to else None
+        targets = [_map_target(target, predictor.taxonomy) for target in args.map_to]
+        mapper = CategoryMapper.to_targets(predictor.taxonomy, targets) if targets else None
+        # the output's columns: a mapping file's target tree by its short name (google_...)
+        args.map_to = [t.target_name.split("/")[0] if isinstance(t, Mapping) else t for t in targets]
     except (ValueError, KeyError, OSError) as error:  # OSError: a checkpoint that cannot load
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UserError(f"cannot build the predictor: {message}") from None
     return predictor, mapper
+
+
+def _map_target(target: str, source: Any) -> Any:
+    """A ``--map-to`` value: a mapping file read against the predictor's tree, else the name."""
+    from multimodal_cat.mapping.rules_io import is_mapping_file
+    from multimodal_cat.mapping.shipped import load_mapping_file
+
+    return load_mapping_file(target, source=source) if is_mapping_file(target) else target
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.mapping.rules_io import is_mapping_file
 from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.taxonomy.shipped import is_shipped_name, unknown_taxonomy
-
-MAPPING_SUFFIXES = (".yml", ".yaml", ".txt")
 
 
 def check_file(path: str | Path | None, what: str) -> None:
@@ -63,14 +62,8 @@ def check_taxonomy(name: str | None, what: str) -> None:
     raise UserError(f"{what}: {unknown_taxonomy(name)}")
 
 
-def is_mapping_file(name: str) -> bool:
-    """True when ``name`` names a mapping rule file (YAML or Shopify's text form) by its suffix."""
-    return Path(name).suffix.lower() in MAPPING_SUFFIXES and not is_shipped_name(name)
-
-
 def check_map_target(name: str, what: str) -> None:
-    """A ``--map-to`` value: a tree (shipped or a path) or an existing mapping file."""
-    if is_mapping_file(name):
-        check_file(name, f"{what} (a mapping file)")
-    else:
+    """A ``--map-to`` value: a tree (shipped or a path) or a mapping file (checked as a tree
+    when it is neither, so the message lists the shipped names)."""
+    if not is_mapping_file(name):
         check_taxonomy(name, what)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from multimodal_cat.errors import InputTypeError, InvalidArgumentError
 
-PROVENANCES = ("published", "inferred", "inherited")
+PROVENANCES = ("published", "inferred", "inherited", "inverted")
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,10 @@ class MappingRule:
         source_id: Category id in the source tree.
         target_ids: Category ids in the target tree (usually one).
         provenance: ``published`` (a rule file), ``inferred`` (predicted by a model, e.g. the
-            alignment stream), or ``inherited`` (a composed rule that used an ancestor's rule).
-        confidence: 1.0 for published rules; below 1 for inferred ones.
+            alignment stream), ``inherited`` (a composed rule that used an ancestor's rule) or
+            ``inverted`` (a rule read backwards: its targets are candidates, not an answer).
+        confidence: 1.0 for published rules; below 1 for inferred ones; for inverted ones,
+            shared among the candidates.
 
     Example:
         >>> MappingRule("aa-1-1", ("5322",))
@@ -48,7 +50,8 @@ class MappedCategory:
         taxonomy: Name of the target tree, e.g. ``google/2021-09-21``.
         target_ids: Target category ids (usually one; empty when nothing maps).
         target_paths: Full paths of the targets, same order.
-        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred`` or ``unmapped``.
+        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred``,
+            ``inverted`` (candidates of a mapping read backwards) or ``unmapped``.
         confidence: Confidence in the rule, 1.0 for published rules.
     """
 
