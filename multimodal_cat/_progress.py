@@ -28,7 +28,7 @@ _settings = {"bars": True, "info": True}
 def set_progress(enabled: bool) -> None:
     """Show (``True``) or hide (``False``) every progress bar, the libraries' own included."""
     _settings["bars"] = bool(enabled)
-    _hub_bars(enabled)
+    _library_bars(enabled)
 
 
 def set_quiet(quiet: bool = True) -> None:
@@ -58,7 +58,7 @@ def switched(*, bars: bool = True, info: bool = True) -> Iterator[None]:
     finally:
         _settings.update(before)
         if not bars and before["bars"] and hub_before:
-            _hub_bars(True)
+            _library_bars(True)
 
 
 def bars_enabled() -> bool:
@@ -109,9 +109,17 @@ def _hub_bars_enabled() -> bool:
     return not are_progress_bars_disabled()
 
 
-def _hub_bars(enabled: bool) -> None:
+def follow_switch() -> None:
+    """Hide the bars of the libraries imported since bars were turned off (``datasets``'
+    ``map`` bars); call it after importing them. Nothing happens while bars are on."""
+    if not _settings["bars"]:
+        _library_bars(False)
+
+
+def _library_bars(enabled: bool) -> None:
     """The hub's bars; transformers' bars follow them when it is imported later, so they are
-    set here without importing transformers (which stays unloaded until a model is needed)."""
+    set here without importing transformers (which stays unloaded until a model is needed).
+    ``datasets`` keeps its own switch, set when it is already imported."""
     try:
         from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
     except ImportError:  # the hub client is not installed: no bars of its own to hide
@@ -124,3 +132,8 @@ def _hub_bars(enabled: bool) -> None:
             transformers_logging.enable_progress_bar()
         else:
             transformers_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        from datasets.utils import disable_progress_bars as off
+        from datasets.utils import enable_progress_bars as on
+
+        (on if enabled else off)()

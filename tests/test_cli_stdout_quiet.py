@@ -219,3 +219,15 @@ def test_train_quiet_prints_only_the_metrics(tmp_path, tiny_encoders, capsys) ->
     assert "%|" not in captured.err and "recipe" not in captured.err and "{'loss'" not in captured.err
     assert main(["train", *flags]) == 0  # without --quiet: the bars and the settings line
     assert "%|" in capsys.readouterr().err
+
+
+def test_switching_bars_off_reaches_datasets_map_bars() -> None:
+    import datasets
+
+    assert not datasets.utils.are_progress_bars_disabled()
+    with _progress.switched(bars=False):
+        _progress.follow_switch()
+        assert datasets.utils.are_progress_bars_disabled()
+    assert not datasets.utils.are_progress_bars_disabled()
+    _progress.follow_switch()  # bars on: nothing to do
+    assert not datasets.utils.are_progress_bars_disabled()

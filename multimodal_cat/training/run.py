@@ -21,7 +21,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from multimodal_cat._progress import bars_enabled, info
+from multimodal_cat._progress import bars_enabled, follow_switch, info
 from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
@@ -237,6 +237,7 @@ def train_on_feed(
     Raises:
         TrainingInputError: A feed, column or category the run cannot use.
     """
+    follow_switch()  # --quiet reaches the bars of datasets' map, imported with this module
     recipe = recipe_for(model_args.freeze_encoders)
     sets = load_training_sets(data_args, training_args.seed, model_args.vision is not None)
     head = model_args.head_settings(recipe)
