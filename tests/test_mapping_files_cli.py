@@ -85,3 +85,9 @@ def test_inverted_candidates_are_inverted_with_a_shared_confidence() -> None:
                    MappingRule("C", ("y",))], source=tree).invert()
     assert (one.map("x").target_ids, one.map("x").confidence) == (("A", "B"), 0.4)
     assert (one.map("y").provenance, one.map("y").confidence) == ("inverted", 1.0)
+
+
+def test_two_mappings_into_one_tree_are_refused_before_any_model(reviewed, tmp_path, capsys):
+    args = ["categorize", str(EXAMPLE), "--map-to", "google", "--map-to", str(reviewed)]
+    assert main([*args, "-o", str(tmp_path / "o.csv")]) == 2
+    assert "one mapping per target tree, found two into google" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from multimodal_cat._progress import bars_enabled, info
 from multimodal_cat.cli.checks import (
     check_file,
     check_folder,
-    check_map_target,
+    check_map_targets,
     check_model,
     check_taxonomy,
 )
@@ -336,8 +336,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     check_taxonomy(args.taxonomy, "--taxonomy")
     check_folder(args.image_root, "--image-root folder")
     check_file(args.holdout, "--holdout feed")
-    for target in args.map_to:
-        check_map_target(target, "--map-to")
+    check_map_targets(args.map_to, "--map-to")
 
 
 def _preflight(args: argparse.Namespace) -> None:

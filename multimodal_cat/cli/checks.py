@@ -18,7 +18,7 @@ from pathlib import Path
 
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.errors import MultimodalCatError
-from multimodal_cat.mapping.rules_io import is_mapping_file
+from multimodal_cat.mapping.rules_io import is_mapping_file, rule_file_names
 from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.taxonomy.shipped import is_shipped_name, unknown_taxonomy
 
@@ -62,8 +62,21 @@ def check_taxonomy(name: str | None, what: str) -> None:
     raise UserError(f"{what}: {unknown_taxonomy(name)}")
 
 
-def check_map_target(name: str, what: str) -> None:
-    """A ``--map-to`` value: a tree (shipped or a path) or a mapping file (checked as a tree
-    when it is neither, so the message lists the shipped names)."""
-    if not is_mapping_file(name):
-        check_taxonomy(name, what)
+def check_map_targets(names: list[str], what: str) -> None:
+    """``--map-to`` values: trees (shipped or paths) or mapping files (a value that is neither
+    is checked as a tree, so the message lists the shipped names), at most one per target tree
+    (two would fill the same output columns)."""
+    trees = []
+    for name in names:
+        if is_mapping_file(name):
+            trees.append(rule_file_names(name)[1] or "target")
+        else:
+            check_taxonomy(name, what)
+            trees.append(name)
+    short = [tree.strip().lower().split("/")[0] for tree in trees]
+    twice = sorted({tree for tree in short if short.count(tree) > 1})
+    if twice:
+        raise UserError(
+            f"{what}: expected one mapping per target tree, found two into {', '.join(twice)} "
+            "(they would share the output's columns); run once per mapping"
+        )

@@ -252,6 +252,21 @@ def is_mapping_file(path: str | Path) -> bool:
     return any(line == "rules:" or line.lstrip().startswith("→") for line in head.splitlines())
 
 
+def rule_file_names(path: str | Path) -> tuple[str | None, str | None]:
+    """The (source, target) tree names a rule file states, read from its start only."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        return text_header_names(path)
+    names: dict[str, str] = {}
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("rules:"):
+                break
+            key, _, value = line.partition(":")
+            names[key.strip()] = value.strip().strip("'\"")
+    return names.get("input_taxonomy") or None, names.get("output_taxonomy") or None
+
+
 @reads_mapping
 def text_header_names(path: str | Path) -> tuple[str | None, str | None]:
     """The (source, target) names in a text mapping's header, when it has one."""
