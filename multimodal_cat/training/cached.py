@@ -21,6 +21,7 @@ import torch
 
 from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictors.checkpoint import TowerEmbedder
@@ -81,7 +82,7 @@ def embed_dataset(
         ``image_mask`` 0, rows with empty text have ``text_mask`` 0.
     """
     if len(dataset) == 0:
-        raise ValueError("embed_dataset got an empty dataset; it needs at least one row.")
+        raise InvalidArgumentError("embed_dataset got an empty dataset; it needs at least one row.")
     embedder = TowerEmbedder(model, processor, cache=cache, bf16=bf16, batch_size=batch_size)
     with_images = "image" in embedder.towers and "image" in dataset.column_names
     parts = []
