@@ -19,6 +19,7 @@ The kinds live next to their concern and are listed here:
 - :class:`MissingFileError` (``FileNotFoundError``): a file or folder that does not exist;
   :class:`NotAFolderError` (``NotADirectoryError``): a file where a folder is expected.
 - ``review.CorrectionError`` (a corrections file or a Label Studio export; ``LabelStudioError`` below it).
+- ``cli.errors.UserError``: a command-line mistake, printed in plain words with exit code 2.
 
 Example:
     >>> err = FormatError("expected 'ID - A > B'", path="t.txt", line=3, found="oops")
