@@ -89,6 +89,7 @@ def test_align_writes_the_mapping_yaml_to_stdout(folder, capsys) -> None:
     )
     assert code == 0
     assert yaml.safe_load(out)["rules"][0]["input"]["product_category_id"] == "t"
+    assert "# Toys > Dolls => Toys > Dolls\n- input:" in out  # each rule's paths, as comments
     assert "-> stdout" in err and "give --review" in err
     assert not list(folder.glob("*.review.csv"))
     _no_stray_files(folder)
@@ -231,3 +232,21 @@ def test_switching_bars_off_reaches_datasets_map_bars() -> None:
     assert not datasets.utils.are_progress_bars_disabled()
     _progress.follow_switch()  # bars on: nothing to do
     assert not datasets.utils.are_progress_bars_disabled()
+
+
+def test_no_progress_and_quiet_reach_every_bar_while_a_job_runs(folder, monkeypatch, fake_predictor):
+    from transformers.utils import logging
+
+    import multimodal_cat.predictors.build as build
+
+    seen = []
+
+    def bars(product):  # called per product while the job runs
+        seen.append((_progress.bars_enabled(), logging.is_progress_bar_enabled()))
+        return fake_predictor.ACTIVEWEAR
+
+    monkeypatch.setattr(build, "build_predictor", lambda **_: fake_predictor(category=bars))
+    for flags in (["--no-progress"], ["--quiet"], []):
+        assert main(["categorize", "feed.csv", "-o", "-", *flags]) == 0
+    assert seen == [(False, False)] * 4 + [(True, True)] * 2
+    assert _progress.bars_enabled() and logging.is_progress_bar_enabled()  # put back
