@@ -67,6 +67,7 @@ def test_structure_methods_accept_a_category_as_well_as_an_id() -> None:
     assert TREE.parent(b).name == "A"  # type: ignore[union-attr]
     assert [c.name for c in TREE.descendants(b)] == ["C"]
     assert b in TREE and TREE[b] is b and TREE.resolve(b) is b and not TREE.is_leaf(b)
+    assert TREE.find(b) is b
     shopify = Taxonomy.load("shopify")
     mapped = Mapping.load("shopify", "google").map(shopify["aa-1-1"])
     assert mapped.target_ids == ("5322",)

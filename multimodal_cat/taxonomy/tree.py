@@ -222,12 +222,15 @@ class Taxonomy:
         """All ids in iteration order."""
         return list(self._by_id)
 
-    def find(self, full_path: str) -> Category:
-        """The category with this full path, ignoring case and extra spaces.
+    def find(self, full_path: str | Category) -> Category:
+        """The category with this full path, ignoring case and extra spaces (a
+        :class:`Category` stands for its path).
 
         Raises:
             UnknownCategoryError: When no category has that path (a ``KeyError`` too).
         """
+        if isinstance(full_path, Category):
+            full_path = full_path.full_path
         category = self._by_path.get(path_key(full_path))
         if category is None:
             raise UnknownCategoryError(f"no category with path {full_path!r} in taxonomy {self.name!r}")
