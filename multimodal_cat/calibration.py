@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from multimodal_cat.errors import InvalidArgumentError
+
 _LOG_T_GRID = np.linspace(np.log(0.01), np.log(100.0), 121)
 
 
@@ -34,7 +36,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
         ValueError: the temperature is not positive.
     """
     if temperature <= 0:
-        raise ValueError(f"expected a positive temperature; got {temperature}")
+        raise InvalidArgumentError(f"expected a positive temperature; got {temperature}")
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -83,12 +85,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],) or not len(labels):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected logits (n, k) and labels (n,) with n > 0; found {logits.shape} and "
             f"{labels.shape}"
         )
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}); found {labels.min()}..{labels.max()}")
+        raise InvalidArgumentError(f"labels must lie in [0, {logits.shape[1]}); found {labels.min()}..{labels.max()}")
     return fit_scale(lambda t: _nll(logits, labels, t))
 
 
@@ -123,7 +125,7 @@ def expected_calibration_error(
     """Mean gap between confidence and accuracy over equal-width bins, weighted by bin size."""
     confidence = np.asarray(confidence, dtype=np.float64)
     if confidence.shape != np.shape(correct) or not len(confidence):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected two equal-length, non-empty arrays; found {confidence.shape} and {np.shape(correct)}"
         )
     return round(_gap(reliability(confidence, correct, bins)), 6)
@@ -167,7 +169,7 @@ def threshold_for_precision(
         (0.95, 0.5)
     """
     if not 0.0 < target_precision <= 1.0:
-        raise ValueError(f"target precision must be in (0, 1]; found {target_precision}")
+        raise InvalidArgumentError(f"target precision must be in (0, 1]; found {target_precision}")
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     order = np.argsort(-confidence, kind="stable")

@@ -12,8 +12,15 @@ The kinds live next to their concern and are listed here:
 - :class:`EncoderError`: ``encoders.registry.UnknownEncoderError``.
 - :class:`MissingPackageError` (names the pip command): ``encoders.registry.MissingEncoderPackageError``.
 - :class:`ConfigurationError`: settings that do not fit together (a model config, a label space).
+- :class:`InvalidArgumentError` (``ValueError``): an argument outside its allowed values.
+- :class:`InputTypeError` (``TypeError``): an argument of a type the function does not take.
+- :class:`NotFoundError` (``KeyError``): an id, a path or a name looked up where it is not;
+  ``taxonomy.UnknownCategoryError`` below it.
+- :class:`MissingFileError` (``FileNotFoundError``): a file or folder that does not exist;
+  :class:`NotAFolderError` (``NotADirectoryError``): a file where a folder is expected.
 - ``review.CorrectionError`` (a corrections file or a Label Studio export; ``LabelStudioError`` below it),
   ``review.task_images.TaskImageError`` (a local image Label Studio cannot serve).
+- ``cli.errors.UserError``: a command-line mistake, printed in plain words with exit code 2.
 
 Example:
     >>> err = FormatError("expected 'ID - A > B'", path="t.txt", line=3, found="oops")
@@ -72,6 +79,36 @@ class FormatError(MultimodalCatError, ValueError):
 
 class ConfigurationError(MultimodalCatError, ValueError):
     """Settings that do not fit together (a model config, a label space, tag groups)."""
+
+
+class InvalidArgumentError(MultimodalCatError, ValueError):
+    """An argument outside its allowed values (a negative batch size, a probability above 1)."""
+
+
+class InputTypeError(MultimodalCatError, TypeError):
+    """An argument of a type the function does not take."""
+
+
+class NotFoundError(MultimodalCatError, KeyError):
+    """An id, a path or a name looked up where it is not (``except KeyError`` still catches it).
+
+    Unlike a bare ``KeyError``, ``str()`` gives the message as written, without quotes.
+
+    Example:
+        >>> str(NotFoundError("no category with id 'zz' in taxonomy 'shopify'"))
+        "no category with id 'zz' in taxonomy 'shopify'"
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class MissingFileError(MultimodalCatError, FileNotFoundError):
+    """A file or folder that does not exist (``except FileNotFoundError`` still catches it)."""
+
+
+class NotAFolderError(MultimodalCatError, NotADirectoryError):
+    """A file where a folder is expected (a checkpoint, an image root)."""
 
 
 class EncoderError(MultimodalCatError):

@@ -29,6 +29,7 @@ from multimodal_cat.calibration import (
     reliability_diagram,
     threshold_for_precision,
 )
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.training.metrics import category_metrics
@@ -76,7 +77,7 @@ def evaluate_predictions(
         ValueError: the two sequences differ in length, or no label is a category of the tree.
     """
     if len(predictions) != len(labels):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected one label per prediction; found {len(labels)} labels for {len(predictions)} predictions"
         )
     index = taxonomy.to_index()
@@ -90,7 +91,7 @@ def evaluate_predictions(
         pred.append(index.position(prediction.category_id) if prediction.category_id in taxonomy else -1)
         conf.append(float(prediction.confidence))
     if not true:
-        raise ValueError(f"none of the {len(labels)} labels is a category of {taxonomy.name!r}")
+        raise InvalidArgumentError(f"none of the {len(labels)} labels is a category of {taxonomy.name!r}")
     true_a, pred_a, conf_a = np.array(true), np.array(pred), np.array(conf)
     correct = true_a == pred_a
     metrics = {**category_metrics(pred_a, true_a, index), "exact": float(correct.mean()),

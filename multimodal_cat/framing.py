@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from multimodal_cat.errors import InvalidArgumentError
+
 __all__ = [
     "DEFAULT_FIT",
     "FIT_MODES",
@@ -51,7 +53,7 @@ _DARK = 48.0  # only bars darker than this (every channel, 0-255) are trimmed
 def check_fit(fit: str) -> FitMode:
     """``fit`` if it is a known mode, else a ``ValueError`` that lists the modes."""
     if fit not in FIT_MODES:
-        raise ValueError(f"image fit must be one of {', '.join(FIT_MODES)}; got {fit!r}.")
+        raise InvalidArgumentError(f"image fit must be one of {', '.join(FIT_MODES)}; got {fit!r}.")
     return fit  # type: ignore[return-value]
 
 

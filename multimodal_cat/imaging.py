@@ -35,7 +35,7 @@ from typing import Union
 
 from PIL import Image, ImageOps
 
-from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.errors import InputTypeError, MultimodalCatError
 
 __all__ = [
     "ImageInput",
@@ -256,7 +256,7 @@ def open_image(item: ImageInput, limits: ImageLimits = ImageLimits()) -> Image.I
         return decode_image(data, limits)
     if isinstance(item, (str, os.PathLike)):
         return decode_image(read_regular_file(Path(item), limits.max_bytes), limits)
-    raise TypeError(f"Expected a PIL image, a path or bytes; got {type(item).__name__}.")
+    raise InputTypeError(f"Expected a PIL image, a path or bytes; got {type(item).__name__}.")
 
 
 def try_open_image(

@@ -34,17 +34,13 @@ from typing import Any
 
 from PIL import Image
 
-from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.errors import InputTypeError
 from multimodal_cat.feeds.columns import FIELDS, ColumnMap, row_to_product
 from multimodal_cat.products import Product
 
 NO_INPUT = "no usable text (title, description and brand are empty) and no image"
 
 ColumnsLike = ColumnMap | Mapping[str, str] | Sequence[str] | None
-
-
-class InputTypeError(MultimodalCatError, TypeError):
-    """The products were given in a form the library does not read."""
 
 
 def to_products(

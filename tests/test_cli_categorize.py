@@ -146,6 +146,7 @@ def test_shards_then_merge(tmp_path, capsys):
     assert "is missing" in capsys.readouterr().err
     assert main(["categorize", "--merge-shards", "2", "-o", str(out)]) == 0
     assert [r["row"] for r in read_output(out)] == list(range(1, 21))
+    assert not (tmp_path / ".o.csv.progress.json").exists()  # the merged output is finished
 
 
 def test_feed_required_without_merge(tmp_path, capsys):

@@ -43,8 +43,8 @@ def _run(monkeypatch, tmp_path, feed, *flags, thresholds=None):
     import multimodal_cat.predictors.build as build
 
     monkeypatch.setattr(build, "build_predictor", lambda **_: _Predictor(thresholds))
-    out = tmp_path / "out.csv"
-    code = main(["categorize", str(feed), "--taxonomy", "tiny", "-o", str(out), "--no-progress", *flags])
+    out, tree = tmp_path / "out.csv", TREE.save(tmp_path / "tiny.csv")  # the tree is checked first
+    code = main(["categorize", str(feed), "--taxonomy", str(tree), "-o", str(out), "--no-progress", *flags])
     return code, {r["id"]: (r["needs_review"], r["review_reason"]) for r in read_output(out)} if code == 0 else {}
 
 

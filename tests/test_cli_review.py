@@ -62,7 +62,7 @@ def test_review_tasks_queue_only_uncertain_rows_and_skip_reviewed(tmp_path, tree
     assert written[0]["data"]["image"] == "/data/local-files/?d=img/lego.jpg"  # under the feed's folder
     assert written[0]["data"]["image_source"] == str((tmp_path / "img" / "lego.jpg").resolve())
     assert written[0]["data"]["reason"] == "confidence 0.55 < 0.80"
-    assert "1 of 3 products queued" in capsys.readouterr().out
+    assert "1 of 3 products queued" in capsys.readouterr().err
 
 
 def test_review_config_and_import_round_trip(tmp_path, tree_file, capsys):
@@ -81,7 +81,7 @@ def test_review_config_and_import_round_trip(tmp_path, tree_file, capsys):
     lines = [json.loads(line) for line in corrections.read_text().splitlines()]
     assert [(c["product_id"], c["action"], c["category_id"]) for c in lines] == [
         ("lego", "changed", "t-1"), ("doll", "skipped", "")]
-    assert "2 answers (0 accepted, 1 changed, 1 skipped)" in capsys.readouterr().out
+    assert "2 answers (0 accepted, 1 changed, 1 skipped)" in capsys.readouterr().err
 
 
 def test_review_import_of_an_unknown_category_exits_2_with_the_path(tmp_path, tree_file, capsys):

@@ -26,7 +26,7 @@ def test_review_config_import_and_tasks_take_the_tree_of_a_checkpoint(tmp_path, 
     assert main(["review", "config", "--model", str(tiny_checkpoint), "-o", str(config)]) == 0
     xml = config.read_text()
     assert 'value="Sneakers"' in xml and 'value="Kitchen"' in xml  # the checkpoint's label space
-    assert "7 categories" in capsys.readouterr().out
+    assert "7 categories" in capsys.readouterr().err
     export = tmp_path / "export.json"
     answer = {"from_name": "category", "value": {"taxonomy": [["Apparel", "Shoes", "Boots"]]}}
     export.write_text(json.dumps([{"data": {"id": "p1"}, "annotations": [{"id": 1, "result": [answer]}]}]))

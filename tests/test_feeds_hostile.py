@@ -269,12 +269,12 @@ def test_resume_of_a_finished_job_whose_output_was_deleted(tmp_path, capsys):
     feed.write_text("id,title\n" + "".join(f"{i},Mug {i}\n" for i in range(5)))
     out = tmp_path / "out.csv"
     _job(feed, out)
-    out.unlink()
-    with pytest.raises(ResumeError, match="now missing"):
-        _job(feed, out, resume=True)
+    written = out.read_bytes()
     args = ["categorize", str(feed), "--dry-run", "-o", str(out), "--resume", "--no-progress"]
-    assert main(args) == 2 and "now missing" in capsys.readouterr().err
-    assert json.loads(checkpoint_path(out).read_text())["complete"] is True
+    assert main(args) == 2 and "is a finished output" in capsys.readouterr().err
+    out.unlink()  # finished, progress file removed, output deleted: nothing left to resume from
+    assert _job(feed, out, resume=True).rows == 5 and out.read_bytes() == written
+    assert not checkpoint_path(out).exists()
 
 
 def test_predictor_fingerprint_prefers_the_predictors_own():

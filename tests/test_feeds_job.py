@@ -146,11 +146,21 @@ def test_resume_after_crash_is_identical(feed, tmp_path, suffix):
         assert out.read_bytes() == (tmp_path / f"full{suffix}").read_bytes()
 
 
-def test_resume_of_a_finished_job_does_nothing(feed, tmp_path):
-    first = _run(feed, tmp_path / "out.csv")
-    predictor = FakePredictor()
-    again = _run(feed, tmp_path / "out.csv", predictor, resume=True)
-    assert predictor.batches == [] and (again.rows, again.failed) == (first.rows, first.failed)
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_finished_job_removes_its_progress_file_and_refuses_a_resume(feed, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    _run(feed, out)
+    assert not checkpoint_path(out).exists() and not list(tmp_path.glob(".out*"))
+    written, predictor = out.read_bytes(), FakePredictor()
+    with pytest.raises(ResumeError, match="nothing to resume: .* is a finished output"):
+        _run(feed, out, predictor, resume=True)
+    assert predictor.batches == [] and out.read_bytes() == written
+
+
+def test_a_stopped_job_keeps_its_progress_file_for_resume(feed, tmp_path):
+    with pytest.raises(RuntimeError):
+        _run(feed, tmp_path / "out.csv", FakePredictor(fail_after=1), batch_size=2)
+    assert checkpoint_path(tmp_path / "out.csv").exists()
 
 
 def test_resume_with_other_columns_is_refused(feed, tmp_path):
@@ -167,7 +177,8 @@ def test_shards_merge_to_the_unsharded_output(feed, tmp_path):
         assert summary.output == str(shard_path(tmp_path / "out.jsonl", i, 3))
     assert merge_shards(tmp_path / "out.jsonl", 3) == 23
     assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
-    assert json.loads(checkpoint_path(tmp_path / "out.jsonl").read_text())["counts"]["error"] == 3
+    assert sum(r["status"] == "error" for r in read_output(tmp_path / "out.jsonl")) == 3
+    assert not checkpoint_path(tmp_path / "out.jsonl").exists()  # finished: no progress file
 
 
 def test_stdin_stream_and_jsonl_malformed(tmp_path):

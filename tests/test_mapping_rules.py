@@ -107,7 +107,8 @@ def test_yaml_round_trip(tmp_path: Path, trees, new_to_google: Mapping) -> None:
     path = new_to_google.to_yaml(tmp_path / "from_new.yml")
     text = path.read_text()
     assert text.startswith(
-        "---\ninput_taxonomy: new/2\noutput_taxonomy: google/3\nrules:\n- input:\n"
+        "---\ninput_taxonomy: new/2\noutput_taxonomy: google/3\nrules:\n"
+        "# Apparel => Apparel\n- input:\n"  # each rule's paths, above it
     )
     assert "    - '166'\n" in text and "unmapped_product_category_ids:\n- se\n" in text
     back = Mapping.from_file(path, source=new, target=google)

@@ -9,10 +9,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from multimodal_cat._progress import info
+from multimodal_cat.cli.checks import check_file, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.output import is_stdout, output_path, shown
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 
@@ -43,8 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "source", help="source tree: shipped name (shopify, google, ...) or file/folder"
     )
     parser.add_argument("target", help="target tree: shipped name or file/folder")
-    parser.add_argument("-o", "--output", required=True, help="mapping file to write (.yml)")
-    parser.add_argument("--review", help="review CSV (default: OUTPUT with .review.csv)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="mapping file to write (.yml); - for stdout"
+    )
+    parser.add_argument(
+        "--review", help="review CSV (default: OUTPUT with .review.csv; none with -o -)"
+    )
     parser.add_argument(
         "--review-fraction",
         type=float,
@@ -97,9 +103,7 @@ def _rules(path: str, source: Taxonomy, target: Taxonomy, what: str) -> Mapping:
     ]
     dropped = len(raw.rules) - len(rules)
     if dropped:
-        print(
-            f"note: {dropped} {what} rules name ids absent from the trees; ignored", file=sys.stderr
-        )
+        info(f"note: {dropped} {what} rules name ids absent from the trees; ignored")
     if not rules:
         raise UserError(
             f"expected {what} rules between {source.name!r} and {target.name!r} in {path}; none applies"
@@ -109,6 +113,10 @@ def _rules(path: str, source: Taxonomy, target: Taxonomy, what: str) -> Mapping:
 
 def run(args: argparse.Namespace) -> int:
     """Align the trees and write the mapping and its review file."""
+    for tree, what in ((args.source, "SOURCE"), (args.target, "TARGET"), (args.learn_source, "--learn-source")):
+        check_taxonomy(tree, what)
+    check_file(args.published, "--published rules file")
+    check_file(args.learn_from, "--learn-from rules file")
     from multimodal_cat.align import MappingAligner
 
     if not 0.0 <= args.review_fraction <= 1.0:
@@ -131,21 +139,29 @@ def run(args: argparse.Namespace) -> int:
         result = aligner.align(source, target, published=published)
     except OSError as error:
         raise UserError(f"cannot load text encoder {args.encoder!r}: {error}") from None
-    output = Path(args.output)
-    review = Path(args.review) if args.review else output.with_suffix(".review.csv")
+    review = _review_path(args)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        review.parent.mkdir(parents=True, exist_ok=True)
+        for path in (Path(args.output), review):
+            if path is not None and not is_stdout(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create the output folder: {error}") from None
-    result.mapping.to_yaml(output)
-    result.write_review_csv(review)
+    with output_path(args.output, ".yml") as output:
+        result.mapping.to_yaml(output)
+    if review is not None:
+        result.write_review_csv(review)
     inferred = sum(r.provenance == "inferred" for r in result.mapping.rules.values())
     low = sum(item.reason == "low confidence" for item in result.review)
-    print(
+    info(
         f"{len(result.mapping.rules)} rules ({len(result.mapping.rules) - inferred} published, "
-        f"{inferred} inferred) -> {output}; {len(result.review)} to review ({low} least "
-        f"confident, {len(result.review) - low} structural) -> {review}",
-        file=sys.stderr,
+        f"{inferred} inferred) -> {shown(args.output)}; {len(result.review)} to review ({low} "
+        f"least confident, {len(result.review) - low} structural) -> {review or 'not written (give --review)'}"
     )
     return 0
+
+
+def _review_path(args: argparse.Namespace) -> Path | None:
+    """The review CSV: --review, else beside the output (none when the output is stdout)."""
+    if args.review:
+        return Path(args.review)
+    return None if is_stdout(args.output) else Path(args.output).with_suffix(".review.csv")

@@ -3,6 +3,7 @@
 Example:
     $ multimodal-cat categorize examples/products.csv --taxonomy shopify --map-to google -o out.csv
     $ cat feed.jsonl | multimodal-cat categorize - --format jsonl --dry-run -o out.jsonl
+    $ multimodal-cat categorize feed.csv -o - --quiet | head               # CSV on stdout
     $ multimodal-cat categorize big.csv --model my-model --shard 0/4 -o out.csv   # one of 4 processes
     $ multimodal-cat categorize --merge-shards 4 -o out.csv                      # after all 4 finished
     $ accelerate launch --num_processes 4 -m multimodal_cat categorize big.csv --model m --merge -o out.csv
@@ -17,15 +18,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multimodal_cat._progress import bars_enabled, info
+from multimodal_cat.cli.checks import (
+    check_file,
+    check_folder,
+    check_map_targets,
+    check_model,
+    check_taxonomy,
+)
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.output import is_stdout, output_path, shown
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
-from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
+from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader, detect_format
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
 from multimodal_cat.feeds.write import (
     OutputPathError,
@@ -65,7 +76,13 @@ def add_parser(subparsers: Any) -> None:
         description="Categorize every row of a product feed; one output row per input row, in order.",
     )
     p.add_argument("feed", nargs="?", metavar="FEED", help="feed file, or - for stdin")
-    p.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .csv, .jsonl or .parquet; - for stdout (CSV, or JSON lines when "
+        "the feed is JSON lines)",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="trained model folder or hub id")
     which.add_argument("--taxonomy", help="zero-shot into this taxonomy (default: shopify)")
@@ -77,7 +94,8 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="TAXONOMY",
-        help="also give the equivalent category in this taxonomy (repeatable), e.g. google",
+        help="also give the equivalent category in this taxonomy (repeatable), e.g. google; "
+        "or a mapping file (from `taxonomy align` or Shopify's rules, reviewed or not)",
     )
     p.add_argument("--format", choices=FORMATS, help="feed format (default: from the extension)")
     p.add_argument(
@@ -190,7 +208,7 @@ def add_parser(subparsers: Any) -> None:
     images.add_argument(
         "--image-workers", type=int, default=8, help="threads loading images (default: %(default)s)"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
 
 
@@ -203,16 +221,38 @@ def run(args: argparse.Namespace) -> int:
         _preflight(args)  # column and format mistakes before any model loads
     predictor, mapper = _build_predictor(args)
     router = build_router(args, predictor) if not args.dry_run else None
-    from multimodal_cat.feeds.job import categorize_feed
-
     root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
     limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
     loader = ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
+    with output_path(args.output, _stdout_suffix(args)) as output:
+        code, summary = _categorize(args, predictor, mapper, router, loader, str(output))
+    if code:
+        return code
+    info(str(replace(summary, output=shown(args.output))))
+    if router is not None:
+        info(str(router))
+    index, count = resolve_shard(args.shard)
+    if args.merge and count > 1 and index == 0:
+        info(f"waiting for the other {count - 1} shard(s) to finish...")
+        try:
+            rows = wait_and_merge(args.output, count)
+        except (ValueError, ShardError) as error:
+            raise UserError(str(error)) from None
+        info(f"merged {count} shards: {rows:,} rows -> {args.output}")
+    return 0
+
+
+def _categorize(
+    args: argparse.Namespace, predictor: Any, mapper: Any, router: Any, loader: Any, output: str
+) -> tuple[int, Any]:
+    """Run the feed job into ``output``; ``(exit code, summary)``."""
+    from multimodal_cat.feeds.job import categorize_feed
+
     try:
         summary = categorize_feed(
             args.feed,
             predictor,
-            args.output,
+            output,
             mapper=mapper,
             map_to=args.map_to,
             min_confidence=args.min_confidence,
@@ -223,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
             images=loader,
             keep_columns=args.keep,
             shard=args.shard,
-            progress=not args.no_progress,
+            progress=bars_enabled(),
             router=router,
         )
     except _INPUT_ERRORS as error:
@@ -231,26 +271,28 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, UserError):
         raise
     except Exception as error:
+        kept = (
+            "the rows written so far went to stdout"
+            if is_stdout(args.output)
+            else "Rows written so far are kept; rerun the same command with --resume to continue."
+        )
         print(
-            f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n"
-            f"Rows written so far are kept; rerun the same command with --resume to continue.",
+            f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n{kept}",
             file=sys.stderr,
         )
-        return 1
+        return 1, None
     finally:
         loader.close()
-    print(summary, file=sys.stderr)
-    if router is not None:
-        print(router, file=sys.stderr)
-    index, count = resolve_shard(args.shard)
-    if args.merge and count > 1 and index == 0:
-        print(f"waiting for the other {count - 1} shard(s) to finish...", file=sys.stderr)
-        try:
-            rows = wait_and_merge(args.output, count)
-        except (ValueError, ShardError) as error:
-            raise UserError(str(error)) from None
-        print(f"merged {count} shards: {rows:,} rows -> {args.output}", file=sys.stderr)
-    return 0
+    return 0, summary
+
+
+def _stdout_suffix(args: argparse.Namespace) -> str:
+    """``-o -`` writes JSON lines for a JSON-lines feed, else CSV."""
+    try:
+        fmt = args.format or (detect_format(args.feed) if args.feed != "-" else "csv")
+    except FeedFormatError:
+        fmt = "csv"
+    return ".jsonl" if fmt == "jsonl" else ".csv"
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -262,21 +304,45 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    _check_stdout(args)
     try:
-        output_format(args.output)
+        if not is_stdout(args.output):
+            output_format(args.output)
         resolve_shard(args.shard)
         ColumnMap.from_args(args.column)
     except (ValueError, ShardError) as error:
         raise UserError(str(error)) from None
+    _check_paths(args)
     if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         args.shard = "auto"  # under accelerate launch / torchrun: one shard per process
     if args.feed == "-" and args.image_root is None:
         args.image_root = str(Path.cwd())
 
 
+def _check_stdout(args: argparse.Namespace) -> None:
+    """``-o -`` streams one whole run: nothing to resume, shard or merge."""
+    if not is_stdout(args.output):
+        return
+    for flag, given in (("--resume", args.resume), ("--shard", args.shard), ("--merge", args.merge)):
+        if given:
+            raise UserError(f"{flag} needs an output file; -o - writes to stdout")
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Files, folders, trees and model names, checked before torch or a model loads."""
+    check_file(args.feed, "feed file")
+    check_model(args.model, "--model")
+    check_model(args.image_encoder, "--image-encoder")
+    check_taxonomy(args.taxonomy, "--taxonomy")
+    check_folder(args.image_root, "--image-root folder")
+    check_file(args.holdout, "--holdout feed")
+    check_map_targets(args.map_to, "--map-to")
+
+
 def _preflight(args: argparse.Namespace) -> None:
     try:
-        check_output_path(Path(args.output), [args.feed])
+        if not is_stdout(args.output):
+            check_output_path(Path(args.output), [args.feed])
         with FeedReader(args.feed, args.format) as reader:
             ColumnMap.from_args(args.column).resolve(reader.columns)
     except _INPUT_ERRORS as error:
@@ -290,6 +356,7 @@ def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMappe
 
         return DryRunPredictor(), None  # placeholder categories: nothing to map
     try:
+        from multimodal_cat.mapping import Mapping
         from multimodal_cat.mapping.apply import CategoryMapper
         from multimodal_cat.predictors.build import build_predictor
     except ImportError as error:
@@ -310,14 +377,27 @@ def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMappe
             image_encoder=args.image_encoder,
             adapt=args.adapt,
         )
-        mapper = CategoryMapper.to_targets(predictor.taxonomy, args.map_to) if args.map_to else None
+        targets = [_map_target(target, predictor.taxonomy) for target in args.map_to]
+        mapper = CategoryMapper.to_targets(predictor.taxonomy, targets) if targets else None
+        # the output's columns: a mapping file's target tree by its short name (google_...)
+        args.map_to = [t.target_name.split("/")[0] if isinstance(t, Mapping) else t for t in targets]
     except (ValueError, KeyError, OSError) as error:  # OSError: a checkpoint that cannot load
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UserError(f"cannot build the predictor: {message}") from None
     return predictor, mapper
 
 
+def _map_target(target: str, source: Any) -> Any:
+    """A ``--map-to`` value: a mapping file read against the predictor's tree, else the name."""
+    from multimodal_cat.mapping.rules_io import is_mapping_file
+    from multimodal_cat.mapping.shipped import load_mapping_file
+
+    return load_mapping_file(target, source=source) if is_mapping_file(target) else target
+
+
 def _merge(args: argparse.Namespace) -> int:
+    if is_stdout(args.output):
+        raise UserError("--merge-shards needs an output file; -o - writes to stdout")
     if args.merge_shards < 1:
         raise UserError(f"--merge-shards must be at least 1, got {args.merge_shards}")
     try:
@@ -325,5 +405,5 @@ def _merge(args: argparse.Namespace) -> int:
         rows = merge_shards(args.output, args.merge_shards)
     except (ValueError, ShardError) as error:
         raise UserError(str(error)) from None
-    print(f"merged {args.merge_shards} shards: {rows:,} rows -> {args.output}", file=sys.stderr)
+    info(f"merged {args.merge_shards} shards: {rows:,} rows -> {shown(args.output)}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multimodal_cat.errors import MultimodalCatError
 
-class UserError(Exception):
+
+class UserError(MultimodalCatError):
     """A mistake in the user's input: printed in plain words, exit code 2, no traceback."""

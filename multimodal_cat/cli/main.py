@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from multimodal_cat import __version__
+from multimodal_cat._progress import switched
 from multimodal_cat.cli.errors import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -41,7 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(subparsers)
+    _add_quiet(parser)
     return parser
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """Give every command (each parser without sub-commands) ``-q/--quiet``.
+
+    ``train`` hands all its arguments to its own parser, which reads ``--quiet`` itself.
+    """
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in commands:
+        for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            _add_quiet(sub)
+    if not commands and parser.add_help and "--quiet" not in parser._option_string_actions:
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no progress bars or info lines (warnings, errors and the output still print)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    quiet = bool(getattr(args, "quiet", False))
     try:
-        return int(args.func(args) or 0)
+        with switched(bars=not quiet and not getattr(args, "no_progress", False), info=not quiet):
+            return int(args.func(args) or 0)
     except UserError as error:
         print(f"multimodal-cat: {error}", file=sys.stderr)
         return 2

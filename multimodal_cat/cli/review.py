@@ -20,7 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat._progress import info
+from multimodal_cat.cli.checks import check_file, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.output import output_path, shown
 from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
 
@@ -46,13 +49,13 @@ def add_parser(subparsers: Any) -> None:
     config = steps.add_parser("config", help="write the labeling configuration (XML) for a tree")
     _add_tree(config)
     config.add_argument("--no-images", action="store_true", help="tasks have no image")
-    config.add_argument("-o", "--output", required=True, help="XML file to write")
+    config.add_argument("-o", "--output", required=True, help="XML file to write; - for stdout")
     config.set_defaults(func=run_config)
     answers = steps.add_parser("import", help="read a Label Studio JSON export as corrections")
     answers.add_argument("export", help="Label Studio's JSON export")
     _add_tree(answers)
     answers.add_argument("-o", "--output", required=True,
-                         help="corrections file (JSON lines; appended, the latest answer wins)")
+                         help="corrections file (JSON lines; appended, the latest answer wins); - for stdout")
     answers.set_defaults(func=run_import)
     suggest = subparsers.add_parser(
         "suggest",
@@ -88,13 +91,30 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="when nothing is reviewed yet (no --exclude match), pick products that cover the "
         "pool's clusters instead of the most uncertain ones (a first round)",
     )
-    p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
+    p.add_argument("-o", "--output", required=True,
+                   help="tasks file (JSON) to import into Label Studio; - for stdout")
     p.add_argument("--image-root", metavar="DIR",
                    help="folder for relative image paths (default: the feed's folder)")
     p.add_argument("--document-root", metavar="DIR",
                    help="the LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT Label Studio serves local images "
                    "from: tasks name local images as /data/local-files/?d=PATH under it (default: "
                    "that environment variable, else the image root); http(s) images pass through")
+
+
+_FILES = {  # argument -> what it is, in messages
+    "feed": "feed file",
+    "predictions": "predictions file",
+    "export": "Label Studio export",
+    "exclude": "--exclude corrections file",
+}
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """The files, tree and model a review command names, checked before any heavy import."""
+    for name, what in _FILES.items():
+        check_file(getattr(args, name, None), what)
+    check_taxonomy(getattr(args, "taxonomy", None), "--taxonomy")
+    check_model(getattr(args, "model", None), "--model")
 
 
 def _taxonomy(args: argparse.Namespace):
@@ -138,6 +158,7 @@ def run_tasks(args: argparse.Namespace) -> int:
     """Join the feed with its categorize output; queue the rows that need a person."""
     from multimodal_cat.feeds.write import read_output
 
+    check_paths(args)
     taxonomy = _taxonomy(args)
     products, skip = _products(args.feed, args.column), _excluded(args.exclude)
     queued, predictions, reasons = [], [], []
@@ -156,7 +177,7 @@ def run_tasks(args: argparse.Namespace) -> int:
         predictions.append(_prediction(row, taxonomy))
         reasons.append(reason)
     _write_tasks(args, queued, predictions, reasons)
-    print(f"{len(queued):,} of {len(rows):,} products queued for review -> {args.output}")
+    info(f"{len(queued):,} of {len(rows):,} products queued for review -> {shown(args.output)}")
     return 0
 
 
@@ -172,7 +193,8 @@ def _write_tasks(args: argparse.Namespace, products: list[Any], predictions: lis
 
     images = TaskImages(_image_root(args), args.document_root)
     tasks = to_tasks(products, predictions, reasons=reasons, images=images)
-    write_tasks(tasks, args.output)
+    with output_path(args.output, ".json") as output:
+        write_tasks(tasks, output)
     problems = [t["data"]["image_error"] for t in tasks if "image_error" in t["data"]]
     if problems:
         print(f"{len(problems):,} of {len(tasks):,} tasks have no image: {problems[0]}", file=sys.stderr)
@@ -213,9 +235,11 @@ def run_config(args: argparse.Namespace) -> int:
     from multimodal_cat.review import labeling_config
 
     tree = _taxonomy(args)
-    Path(args.output).write_text(labeling_config(tree, images=not args.no_images), encoding="utf-8")
-    print(f"labeling configuration for {args.model or args.taxonomy} ({len(tree):,} categories) "
-          f"-> {args.output}")
+    config = labeling_config(tree, images=not args.no_images)
+    with output_path(args.output, ".xml") as output:
+        output.write_text(config, encoding="utf-8")
+    info(f"labeling configuration for {args.model or args.taxonomy} ({len(tree):,} categories) "
+         f"-> {shown(args.output)}")
     return 0
 
 
@@ -225,14 +249,16 @@ def run_import(args: argparse.Namespace) -> int:
 
     from multimodal_cat.review import read_export, write_corrections
 
+    check_paths(args)
     try:
         corrections = read_export(args.export, _taxonomy(args))
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
-    write_corrections(corrections, args.output)
+    with output_path(args.output, ".jsonl") as output:
+        write_corrections(corrections, output)
     counts = Counter(c.action for c in corrections)
     summary = ", ".join(f"{counts[a]:,} {a}" for a in ("accepted", "changed", "skipped"))
-    print(f"{len(corrections):,} answers ({summary}) -> {args.output}")
+    info(f"{len(corrections):,} answers ({summary}) -> {shown(args.output)}")
     return 0
 
 
@@ -241,14 +267,15 @@ SCORE_CHUNK = 256  # products scored at a time by `suggest` (their decoded image
 
 def run_suggest(args: argparse.Namespace) -> int:
     """Score the pool, pick the N most useful products, write them as tasks."""
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1; found {args.n}")
+    check_paths(args)
     import numpy as np
 
     from multimodal_cat.encoders import TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.review import suggest
 
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1; found {args.n}")
     products = list(_products(args.feed, args.column).values())
     skip = _excluded(args.exclude)
     if not products:
@@ -258,11 +285,13 @@ def run_suggest(args: argparse.Namespace) -> int:
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
     loader = _image_loader(args, predictor, products)
-    print(f"scoring {len(products):,} products", file=sys.stderr)
+    info(f"scoring {len(products):,} products")
     try:
         proba = _score(predictor, products, loader)
         texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-        vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
+        vectors = encode_cached(
+            TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True, noun="title"
+        )
         exclude = np.array([p.id in skip for p in products])
         picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
         chosen = [products[i] for i in picks]
@@ -279,7 +308,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     else:
         reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
     _write_tasks(args, chosen, predictions, reasons)
-    print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
+    info(f"{len(chosen):,} products suggested for labelling -> {shown(args.output)}")
     return 0
 
 

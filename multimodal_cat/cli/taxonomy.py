@@ -15,10 +15,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from multimodal_cat.cli.checks import check_file
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.errors import FormatError
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.mapping.rule import MappedCategory
+from multimodal_cat.mapping.shipped import load_mapping_file
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 from multimodal_cat.taxonomy.shipped import shipped_names
 
@@ -32,6 +34,7 @@ EPILOG = """examples:
   multimodal-cat taxonomy search running shoes
   multimodal-cat taxonomy map aa-1-1 aa-1-2 --from shopify --to google
   multimodal-cat taxonomy map --file ids.txt --from shopify/2022-02 --to google --format csv
+  multimodal-cat taxonomy map aa-1-1 --mapping mapping.yml   # a mapping from `taxonomy align`
   cat ids.txt | multimodal-cat taxonomy map - --from shopify --to google --format jsonl
   multimodal-cat taxonomy stats --taxonomy google
 
@@ -95,10 +98,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--file", "-f", type=Path, help="read source ids from this file, one per line"
     )
     mapping.add_argument(
-        "--from", dest="source", default="shopify", help="source taxonomy (default: shopify)"
+        "--from", dest="source", help="source taxonomy (default: shopify, or --mapping's own)"
     )
     mapping.add_argument(
-        "--to", dest="target", default="google", help="target taxonomy (default: google)"
+        "--to", dest="target", help="target taxonomy (default: google, or --mapping's own)"
+    )
+    mapping.add_argument(
+        "--mapping",
+        "-m",
+        type=Path,
+        help="map with this mapping file instead of the shipped ones: `taxonomy align`'s "
+        "output (reviewed or not) or Shopify's rules (YAML or text form)",
     )
     mapping.add_argument(
         "--format",
@@ -191,7 +201,7 @@ def run_map(args: argparse.Namespace) -> int:
     """Map ids and print one result per id; exit 1 when some are unknown or unmapped."""
     ids = _read_ids(args)
     try:
-        mapping = Mapping.load(args.source, args.target)
+        mapping = _mapping(args)
     except (UnknownTaxonomyError, FormatError, FileNotFoundError) as error:
         raise UserError(str(error)) from None
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
@@ -208,6 +218,16 @@ def run_map(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(ids)} ids could not be mapped", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _mapping(args: argparse.Namespace) -> Mapping:
+    """``--mapping``'s file (against --from / --to when given), else the shipped mapping."""
+    if args.mapping is None:
+        return Mapping.load(args.source or "shopify", args.target or "google")
+    check_file(args.mapping, "--mapping file")
+    source = _load(args.source) if args.source else None
+    target = _load(args.target) if args.target else None
+    return load_mapping_file(args.mapping, source, target)
 
 
 def _print_result(

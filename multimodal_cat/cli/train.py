@@ -16,7 +16,20 @@ import argparse
 import json
 from typing import Any
 
+from multimodal_cat._progress import switched
+from multimodal_cat.cli.checks import check_file, check_folder, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+
+_QUIET = ("-q", "--quiet")
+
+# Options whose paths are checked before transformers loads: option -> (check, what it is)
+_PATH_OPTIONS = {
+    "feed": (check_file, "file"),
+    "eval_feed": (check_file, "file"),
+    "corrections": (check_file, "file"),
+    "image_root": (check_folder, "folder"),
+    "taxonomy": (check_taxonomy, ""),
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,12 +45,22 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, save the model and processor to ``--output_dir``, print the metrics as JSON."""
+    """Train, save the model and processor to ``--output_dir``, print the metrics as JSON.
+
+    ``-q/--quiet`` (read here, not by the training parser) hides the bars and info lines.
+    """
+    argv = [a for a in args.argv if a not in _QUIET]
+    with switched(bars=len(argv) == len(args.argv), info=len(argv) == len(args.argv)):
+        return _train(argv)
+
+
+def _train(argv: list[str]) -> int:
+    check_path_options(argv)
     from multimodal_cat.training.arguments import parse_train_args
     from multimodal_cat.training.errors import TrainingInputError
 
     try:
-        data_args, model_args, training_args = parse_train_args(args.argv)
+        data_args, model_args, training_args = parse_train_args(argv)
     except TrainingInputError as error:
         raise UserError(str(error)) from None
     except SystemExit as done:  # --help, or argparse refused a value and said why
@@ -57,3 +80,21 @@ def run(args: argparse.Namespace) -> int:
     if training_args.process_index == 0:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
+
+
+def check_path_options(argv: list[str]) -> None:
+    """Check the feed, tree and folders named in ``argv`` before ``HfArgumentParser`` loads.
+
+    Both spellings (``--eval_feed`` / ``--eval-feed``) and ``--option=value`` are read; a
+    missing value is left to the parser to report.
+    """
+    for i, arg in enumerate(argv):
+        name, _, value = arg.partition("=")
+        key = name.lstrip("-").replace("-", "_")
+        if not name.startswith("--") or key not in _PATH_OPTIONS:
+            continue
+        if not value:
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else ""
+        if value:
+            check, noun = _PATH_OPTIONS[key]
+            check(value, f"{name} {noun}".strip())  # e.g. "--feed file not found: x.csv"

@@ -7,13 +7,15 @@ from typing import TypeVar
 
 import numpy as np
 
+from multimodal_cat.errors import InvalidArgumentError
+
 T = TypeVar("T")
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Yield consecutive slices of ``items`` of length ``size`` (the last may be shorter)."""
     if size < 1:
-        raise ValueError(f"Expected batch_size >= 1; got {size}.")
+        raise InvalidArgumentError(f"Expected batch_size >= 1; got {size}.")
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

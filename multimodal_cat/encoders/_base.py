@@ -21,6 +21,7 @@ from multimodal_cat.encoders.registry import (
     resolve_encoder,
     unknown_encoder_message,
 )
+from multimodal_cat.errors import InvalidArgumentError
 
 
 def key_name(name: str) -> str:
@@ -34,7 +35,7 @@ def key_name(name: str) -> str:
 def check_pooling(pooling: str) -> None:
     """Raise a ValueError naming the accepted modes if ``pooling`` is not one of them."""
     if pooling not in POOLING_MODES:
-        raise ValueError(f"Expected pooling in {POOLING_MODES}; got {pooling!r}.")
+        raise InvalidArgumentError(f"Expected pooling in {POOLING_MODES}; got {pooling!r}.")
 
 
 def load_tower(

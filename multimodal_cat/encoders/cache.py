@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders._arrays import batched, l2_normalize
 from multimodal_cat.encoders.registry import cache_root
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
 
 __all__ = ["EmbeddingCache", "content_hash", "encode_cached"]
 
@@ -61,7 +62,7 @@ def content_hash(content: str | bytes) -> str:
     if isinstance(content, str):
         content = content.encode("utf-8", "surrogatepass")
     if not isinstance(content, (bytes, bytearray, memoryview)):
-        raise TypeError(f"Expected str or bytes to hash; got {type(content).__name__}.")
+        raise InputTypeError(f"Expected str or bytes to hash; got {type(content).__name__}.")
     return hashlib.sha256(content).hexdigest()
 
 
@@ -228,7 +229,7 @@ class EmbeddingCache:
         for digest, vector in vectors.items():
             array = np.asarray(vector, dtype=np.float32)
             if array.ndim != 1:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Expected 1-D vectors; got shape {array.shape} for hash {digest!r}."
                 )
             rows.append((encoder_key, digest, int(array.shape[0]), array.tobytes()))
@@ -323,7 +324,7 @@ def _default_hash(item: Any) -> str:
         return content_hash(item)
     if isinstance(item, os.PathLike):
         return content_hash(Path(item).read_bytes())
-    raise TypeError(
+    raise InputTypeError(
         f"Cannot hash a {type(item).__name__}: pass `hashes` (e.g. content_hash of the file bytes)."
     )
 
@@ -340,6 +341,7 @@ def encode_cached(
     bf16: bool = False,
     progress: bool = False,
     workers: int = 1,
+    noun: str | None = None,
 ) -> np.ndarray:
     """Embed ``items`` with ``encoder``, computing only what ``cache`` lacks.
 
@@ -356,6 +358,10 @@ def encode_cached(
             file bytes for images, so the cache survives file moves.
         cache: the cache (default ``EmbeddingCache()``).
         workers: passed to ``encoder.encode`` when above 1 (see ``TextEncoder.encode``).
+        progress: show a bar named in words ("encoding 9,583 photos") that moves every
+            ``4 * batch_size * workers`` items.
+        noun: what an item is, for the bar ("category name"); default "photo" for an image
+            encoder, else "text".
 
     Returns:
         float32 array (len(items), encoder.dim), rows in input order.
@@ -367,7 +373,7 @@ def encode_cached(
     """
     hashes = list(hashes) if hashes is not None else [_default_hash(item) for item in items]
     if len(hashes) != len(items):
-        raise ValueError(f"Expected one hash per item ({len(items)}); got {len(hashes)}.")
+        raise InvalidArgumentError(f"Expected one hash per item ({len(items)}); got {len(hashes)}.")
     cache = cache if cache is not None else EmbeddingCache()
     key = encoder.key + ("|bf16" if bf16 else "")
     found = cache.get_many(key, hashes)
@@ -376,15 +382,26 @@ def encode_cached(
         if digest not in found:
             first_index.setdefault(digest, index)
     misses = list(first_index.items())
-    bar = tqdm(total=len(misses), disable=not progress, unit="item", desc=f"encode {key}")
+    noun = noun or ("photo" if key.startswith("image") else "text")
+    bar = progress_bar(
+        total=len(misses), desc=f"encoding {plural(len(misses), noun)}", unit=noun, disable=not progress
+    )
     extra = {"workers": workers} if workers > 1 else {}
+    # The bar moves within a chunk, every few batches (text encoders still sort each part by
+    # length to limit padding).
+    step = batch_size * max(workers, 1) * 4
     for chunk in batched(misses, chunk_size):
-        batch = [items[index] for _, index in chunk]
-        vectors = encoder.encode(batch, batch_size=batch_size, normalize=False, bf16=bf16, **extra)
+        parts = []
+        for part in batched(chunk, step):
+            batch = [items[index] for _, index in part]
+            parts.append(
+                encoder.encode(batch, batch_size=batch_size, normalize=False, bf16=bf16, **extra)
+            )
+            bar.update(len(part))
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         new = {digest: vectors[row] for row, (digest, _) in enumerate(chunk)}
         cache.put_many(key, new)
         found.update(new)
-        bar.update(len(chunk))
     bar.close()
     out = np.stack([found[digest] for digest in hashes]) if hashes else np.zeros((0, encoder.dim))
     out = out.astype(np.float32, copy=False)

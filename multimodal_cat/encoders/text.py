@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders._arrays import batched, l2_normalize
 from multimodal_cat.encoders._base import (
     autocast,
@@ -30,6 +30,7 @@ from multimodal_cat.encoders._base import (
 )
 from multimodal_cat.encoders.pooling import PoolingMode, pool, pooled_dim
 from multimodal_cat.encoders.registry import resolve_encoder
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
 
 __all__ = ["TextEncoder", "text_encoder_key"]
 
@@ -62,7 +63,7 @@ def folder_prompts(folder: str | os.PathLike[str]) -> tuple[dict[str, str], str 
     data = json.loads(path.read_text(encoding="utf-8"))
     prompts = data.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
-        raise ValueError(f"expected 'prompts' to map names to strings in {path}; got {prompts!r}")
+        raise InvalidArgumentError(f"expected 'prompts' to map names to strings in {path}; got {prompts!r}")
     return dict(prompts), data.get("default_prompt_name")
 
 
@@ -126,10 +127,10 @@ class TextEncoder:
     ) -> None:
         check_pooling(pooling)
         if max_length < 2:
-            raise ValueError(f"Expected max_length >= 2; got {max_length}.")
+            raise InvalidArgumentError(f"Expected max_length >= 2; got {max_length}.")
         prompts = dict(prompts or {})
         if prompt_name is not None and prompt_name not in prompts:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Expected prompt_name among {sorted(prompts)} (or None); got {prompt_name!r}."
             )
         self.model = model.eval()
@@ -237,16 +238,18 @@ class TextEncoder:
         """
         for index, text in enumerate(texts):
             if not isinstance(text, str):
-                raise TypeError(f"Expected a str at position {index}; got {type(text).__name__}.")
+                raise InputTypeError(f"Expected a str at position {index}; got {type(text).__name__}.")
         if workers < 1:
-            raise ValueError(f"Expected workers >= 1; got {workers}.")
+            raise InvalidArgumentError(f"Expected workers >= 1; got {workers}.")
         if self.prompt:
             texts = [self.prompt + text for text in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         backbone = backbone_of(self.model, "text_model")
         device = model_device(backbone)
-        bar = tqdm(total=len(texts), disable=not progress, unit="text", desc="encode text")
+        bar = progress_bar(
+            total=len(texts), disable=not progress, unit="text", desc=f"encoding {plural(len(texts), 'text')}"
+        )
         # Tokenized up front, in this thread: a fast tokenizer is not safe to share across threads.
         jobs = queue.SimpleQueue()
         for rows in batched(order, batch_size):

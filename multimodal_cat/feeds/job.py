@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from multimodal_cat._progress import plural, progress_bar
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
@@ -48,7 +50,7 @@ from multimodal_cat.feeds.output_row import (
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.shards import resolve_shard, shard_path
-from multimodal_cat.feeds.write import OutputWriter
+from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 
@@ -151,7 +153,7 @@ def categorize_feed(
     """
     start = time.monotonic()
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size}")
     index, count = resolve_shard(shard)
     targets = mapper.target_names if mapper is not None else []
     names = list(map_to) + [n for n in targets if not _matches_any(n, map_to)]
@@ -169,6 +171,8 @@ def categorize_feed(
             review_threshold=getattr(router, "threshold", None),
         )
         protect = [reader.path] if reader.path else []
+        if resume and count == 1:
+            _check_unfinished(out_path)
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
         ) as writer:
@@ -179,6 +183,8 @@ def categorize_feed(
                 if images is None:
                     loader.close()
             writer.finish()
+    if count == 1:  # finished: no resume left to need it (shard parts keep theirs to merge)
+        checkpoint_path(out_path).unlink(missing_ok=True)
     counts = writer.counts
     return FeedSummary(
         rows=writer.rows_done,
@@ -189,6 +195,15 @@ def categorize_feed(
         output=str(out_path),
         seconds=time.monotonic() - start,
     )
+
+
+def _check_unfinished(output: Path) -> None:
+    """Refuse to resume an output that finished: its progress file was removed at the end."""
+    if output.exists() and not checkpoint_path(output).exists():
+        raise ResumeError(
+            f"nothing to resume: {output} is a finished output (a job removes its progress "
+            "file when it completes); rerun without --resume to write it again"
+        )
 
 
 def _matches_any(name: str, names: Sequence[str]) -> bool:
@@ -342,25 +357,25 @@ def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
 
 
 def _progress_bar(reader: FeedReader, count: int, initial: int, enabled: bool) -> Any:
-    """A tqdm bar; for text feeds the total (lines) is counted in a background thread."""
-    from tqdm.auto import tqdm
-
+    """A bar named in words ("categorizing 60,000 rows of feed.csv"); for text feeds the total
+    (lines) is counted in a background thread and named when known."""
     name = os.path.basename(str(reader.path or "stdin"))
-    bar = tqdm(
+    bar = progress_bar(
         initial=initial,
         unit="row",
         disable=not enabled,
         mininterval=0.5,
-        desc=name,
+        desc=f"categorizing {name}",
         dynamic_ncols=True,
     )
-    if not enabled:
+    if bar.disable:
         return bar
 
     def count_rows() -> None:
         total = reader.estimate_rows()
         if total is not None:
             bar.total = -(-total // count)
+            bar.set_description(f"categorizing {plural(bar.total, 'row')} of {name}", refresh=False)
             bar.refresh()
 
     if reader.format == "parquet":

@@ -105,6 +105,7 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
                 batch = []
         writer.write_batch(batch, counts)
         writer.finish()
+    checkpoint_path(output).unlink(missing_ok=True)  # the merged output is finished
     if remove_parts:
         for part in parts:
             part.unlink()

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.mapping.mapping import Mapping
 from multimodal_cat.mapping.rule import MappedCategory
 from multimodal_cat.taxonomy import Taxonomy, UnknownTaxonomyError
@@ -51,7 +52,7 @@ def resolve_mapping(
     """
     target_tree = target if isinstance(target, Taxonomy) else Taxonomy.load(target)
     if target_tree.name == source.name:
-        raise ValueError(f"cannot map {source.name!r} to itself: choose another --map-to tree")
+        raise InvalidArgumentError(f"cannot map {source.name!r} to itself: choose another --map-to tree")
     try:
         return Mapping.load(source.name, target_tree.name)
     except UnknownTaxonomyError:

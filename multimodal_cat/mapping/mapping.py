@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.mapping.errors import MappingFormatError
 from multimodal_cat.mapping.rule import MappedCategory, MappingRule
 from multimodal_cat.mapping.rules_io import (
@@ -20,6 +21,7 @@ from multimodal_cat.mapping.rules_io import (
     text_header_names,
     write_rules_yaml,
 )
+from multimodal_cat.taxonomy.errors import UnknownCategoryError
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
 
 
@@ -120,7 +122,7 @@ class Mapping:
             source = source or _shipped_or_none(names[0])
             target = target or _shipped_or_none(names[1])
             if source is None or target is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{path}: the text mapping form needs source= and target= taxonomies"
                 )
             return cls(read_rules_text(path, source, target), source, target)
@@ -137,7 +139,12 @@ class Mapping:
         return mapping
 
     def to_yaml(self, path: str | Path) -> Path:
-        """Write the rules in Shopify's YAML rule format (``from_file`` reads it back)."""
+        """Write the rules in Shopify's YAML rule format (``from_file`` reads it back).
+
+        When the mapping knows its trees, each rule is preceded by a comment with the
+        categories' paths (``# Apparel > Shoes => Apparel & Accessories > Shoes``), so the file
+        can be reviewed by eye; readers of the format skip comments.
+        """
         return write_rules_yaml(
             self.rules.values(),
             path,
@@ -145,7 +152,18 @@ class Mapping:
             self.target_name,
             self._int_ids,
             self.unmapped_ids,
+            comments=self._path_comments(),
         )
+
+    def _path_comments(self) -> list[str] | None:
+        """One ``source path => target path(s)`` line per rule, or ``None`` without the trees."""
+        if self.source is None and self.target is None:
+            return None
+        return [
+            f"{_path_of(self.source, rule.source_id)} => "
+            + ("; ".join(_path_of(self.target, t) for t in rule.target_ids) or "(nothing)")
+            for rule in self.rules.values()
+        ]
 
     # ------------------------------------------------------------------ lookups
     def rule_for(self, source_id: object) -> MappingRule | None:
@@ -173,7 +191,8 @@ class Mapping:
         ancestor's rule; ``unmapped``: nothing applies (no targets, confidence 0).
 
         Raises:
-            KeyError: When the source tree is known and does not have ``source_id``.
+            UnknownCategoryError: When the source tree is known and does not have ``source_id``
+                (a ``KeyError`` too).
 
         Example:
             >>> Mapping.load("shopify", "google").map("aa-1-1-1").provenance
@@ -181,7 +200,7 @@ class Mapping:
         """
         sid = normalize_id(source_id)
         if self.source is not None and sid not in self.source:
-            raise KeyError(
+            raise UnknownCategoryError(
                 f"no category with id {source_id!r} in source taxonomy {self.source_name!r}"
             )
         rule = self.rule_for(sid)
@@ -229,7 +248,7 @@ class Mapping:
             self.target_name,
             other.source_name,
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"cannot compose: expected the second mapping to start from {self.target_name!r}, "
                 f"found {other.source_name!r}"
             )
@@ -251,13 +270,18 @@ class Mapping:
     def invert(self) -> Mapping:
         """The reverse mapping: each target id maps to every source id that maps to it.
 
-        The candidates keep the source tree's order; provenance is kept when all contributing
-        rules share it (else ``inferred``) and confidence is their lowest.
+        A rule read backwards gives candidates, not an answer: each inverted rule is
+        ``inverted`` and its confidence is shared among its candidates (the lowest
+        contributing confidence divided by their number). The candidates keep the source
+        tree's order.
 
         Example:
             >>> google_to_shopify = Mapping.load("shopify", "google").invert()
-            >>> "aa-1-1" in google_to_shopify.map("5322").target_ids
-            True
+            >>> mapped = google_to_shopify.map("5322")
+            >>> "aa-1-1" in mapped.target_ids, mapped.provenance
+            (True, 'inverted')
+            >>> round(mapped.confidence * len(mapped.target_ids), 6)
+            1.0
         """
         candidates: dict[str, list[MappingRule]] = {}
         for rule in self.rules.values():
@@ -267,13 +291,12 @@ class Mapping:
         rules = []
         for target, found in candidates.items():
             found.sort(key=lambda r: order.get(r.source_id, len(order)))
-            provenances = {r.provenance for r in found}
             rules.append(
                 MappingRule(
                     target,
                     tuple(r.source_id for r in found),
-                    provenances.pop() if len(provenances) == 1 else "inferred",
-                    min(r.confidence for r in found),
+                    "inverted",
+                    min(r.confidence for r in found) / len(found),
                 )
             )
         if self.target is not None:
@@ -283,11 +306,17 @@ class Mapping:
 
 
 def _combine(first: str, second: str) -> str:
-    if "inferred" in (first, second):
-        return "inferred"
-    if "inherited" in (first, second):
-        return "inherited"
+    """The provenance of two chained steps: the least certain of the two."""
+    for provenance in ("inferred", "inverted", "inherited"):
+        if provenance in (first, second):
+            return provenance
     return "published"
+
+
+def _path_of(tree: Taxonomy | None, category_id: str) -> str:
+    """A category's full path, or its id where the tree is unknown or lacks it."""
+    category = tree.get(category_id) if tree is not None else None
+    return category.full_path if category is not None else category_id
 
 
 def _shipped_or_none(name: str | None) -> Taxonomy | None:

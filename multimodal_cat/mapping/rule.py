@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROVENANCES = ("published", "inferred", "inherited")
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
+
+PROVENANCES = ("published", "inferred", "inherited", "inverted")
 
 
 @dataclass(frozen=True)
@@ -16,8 +18,10 @@ class MappingRule:
         source_id: Category id in the source tree.
         target_ids: Category ids in the target tree (usually one).
         provenance: ``published`` (a rule file), ``inferred`` (predicted by a model, e.g. the
-            alignment stream), or ``inherited`` (a composed rule that used an ancestor's rule).
-        confidence: 1.0 for published rules; below 1 for inferred ones.
+            alignment stream), ``inherited`` (a composed rule that used an ancestor's rule) or
+            ``inverted`` (a rule read backwards: its targets are candidates, not an answer).
+        confidence: 1.0 for published rules; below 1 for inferred ones; for inverted ones,
+            shared among the candidates.
 
     Example:
         >>> MappingRule("aa-1-1", ("5322",))
@@ -31,11 +35,11 @@ class MappingRule:
 
     def __post_init__(self) -> None:
         if isinstance(self.target_ids, str):
-            raise TypeError(
+            raise InputTypeError(
                 f"expected target_ids as a tuple of ids, found the string {self.target_ids!r}"
             )
         if not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f"expected a confidence in [0, 1], found {self.confidence}")
+            raise InvalidArgumentError(f"expected a confidence in [0, 1], found {self.confidence}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class MappedCategory:
         taxonomy: Name of the target tree, e.g. ``google/2021-09-21``.
         target_ids: Target category ids (usually one; empty when nothing maps).
         target_paths: Full paths of the targets, same order.
-        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred`` or ``unmapped``.
+        provenance: ``published``, ``inherited`` (from an ancestor's rule), ``inferred``,
+            ``inverted`` (candidates of a mapping read backwards) or ``unmapped``.
         confidence: Confidence in the rule, 1.0 for published rules.
     """
 

@@ -19,7 +19,7 @@ readers of Shopify's format ignore (they read only those two)::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +81,8 @@ def _read_fast(text: str) -> dict | None:
         i += 1
     unmapped: list[object] | None = None
     for line in lines[i + 1 :]:
+        if line.startswith("#"):  # the paths written above each rule, for readers
+            continue
         if line == "unmapped_product_category_ids:":
             unmapped = []
             continue
@@ -182,10 +184,14 @@ def write_rules_yaml(
     target_name: str,
     int_ids: tuple[bool, bool] = (False, False),
     unmapped_ids: Iterable[str] = (),
+    *,
+    comments: Sequence[str] | None = None,
 ) -> Path:
     """Write rules in Shopify's YAML rule format (``unmapped_product_category_ids`` last, if any).
 
     Rules other than plain published ones also get ``confidence`` and ``provenance`` keys.
+    ``comments`` (one per rule, e.g. the categories' paths) are written as a ``# ...`` line
+    above each rule.
     """
 
     def as_id(value: str, as_int: bool) -> object:
@@ -210,9 +216,55 @@ def write_rules_yaml(
     text = yaml.dump(
         data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, explicit_start=True, width=10_000
     )
+    if comments is not None:
+        text = _with_comments(text, comments)
     path = Path(path)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _with_comments(text: str, comments: Sequence[str]) -> str:
+    """Put ``# comment`` above each rule (each ``- input:`` line of the rules list, in order)."""
+    notes = iter(comments)
+    lines = []
+    for line in text.split("\n"):
+        if line == "- input:":
+            note = next(notes, None)
+            if note is not None:
+                lines.append("# " + " ".join(note.split()))  # one line, whatever the names hold
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def is_mapping_file(path: str | Path) -> bool:
+    """True for an existing file that holds mapping rules (a ``rules:`` list or ``→`` lines),
+    as opposed to a taxonomy tree; only the file's start is read.
+
+    Example:
+        >>> is_mapping_file("no-such-file.yml")
+        False
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        head = handle.read(65_536)
+    return any(line == "rules:" or line.lstrip().startswith("→") for line in head.splitlines())
+
+
+def rule_file_names(path: str | Path) -> tuple[str | None, str | None]:
+    """The (source, target) tree names a rule file states, read from its start only."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        return text_header_names(path)
+    names: dict[str, str] = {}
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("rules:"):
+                break
+            key, _, value = line.partition(":")
+            names[key.strip()] = value.strip().strip("'\"")
+    return names.get("input_taxonomy") or None, names.get("output_taxonomy") or None
 
 
 @reads_mapping

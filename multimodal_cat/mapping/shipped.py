@@ -8,13 +8,16 @@ Example:
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from multimodal_cat.mapping.mapping import Mapping
+from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.taxonomy.errors import UnknownTaxonomyError
 from multimodal_cat.taxonomy.shipped import (
     INTEGRATIONS,
     SHOPIFY_2025,
     canonical_name,
+    is_shipped_name,
     load_shipped,
     taxonomies_dir,
 )
@@ -73,3 +76,43 @@ def load_mapping(source: str, target: str) -> Mapping:
         mapping = step if mapping is None else mapping.compose(step)
     assert mapping is not None  # _route returns at least one step for different names
     return mapping
+
+
+def load_mapping_file(
+    path: str | Path, source: Taxonomy | None = None, target: Taxonomy | None = None
+) -> Mapping:
+    """A mapping file (``taxonomy align``'s or ``Mapping.to_yaml``'s YAML, Shopify's YAML or
+    text form) with its trees: those given, else the shipped trees the file names.
+
+    With its trees, the mapping checks its ids, falls back to ancestors' rules and gives the
+    target paths; a tree the file names that is not shipped stays unknown (ids only).
+
+    Raises:
+        MappingFormatError: The file cannot be read, or names ids its trees do not have.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "mine.yml"
+        >>> _ = load_mapping("shopify", "google").to_yaml(path)
+        >>> load_mapping_file(path).map("aa-1-1-1").target_paths  # trees named in the file
+        ('Apparel & Accessories > Clothing > Activewear',)
+    """
+    mapping = Mapping.from_file(path, source, target)
+    source = source or mapping.source or _shipped_tree(mapping.source_name)
+    target = target or mapping.target or _shipped_tree(mapping.target_name)
+    if source is mapping.source and target is mapping.target:
+        return mapping
+    with_trees = Mapping(
+        mapping.rules.values(),
+        source,
+        target,
+        mapping.source_name,
+        mapping.target_name,
+        unmapped_ids=mapping.unmapped_ids,
+    )
+    with_trees._int_ids = mapping._int_ids
+    return with_trees
+
+
+def _shipped_tree(name: str | None) -> Taxonomy | None:
+    return load_shipped(canonical_name(name)) if name and is_shipped_name(name) else None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.modeling.decoding import coarse_node
 from multimodal_cat.predictions import CategoryScore, Prediction
 from multimodal_cat.taxonomy import Taxonomy
@@ -94,7 +95,7 @@ def coarse_predictions(
         ValueError: ``min_confidence`` is outside [0, 1].
     """
     if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1] or None; got {min_confidence}.")
+        raise InvalidArgumentError(f"min_confidence must be in [0, 1] or None; got {min_confidence}.")
     tree = _paths(taxonomy, tuple(classes))
     nodes = node_probabilities(taxonomy, classes, probs)
     out = []

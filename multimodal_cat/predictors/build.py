@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.predictors.base import Predictor
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -48,7 +49,7 @@ def build_predictor(
 
         return ModelPredictor.from_pretrained(model, bf16=bf16, num_threads=num_threads)
     if taxonomy is None or taxonomy == "":
-        raise ValueError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
+        raise InvalidArgumentError("give a trained model (--model) or a taxonomy to search (--taxonomy)")
     from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 
     tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
@@ -68,7 +69,7 @@ def _check_zero_shot_only(options: dict[str, Any]) -> None:
     for name, value in options.items():
         if value:
             flag = "--" + name.replace("_", "-")
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name} is for zero-shot categorization; {_WHY_ZERO_SHOT_ONLY[name]} "
                 f"(give --model or {flag}, not both)"
             )

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,9 +41,11 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
+from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -170,12 +170,8 @@ class TowerEmbedder:
         if "image" in self.towers:
             inputs.update(self._image(products, n))
         if not allow_empty and "text_embeds" not in inputs and "image_embeds" not in inputs:
-            raise ValueError("every product in the batch lacks both text and image")
+            raise InvalidArgumentError("every product in the batch lacks both text and image")
         return inputs
-
-
-# A hub repo id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def label_taxonomy(space: Any) -> Taxonomy:
@@ -210,43 +206,6 @@ def checkpoint_taxonomy(name_or_path: str) -> Taxonomy:
     return label_taxonomy(MultimodalCatConfig.from_pretrained(name_or_path).label_space)
 
 
-def check_checkpoint_name(name_or_path: str) -> None:
-    """Fail at once, in plain words, for a checkpoint that can only be missing.
-
-    An existing folder passes; so does a hub id, unless the hub is offline and the id is not in
-    the local cache. Anything else (``./ckpt``, ``/models/ckpt``, ``a/b/c``: not a hub id) is a
-    local folder that does not exist. This spares the hub's retries and their traceback.
-
-    Raises:
-        FileNotFoundError: The checkpoint cannot be found.
-        NotADirectoryError: ``name_or_path`` is a file.
-
-    Example:
-        >>> check_checkpoint_name("./ckpt_missing")
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: model folder './ckpt_missing' not found: expected a folder written by save_pretrained (config.json and weights), or a hub id such as 'user/model'
-    """
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return
-    expected = "expected a folder written by save_pretrained (config.json and weights)"
-    if path.exists():
-        raise NotADirectoryError(f"model {name!r} is a file: {expected}")
-    if not _HUB_ID.fullmatch(name):
-        raise FileNotFoundError(
-            f"model folder {name!r} not found: {expected}, or a hub id such as 'user/model'"
-        )
-    from huggingface_hub import is_offline_mode, try_to_load_from_cache
-
-    if is_offline_mode() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
-        raise FileNotFoundError(
-            f"model {name!r} is neither a local folder nor in the hub cache, and the hub is "
-            f"offline (HF_HUB_OFFLINE=1): {expected}"
-        )
-
-
 class ModelPredictor:
     """Run a trained checkpoint over products, batch by batch.
 
@@ -272,7 +231,7 @@ class ModelPredictor:
         num_threads: int | None = None,
     ) -> None:
         if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be None or at least 1, got {num_threads}")
+            raise InvalidArgumentError(f"num_threads must be None or at least 1, got {num_threads}")
         self.num_threads = num_threads
         self.model = model.eval()
         self.processor = processor

@@ -23,6 +23,7 @@ from PIL import Image
 
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import run_batches
+from multimodal_cat.errors import InputTypeError, InvalidArgumentError
 
 PROMPT = "a photo of {name}, a type of {parent}"
 PROMPT_ROOT = "a photo of {name}"
@@ -34,7 +35,7 @@ def _features(output: Any) -> torch.Tensor:
         return output
     pooled = getattr(output, "pooler_output", None)
     if pooled is None:
-        raise TypeError(f"cannot read features from {type(output).__name__}")
+        raise InputTypeError(f"cannot read features from {type(output).__name__}")
     return pooled
 
 
@@ -55,7 +56,7 @@ class ImageTextEncoder:
             name for name in ("get_image_features", "get_text_features") if not hasattr(model, name)
         ]
         if missing:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"expected an aligned image-text model (CLIP, SigLIP, ALIGN...) with "
                 f"{' and '.join(missing)}; got {type(model).__name__}"
             )
@@ -106,7 +107,7 @@ def resolve_image_text_encoder(spec: Any) -> ImageTextEncoder | None:
         return spec
     if isinstance(spec, str):
         return ImageTextEncoder.load(spec)
-    raise TypeError(
+    raise InputTypeError(
         f"expected image_encoder as None, a hub id or folder, or an ImageTextEncoder; "
         f"got {type(spec).__name__}"
     )

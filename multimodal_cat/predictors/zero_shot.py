@@ -34,6 +34,7 @@ import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
 from multimodal_cat.encoders._arrays import l2_normalize
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
 from multimodal_cat.predictors.backoff import coarse_predictions
 from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
@@ -132,13 +133,13 @@ class ZeroShotCategorizer:
         adapt: bool = False,
     ) -> None:
         if candidates not in ("leaves", "all"):
-            raise ValueError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
+            raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
         if temperature <= 0:
-            raise ValueError(f"expected a positive temperature; got {temperature}")
+            raise InvalidArgumentError(f"expected a positive temperature; got {temperature}")
         if not 0.0 <= title_weight <= 1.0:
-            raise ValueError(f"expected title_weight in [0, 1]; got {title_weight}")
+            raise InvalidArgumentError(f"expected title_weight in [0, 1]; got {title_weight}")
         if image_weight < 0:
-            raise ValueError(f"expected a non-negative image_weight; got {image_weight}")
+            raise InvalidArgumentError(f"expected a non-negative image_weight; got {image_weight}")
         self.taxonomy = taxonomy
         self.text_encoder = text_encoder
         self.candidates = candidates
@@ -160,7 +161,7 @@ class ZeroShotCategorizer:
         if self._ready:
             return
         if len(self.taxonomy) == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"expected a taxonomy with categories; {self.taxonomy.name!r} is empty"
             )
         self.encoder_ = resolve_text_encoder(self.text_encoder)
@@ -232,7 +233,7 @@ class ZeroShotCategorizer:
         emb = np.asarray(embeddings, dtype=np.float32)
         dim = self.index_.matrix.shape[1]
         if emb.shape != (len(texts), dim):
-            raise ValueError(f"expected embeddings of shape {(len(texts), dim)}; got {emb.shape}")
+            raise InvalidArgumentError(f"expected embeddings of shape {(len(texts), dim)}; got {emb.shape}")
         return l2_normalize(emb)
 
     def image_scores(self, items: Sequence[str | Product]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Errors raised while reading or looking up taxonomy trees.
 
-Both belong to the library's error family (:mod:`multimodal_cat.errors`).
+All belong to the library's error family (:mod:`multimodal_cat.errors`).
 
 Example:
     >>> err = TaxonomyFormatError("expected 'ID - A > B'", path="t.txt", line=3, found="oops")
@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from multimodal_cat.errors import FormatError, MultimodalCatError
+from multimodal_cat.errors import FormatError, MultimodalCatError, NotFoundError
 
 
 class TaxonomyFormatError(FormatError):
@@ -25,3 +25,7 @@ class TaxonomyFormatError(FormatError):
 
 class UnknownTaxonomyError(MultimodalCatError, ValueError):
     """A taxonomy or mapping name that is neither shipped with the library nor an existing path."""
+
+
+class UnknownCategoryError(NotFoundError):
+    """An id or a path that the tree does not have (a ``KeyError`` too)."""

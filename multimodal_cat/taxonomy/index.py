@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from multimodal_cat.errors import ConfigurationError
+from multimodal_cat.errors import ConfigurationError, InputTypeError
+from multimodal_cat.taxonomy.errors import UnknownCategoryError
 
 PATH_SEPARATOR = " > "
 IGNORE_INDEX = -100  # label of a row whose category (or tag) is unknown; losses and metrics skip it
@@ -129,7 +130,7 @@ class TaxonomyIndex:
             return taxonomy
         index = taxonomy.to_index() if hasattr(taxonomy, "to_index") else taxonomy
         if not isinstance(index, TaxonomyIndex):
-            raise TypeError(
+            raise InputTypeError(
                 f"Expected a Taxonomy, TaxonomyIndex or LabelSpace; got {type(taxonomy).__name__}."
             )
         if type(index) is cls:
@@ -220,7 +221,7 @@ class TaxonomyIndex:
         try:
             return self._positions[category_id]
         except KeyError:
-            raise KeyError(f"category id {category_id!r} is not in this index") from None
+            raise UnknownCategoryError(f"category id {category_id!r} is not in this index") from None
 
     def node_index(self, category: str) -> int:
         """Position of a category given by id or by full path (case and spacing tolerant).
@@ -233,7 +234,7 @@ class TaxonomyIndex:
         if found is None:
             found = self._lookup.get(path_key(key))
         if found is None:
-            raise KeyError(
+            raise UnknownCategoryError(
                 f"Unknown category {category!r}: not an id nor a full path of taxonomy "
                 f"{self.taxonomy_name!r} ({len(self.ids)} categories)."
             )

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat.errors import InvalidArgumentError, MissingFileError
 from multimodal_cat.taxonomy._bounds import MAX_DEPTH, check_depth
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
 from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category
@@ -63,7 +64,7 @@ def _tree_from_id_paths(
     ``Electronics > Communications > Telephony > Mobile Phones``); else it is an error.
     """
     if missing_parents not in ("error", "create"):
-        raise ValueError(f"expected missing_parents 'error' or 'create', found {missing_parents!r}")
+        raise InvalidArgumentError(f"expected missing_parents 'error' or 'create', found {missing_parents!r}")
     by_path: dict[tuple[str, ...], str] = {}
     line_of: dict[str, int] = {}
     for line, cid, cpath in rows:
@@ -383,10 +384,10 @@ def read_taxonomy(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no taxonomy file or folder at {str(path)!r}")
+        raise MissingFileError(f"no taxonomy file or folder at {str(path)!r}")
     fmt = format or detect_format(path)
     if fmt not in _READERS:
-        raise ValueError(f"unknown taxonomy format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise InvalidArgumentError(f"unknown taxonomy format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if path.is_dir() and fmt == "shopify_txt":
         path = path / "dist" / "en" / "categories.txt"
     taxonomy = _READERS[fmt](path, name=name, missing_parents=missing_parents)

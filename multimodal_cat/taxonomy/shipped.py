@@ -14,6 +14,7 @@ import functools
 from pathlib import Path
 
 import multimodal_cat
+from multimodal_cat.errors import MissingFileError
 from multimodal_cat.taxonomy.errors import UnknownTaxonomyError
 from multimodal_cat.taxonomy.readers import read_taxonomy
 from multimodal_cat.taxonomy.tree import Taxonomy
@@ -81,7 +82,7 @@ def load_shipped(name: str) -> Taxonomy:
     relative, fmt = SHIPPED_TAXONOMIES[name]
     path = taxonomies_dir() / relative
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"the shipped taxonomy {name!r} is missing its data at {path}: reinstall multimodal-cat"
         )
     return read_taxonomy(path, format=fmt, name=name, missing_parents="create")

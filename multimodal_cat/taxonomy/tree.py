@@ -6,6 +6,8 @@ Example:
     ['Shoes', 'Shirts']
     >>> tax.find("apparel >  SHOES").id
     'Apparel > Shoes'
+    >>> [c.name for c in tax.ancestors(tax.find("Apparel > Shoes"))]  # a Category works as an id
+    ['Apparel']
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.taxonomy.category import Category
-from multimodal_cat.taxonomy.errors import TaxonomyFormatError
+from multimodal_cat.taxonomy.errors import TaxonomyFormatError, UnknownCategoryError
 from multimodal_cat.taxonomy.index import PATH_SEPARATOR, TaxonomyIndex, path_key, split_path
 
 SHOPIFY_GID_PREFIX = "gid://shopify/TaxonomyCategory/"
@@ -24,7 +27,16 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def normalize_id(category_id: object) -> str:
-    """Turn an id as users write it into the stored form (``gid://...aa-1`` -> ``aa-1``, ``5`` -> ``"5"``)."""
+    """Turn an id as users write it into the stored form (``gid://...aa-1`` -> ``aa-1``, ``5`` -> ``"5"``).
+
+    A :class:`Category` stands for its id.
+
+    Example:
+        >>> normalize_id("gid://shopify/TaxonomyCategory/aa-1"), normalize_id(5)
+        ('aa-1', '5')
+    """
+    if isinstance(category_id, Category):
+        return category_id.id
     text = str(category_id).strip()
     if text.startswith(SHOPIFY_GID_PREFIX):
         text = text[len(SHOPIFY_GID_PREFIX) :]
@@ -195,7 +207,8 @@ class Taxonomy:
     def __getitem__(self, category_id: object) -> Category:
         category = self._by_id.get(normalize_id(category_id))
         if category is None:
-            raise KeyError(f"no category with id {category_id!r} in taxonomy {self.name!r}")
+            shown = category_id.id if isinstance(category_id, Category) else category_id
+            raise UnknownCategoryError(f"no category with id {shown!r} in taxonomy {self.name!r}")
         return category
 
     def __repr__(self) -> str:
@@ -209,22 +222,31 @@ class Taxonomy:
         """All ids in iteration order."""
         return list(self._by_id)
 
-    def find(self, full_path: str) -> Category:
-        """The category with this full path, ignoring case and extra spaces.
+    def find(self, full_path: str | Category) -> Category:
+        """The category with this full path, ignoring case and extra spaces (a
+        :class:`Category` stands for its path).
 
         Raises:
-            KeyError: When no category has that path.
+            UnknownCategoryError: When no category has that path (a ``KeyError`` too).
         """
+        if isinstance(full_path, Category):
+            full_path = full_path.full_path
         category = self._by_path.get(path_key(full_path))
         if category is None:
-            raise KeyError(f"no category with path {full_path!r} in taxonomy {self.name!r}")
+            raise UnknownCategoryError(f"no category with path {full_path!r} in taxonomy {self.name!r}")
         return category
 
-    def resolve(self, id_or_path: str) -> Category:
-        """A category by id, else by full path (what a command line accepts)."""
-        category = self.get(id_or_path) or self._by_path.get(path_key(id_or_path))
+    def resolve(self, id_or_path: str | Category) -> Category:
+        """A category by id, else by full path (what a command line accepts).
+
+        Raises:
+            UnknownCategoryError: When neither an id nor a path matches (a ``KeyError`` too).
+        """
+        category = self.get(id_or_path)
+        if category is None and isinstance(id_or_path, str):
+            category = self._by_path.get(path_key(id_or_path))
         if category is None:
-            raise KeyError(f"no category with id or path {id_or_path!r} in taxonomy {self.name!r}")
+            raise UnknownCategoryError(f"no category with id or path {id_or_path!r} in taxonomy {self.name!r}")
         return category
 
     # ------------------------------------------------------------------ structure
@@ -234,7 +256,13 @@ class Taxonomy:
         return None if parent_id is None else self._by_id[parent_id]
 
     def ancestors(self, category_id: object, include_self: bool = False) -> list[Category]:
-        """Ancestors, root first (and the category itself last when ``include_self``)."""
+        """Ancestors, root first (and the category itself last when ``include_self``).
+
+        ``category_id`` (here and in every structure method) is an id or a :class:`Category`.
+
+        Raises:
+            UnknownCategoryError: When the tree has no such category (a ``KeyError`` too).
+        """
         category = self[category_id]
         chain = [category] if include_self else []
         while category.parent_id is not None:
@@ -280,7 +308,7 @@ class Taxonomy:
     def cut(self, depth: int) -> Taxonomy:
         """The tree without categories deeper than ``depth`` (``depth >= 1``)."""
         if depth < 1:
-            raise ValueError(f"expected a depth of at least 1, found {depth}")
+            raise InvalidArgumentError(f"expected a depth of at least 1, found {depth}")
         kept = [c for c in self._by_id.values() if c.depth <= depth]
         return Taxonomy(kept, name=f"{self.name}@{depth}", attribute_values=self._attribute_values)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.taxonomy.tree import SHOPIFY_GID_PREFIX, Taxonomy
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -161,7 +162,7 @@ def write_taxonomy(tax: Taxonomy, path: str | Path, format: str | None = None) -
         else:
             format = "shopify_yaml"
     if format not in _WRITERS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown taxonomy format {format!r}: expected one of {', '.join(_WRITERS)}"
         )
     return _WRITERS[format](tax, path)

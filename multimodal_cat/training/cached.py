@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.encoders import EmbeddingCache
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictors.checkpoint import TowerEmbedder
@@ -79,18 +81,25 @@ def embed_dataset(
         An :class:`EmbeddingDataset`; rows whose image is missing or unreadable have
         ``image_mask`` 0, rows with empty text have ``text_mask`` 0.
     """
-    from tqdm.auto import tqdm
-
     if len(dataset) == 0:
-        raise ValueError("embed_dataset got an empty dataset; it needs at least one row.")
+        raise InvalidArgumentError("embed_dataset got an empty dataset; it needs at least one row.")
     embedder = TowerEmbedder(model, processor, cache=cache, bf16=bf16, batch_size=batch_size)
     with_images = "image" in embedder.towers and "image" in dataset.column_names
     parts = []
-    for start in tqdm(
-        range(0, len(dataset), chunk_size), desc="embedding", unit="chunk", disable=not progress
-    ):
-        rows = dataset[start : start + chunk_size]
-        parts.append(embedder.embed(_products(rows, with_images), allow_empty=True))
+    kinds = " and ".join(
+        "photos" if k == "image" else "texts" for k in embedder.towers if k == "text" or with_images
+    )
+    bar = progress_bar(
+        total=len(dataset), desc=f"embedding the {kinds} of {plural(len(dataset), 'row')}",
+        unit="row", disable=not progress,
+    )
+    for start in range(0, len(dataset), chunk_size):
+        products = _products(dataset[start : start + chunk_size], with_images)
+        for first in range(0, len(products), batch_size):  # the bar moves batch by batch
+            batch = products[first : first + batch_size]
+            parts.append(embedder.embed(batch, allow_empty=True))
+            bar.update(len(batch))
+    bar.close()
     columns: dict[str, Any] = {"labels": np.asarray(dataset["labels"], dtype=np.int64)}
     for kind, tower in (("image", model.vision_model), ("text", model.text_model)):
         if tower is None:

@@ -20,7 +20,9 @@ from typing import Any
 
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from multimodal_cat._progress import bars_enabled, follow_switch, info
 from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
@@ -87,9 +89,9 @@ def _with_corrections(feed: FeedTable, path: str, columns: ColumnMap, names: lis
     added, refused = unseen_rows(corrections, ids, fields, label_columns=names)
     used = sum(c.label is not None and c.product_id in ids for c in corrections)
     skipped = sum(c.label is None for c in corrections)
-    print(f"applied {used:,} reviewed labels from {path} to the feed's rows; added {len(added):,} "
-          f"reviewed products that are not in the feed as training rows; {skipped:,} answers skipped "
-          "by the reviewer", file=sys.stderr)
+    info(f"applied {used:,} reviewed labels from {path} to the feed's rows; added {len(added):,} "
+         f"reviewed products that are not in the feed as training rows; {skipped:,} answers skipped "
+         "by the reviewer")
     if refused:
         print(f"refused {len(refused):,} reviewed labels for products that are not in the feed: their "
               f"answers carry no title or image to train on (e.g. product {refused[0].product_id!r}; "
@@ -139,13 +141,10 @@ def load_training_sets(data_args: DataArguments, seed: int, with_images: bool) -
     except (FeedColumnError, ValueError) as error:
         raise TrainingInputError(str(error)) from None
     if report.malformed:
-        print(
-            f"skipped {len(report.malformed)} unreadable records, e.g. {report.malformed[0]}",
-            file=sys.stderr,
-        )
+        info(f"skipped {len(report.malformed)} unreadable records, e.g. {report.malformed[0]}")
     unknown = sum(report.unknown_categories.values())
     if unknown:
-        print(f"skipped {unknown} rows with unknown categories", file=sys.stderr)
+        info(f"skipped {unknown} rows with unknown categories")
     if eval_set is None and data_args.eval_split > 0:
         split = train_set.train_test_split(test_size=data_args.eval_split, seed=seed)
         train_set, eval_set = split["train"], split["test"]
@@ -229,7 +228,7 @@ def _trainer(
     if model_args.imaged_row_repeats > 1:
         train_set = repeat_imaged_rows(train_set, model_args.imaged_row_repeats)
     saver = processor if processor.tokenizer is not None else _ProcessorSaver(processor)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
@@ -238,6 +237,10 @@ def _trainer(
         processing_class=saver,  # saved with every checkpoint, before any upload
         compute_metrics=metrics_fn,
     )
+    if not bars_enabled():  # --quiet: neither the bars nor the log lines they print
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train_on_feed(
@@ -251,13 +254,14 @@ def train_on_feed(
     Raises:
         TrainingInputError: A feed, column or category the run cannot use.
     """
+    follow_switch()  # --quiet reaches the bars of datasets' map, imported with this module
     recipe = recipe_for(model_args.freeze_encoders)
     sets = load_training_sets(data_args, training_args.seed, model_args.vision is not None)
     head = model_args.head_settings(recipe)
     both = model_args.vision is not None and model_args.text is not None
     views = model_args.view_settings(recipe) if both else {}
     if training_args.process_index == 0:
-        print(settings_line(recipe, training_args, {**head, **views}), file=sys.stderr)
+        info(settings_line(recipe, training_args, {**head, **views}))
     training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)

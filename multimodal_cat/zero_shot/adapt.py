@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multimodal_cat.errors import InvalidArgumentError
+
 DEFAULT_K = 20
 DEFAULT_ALPHA = 0.5
 _ITERATIONS = 10
@@ -47,7 +49,7 @@ def smooth_over_neighbours(
     Returns ``probs`` unchanged when the batch holds ``k`` products or fewer.
     """
     if not 0.0 <= alpha < 1.0:
-        raise ValueError(f"expected alpha in [0, 1); got {alpha}")
+        raise InvalidArgumentError(f"expected alpha in [0, 1); got {alpha}")
     if len(probs) <= k or alpha == 0.0:
         return probs
     neighbours = nearest_neighbours(np.asarray(vectors, dtype=np.float32), k)

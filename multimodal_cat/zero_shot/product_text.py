@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from multimodal_cat.errors import InputTypeError
 from multimodal_cat.products import Product
 
 # What follows these names an accessory, a compatible device, a size or a variant. Commas
@@ -121,7 +122,7 @@ def product_text(item: str | Product) -> ProductText:
         description = item.description if item.title else ""
         brand, seller = item.brand, item.seller_category
     else:
-        raise TypeError(f"expected a str or a Product; got {type(item).__name__}")
+        raise InputTypeError(f"expected a str or a Product; got {type(item).__name__}")
     title = title.strip()
     full = " ".join(t for t in (title, description.strip()) if t)
     seller = seller.strip() if _WORD.search(seller or "") else ""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from multimodal_cat.encoders._arrays import l2_normalize
+from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.zero_shot.lexical import PathOverlap, PhraseIndex
 from multimodal_cat.zero_shot.product_text import ProductText
 
@@ -55,7 +56,7 @@ class ScoreWeights:
         known = {f.name for f in fields(cls)}
         unknown = set(values or {}) - known
         if unknown:
-            raise ValueError(f"expected weights among {sorted(known)}; got {sorted(unknown)}")
+            raise InvalidArgumentError(f"expected weights among {sorted(known)}; got {sorted(unknown)}")
         return cls(**{**asdict(cls()), **(values or {})})
 
     def embedding_terms(self) -> tuple[float, float, float]:

@@ -125,6 +125,7 @@ def embed_tree(taxonomy: Taxonomy, encoder: Any, cache: Any = None, *, bf16: boo
             batch_size=128,
             bf16=bf16,
             progress=progress,
+            noun="category name",
         )
         texts = sorted(texts, key=len)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
