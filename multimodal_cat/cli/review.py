@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,8 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 def _reason(row: dict[str, Any], below: float | None) -> str | None:
     confidence = float(row.get("confidence") or 0.0)
+    if not math.isfinite(confidence):  # a broken model: always a person's job
+        return f"confidence is not a number ({confidence})"
     if below is not None:
         return f"confidence {confidence:.2f} < {below:.2f}" if confidence < below else None
     flag = row.get("needs_review")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from multimodal_cat.cli.errors import UserError
@@ -34,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the metrics as JSON."""
     from multimodal_cat.training.arguments import parse_train_args
-    from multimodal_cat.training.errors import TrainingInputError
+    from multimodal_cat.training.errors import TrainingDivergedError, TrainingInputError
 
     try:
         data_args, model_args, training_args = parse_train_args(args.argv)
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         finished = True
     except TrainingInputError as error:
         raise UserError(str(error)) from None
+    except TrainingDivergedError as error:  # the job failed, not the command: exit 1
+        print(f"multimodal-cat: {error}", file=sys.stderr)
+        return 1
     finally:
         leave_process_group(wait=finished)
     if training_args.process_index == 0:
