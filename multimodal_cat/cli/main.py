@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from multimodal_cat import __version__
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.outputs import check_outputs
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        check_outputs(args)  # no command writes over a file it reads
         return int(args.func(args) or 0)
     except UserError as error:
         print(f"multimodal-cat: {error}", file=sys.stderr)

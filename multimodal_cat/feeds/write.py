@@ -314,16 +314,37 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
-    """Refuse an output that is one of the protected files; create its folder."""
-    for other in protect:
+def refuse_input_as_output(path: str | Path, inputs: dict[str, str | Path]) -> None:
+    """Refuse an output that is one of a command's inputs (the same file, by any name).
+
+    Args:
+        path: The file about to be written.
+        inputs: What each input is (``"feed"``, ``"--taxonomy"``...) -> its path.
+
+    Raises:
+        OutputPathError: ``path`` is one of ``inputs``; the message names which.
+
+    Example:
+        >>> refuse_input_as_output("out.csv", {"feed": "feed.csv"})  # different files: fine
+    """
+    path = Path(path)
+    for what, other in inputs.items():
         other = Path(other)
-        same = other.exists() and path.exists() and os.path.samefile(other, path)
-        if same or other.resolve() == path.resolve():
+        try:
+            same = other.exists() and path.exists() and os.path.samefile(other, path)
+            same = same or other.resolve() == path.resolve()
+        except (OSError, RuntimeError, ValueError):  # unreadable or looping links: not this one
+            continue
+        if same:
             raise OutputPathError(
-                f"the output {str(path)!r} is the input feed {str(other)!r}; writing it would "
-                "destroy the feed: choose another -o"
+                f"the output {str(path)!r} is the input {what} {str(other)!r}; writing it "
+                "would destroy that input: choose another -o"
             )
+
+
+def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
+    """Refuse an output that is one of the protected files (the job's feed); create its folder."""
+    refuse_input_as_output(path, {f"feed{'' if i == 0 else f' {i + 1}'}": p for i, p in enumerate(protect)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
