@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,38 +198,60 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    """Score the pool, pick the N most useful products, write them as tasks."""
-    import numpy as np
+    """Score the pool, pick the N most useful products, write them as tasks.
 
+    The pool is streamed in batches (:func:`~multimodal_cat.review.selection.score_pool`):
+    memory holds each product's best category and title vector, never a (products x
+    categories) matrix, and the picks are read back from the feed at the end.
+    """
     from multimodal_cat.encoders import TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
-    from multimodal_cat.review import suggest, to_tasks, write_tasks
+    from multimodal_cat.review import to_tasks, write_tasks
+    from multimodal_cat.review.selection import score_pool, suggest_scored
 
     if args.n < 1:
         raise UserError(f"-n must be at least 1; found {args.n}")
-    products = list(_products(args.feed, args.column).values())
     skip = _excluded(args.exclude)
-    if not products:
+    ids = [p.id for p in _pool(args)]
+    if not ids:
         raise UserError(f"{args.feed}: no readable products")
     try:
         predictor = build_predictor(model=args.model, taxonomy=args.taxonomy or "shopify")
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
-    print(f"scoring {len(products):,} products", file=sys.stderr)
-    proba = predictor.predict_proba(products)
-    texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-    vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
-    exclude = np.array([p.id in skip for p in products])
-    picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
-    chosen = [products[i] for i in picks]
+    print(f"scoring {len(ids):,} products", file=sys.stderr)
+    encoder = TextEncoder.from_name(args.text_encoder)
+
+    def embed(batch: list[Any]) -> Any:
+        texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in batch]
+        return encode_cached(encoder, texts, normalize=True)
+
+    scores = score_pool(_pool(args), len(ids), predictor.predict_proba, embed, progress=True)
+    exclude = [i in skip for i in ids]
+    picks = suggest_scored(scores, args.n, exclude=exclude, cold_start=args.cold_start).tolist()
+    wanted = set(picks)
+    found = {position: p for position, p in enumerate(_pool(args)) if position in wanted}
+    chosen = [found[position] for position in picks]  # best first
     predictions = predictor.predict(chosen)
-    if args.cold_start and not exclude.any():
+    if args.cold_start and not any(exclude):
         reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
     else:
-        reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
+        reasons = [f"suggested: uncertainty {1 - float(scores.confidence[i]):.2f}" for i in picks]
     write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0
+
+
+def _pool(args: argparse.Namespace) -> Iterator[Any]:
+    """The readable products of the pool, streamed from the feed (one pass per call)."""
+    from multimodal_cat.feeds.columns import read_products
+
+    try:
+        for _, product, _ in read_products(args.feed, args.column):
+            if product is not None:
+                yield product
+    except (MultimodalCatError, OSError) as err:
+        raise UserError(str(err)) from None
 
 
 def add_routing_arguments(p: argparse.ArgumentParser) -> None:
@@ -277,6 +300,7 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
     from multimodal_cat.evaluation import evaluate_predictions
     from multimodal_cat.feeds.columns import ColumnMap, row_to_product
     from multimodal_cat.feeds.read import FeedReader
+    from multimodal_cat.review.selection import predict_in_batches
 
     label = args.holdout_label_column
     try:
@@ -290,7 +314,7 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
             rows = [r for r in reader if not r.error]
         products = [row_to_product(r.values, columns, r.number) for r in rows]
         labels = [r.values.get(label, "") for r in rows]
-        report = evaluate_predictions(predictor.predict(products), labels, predictor.taxonomy,
+        report = evaluate_predictions(predict_in_batches(predictor, products), labels, predictor.taxonomy,
                                       target_precisions=(args.target_precision,))
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
