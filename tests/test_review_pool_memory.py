@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from multimodal_cat.cli.main import main
 from multimodal_cat.predictions import CategoryScore, Prediction
-from multimodal_cat.review.selection import SCORE_BATCH, score_pool, suggest, suggest_scored
+from multimodal_cat.review.selection import (
+    SCORE_BATCH,
+    gather_vectors,
+    score_pool,
+    suggest,
+    suggest_scored,
+)
 from multimodal_cat.taxonomy import Taxonomy
 
 TREE = Taxonomy.from_paths(
@@ -49,23 +56,40 @@ class RecordingPredictor:
         return out
 
 
-def test_scoring_a_pool_in_batches_picks_what_the_whole_matrix_picks():
+@pytest.mark.parametrize("rows", [700, 7000])  # 7,000: typicality samples 5,000 reference rows
+def test_scoring_a_pool_in_batches_picks_what_the_whole_matrix_picks(rows):
     rng = np.random.default_rng(0)
-    proba = rng.dirichlet(np.full(30, 0.3), size=700)
-    vectors = rng.normal(size=(700, 8))
+    proba = rng.dirichlet(np.full(30, 0.3), size=rows)
+    vectors = rng.normal(size=(rows, 8))
     seen: list[int] = []
 
     def predict_proba(batch):
         seen.append(len(batch))
         return proba[batch]
 
-    scores = score_pool(np.arange(700), 700, predict_proba, lambda b: vectors[b], batch_size=64)
-    assert max(seen) == 64 and sum(seen) == 700
-    exclude = np.zeros(700, dtype=bool)
+    def embed(batch):
+        return vectors[batch]
+
+    pool = lambda: iter(range(rows))  # noqa: E731
+    scores = score_pool(pool, rows, predict_proba, embed, batch_size=64)
+    assert max(seen) == 64 and sum(seen) == rows  # probabilities: one batch at a time
+    exclude = np.zeros(rows, dtype=bool)
     exclude[::7] = True
     whole = suggest(proba, vectors, 25, exclude=exclude)
-    batched = suggest_scored(scores, 25, exclude=exclude)
+    batched = suggest_scored(
+        scores, lambda r: gather_vectors(pool(), r, embed), 25, exclude=exclude
+    )
     assert batched.tolist() == whole.tolist()
+
+
+def test_a_pool_of_another_length_than_announced_is_refused():
+    with pytest.raises(ValueError, match="expected 5 products"):
+        score_pool(
+            lambda: iter(range(4)),
+            5,
+            lambda b: np.ones((len(b), 2)),
+            lambda b: np.ones((len(b), 2)),
+        )
 
 
 def test_suggest_cli_scores_the_pool_in_batches(tmp_path, monkeypatch):

@@ -201,13 +201,13 @@ def run_suggest(args: argparse.Namespace) -> int:
     """Score the pool, pick the N most useful products, write them as tasks.
 
     The pool is streamed in batches (:func:`~multimodal_cat.review.selection.score_pool`):
-    memory holds each product's best category and title vector, never a (products x
-    categories) matrix, and the picks are read back from the feed at the end.
+    memory holds a few numbers per product, never a (products x categories) matrix nor every
+    title vector; the picks are read back from the feed at the end.
     """
     from multimodal_cat.encoders import TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.review import to_tasks, write_tasks
-    from multimodal_cat.review.selection import score_pool, suggest_scored
+    from multimodal_cat.review.selection import gather_vectors, medoids, score_pool, suggest_scored
 
     if args.n < 1:
         raise UserError(f"-n must be at least 1; found {args.n}")
@@ -226,17 +226,20 @@ def run_suggest(args: argparse.Namespace) -> int:
         texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in batch]
         return encode_cached(encoder, texts, normalize=True)
 
-    scores = score_pool(_pool(args), len(ids), predictor.predict_proba, embed, progress=True)
     exclude = [i in skip for i in ids]
-    picks = suggest_scored(scores, args.n, exclude=exclude, cold_start=args.cold_start).tolist()
+    cold = args.cold_start and not any(exclude)
+    if cold:  # nothing reviewed yet: cover the pool (k-means over every title vector)
+        picks = medoids(gather_vectors(_pool(args), range(len(ids)), embed), args.n).tolist()
+        reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
+    else:
+        scores = score_pool(lambda: _pool(args), len(ids), predictor.predict_proba, embed, progress=True)
+        vectors_of = lambda rows: gather_vectors(_pool(args), rows, embed)  # noqa: E731
+        picks = suggest_scored(scores, vectors_of, args.n, exclude=exclude).tolist()
+        reasons = [f"suggested: uncertainty {1 - float(scores.confidence[i]):.2f}" for i in picks]
     wanted = set(picks)
     found = {position: p for position, p in enumerate(_pool(args)) if position in wanted}
     chosen = [found[position] for position in picks]  # best first
     predictions = predictor.predict(chosen)
-    if args.cold_start and not any(exclude):
-        reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
-    else:
-        reasons = [f"suggested: uncertainty {1 - float(scores.confidence[i]):.2f}" for i in picks]
     write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0

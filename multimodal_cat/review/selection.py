@@ -51,70 +51,114 @@ def uncertainty(proba: np.ndarray) -> np.ndarray:
 
 @dataclass
 class PoolScores:
-    """What :func:`suggest` needs of each product of a pool, in memory linear in the pool
-    (never a (products x categories) matrix).
+    """What :func:`suggest_scored` needs of each product of a pool: a few numbers per product,
+    never a (products x categories) matrix nor the pool's embeddings.
 
     Attributes:
         confidence: ``(rows,)`` the best category's probability.
         predicted: ``(rows,)`` the best category's column.
-        vectors: ``(rows, dim)`` product embeddings (any scale; compared by cosine).
+        typicality: ``(rows,)`` see :func:`typicality`.
     """
 
     confidence: np.ndarray
     predicted: np.ndarray
-    vectors: np.ndarray
+    typicality: np.ndarray
 
 
 def score_pool(
-    products: Iterable[Any],
+    pool: Callable[[], Iterable[Any]],
     count: int,
     predict_proba: Callable[[list[Any]], np.ndarray],
     embed: Callable[[list[Any]], np.ndarray],
     *,
     batch_size: int = SCORE_BATCH,
+    seed: int = 0,
     progress: bool = False,
 ) -> PoolScores:
-    """Score a pool ``batch_size`` products at a time, keeping only each product's best
-    category and its embedding: memory is one batch of probabilities plus the pool's vectors.
+    """Score a pool streamed ``batch_size`` products at a time, in memory bounded by a batch.
+
+    Two passes over ``pool()``: the first keeps each product's best category and the
+    embeddings of the typicality reference sample (the rows :func:`typicality` samples); the
+    second embeds again (an embedding cache makes it cheap) and measures each product's
+    typicality against that sample. The answer equals :func:`typicality` and the argmax of
+    the whole probability matrix.
 
     Args:
-        products: The pool, streamed (``count`` of them).
-        count: How many ``products`` yields (the arrays are allocated once).
+        pool: Returns a fresh iterable of the pool's ``count`` products at each call.
+        count: How many products ``pool()`` yields.
         predict_proba: Products -> ``(batch, categories)`` probabilities.
-        embed: Products -> ``(batch, dim)`` embeddings.
+        embed: Products -> ``(batch, dim)`` embeddings (any scale).
         batch_size: Products per call of ``predict_proba`` and ``embed``.
-        progress: Show a progress bar on stderr.
+        seed: Seed of the reference sample (as :func:`typicality`'s).
+        progress: Show progress bars on stderr.
 
     Example:
-        >>> scores = score_pool(["a", "b", "c"], 3, lambda b: np.array([[0.9, 0.1]] * len(b)),
-        ...                     lambda b: np.ones((len(b), 2)), batch_size=2)
-        >>> scores.confidence.tolist(), scores.predicted.tolist(), scores.vectors.shape
-        ([0.8999999761581421, 0.8999999761581421, 0.8999999761581421], [0, 0, 0], (3, 2))
+        >>> vectors = np.eye(3)
+        >>> scores = score_pool(lambda: range(3), 3, lambda b: np.array([[0.9, 0.1]] * len(b)),
+        ...                     lambda b: vectors[b], batch_size=2)
+        >>> scores.confidence.tolist(), scores.predicted.tolist(), scores.typicality.tolist()
+        ([0.9, 0.9, 0.9], [0, 0, 0], [0.0, 0.0, 0.0])
     """
-    confidence = np.zeros(count, dtype=np.float32)
-    predicted = np.zeros(count, dtype=np.int64)
-    vectors: np.ndarray | None = None
+    confidence, predicted = np.zeros(count), np.zeros(count, dtype=np.int64)
+    sample = _reference_rows(count, seed)
+    wanted = dict.fromkeys(sample.tolist())
     done = 0
-    bar = tqdm(total=count, disable=not progress, unit="product", desc="scoring the pool")
-    for batch in _batches(products, batch_size):
-        proba = np.asarray(predict_proba(batch))
-        block = np.asarray(embed(batch), dtype=np.float32)
-        if vectors is None:
-            vectors = np.zeros((count, block.shape[1]), dtype=np.float32)
+    for batch in _batches(_counted(pool(), count, progress, "scoring the pool"), batch_size):
+        proba = np.asarray(predict_proba(batch), dtype=np.float64)
+        if proba.shape[0] != len(batch):
+            raise ValueError(f"expected {len(batch)} rows of probabilities; found {proba.shape[0]}")
         end = done + len(batch)
-        if end > count or proba.shape[0] != len(batch) or block.shape[0] != len(batch):
-            raise ValueError(
-                f"expected {count} products and one row of scores and embedding each; "
-                f"found {end}+ products, {proba.shape[0]} and {block.shape[0]} rows in a batch"
-            )
         confidence[done:end], predicted[done:end] = proba.max(axis=1), proba.argmax(axis=1)
-        vectors[done:end] = block
+        unit = _unit(np.asarray(embed(batch), dtype=np.float64))
+        for row in range(done, end):
+            if row in wanted:
+                wanted[row] = unit[row - done]
         done = end
-        bar.update(len(batch))
-    bar.close()
-    if done != count:
-        raise ValueError(f"expected {count} products; found {done}")
-    return PoolScores(confidence, predicted, vectors if vectors is not None else np.zeros((0, 1)))
+    reference = np.array([wanted[row] for row in sample.tolist()]) if count else np.zeros((0, 1))
+    typical = np.ones(count)
+    k = min(NEIGHBOURS, len(reference) - 1)
+    if k >= 1:
+        done = 0
+        for batch in _batches(_counted(pool(), count, progress, "typicality"), batch_size):
+            rows = _unit(np.asarray(embed(batch), dtype=np.float64))
+            typical[done : done + len(batch)] = _density(rows, reference, k)
+            done += len(batch)
+    return PoolScores(confidence, predicted, typical)
+
+
+def gather_vectors(
+    pool: Iterable[Any], positions: Sequence[int] | np.ndarray, embed: Callable[[list[Any]], np.ndarray],
+    *, batch_size: int = SCORE_BATCH,
+) -> np.ndarray:
+    """Unit embeddings of the pool's products at ``positions`` (in that order), in one pass.
+
+    Example:
+        >>> gather_vectors(["a", "bb", "ccc"], [2, 0], lambda b: np.array([[len(t), 0.0] for t in b])).tolist()
+        [[1.0, 0.0], [1.0, 0.0]]
+    """
+    wanted = set(np.asarray(positions, dtype=np.int64).tolist())
+    found: dict[int, np.ndarray] = {}
+    chosen = ((i, p) for i, p in enumerate(pool) if i in wanted)
+    for batch in _batches(chosen, batch_size):
+        unit = _unit(np.asarray(embed([p for _, p in batch]), dtype=np.float64))
+        found.update((i, unit[j]) for j, (i, _) in enumerate(batch))
+    if not found:
+        return np.zeros((len(wanted), 1))
+    return np.array([found[int(i)] for i in positions])
+
+
+def _counted(items: Iterable[Any], count: int, progress: bool, what: str) -> Iterator[Any]:
+    """``items``, checked to be ``count`` of them, with a progress bar."""
+    seen = 0
+    with tqdm(total=count, disable=not progress, unit="product", desc=what) as bar:
+        for item in items:
+            seen += 1
+            if seen > count:
+                break
+            yield item
+            bar.update(1)
+    if seen != count:
+        raise ValueError(f"expected {count:,} products in the pool; found {'more' if seen > count else seen}")
 
 
 def predict_in_batches(
@@ -152,8 +196,8 @@ def suggest(
 ) -> np.ndarray:
     """Indices of the ``n`` rows whose labels would help most, best first.
 
-    The same as :func:`suggest_scored` on ``PoolScores`` of ``proba`` (for a large pool,
-    build those batch by batch with :func:`score_pool` instead of holding ``proba``).
+    For a large pool, :func:`score_pool` and :func:`suggest_scored` give the same picks
+    without holding ``proba`` or ``vectors`` whole.
 
     Args:
         proba: ``(rows, categories)`` predicted probabilities.
@@ -171,55 +215,61 @@ def suggest(
         ValueError: the arrays disagree in length or ``n`` is negative.
     """
     proba = np.asarray(proba, dtype=np.float64)
-    uncertainty(proba)  # checks the shape
-    scores = PoolScores(proba.max(axis=1), proba.argmax(axis=1), np.asarray(vectors, dtype=np.float64))
-    return suggest_scored(
-        scores, n, exclude=exclude, pool_factor=pool_factor, density_power=density_power,
-        cold_start=cold_start, seed=seed,
-    )
-
-
-def suggest_scored(
-    scores: PoolScores,
-    n: int,
-    *,
-    exclude: Sequence[bool] | np.ndarray | None = None,
-    pool_factor: int = POOL_FACTOR,
-    density_power: float = DENSITY_POWER,
-    cold_start: bool = False,
-    seed: int = 0,
-) -> np.ndarray:
-    """:func:`suggest` on a pool's :class:`PoolScores` (see :func:`score_pool`).
-
-    Raises:
-        ValueError: the arrays disagree in length or ``n`` is negative.
-    """
-    vectors, predicted = scores.vectors, np.asarray(scores.predicted, dtype=np.int64)
-    if not len(scores.confidence) == len(predicted) == len(vectors):
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if len(proba) != len(vectors):
         raise ValueError(
-            f"expected one embedding per row of probabilities; found {len(vectors)} and "
-            f"{len(scores.confidence)}"
+            f"expected one embedding per row of probabilities; found {len(vectors)} and {len(proba)}"
         )
     if n < 0:
         raise ValueError(f"expected n >= 0; found {n}")
     unit = _unit(vectors)
     if cold_start and (exclude is None or not np.any(exclude)):
         return medoids(unit, n, seed=seed)
+    uncertainty(proba)  # checks the shape
+    typical = typicality(unit, seed=seed) if density_power else np.ones(len(unit))
+    scores = PoolScores(proba.max(axis=1), proba.argmax(axis=1), typical)
+    return suggest_scored(
+        scores, lambda rows: unit[rows], n, exclude=exclude, pool_factor=pool_factor,
+        density_power=density_power,
+    )  # fmt: skip
+
+
+def suggest_scored(
+    scores: PoolScores,
+    vectors_of: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    exclude: Sequence[bool] | np.ndarray | None = None,
+    pool_factor: int = POOL_FACTOR,
+    density_power: float = DENSITY_POWER,
+) -> np.ndarray:
+    """:func:`suggest`'s picks from a pool's :class:`PoolScores`; ``vectors_of(rows)`` gives
+    the unit embeddings of the few rows it needs (the candidate pool and the excluded rows).
+
+    Raises:
+        ValueError: ``n`` is negative or the scores disagree in length.
+    """
+    if n < 0:
+        raise ValueError(f"expected n >= 0; found {n}")
+    predicted = np.asarray(scores.predicted, dtype=np.int64)
+    if not len(scores.confidence) == len(predicted) == len(scores.typicality):
+        raise ValueError("expected one confidence, prediction and typicality per row")
     score = 1.0 - np.asarray(scores.confidence, dtype=np.float64)
     if density_power:
-        score = score * np.clip(typicality(unit, seed=seed), 1e-3, None) ** density_power
+        score = score * np.clip(scores.typicality, 1e-3, None) ** density_power
     eligible = np.ones(len(score), dtype=bool) if exclude is None else ~np.asarray(exclude, bool)
     candidates = np.flatnonzero(eligible)
     pool = candidates[np.argsort(-score[candidates], kind="stable")[: max(n * pool_factor, n)]]
     if not len(pool) or n == 0:
         return np.zeros(0, dtype=np.int64)
     done = np.flatnonzero(~eligible)
-    distance = _nearest_distance(unit[pool], unit[done])
+    unit_pool = vectors_of(pool)
+    distance = _nearest_distance(unit_pool, vectors_of(done) if len(done) else unit_pool[:0])
     crowding = np.ones(len(pool))  # 1 + (scaled) labelled rows in the same predicted category
     if len(done):
         counts = np.bincount(predicted[done], minlength=int(predicted.max()) + 1)
         crowding += counts[predicted[pool]] / max(1.0, len(done) / max(n, 1))
-    picks = _greedy_spread(score[pool], unit[pool], predicted[pool], min(n, len(pool)), distance, crowding)
+    picks = _greedy_spread(score[pool], unit_pool, predicted[pool], min(n, len(pool)), distance, crowding)
     return pool[picks]
 
 
@@ -235,8 +285,7 @@ def medoids(vectors: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
     """
     from sklearn.cluster import KMeans
 
-    vectors = np.asarray(vectors)
-    unit = _unit(vectors if vectors.dtype == np.float32 else vectors.astype(np.float64))
+    unit = _unit(np.asarray(vectors, dtype=np.float64))
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
     if n >= len(unit):
@@ -256,17 +305,28 @@ def medoids(vectors: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
 
 def typicality(unit: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Mean cosine similarity of each row to its nearest neighbours in a reference sample."""
-    rng = np.random.default_rng(seed)
-    reference = unit if len(unit) <= DENSITY_SAMPLE else unit[rng.choice(len(unit), DENSITY_SAMPLE, replace=False)]
+    reference = unit[_reference_rows(len(unit), seed)]
     k = min(NEIGHBOURS, len(reference) - 1)
     if k < 1:
         return np.ones(len(unit))
     out = np.empty(len(unit))
     for start in range(0, len(unit), CHUNK):
-        sims = unit[start : start + CHUNK] @ reference.T
-        top = np.partition(sims, -(k + 1), axis=1)[:, -(k + 1) :]
-        out[start : start + CHUNK] = (top.sum(axis=1) - top.max(axis=1)) / k  # drop the row itself
+        out[start : start + CHUNK] = _density(unit[start : start + CHUNK], reference, k)
     return out
+
+
+def _reference_rows(count: int, seed: int) -> np.ndarray:
+    """The rows :func:`typicality` compares with: all, or a seeded sample of ``DENSITY_SAMPLE``."""
+    if count <= DENSITY_SAMPLE:
+        return np.arange(count)
+    return np.random.default_rng(seed).choice(count, DENSITY_SAMPLE, replace=False)
+
+
+def _density(rows: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each row's ``k`` highest cosines with ``reference``, its own (the highest) left out."""
+    sims = rows @ reference.T
+    top = np.partition(sims, -(k + 1), axis=1)[:, -(k + 1) :]
+    return (top.sum(axis=1) - top.max(axis=1)) / k
 
 
 def _nearest_distance(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
