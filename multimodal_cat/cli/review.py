@@ -204,7 +204,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     memory holds a few numbers per product, never a (products x categories) matrix nor every
     title vector; the picks are read back from the feed at the end.
     """
-    from multimodal_cat.encoders import TextEncoder, encode_cached
+    from multimodal_cat.encoders import EmbeddingCache, TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.review import to_tasks, write_tasks
     from multimodal_cat.review.selection import gather_vectors, medoids, score_pool, suggest_scored
@@ -220,11 +220,11 @@ def run_suggest(args: argparse.Namespace) -> int:
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
     print(f"scoring {len(ids):,} products", file=sys.stderr)
-    encoder = TextEncoder.from_name(args.text_encoder)
+    encoder, cache = TextEncoder.from_name(args.text_encoder), EmbeddingCache()
 
-    def embed(batch: list[Any]) -> Any:
+    def embed(batch: list[Any]) -> Any:  # one cache for every batch (one database connection)
         texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in batch]
-        return encode_cached(encoder, texts, normalize=True)
+        return encode_cached(encoder, texts, cache=cache, normalize=True)
 
     exclude = [i in skip for i in ids]
     cold = args.cold_start and not any(exclude)
@@ -239,6 +239,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     wanted = set(picks)
     found = {position: p for position, p in enumerate(_pool(args)) if position in wanted}
     chosen = [found[position] for position in picks]  # best first
+    cache.close()
     predictions = predictor.predict(chosen)
     write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")

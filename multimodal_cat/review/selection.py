@@ -39,6 +39,7 @@ DENSITY_SAMPLE = 5000  # ... among at most this many reference rows (seeded samp
 CHUNK = 1024  # rows per block of similarity products (bounds memory)
 MEDOID_ITERATIONS = 100  # k-means iterations of the cold start
 SCORE_BATCH = 256  # products per batch of probabilities (score_pool): bounds their memory
+TRIM_EVERY_BATCHES = 20  # score_pool hands freed memory back to the OS this often
 
 
 def uncertainty(proba: np.ndarray) -> np.ndarray:
@@ -99,11 +100,16 @@ def score_pool(
         >>> scores.confidence.tolist(), scores.predicted.tolist(), scores.typicality.tolist()
         ([0.9, 0.9, 0.9], [0, 0, 0], [0.0, 0.0, 0.0])
     """
+    from multimodal_cat.feeds.memory import release_freed_memory  # lazy: feeds imports review
+
     confidence, predicted = np.zeros(count), np.zeros(count, dtype=np.int64)
     sample = _reference_rows(count, seed)
     wanted = dict.fromkeys(sample.tolist())
     done = 0
-    for batch in _batches(_counted(pool(), count, progress, "scoring the pool"), batch_size):
+    batches = _batches(_counted(pool(), count, progress, "scoring the pool"), batch_size)
+    for number, batch in enumerate(batches, start=1):
+        if number % TRIM_EVERY_BATCHES == 0:
+            release_freed_memory()  # the freed (batch x categories) matrices go back to the OS
         proba = np.asarray(predict_proba(batch), dtype=np.float64)
         if proba.shape[0] != len(batch):
             raise ValueError(f"expected {len(batch)} rows of probabilities; found {proba.shape[0]}")
@@ -112,7 +118,7 @@ def score_pool(
         unit = _unit(np.asarray(embed(batch), dtype=np.float64))
         for row in range(done, end):
             if row in wanted:
-                wanted[row] = unit[row - done]
+                wanted[row] = unit[row - done].copy()  # a view would keep the whole batch alive
         done = end
     reference = np.array([wanted[row] for row in sample.tolist()]) if count else np.zeros((0, 1))
     typical = np.ones(count)
