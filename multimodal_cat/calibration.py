@@ -160,7 +160,8 @@ def threshold_for_precision(
 
     Accepting everything from the most confident row down, the threshold is the last point at
     which the running precision is still at or above the target. When no non-empty set of rows
-    reaches it, the threshold is above every confidence (nothing is auto-accepted).
+    reaches it, the threshold is above every confidence (nothing is auto-accepted). Confidences
+    that are NaN or infinite are never accepted, so the threshold is always a finite number.
 
     Example:
         >>> t = threshold_for_precision(np.array([0.99, 0.95, 0.6, 0.5]),
@@ -170,16 +171,18 @@ def threshold_for_precision(
     """
     if not 0.0 < target_precision <= 1.0:
         raise InvalidArgumentError(f"target precision must be in (0, 1]; found {target_precision}")
-    confidence = np.asarray(confidence, dtype=np.float64)
+    # A confidence that is not a finite number (a broken model) is never accepted: it sorts last.
+    confidence = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=-np.inf, posinf=-np.inf)
     correct = np.asarray(correct, dtype=np.float64)
     order = np.argsort(-confidence, kind="stable")
     running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    # Only cut between distinct confidences: ties are accepted or refused together.
+    # Only cut between distinct finite confidences: ties are accepted or refused together.
     sorted_conf = confidence[order]
-    cuttable = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
+    cuttable = np.append(sorted_conf[1:] < sorted_conf[:-1], True) & np.isfinite(sorted_conf)
     ok = np.flatnonzero((running >= target_precision) & cuttable)
     if not len(ok):
-        return Threshold(float(np.nextafter(confidence.max(initial=1.0), 2.0)), target_precision, 0.0, 0.0)
+        highest = max(float(sorted_conf[0]) if len(sorted_conf) else 1.0, 1.0)
+        return Threshold(float(np.nextafter(highest, 2.0)), target_precision, 0.0, 0.0)
     last = int(ok[-1])
     return Threshold(
         value=float(sorted_conf[last]),

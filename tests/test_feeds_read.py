@@ -140,3 +140,36 @@ def test_huge_and_empty_fields():
     assert product.id == "7"
     assert len(product.title) == 1000 and product.description == ""
     assert product.extra["warnings"] == ["title truncated from 5,000 to 1,000 characters"]
+
+
+def test_multiline_field_with_a_rows_worth_of_commas_is_kept(tmp_path):
+    """Issue 22, item 4: a valid quoted field whose inner line has (columns - 1) commas is not a
+    runaway quote: Python's csv reads 2 records, so do we (and so does training)."""
+    feed = tmp_path / "feed.csv"
+    feed.write_text(
+        'id,title,description\nSKU1,Linen shirt,"Materials:\ncotton, linen, silk\nMade in Italy"\n'
+        'SKU2,Coffee mug,"Dishwasher safe"\n'
+    )
+    with FeedReader(feed) as reader:
+        rows = list(reader)
+    assert [r.error for r in rows] == [None, None]
+    assert [(r.number, r.values["id"]) for r in rows] == [(1, "SKU1"), (2, "SKU2")]
+    assert rows[0].values["description"] == "Materials:\ncotton, linen, silk\nMade in Italy"
+    from multimodal_cat.training.feed import read_feed
+
+    table = read_feed(feed)
+    assert [r["id"] for r in table.rows] == ["SKU1", "SKU2"] and table.errors == []
+
+
+def test_field_over_the_csv_modules_limit_is_read_and_capped(tmp_path):
+    """Issue 22, item 5: a 200,000-character description (over csv's 131,072 field limit, under
+    the 8 MiB line limit) is read; the description is capped with a warning, not an error row."""
+    feed = tmp_path / "feed.csv"
+    feed.write_text(f"id,title,description\n1,Mug,{'x' * 200_000}\n2,Cup,short\n")
+    with FeedReader(feed) as reader:
+        rows = list(reader)
+    assert [r.error for r in rows] == [None, None]
+    assert len(rows[0].values["description"]) == 200_000
+    product = row_to_product(rows[0].values, ColumnMap().resolve(["id", "title", "description"]), 1)
+    assert len(product.description) == 10_000
+    assert any("description" in w for w in product.extra["warnings"])

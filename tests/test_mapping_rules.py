@@ -151,3 +151,72 @@ def test_bad_rules(trees) -> None:
         Mapping([MappingRule("aa", ("166",)), MappingRule("aa", ("212",))])
     with pytest.raises(MappingFormatError, match="target id of the mapping in 'google/3'.*999"):
         Mapping([MappingRule("aa", ("999",))], new, google)
+
+
+BLOCK = (
+    "---\ninput_taxonomy: a\noutput_taxonomy: b\nrules:\n- input:\n    product_category_id: 1\n"
+    "  output:\n    product_category_id:\n    - aa\n- input:\n    product_category_id: x-2\n"
+    "  output:\n    product_category_id:\n    - bb\n    - cc\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input_taxonomy: a\noutput_taxonomy: b\nrules: [{input: {product_category_id: 1}, "
+        "output: {product_category_id: [aa]}}, {input: {product_category_id: x-2}, "
+        "output: {product_category_id: [bb, cc]}}]\n",
+        '{"input_taxonomy": "a", "output_taxonomy": "b", "rules": [{"input": '
+        '{"product_category_id": 1}, "output": {"product_category_id": ["aa"]}}, '
+        '{"input": {"product_category_id": "x-2"}, "output": {"product_category_id": ["bb", "cc"]}}]}',
+        "input_taxonomy: a\noutput_taxonomy: b\nrules:\n  - input: {product_category_id: 1}\n"
+        "    output: {product_category_id: [aa]}\n  - input: {product_category_id: x-2}\n"
+        "    output:\n      product_category_id: [bb, cc]\n",
+    ],
+    ids=["yaml-flow", "json", "mixed"],
+)
+def test_flow_style_and_json_mappings_read_like_block_style(tmp_path: Path, text: str) -> None:
+    """Issue 22, item 8: the fast line reader used to read these as zero rules."""
+    (tmp_path / "block.yml").write_text(BLOCK)
+    (tmp_path / "other.yml").write_text(text)
+    block, other = (Mapping.from_file(tmp_path / n) for n in ("block.yml", "other.yml"))
+    assert len(other.rules) == 2 and other.rules == block.rules
+    assert other.rules["x-2"].target_ids == ("bb", "cc") and other.source_name == "a"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "found an empty file"),
+        ("   \n# nothing\n", "found an empty file|no 'rules' key"),
+        ("input_taxonomy: a\n", "no 'rules' key"),
+        ("rules: {input: 1}\n", "'rules' as dict, not a list"),
+        ('{"rules": "none"}', "'rules' as str, not a list"),
+        (
+            "rules:\n- input:\n    product_category_id: [1, 2]\n  output:\n    product_category_id:\n    - aa\n",
+            "rule 1: expected each input.product_category_id to be an id",
+        ),
+        (
+            "rules: [{input: {product_category_id: 1}, output: {product_category_id: [{a: 1}]}}]\n",
+            "rule 1: expected each output.product_category_id to be an id",
+        ),
+        (
+            "rules: [{input: {product_category_id: true}, output: {product_category_id: [aa]}}]\n",
+            "found bool",
+        ),
+    ],
+)
+def test_a_mapping_file_without_usable_rules_names_the_problem(
+    tmp_path: Path, text, message
+) -> None:
+    path = tmp_path / "m.yml"
+    path.write_text(text)
+    with pytest.raises(MappingFormatError, match=message):
+        Mapping.from_file(path)
+
+
+def test_an_empty_rules_list_is_said(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "m.yml"
+    path.write_text("input_taxonomy: a\noutput_taxonomy: b\nrules: []\n")
+    assert len(Mapping.from_file(path).rules) == 0
+    assert "empty 'rules' list" in caplog.text

@@ -239,3 +239,21 @@ def test_google_writer_is_byte_exact(tmp_path: Path) -> None:
     src = write(tmp_path / "in.txt", GOOGLE)
     out = Taxonomy.load(src).save(tmp_path / "out.txt", format="google")
     assert out.read_text() == GOOGLE
+
+
+def test_csv_tree_field_over_the_csv_limit_is_a_format_error(tmp_path):
+    """Issue 22, item 5: a 400 KB field in a tree file is never a traceback."""
+    import csv as csv_module
+
+    from multimodal_cat.taxonomy import TaxonomyFormatError
+    from multimodal_cat.taxonomy.readers import read_csv
+
+    path = tmp_path / "tree.csv"
+    path.write_text(f"id,parent_id,name\n1,,Apparel\n2,1,{'x' * 400_000}\n")
+    saved = csv_module.field_size_limit()
+    try:
+        csv_module.field_size_limit(131_072)  # the module's default, as in a fresh process
+        with pytest.raises(TaxonomyFormatError, match="tree.csv:3: expected CSV fields under"):
+            read_csv(path)
+    finally:
+        csv_module.field_size_limit(saved)

@@ -70,10 +70,14 @@ def match_family(
     out, probs = np.full(rows, -1, dtype=np.int64), np.zeros(rows)
     if not rows or not cols:
         return out, probs
-    cost = np.hstack([-scores, np.full((rows, rows), -none_score)])
+    # Leaving a row unmatched scores `none_score`, so a pair is worth its gain over that; a
+    # pair that gains nothing is never worth taking. The best matching of the gains, clipped
+    # at 0, is the best assignment with a "none" column per row, without its (rows x rows)
+    # block: memory stays (rows x cols).
+    gain = np.maximum(scores - none_score, 0.0)
     soft = softmax(scores, 1, temperature) * softmax(scores, 0, temperature)
-    for i, j in zip(*linear_sum_assignment(cost), strict=True):
-        if j < cols:
+    for i, j in zip(*linear_sum_assignment(gain, maximize=True), strict=True):
+        if gain[i, j] > 0:
             out[i], probs[i] = j, soft[i, j]
     return out, probs
 

@@ -85,6 +85,9 @@ def with_support(probs: np.ndarray, support: np.ndarray, weight: float) -> np.nd
     return scores / scores.sum()
 
 
+_DENSE_CELLS = 2_000_000  # above this many cost cells (16 MB), the assignment runs as a flow
+
+
 def assign_roots(
     rows: dict[int, tuple[np.ndarray, np.ndarray]],
     target_parents: Sequence[int],
@@ -93,6 +96,13 @@ def assign_roots(
     slot: int = -1,
 ) -> dict[int, tuple[int, float]]:
     """Jointly choose a target for each source root (or each child of one source category).
+
+    Each source root takes one of its candidates whose parent is ``slot`` (the k-th root sent
+    to the same target pays ``k * reuse_penalty`` more) or keeps its best other candidate,
+    minimising the summed ``-log`` probabilities. Small problems are solved as one dense
+    assignment (each target copied once per root); large ones (a family of thousands of
+    siblings) as the same problem written as a min-cost flow, whose memory grows with the
+    candidates kept per row, not with the square of the family.
 
     Args:
         rows: source root -> (candidate target positions, their probabilities), the
@@ -107,31 +117,110 @@ def assign_roots(
     Returns:
         source root -> (target position, its probability in the row).
     """
-    from scipy.optimize import linear_sum_assignment
-
-    roots = sorted(rows)
-    t_roots = sorted({int(g) for c, _ in rows.values() for g in c if target_parents[g] == slot})
-    copies = len(roots)
-    width = len(t_roots) * copies + len(roots)
-    cost = np.full((len(roots), width), 1e6)
-    outlet: dict[int, int] = {}
-    for i, r in enumerate(roots):
-        cands, probs = rows[r]
-        logp = np.log(np.maximum(probs, 1e-12))
-        for g, lp in zip(cands.tolist(), logp.tolist(), strict=True):
-            if target_parents[g] == slot:
-                col = t_roots.index(g) * copies
-                cost[i, col : col + copies] = -lp + reuse_penalty * np.arange(copies)
-        deep = [j for j, g in enumerate(cands.tolist()) if target_parents[g] != slot]
-        if deep:
-            j = max(deep, key=lambda k: probs[k])
-            outlet[i] = int(cands[j])
-            cost[i, len(t_roots) * copies + i] = -logp[j]
+    problem = _Problem.build(rows, target_parents, slot)
+    width = len(problem.targets) * len(problem.roots) + len(problem.roots)
+    if len(problem.roots) * width <= _DENSE_CELLS:
+        chosen = problem.solve_dense(reuse_penalty)
+    else:
+        chosen = problem.solve_flow(reuse_penalty)
     picked = {}
-    for i, col in zip(*linear_sum_assignment(cost), strict=True):
-        if cost[i, col] >= 1e6:
-            continue
-        g = t_roots[col // copies] if col < len(t_roots) * copies else outlet[i]
-        cands, probs = rows[roots[i]]
-        picked[roots[i]] = (g, float(probs[list(cands.tolist()).index(g)]))
+    for r, g in chosen.items():
+        cands, probs = rows[r]
+        picked[r] = (g, float(probs[list(cands.tolist()).index(g)]))
     return picked
+
+
+class _Problem:
+    """:func:`assign_roots`' problem: each root's costs on the slot's targets and its outlet."""
+
+    def __init__(
+        self,
+        roots: list[int],
+        targets: list[int],
+        options: list[dict[int, float]],
+        outlets: list[tuple[int, float] | None],
+    ) -> None:
+        self.roots, self.targets, self.options, self.outlets = roots, targets, options, outlets
+
+    @classmethod
+    def build(
+        cls, rows: dict[int, tuple[np.ndarray, np.ndarray]], target_parents: Sequence[int], slot: int
+    ) -> _Problem:
+        roots = sorted(rows)
+        options: list[dict[int, float]] = []
+        outlets: list[tuple[int, float] | None] = []
+        for r in roots:
+            cands, probs = rows[r]
+            logp = np.log(np.maximum(probs, 1e-12))
+            mine: dict[int, float] = {}
+            for g, lp in zip(cands.tolist(), logp.tolist(), strict=True):
+                if target_parents[g] == slot:
+                    mine[int(g)] = -lp  # a repeated candidate: its last score, as before
+            options.append(mine)
+            deep = [j for j, g in enumerate(cands.tolist()) if target_parents[g] != slot]
+            if deep:
+                j = max(deep, key=lambda k: probs[k])
+                outlets.append((int(cands[j]), float(-logp[j])))
+            else:
+                outlets.append(None)
+        targets = sorted({g for mine in options for g in mine})
+        return cls(roots, targets, options, outlets)
+
+    def solve_dense(self, penalty: float) -> dict[int, int]:
+        """One assignment over (roots) x (each target copied once per root, then outlets)."""
+        from scipy.optimize import linear_sum_assignment
+
+        copies, column = len(self.roots), {g: j for j, g in enumerate(self.targets)}
+        width = len(self.targets) * copies + len(self.roots)
+        cost = np.full((len(self.roots), width), 1e6)
+        for i, mine in enumerate(self.options):
+            for g, c in mine.items():
+                col = column[g] * copies
+                cost[i, col : col + copies] = c + penalty * np.arange(copies)
+            if self.outlets[i] is not None:
+                cost[i, len(self.targets) * copies + i] = self.outlets[i][1]
+        chosen = {}
+        for i, col in zip(*linear_sum_assignment(cost), strict=True):
+            if cost[i, col] >= 1e6:
+                continue
+            outlet = self.outlets[i]
+            g = self.targets[col // copies] if col < len(self.targets) * copies else outlet[0]
+            chosen[self.roots[i]] = g
+        return chosen
+
+    def solve_flow(self, penalty: float, scale: float = 1e6) -> dict[int, int]:
+        """The same problem as a min-cost flow: root -> target (its cost) -> sink (the k-th
+        unit of a target costing ``k * penalty``), or root -> sink through its outlet.
+        Costs are rounded to ``1 / scale`` (network simplex needs integers)."""
+        import networkx as nx
+
+        graph = nx.MultiDiGraph()
+        users: dict[int, int] = dict.fromkeys(self.targets, 0)
+        placed = 0
+        for i, mine in enumerate(self.options):
+            if not mine and self.outlets[i] is None:
+                continue  # nothing to choose: left out, as in the dense assignment
+            placed += 1
+            graph.add_node(("root", i), demand=-1)
+            for g, c in mine.items():
+                graph.add_edge(("root", i), ("target", g), capacity=1, weight=round(c * scale))
+                users[g] += 1
+            if self.outlets[i] is not None:
+                cost = round(self.outlets[i][1] * scale)
+                graph.add_edge(("root", i), "sink", capacity=1, weight=cost)
+        graph.add_node("sink", demand=placed)
+        for g, count in users.items():
+            for k in range(count):  # never more units than roots that can use the target
+                graph.add_edge(("target", g), "sink", capacity=1, weight=round(k * penalty * scale))
+        if not placed:
+            return {}
+        _, flow = nx.network_simplex(graph)
+        chosen = {}
+        for i in range(len(self.options)):
+            out = flow.get(("root", i))
+            if out is None:
+                continue
+            used = [v for v, keys in out.items() if any(keys.values())]
+            g = self.outlets[i][0] if used == ["sink"] else used[0][1]
+            chosen[self.roots[i]] = g
+        return chosen

@@ -36,6 +36,7 @@ from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.lock import OutputLockedError
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader, detect_format
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
 from multimodal_cat.feeds.write import (
@@ -64,6 +65,7 @@ _INPUT_ERRORS = (
     ShardError,
     ResumeError,
     OutputPathError,
+    OutputLockedError,
     FileNotFoundError,
 )
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from multimodal_cat import __version__
 from multimodal_cat._progress import switched
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.outputs import check_outputs
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     quiet = bool(getattr(args, "quiet", False))
     try:
+        check_outputs(args)  # no command writes over a file it reads
         with switched(bars=not quiet and not getattr(args, "no_progress", False), info=not quiet):
             return int(args.func(args) or 0)
     except UserError as error:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +208,8 @@ def _write_tasks(args: argparse.Namespace, products: list[Any], predictions: lis
 
 def _reason(row: dict[str, Any], below: float | None) -> str | None:
     confidence = float(row.get("confidence") or 0.0)
+    if not math.isfinite(confidence):  # a broken model: always a person's job
+        return f"confidence is not a number ({confidence})"
     if below is not None:
         return f"confidence {confidence:.2f} < {below:.2f}" if confidence < below else None
     flag = row.get("needs_review")
@@ -262,60 +266,73 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-SCORE_CHUNK = 256  # products scored at a time by `suggest` (their decoded images are dropped after)
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    """Score the pool, pick the N most useful products, write them as tasks."""
+    """Score the pool, pick the N most useful products, write them as tasks.
+
+    The pool is streamed in batches (:func:`~multimodal_cat.review.selection.score_pool`):
+    memory holds a few numbers per product, never a (products x categories) matrix nor every
+    title vector; the picks are read back from the feed at the end.
+    """
+    from multimodal_cat.encoders import EmbeddingCache, TextEncoder, encode_cached
+    from multimodal_cat.predictors.build import build_predictor
+    from multimodal_cat.review.selection import gather_vectors, medoids, score_pool, suggest_scored
+
     if args.n < 1:
         raise UserError(f"-n must be at least 1; found {args.n}")
     check_paths(args)
-    import numpy as np
-
-    from multimodal_cat.encoders import TextEncoder, encode_cached
-    from multimodal_cat.predictors.build import build_predictor
-    from multimodal_cat.review import suggest
-
-    products = list(_products(args.feed, args.column).values())
     skip = _excluded(args.exclude)
-    if not products:
+    ids, named = [], 0
+    for product in _pool(args):  # one pass for the ids and the count of named images
+        ids.append(product.id)
+        named += bool(product.image_ref)
+    if not ids:
         raise UserError(f"{args.feed}: no readable products")
     try:
         predictor = build_predictor(model=args.model, taxonomy=args.taxonomy or "shopify")
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None
-    loader = _image_loader(args, predictor, products)
-    info(f"scoring {len(products):,} products")
+    loader = _image_loader(args, predictor, named)
+    info(f"scoring {len(ids):,} products")
+    encoder, cache = TextEncoder.from_name(args.text_encoder), EmbeddingCache()
+
+    def embed(batch: list[Any]) -> Any:  # one cache for every batch (one database connection)
+        texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in batch]
+        return encode_cached(encoder, texts, cache=cache, normalize=True, noun="title")
+
+    scorer = _ImageScorer(predictor, loader)
     try:
-        proba = _score(predictor, products, loader)
-        texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-        vectors = encode_cached(
-            TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True, noun="title"
-        )
-        exclude = np.array([p.id in skip for p in products])
-        picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
-        chosen = [products[i] for i in picks]
+        exclude = [i in skip for i in ids]
+        if args.cold_start and not any(exclude):  # nothing reviewed yet: cover the pool
+            picks = medoids(gather_vectors(_pool(args), range(len(ids)), embed), args.n).tolist()
+            reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
+        else:
+            scores = score_pool(lambda: _pool(args), len(ids), scorer, embed, progress=True)
+            vectors_of = lambda rows: gather_vectors(_pool(args), rows, embed)  # noqa: E731
+            picks = suggest_scored(scores, vectors_of, args.n, exclude=exclude).tolist()
+            reasons = [f"suggested: uncertainty {1 - float(scores.confidence[i]):.2f}" for i in picks]
+        wanted = set(picks)
+        found = {position: p for position, p in enumerate(_pool(args)) if position in wanted}
+        chosen = [found[position] for position in picks]  # best first
         if loader is not None:
             from multimodal_cat.inputs import attach_images
 
             attach_images(chosen, loader)
         predictions = predictor.predict(chosen)
     finally:
+        cache.close()
         if loader is not None:
             loader.close()
-    if args.cold_start and not exclude.any():
-        reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
-    else:
-        reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
+    scorer.say_failures(named)
     _write_tasks(args, chosen, predictions, reasons)
     info(f"{len(chosen):,} products suggested for labelling -> {shown(args.output)}")
     return 0
 
 
-def _image_loader(args: argparse.Namespace, predictor: Any, products: list[Any]) -> Any:
-    """An image loader when the predictor reads the images the feed names; else ``None``,
-    saying once, plainly, that the products are scored from their text only."""
-    named = sum(bool(p.image_ref) for p in products)
+def _image_loader(args: argparse.Namespace, predictor: Any, named: int) -> Any:
+    """An image loader when the predictor reads the images the pool names (``named`` of them);
+    else ``None``, saying once, plainly, that the products are scored from their text only."""
     if not named:
         return None
     towers = getattr(getattr(predictor, "embedder", None), "towers", {})
@@ -328,25 +345,42 @@ def _image_loader(args: argparse.Namespace, predictor: Any, products: list[Any])
     return ImageLoader(_image_root(args))
 
 
-def _score(predictor: Any, products: list[Any], loader: Any) -> Any:
-    """``predict_proba`` chunk by chunk, each chunk with its images loaded, then dropped."""
-    import numpy as np
+class _ImageScorer:
+    """``predict_proba`` on a batch with its images loaded, then dropped (flat memory); counts
+    the images that could not be used."""
 
-    from multimodal_cat.inputs import attach_images
+    def __init__(self, predictor: Any, loader: Any) -> None:
+        self.predictor, self.loader = predictor, loader
+        self.failed, self.first = 0, ""
 
-    parts, failed, first = [], 0, ""
-    for start in range(0, len(products), SCORE_CHUNK):
-        chunk = products[start : start + SCORE_CHUNK]
-        problems = [problem for _, problem in attach_images(chunk, loader)] if loader is not None else []
-        failed, first = failed + len(problems), first or (problems[0] if problems else "")
-        parts.append(predictor.predict_proba(chunk))
-        for product in chunk:
-            product.image = None  # memory stays flat over a large pool
-    if failed:
-        named = sum(bool(p.image_ref) for p in products)
-        print(f"{failed:,} of {named:,} images could not be loaded (e.g. {first}): those products "
-              "are scored from their text only", file=sys.stderr)
-    return np.concatenate(parts)
+    def __call__(self, batch: list[Any]) -> Any:
+        from multimodal_cat.inputs import attach_images
+
+        if self.loader is not None:
+            problems = [problem for _, problem in attach_images(batch, self.loader)]
+            self.failed, self.first = self.failed + len(problems), self.first or (problems[0] if problems else "")
+        try:
+            return self.predictor.predict_proba(batch)
+        finally:
+            for product in batch:
+                product.image = None
+
+    def say_failures(self, named: int) -> None:
+        if self.failed:
+            print(f"{self.failed:,} of {named:,} images could not be loaded (e.g. {self.first}): "
+                  "those products are scored from their text only", file=sys.stderr)
+
+
+def _pool(args: argparse.Namespace) -> Iterator[Any]:
+    """The readable products of the pool, streamed from the feed (one pass per call)."""
+    from multimodal_cat.feeds.columns import read_products
+
+    try:
+        for _, product, _ in read_products(args.feed, args.column):
+            if product is not None:
+                yield product
+    except (MultimodalCatError, OSError) as err:
+        raise UserError(str(err)) from None
 
 
 def add_routing_arguments(p: argparse.ArgumentParser) -> None:
@@ -395,6 +429,7 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
     from multimodal_cat.evaluation import evaluate_predictions
     from multimodal_cat.feeds.columns import ColumnMap, row_to_product
     from multimodal_cat.feeds.read import FeedReader
+    from multimodal_cat.review.selection import predict_in_batches
 
     label = args.holdout_label_column
     try:
@@ -408,7 +443,7 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
             rows = [r for r in reader if not r.error]
         products = [row_to_product(r.values, columns, r.number) for r in rows]
         labels = [r.values.get(label, "") for r in rows]
-        report = evaluate_predictions(predictor.predict(products), labels, predictor.taxonomy,
+        report = evaluate_predictions(predict_in_batches(predictor, products), labels, predictor.taxonomy,
                                       target_precisions=(args.target_precision,))
     except (MultimodalCatError, OSError, ValueError) as err:
         raise UserError(str(err)) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from multimodal_cat._progress import switched
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(argv: list[str]) -> int:
     check_path_options(argv)
     from multimodal_cat.training.arguments import parse_train_args
-    from multimodal_cat.training.errors import TrainingInputError
+    from multimodal_cat.training.errors import TrainingDivergedError, TrainingInputError
 
     try:
         data_args, model_args, training_args = parse_train_args(argv)
@@ -75,6 +76,9 @@ def _train(argv: list[str]) -> int:
         finished = True
     except TrainingInputError as error:
         raise UserError(str(error)) from None
+    except TrainingDivergedError as error:  # the job failed, not the command: exit 1
+        print(f"multimodal-cat: {error}", file=sys.stderr)
+        return 1
     finally:
         leave_process_group(wait=finished)
     if training_args.process_index == 0:

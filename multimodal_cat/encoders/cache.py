@@ -203,9 +203,17 @@ class EmbeddingCache:
                 self._set_aside(error)
         return default  # pragma: no cover
 
-    def get_many(self, encoder_key: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Return the cached vectors among ``hashes`` (float32 arrays); misses are absent."""
+    def get_many(
+        self, encoder_key: str, hashes: Sequence[str], dim: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Return the cached vectors among ``hashes`` (float32 arrays); misses are absent.
+
+        An entry that cannot be right is left out, as a miss the caller recomputes (and
+        overwrites): a vector holding NaN or infinite values, one whose bytes do not match
+        its stored length, or one of another length than ``dim`` when ``dim`` is given.
+        """
         unique = list(dict.fromkeys(hashes))
+        rejected: list[str] = []
 
         def lookup(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
             found: dict[str, np.ndarray] = {}
@@ -216,12 +224,23 @@ class EmbeddingCache:
                     f"WHERE encoder_key = ? AND content_hash IN ({marks})",
                     (encoder_key, *chunk),
                 )
-                for digest, dim, blob in rows:
-                    found[digest] = np.frombuffer(blob, dtype=np.float32, count=dim).copy()
+                for digest, stored, blob in rows:
+                    vector = _usable_vector(blob, stored, dim)
+                    if vector is None:
+                        rejected.append(digest)
+                    else:
+                        found[digest] = vector
             return found
 
         with self._lock:
-            return self._run(lookup, {})
+            found = self._run(lookup, {})
+        if rejected:
+            logger.warning(
+                "embedding cache %s: %d entr%s for %s held NaN values or the wrong length "
+                "(expected %s); recomputing them", self.path, len(rejected),
+                "y" if len(rejected) == 1 else "ies", encoder_key, dim or "their stored length",
+            )
+        return found
 
     def put_many(self, encoder_key: str, vectors: Mapping[str, np.ndarray]) -> None:
         """Store ``{content_hash: vector}`` for ``encoder_key`` in one transaction."""
@@ -232,6 +251,8 @@ class EmbeddingCache:
                 raise InvalidArgumentError(
                     f"Expected 1-D vectors; got shape {array.shape} for hash {digest!r}."
                 )
+            if not np.isfinite(array).all():
+                continue  # a broken encoder output is never stored (it would be served again)
             rows.append((encoder_key, digest, int(array.shape[0]), array.tobytes()))
 
         def store(conn: sqlite3.Connection) -> None:
@@ -280,6 +301,16 @@ class EmbeddingCache:
 
     def __repr__(self) -> str:
         return f"EmbeddingCache(root={str(self.root)!r})"
+
+
+def _usable_vector(blob: Any, stored: Any, dim: int | None) -> np.ndarray | None:
+    """The float32 vector of a cache row, or ``None`` when it cannot be right."""
+    if not isinstance(blob, bytes) or not isinstance(stored, int) or stored < 1:
+        return None
+    if len(blob) != 4 * stored or (dim is not None and stored != dim):
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32).copy()
+    return vector if np.isfinite(vector).all() else None
 
 
 def _is_damage(error: sqlite3.DatabaseError) -> bool:
@@ -348,7 +379,8 @@ def encode_cached(
     Misses are deduplicated by hash, encoded ``chunk_size`` at a time and stored after
     each chunk, so an interrupted run resumes where it stopped. The cache holds raw
     pooled vectors; ``normalize`` applies to the returned array only. bf16 vectors are
-    stored under ``encoder.key + "|bf16"``.
+    stored under ``encoder.key + "|bf16"``. Cached entries with NaN values or another length
+    than ``encoder.dim`` are recomputed, and non-finite vectors are never stored.
 
     Args:
         encoder: a TextEncoder or ImageEncoder (anything with ``key`` and ``encode``).
@@ -376,7 +408,7 @@ def encode_cached(
         raise InvalidArgumentError(f"Expected one hash per item ({len(items)}); got {len(hashes)}.")
     cache = cache if cache is not None else EmbeddingCache()
     key = encoder.key + ("|bf16" if bf16 else "")
-    found = cache.get_many(key, hashes)
+    found = cache.get_many(key, hashes, dim=getattr(encoder, "dim", None))
     first_index: dict[str, int] = {}
     for index, digest in enumerate(hashes):
         if digest not in found:

@@ -53,6 +53,7 @@ from multimodal_cat.feeds.shards import resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
+from multimodal_cat.review.routing import unusable_confidence
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -340,6 +341,9 @@ class _Job:
         if item.error or prediction is None:
             return row
         row.update(prediction_cells(prediction, self.names))
+        broken = unusable_confidence(prediction)
+        if broken:  # never `ok`: an error row, kept with its cells and routed to review
+            row["status"], row["error"] = "error", broken
         if self.router is not None:
             row["needs_review"], row["review_reason"] = self.router(product, prediction)
         return row

@@ -4,7 +4,11 @@ A CSV quote that is opened and never closed makes the :mod:`csv` module read the
 lines as one field, silently swallowing the rows they hold. :func:`csv_records` notices it (a
 record spanning several lines whose inner lines each look like a whole row on their own) and
 reports each swallowed line as an error row with its line number, so row numbers stay true
-and nothing disappears. Lines longer than the reader's limit become error rows too.
+and nothing disappears. A record that the :mod:`csv` module reads with the header's number of
+fields is always kept as it is. Lines longer than the reader's limit become error rows too;
+a field may be as long as a line (the :mod:`csv` module's own 131,072-character field limit
+is raised to it), and the product fields are then capped with a warning (see
+:mod:`multimodal_cat.feeds.columns`).
 
 Example:
     >>> import io
@@ -27,7 +31,16 @@ from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, LineTooLongError, 
 _DELIMITERS = {";": "semicolons", "|": "pipes"}
 
 
+def allow_long_fields(limit: int = MAX_LINE) -> None:
+    """Let the :mod:`csv` module read fields up to ``limit`` characters (its default, 131,072,
+    would make a long description an error row, under the documented 8 MiB line limit).
+    The setting is the module's, for the whole process; it is only ever raised."""
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+
+
 def _reader(lines: Any, format: str) -> Any:
+    allow_long_fields()
     if format == "tsv":
         return csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     return csv.reader(lines)
@@ -89,7 +102,7 @@ def csv_records(
                 None if len(fields) == width else f"expected {width} fields, found {len(fields)}"
             )
         record = lines.record
-        if len(record) > 1 and _swallowed(record, width, format):
+        if len(record) > 1 and _swallowed(record, width, format, well_formed=problem is None):
             for offset, row in enumerate(_swallowed_rows(start, len(record), problem)):
                 yield RawRow(number + offset + 1, start + offset, None, row)
             number += len(record)
@@ -103,16 +116,20 @@ def csv_records(
         yield RawRow(number, start, values, None, notes)
 
 
-def _swallowed(record: list[str], width: int, format: str) -> bool:
+def _swallowed(record: list[str], width: int, format: str, *, well_formed: bool) -> bool:
     """Whether a multi-line record is really several rows eaten by an unclosed quote.
 
     Certain when the record holds an odd number of quote characters (the quote was still open
-    at the end of the file); otherwise likely when most of the lines it swallowed read as
-    whole rows on their own (a real multi-line description rarely has exactly the right
-    number of commas on most of its lines).
+    at the end of the file). A record the :mod:`csv` module read whole, with the header's
+    number of fields (``well_formed``), is never rejected: a valid multi-line field may well
+    hold lines with as many commas as a row. Otherwise likely when most of the lines it
+    swallowed read as whole rows on their own (a real multi-line description rarely has
+    exactly the right number of commas on most of its lines).
     """
     if format == "csv" and sum(line.count('"') for line in record) % 2:
         return True
+    if well_formed:
+        return False
     tail = [_width_alone(line, format) == width for line in record[1:]]
     if len(tail) == 1:
         return tail[0]

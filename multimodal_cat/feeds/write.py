@@ -6,8 +6,14 @@ and bytes are complete. ``resume=True`` truncates anything after the checkpoint'
 (a partial last line after ``kill -9``) and tells the job how many input rows to skip, so
 nothing is duplicated or dropped. The checkpoint also holds a SHA-256 of the bytes written and
 the job's fingerprint (see :mod:`multimodal_cat.feeds.resume`): a resume is refused when the
-output is missing, shorter than the checkpoint or changed, or when the job differs. CSV and JSON lines are written directly; Parquet is spooled
-to a hidden JSON lines file and converted, in chunks, when the job finishes.
+output is missing, shorter than the checkpoint or changed, or when the job differs. A finished
+output is checked by its SHA-256 too, so even an edit that keeps its size is refused. CSV and
+JSON lines are written directly; Parquet is spooled to a hidden JSON lines file and converted,
+in chunks, when the job finishes.
+
+One writer per output: the writer holds an exclusive lock on the output (and so on its
+progress file) from before the first byte until :meth:`OutputWriter.close`; a second job on
+the same output is refused at once, naming the holder (:mod:`multimodal_cat.feeds.lock`).
 
 Example:
     >>> with OutputWriter("out.csv", ["row", "id", "status"]) as out:  # doctest: +SKIP
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError, optional_import
+from multimodal_cat.feeds.lock import OutputLock
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +96,7 @@ class OutputWriter:
     Raises:
         ResumeError: ``resume`` is set but the output cannot be safely continued.
         OutputPathError: The output is a protected file, or its folder cannot be created.
+        OutputLockedError: Another job is writing the same output.
     """
 
     def __init__(
@@ -116,7 +124,17 @@ class OutputWriter:
             if self.format == "parquet"
             else self.path
         )
+        self._file: Any = None
         check_output_path(self.path, protect)
+        self._lock = OutputLock(self.path)
+        self._lock.acquire()  # before any byte is written: one job per output
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, resume: bool) -> None:
         if resume and self.checkpoint.exists():
             self._reopen()
         else:
@@ -166,13 +184,21 @@ class OutputWriter:
         self._file = self._open_checked(offset, str(state.get("sha256", "")))
 
     def _check_finished(self, state: dict[str, Any]) -> None:
+        """A finished output must still be byte for byte what the job wrote (size, then SHA-256)."""
         size = self.path.stat().st_size if self.path.is_file() else None
+        expected = state.get("file_sha256") or (
+            state.get("sha256") if self.format != "parquet" else None
+        )
         if size is None or size != state.get("size"):
             found = "missing" if size is None else f"{size:,} bytes"
-            raise ResumeError(
-                f"cannot resume: {self.path} finished earlier ({state.get('size', 0):,} bytes, "
-                f"{self.rows_done:,} rows) but is now {found}; rerun without --resume to start over"
-            )
+        elif expected and file_sha256(self.path) != expected:
+            found = "changed (same size, other bytes)"
+        else:
+            return
+        raise ResumeError(
+            f"cannot resume: {self.path} finished earlier ({state.get('size') or 0:,} bytes, "
+            f"{self.rows_done:,} rows) but is now {found}; rerun without --resume to start over"
+        )
 
     def _open_checked(self, offset: int, expected: str) -> Any:
         """Open the partial output after checking it still holds what the checkpoint says."""
@@ -230,13 +256,20 @@ class OutputWriter:
         if self.format == "parquet":
             jsonl_to_parquet(self.data_path, self.path, self.columns)
             self.data_path.unlink()
+            self._file_sha256 = file_sha256(self.path)
+        else:
+            self._file_sha256 = self._digest.hexdigest()
         self.complete = True
         self._write_checkpoint(offset=0)
 
     def close(self) -> None:
-        """Close the file without completing it (a later ``resume`` continues)."""
-        if self._file is not None and not self._file.closed:
-            self._file.close()
+        """Close the file and release the output's lock; unless :meth:`finish` was called,
+        the output stays incomplete and a later ``resume`` continues it."""
+        try:
+            if self._file is not None and not self._file.closed:
+                self._file.close()
+        finally:
+            self._lock.release()
 
     def _sync(self) -> None:
         self._file.flush()
@@ -256,8 +289,9 @@ class OutputWriter:
             "sha256": self._digest.hexdigest(),
             "input_digest": self.input_digest,
             "size": self.path.stat().st_size if self.complete else None,
+            "file_sha256": getattr(self, "_file_sha256", None) if self.complete else None,
         }
-        temp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        temp = self.checkpoint.with_name(f"{self.checkpoint.name}.{os.getpid()}.tmp")
         with open(temp, "w", encoding="utf-8") as handle:
             json.dump(state, handle)
             handle.flush()
@@ -271,16 +305,46 @@ class OutputWriter:
         return text.getvalue().encode("utf-8")
 
 
-def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
-    """Refuse an output that is one of the protected files; create its folder."""
-    for other in protect:
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def refuse_input_as_output(path: str | Path, inputs: dict[str, str | Path]) -> None:
+    """Refuse an output that is one of a command's inputs (the same file, by any name).
+
+    Args:
+        path: The file about to be written.
+        inputs: What each input is (``"feed"``, ``"--taxonomy"``...) -> its path.
+
+    Raises:
+        OutputPathError: ``path`` is one of ``inputs``; the message names which.
+
+    Example:
+        >>> refuse_input_as_output("out.csv", {"feed": "feed.csv"})  # different files: fine
+    """
+    path = Path(path)
+    for what, other in inputs.items():
         other = Path(other)
-        same = other.exists() and path.exists() and os.path.samefile(other, path)
-        if same or other.resolve() == path.resolve():
+        try:
+            same = other.exists() and path.exists() and os.path.samefile(other, path)
+            same = same or other.resolve() == path.resolve()
+        except (OSError, RuntimeError, ValueError):  # unreadable or looping links: not this one
+            continue
+        if same:
             raise OutputPathError(
-                f"the output {str(path)!r} is the input feed {str(other)!r}; writing it would "
-                "destroy the feed: choose another -o"
+                f"the output {str(path)!r} is the input {what} {str(other)!r}; writing it "
+                "would destroy that input: choose another -o"
             )
+
+
+def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
+    """Refuse an output that is one of the protected files (the job's feed); create its folder."""
+    refuse_input_as_output(path, {f"feed{'' if i == 0 else f' {i + 1}'}": p for i, p in enumerate(protect)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

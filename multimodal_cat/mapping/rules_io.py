@@ -18,6 +18,7 @@ readers of Shopify's format ignore (they read only those two)::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from multimodal_cat.mapping.errors import MappingFormatError, reads_mapping
 from multimodal_cat.mapping.rule import PROVENANCES, MappingRule
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, load_yaml_text, read_text
 from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
+
+logger = logging.getLogger(__name__)
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _TEXT_HEADER = re.compile(r"Mapping\s+(\S+)\s+to\s+(\S+)")
@@ -55,6 +58,8 @@ _FAST_LINES = {
 }
 _FAST_VALUE = re.compile(r"^(?:    product_category_id: |    - )(.+)$")
 _FAST_EXTRA = re.compile(r"^  (confidence|provenance): (\S+)$")  # see the module docstring
+_PLAIN_HEADER = re.compile(r"[A-Za-z_][\w-]*")  # a header key the fast reader accepts
+_FLOW = ("[", "{", "'", '"', "&", "*", "!", "|", ">")  # values only the full parser reads
 
 
 def _scalar(text: str) -> object:
@@ -66,7 +71,8 @@ def _scalar(text: str) -> object:
 
 
 def _read_fast(text: str) -> dict | None:
-    """Parse the regular layout Shopify's generator writes; ``None`` when the file differs."""
+    """Parse the regular layout Shopify's generator writes; ``None`` when the file differs
+    (flow style, JSON, any form this reader does not handle: the full parser reads it)."""
     header: dict[str, object] = {}
     rules: list[dict] = []
     lines = text.splitlines()
@@ -75,10 +81,12 @@ def _read_fast(text: str) -> dict | None:
         line = lines[i]
         if line and line != "---" and not line.startswith("#"):
             key, sep, value = line.partition(": ")
-            if not sep:
+            if not sep or not _PLAIN_HEADER.fullmatch(key) or value.strip()[:1] in _FLOW:
                 return None
             header[key] = value.strip()
         i += 1
+    if i == len(lines):  # no block-style `rules:` line: not the layout this reader knows
+        return None
     unmapped: list[object] | None = None
     for line in lines[i + 1 :]:
         if line.startswith("#"):  # the paths written above each rule, for readers
@@ -116,6 +124,18 @@ def _read_fast(text: str) -> dict | None:
     return out
 
 
+def _check_ids(source: object, targets: list, number: int, path: Path) -> None:
+    """A rule's ids must be text or whole numbers (not lists, mappings, booleans or empty)."""
+    for where, value in [("input", source)] + [("output", t) for t in targets]:
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+            raise MappingFormatError(
+                f"rule {number}: expected each {where}.product_category_id to be an id (text or "
+                f"a whole number), found {type(value).__name__}",
+                path=path,
+                found=excerpt(value),
+            )
+
+
 def _rule_extras(rule: dict, number: int, path: Path) -> tuple[str, float]:
     """A rule's ``provenance`` and ``confidence`` keys (``published`` / 1.0 when absent)."""
     provenance = rule.get("provenance", "published")
@@ -134,10 +154,26 @@ def _rule_extras(rule: dict, number: int, path: Path) -> tuple[str, float]:
 def read_rules_yaml(path: str | Path) -> RuleFile:
     """Read ``input_taxonomy`` / ``output_taxonomy`` / ``rules`` from a Shopify YAML rule file."""
     path = Path(path)
-    data = _read_fast(read_text(path)) or load_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+    text = read_text(path)
+    if not text.strip():
         raise MappingFormatError(
-            "expected a mapping file with a 'rules:' list", path=path, found=excerpt(data)
+            "expected a mapping file with a 'rules:' list, found an empty file", path=path
+        )
+    data = _read_fast(text) or load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        what = (
+            "no 'rules' key"
+            if not isinstance(data, dict) or "rules" not in data
+            else (f"'rules' as {type(data['rules']).__name__}, not a list")
+        )
+        raise MappingFormatError(
+            f"expected a mapping file with a 'rules:' list, found {what}",
+            path=path,
+            found=excerpt(data),
+        )
+    if not data["rules"] and not data.get("unmapped_product_category_ids"):
+        logger.warning(
+            "%s: the mapping file has an empty 'rules' list: no category is mapped", path
         )
     rules, int_source, int_target = [], True, True
     for number, rule in enumerate(data["rules"], start=1):
@@ -151,6 +187,7 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
                 found=excerpt(rule),
             ) from None
         targets = targets if isinstance(targets, list) else [targets]
+        _check_ids(source, targets, number, path)
         int_source = int_source and isinstance(source, int)
         int_target = int_target and all(isinstance(t, int) for t in targets)
         rules.append(

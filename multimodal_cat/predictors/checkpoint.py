@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
-from multimodal_cat.errors import InvalidArgumentError
+from multimodal_cat.errors import ConfigurationError, InvalidArgumentError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
@@ -183,6 +184,29 @@ def label_taxonomy(space: Any) -> Taxonomy:
     )
 
 
+def check_calibration(config: Any, name: str = "the checkpoint") -> None:
+    """Refuse a config whose confidences could not be trusted: a temperature that is not a
+    positive finite number (``0`` divides the logits by zero), or a stored auto-accept
+    threshold that is not a finite number (thresholds of a diverged training run).
+
+    Raises:
+        ConfigurationError: Says which value, what was expected and what was found.
+    """
+    for key in ("category_temperature", "tag_temperature"):
+        value = getattr(config, key, 1.0)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ConfigurationError(
+                f"{name}: expected {key} to be a positive number in its config.json; found "
+                f"{value!r}: the checkpoint cannot give usable confidences"
+            )
+    for precision, value in (getattr(config, "confidence_thresholds", None) or {}).items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ConfigurationError(
+                f"{name}: expected confidence_thresholds[{precision!r}] to be a number; found "
+                f"{value!r} (thresholds of a diverged training run?)"
+            )
+
+
 def checkpoint_taxonomy(name_or_path: str) -> Taxonomy:
     """The tree a checkpoint predicts into, read from its ``config.json`` (no weights loaded).
 
@@ -258,9 +282,11 @@ class ModelPredictor:
         Raises:
             FileNotFoundError: ``name_or_path`` is a local path that does not exist, or a hub
                 id that is not in the local cache while the hub is offline (``HF_HUB_OFFLINE``).
+            ConfigurationError: Its temperatures or stored thresholds cannot be used.
         """
         check_checkpoint_name(name_or_path)
         model = MultimodalCatModel.from_pretrained(name_or_path)
+        check_calibration(model.config, name_or_path)
         processor = MultimodalCatProcessor.from_pretrained(name_or_path)
         store = EmbeddingCache() if cache is True else (cache or None)
         return cls(model, processor, bf16=bf16, cache=store, **kwargs)

@@ -21,6 +21,9 @@ Example:
 
 from __future__ import annotations
 
+import math
+
+from multimodal_cat.errors import ConfigurationError
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
@@ -28,10 +31,30 @@ from multimodal_cat.taxonomy import Taxonomy
 INPUT_SURE = 0.5  # each input alone must be at least this sure for a disagreement to count
 
 
+def unusable_confidence(prediction: Prediction) -> str:
+    """Why the prediction's confidence cannot be trusted at all (NaN or infinite: a broken
+    model, e.g. a diverged training run), as a reason; ``""`` when it is a finite number.
+
+    Example:
+        >>> unusable_confidence(Prediction("a", "A", float("nan")))
+        'confidence is not a number (nan): the model is broken (a diverged training run?)'
+    """
+    if math.isfinite(prediction.confidence):
+        return ""
+    return (
+        f"confidence is not a number ({prediction.confidence}): the model is broken "
+        "(a diverged training run?)"
+    )
+
+
 def review_reasons(
     prediction: Prediction, product: Product, taxonomy: Taxonomy, *, threshold: float
 ) -> list[str]:
-    """Why ``prediction`` needs a person (empty: accept it as it is)."""
+    """Why ``prediction`` needs a person (empty: accept it as it is). A confidence that is
+    not a finite number always needs one."""
+    broken = unusable_confidence(prediction)
+    if broken:
+        return [broken]
     reasons = []
     if prediction.confidence < threshold:
         reasons.append(f"low confidence ({prediction.confidence:.2f} < {threshold:.2f})")
@@ -103,9 +126,12 @@ class ReviewRouter:
 
     Args:
         taxonomy: The tree the products are categorized in.
-        threshold: Auto-accept at or above this confidence.
+        threshold: Auto-accept at or above this confidence (a finite number).
         source: Where the threshold comes from, for the job's summary (e.g. ``"98% precision
             on the checkpoint's held-out rows"``).
+
+    Raises:
+        ConfigurationError: The threshold is NaN or infinite.
 
     Example:
         >>> from multimodal_cat.predictions import Prediction
@@ -116,6 +142,11 @@ class ReviewRouter:
     """
 
     def __init__(self, taxonomy: Taxonomy, threshold: float, source: str = "") -> None:
+        if not math.isfinite(threshold):
+            raise ConfigurationError(
+                f"expected a finite auto-accept threshold{' (' + source + ')' if source else ''}; "
+                f"found {threshold} (thresholds from a diverged training run?)"
+            )
         self.taxonomy = taxonomy
         self.threshold = threshold
         self.source = source

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,11 +183,28 @@ def read_full_names(
     return _tree_from_id_paths(rows, path, name or default, missing_parents)
 
 
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a record the :mod:`csv` module cannot read is a format error with
+    its line (a field over its 131,072-character limit, a stray quote...)."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise TaxonomyFormatError(
+                "expected CSV fields under 131,072 characters, with closed quotes",
+                path=path,
+                line=reader.line_num,
+                found=str(error),
+            ) from None
+
+
 def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "error") -> Taxonomy:
     """Read a CSV with a header ``id,parent_id,name`` or ``id,path`` (``A > B`` paths)."""
     path = Path(path)
     reader = csv.reader(io.StringIO(read_text(path)))
-    header = [h.strip().lower() for h in next(reader, [])]
+    header = [h.strip().lower() for h in next(_csv_rows(reader, path), [])]
     if header[:3] != ["id", "parent_id", "name"] and header[:2] != ["id", "path"]:
         raise TaxonomyFormatError(
             "expected a header 'id,parent_id,name' or 'id,path'",
@@ -196,7 +214,7 @@ def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "
         )
     width = 3 if header[1] == "parent_id" else 2
     rows, records, seen = [], [], {}
-    for number, row in enumerate(reader, start=2):
+    for number, row in enumerate(_csv_rows(reader, path), start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < width or not row[0].strip():

@@ -12,8 +12,14 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["TrainingInputError"]
+from multimodal_cat.errors import MultimodalCatError
+
+__all__ = ["TrainingDivergedError", "TrainingInputError"]
 
 
 class TrainingInputError(ValueError):
     """A training input is wrong: the message says what was expected and what was found."""
+
+
+class TrainingDivergedError(MultimodalCatError, RuntimeError):
+    """Training diverged (a loss is not a finite number): nothing is saved, the run failed."""

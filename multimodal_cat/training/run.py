@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,7 +30,7 @@ from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCa
 from multimodal_cat.training.arguments import DataArguments, ModelArguments, settings_line
 from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
 from multimodal_cat.training.data import build_dataset
-from multimodal_cat.training.errors import TrainingInputError
+from multimodal_cat.training.errors import TrainingDivergedError, TrainingInputError
 from multimodal_cat.training.feed import FeedTable, read_feed, training_columns
 from multimodal_cat.training.label_space import (
     balanced_class_weights,
@@ -253,6 +254,7 @@ def train_on_feed(
 
     Raises:
         TrainingInputError: A feed, column or category the run cannot use.
+        TrainingDivergedError: A training or evaluation loss is not finite (nothing saved).
     """
     follow_switch()  # --quiet reaches the bars of datasets' map, imported with this module
     recipe = recipe_for(model_args.freeze_encoders)
@@ -275,6 +277,7 @@ def train_on_feed(
     )
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
+    _check_converged(metrics, "training")
     if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
         if model_args.gate_tag_images and model_args.vision is not None and sets.groups:
             from multimodal_cat.training.tag_gate import choose_text_only_tags
@@ -282,6 +285,7 @@ def train_on_feed(
             metrics.update(choose_text_only_tags(trainer, trainer.eval_dataset))
         evaluated = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
         metrics.update(evaluated.metrics)
+        _check_converged(metrics, "evaluation")
         if model_args.calibrate:
             from multimodal_cat.training.calibrate import calibrate
 
@@ -291,6 +295,17 @@ def train_on_feed(
     if trainer.is_world_process_zero():
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
     return metrics
+
+
+def _check_converged(metrics: dict[str, Any], step: str) -> None:
+    """Refuse a diverged run (a loss that is NaN or infinite) before anything is saved."""
+    bad = {k: v for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(float(v))}
+    if bad:
+        found = ", ".join(f"{k} = {v}" for k, v in sorted(bad.items()))
+        raise TrainingDivergedError(
+            f"training diverged: after {step}, {found}; nothing was saved (no model, no "
+            "confidence thresholds). Lower --learning_rate (or check the feed) and train again"
+        )
 
 
 def leave_process_group(wait: bool) -> None:
