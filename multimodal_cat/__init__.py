@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multimodal_cat._lazy import lazy_exports
+from multimodal_cat._lazy import after_import, lazy_exports
 
 if TYPE_CHECKING:
     from multimodal_cat.categorizer import Categorizer
@@ -45,3 +45,16 @@ __all__ = ["Categorizer", "Mapping", "Prediction", "Product", "Taxonomy", "__ver
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+def _register_with_transformers() -> None:
+    """``AutoConfig`` / ``AutoModel`` / ``AutoProcessor`` and ``pipeline("product-categorization")``
+    know our checkpoints once transformers loads them (post-import hooks: nothing is imported now).
+    """
+    from multimodal_cat.modeling.auto import TRIGGERS, on_import
+
+    for module in TRIGGERS:
+        after_import(module, on_import)
+
+
+_register_with_transformers()
