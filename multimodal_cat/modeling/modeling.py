@@ -62,6 +62,19 @@ class MultimodalCatModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
+    def __new__(cls, config: Any = None, *args: Any, **kwargs: Any) -> MultimodalCatModel:
+        # A model without tag groups is built as UntaggedMultimodalCatModel, whose forward has
+        # no `tag_labels`: the Trainer takes every forward argument whose name holds "label"
+        # for a label it needs in each batch, and a batch without one counts as unlabelled (no
+        # eval loss, no metrics). That subclass is what keeps the plain Trainer working.
+        if (
+            cls is MultimodalCatModel
+            and isinstance(config, MultimodalCatConfig)
+            and not config.tag_groups
+        ):
+            cls = UntaggedMultimodalCatModel
+        return super().__new__(cls)
+
     def __init__(
         self,
         config: MultimodalCatConfig,
@@ -387,6 +400,65 @@ class MultimodalCatModel(PreTrainedModel):
             new,
         )
         return model
+
+
+class UntaggedMultimodalCatModel(MultimodalCatModel):
+    """A :class:`MultimodalCatModel` without tag groups (``MultimodalCatModel(config)`` builds
+    one by itself when ``config.tag_groups`` is empty; ``isinstance(m, MultimodalCatModel)``).
+
+    Its ``forward`` takes no ``tag_labels``, so the ``Trainer`` infers ``label_names`` =
+    ``["labels"]`` (from the forward arguments whose names hold "label") and evaluates batches
+    that carry only ``labels``: eval loss and metrics without ``label_names=["labels"]``.
+
+    Example:
+        >>> from multimodal_cat.modeling.testing import tiny_model
+        >>> from transformers.utils.generic import find_labels
+        >>> model = tiny_model(vision=None, tags=None)
+        >>> type(model).__name__, find_labels(type(model))
+        ('UntaggedMultimodalCatModel', ['labels'])
+        >>> find_labels(type(tiny_model(vision=None)))
+        ['labels', 'tag_labels']
+    """
+
+    def __init__(
+        self,
+        config: MultimodalCatConfig,
+        vision_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ) -> None:
+        if isinstance(config, MultimodalCatConfig) and config.tag_groups:
+            raise ValueError(
+                f"UntaggedMultimodalCatModel is for configs without tag groups; this one has "
+                f"{[g['attribute'] for g in config.tag_groups]}: build a MultimodalCatModel."
+            )
+        super().__init__(config, vision_model, text_model)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> MultimodalCatOutput:
+        """:meth:`MultimodalCatModel.forward` without ``tag_labels`` (there is no tag head)."""
+        return super().forward(
+            pixel_values=pixel_values,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            image_embeds=image_embeds,
+            text_embeds=text_embeds,
+            image_mask=image_mask,
+            text_mask=text_mask,
+            labels=labels,
+            **kwargs,
+        )
 
 
 def _load_tower(name: str) -> PreTrainedModel:

@@ -199,7 +199,6 @@ def _trainer(
     processor: MultimodalCatProcessor,
 ) -> Trainer:
     training_args.remove_unused_columns = False
-    training_args.label_names = ["labels", "tag_labels"] if sets.groups else ["labels"]
     metrics_fn = None
     if sets.eval is not None:
         metrics_fn = build_compute_metrics(sets.space.parents, sets.groups)
