@@ -6,8 +6,9 @@ itself (``time.perf_counter`` around it, interpreter start-up excluded) and, in 
 ratios (multimodal_cat / transformers, multimodal_cat / torch) are what to compare between
 machines. Two more rows show what registering with transformers' Auto classes costs once
 transformers' Auto modules do load (``from transformers import AutoModel`` with and without
-``import multimodal_cat`` first). The median of the runs is kept (a shared machine's noise
-is one-sided, so the best run is given too).
+``import multimodal_cat`` first). Rounds run every statement once, in turn, so a change of load
+hits all of them alike; the median of the rounds is kept (a shared machine's noise is
+one-sided, so the best run is given too).
 
 Example:
     python -m benchmarks.import_time            # writes benchmarks/results/import_time.*
@@ -82,8 +83,7 @@ def importtime_us(statement: str) -> int:
     return total
 
 
-def measure(name: str, statement: str, repeats: int) -> dict:
-    runs = [timed_run(statement) for _ in range(repeats)]
+def summary(name: str, statement: str, runs: list[dict]) -> dict:
     seconds = [run["seconds"] for run in runs]
     return {
         "name": name,
@@ -97,9 +97,23 @@ def measure(name: str, statement: str, repeats: int) -> dict:
     }
 
 
-def ratios(rows: dict[str, dict]) -> dict[str, float]:
+def measure(repeats: int) -> tuple[dict[str, dict], list[float]]:
+    """Every statement once per round, rounds interleaved (a load change hits all alike)."""
+    runs: dict[str, list[dict]] = {name: [] for name in STATEMENTS}
+    for _ in range(repeats):
+        for name, statement in STATEMENTS.items():
+            runs[name].append(timed_run(statement))
+    extra = [  # per round: what `import multimodal_cat` first adds to the Auto import
+        hooked["seconds"] - plain["seconds"]
+        for hooked, plain in zip(runs["multimodal_cat + AutoModel"], runs["AutoModel"], strict=True)
+    ]
+    rows = {name: summary(name, STATEMENTS[name], runs[name]) for name in STATEMENTS}
+    return rows, extra
+
+
+def ratios(rows: dict[str, dict], extra: list[float]) -> dict[str, float]:
     ours = rows["multimodal_cat"]["median_s"]
-    hooked = rows["multimodal_cat + AutoModel"]["median_s"] - rows["AutoModel"]["median_s"]
+    hooked = statistics.median(extra)
     return {
         "multimodal_cat_to_transformers": round(ours / rows["transformers"]["median_s"], 4),
         "multimodal_cat_to_torch": round(ours / rows["torch"]["median_s"], 4),
@@ -134,7 +148,8 @@ def markdown(result: dict) -> str:
         f"`import transformers` and {r['multimodal_cat_to_torch']:.4f}x that of `import torch` "
         "(medians). Registering with the Auto classes runs when transformers' Auto modules load: "
         f"{r['registration_extra_s_on_AutoModel']:+.3f} s on `from transformers import AutoModel` "
-        f"({r['registration_extra_to_AutoModel']:+.1%}).",
+        f"({r['registration_extra_to_AutoModel']:+.1%}; median of the per-round differences, "
+        "the two statements run back to back in each round).",
         "",
     ]
     return "\n".join(lines)
@@ -142,18 +157,19 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7, help="fresh interpreters per statement")
+    parser.add_argument("--repeats", type=int, default=9, help="fresh interpreters per statement")
     parser.add_argument("--quick", action="store_true", help="2 repeats; results to a temp dir")
     parser.add_argument("--out", help="output stem (default benchmarks/results/import_time)")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     env = environment("benchmarks.import_time", python=sys.version.split()[0])
-    rows = {name: measure(name, stmt, repeats) for name, stmt in STATEMENTS.items()}
+    rows, extra = measure(repeats)
     result = {
         "environment": env,
         "repeats": repeats,
         "rows": list(rows.values()),
-        "ratios": ratios(rows),
+        "registration_extra_s_per_round": [round(x, 4) for x in extra],
+        "ratios": ratios(rows, extra),
         "load_average_end": list(os.getloadavg()),
     }
     write_results(output_stem("import_time", args.out, args.quick), result, markdown(result))
