@@ -18,7 +18,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +29,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from multimodal_cat.encoders import pool
+from multimodal_cat.encoders.registry import base_model_id
+from multimodal_cat.modeling.card import write_model_card
 from multimodal_cat.modeling.configuration import MultimodalCatConfig
 from multimodal_cat.modeling.decoding import decode_predictions
 from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
@@ -279,6 +284,60 @@ class MultimodalCatModel(PreTrainedModel):
             tag_logits, self.tag_head(text_only), both, self.config.text_only_tag_groups
         )
 
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        """``PreTrainedModel.save_pretrained``, plus the model card (``README.md``, see
+        :mod:`~multimodal_cat.modeling.card`; its metrics come from ``all_results.json`` in the
+        folder, if any). ``push_to_hub=True`` uploads through :meth:`push_to_hub`, card included.
+        """
+        push = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_model_card(save_directory, self.config)
+        if push:
+            self.push_to_hub(repo_id or Path(save_directory).name, token=kwargs.get("token"))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+        **save_kwargs: Any,
+    ) -> Any:
+        """Upload the model with its model card (``README.md``) to the hub repo ``repo_id``.
+
+        The card replaces the generic one ``PreTrainedModel.push_to_hub`` would write; upload
+        the processor too (``processor.push_to_hub(repo_id)``) so the repo loads with
+        ``AutoProcessor``, the pipeline and ``Categorizer.from_pretrained``.
+        """
+        import transformers.utils.hub as hub
+
+        if hasattr(hub, "hf_api"):  # transformers 5: its shared client
+            created = hub.hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True)
+        else:  # transformers 4
+            from huggingface_hub import create_repo
+
+            created = create_repo(repo_id, private=private, token=token, exist_ok=True)
+        repo_id = created.repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            super().save_pretrained(folder, **save_kwargs)
+            write_model_card(folder, self.config, model_id=repo_id, tags=tags)
+            return self._upload_modified_files(
+                folder,
+                repo_id,
+                files_timestamps={},
+                commit_message=commit_message,
+                token=token,
+                create_pr=create_pr,
+                revision=revision,
+            )
+
     # --------------------------------------------------------------- decoding
     @property
     def label_space(self) -> LabelSpace:
@@ -387,6 +446,9 @@ class MultimodalCatModel(PreTrainedModel):
             freeze_encoders=freeze_encoders,
             **config_kwargs,
         )
+        for sub, name in ((config.vision_config, vision), (config.text_config, text)):
+            if sub is not None:  # the hub id, not the local folder a short name resolves to
+                sub.name_or_path = base_model_id(name) or name
         model = cls(config, vision_model=towers.get("vision"), text_model=towers.get("text"))
         new = [
             n
