@@ -4,11 +4,12 @@ Each statement runs in a fresh interpreter ``--repeats`` times: the wall time of
 itself (``time.perf_counter`` around it, interpreter start-up excluded) and, in one more run,
 ``python -X importtime``'s cumulative microseconds of the statement's top-level imports. The
 ratios (multimodal_cat / transformers, multimodal_cat / torch) are what to compare between
-machines. Two more rows show what registering with transformers' Auto classes costs once
-transformers' Auto modules do load (``from transformers import AutoModel`` with and without
-``import multimodal_cat`` first). Rounds run every statement once, in turn, so a change of load
-hits all of them alike; the median of the rounds is kept (a shared machine's noise is
-one-sided, so the best run is given too).
+machines. One more row times what registering with transformers costs once transformers'
+Auto modules are loaded: ``import multimodal_cat`` after ``from transformers import AutoConfig,
+AutoModel, AutoProcessor`` (untimed setup), when the config and processor hooks run at once;
+it is measured in the same process as its setup, so it is free of start-up noise. Rounds run
+every statement once, in turn, so a change of load hits all of them alike; the median of the
+rounds is kept (a shared machine's noise is one-sided, so the best run is given too).
 
 Example:
     python -m benchmarks.import_time            # writes benchmarks/results/import_time.*
@@ -28,14 +29,16 @@ from pathlib import Path
 from benchmarks.fashion_model import environment, made_by, output_stem, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
+AUTO = "from transformers import AutoConfig, AutoModel, AutoProcessor"
+# name -> (untimed setup, timed statement)
 STATEMENTS = {
-    "multimodal_cat": "import multimodal_cat",
-    "transformers": "import transformers",
-    "torch": "import torch",
-    "AutoModel": "from transformers import AutoModel",
-    "multimodal_cat + AutoModel": "import multimodal_cat; from transformers import AutoModel",
+    "multimodal_cat": ("", "import multimodal_cat"),
+    "transformers": ("", "import transformers"),
+    "torch": ("", "import torch"),
+    "registration": (AUTO, "import multimodal_cat"),
 }
 TIMED = """import sys, time
+{setup}
 start = time.perf_counter()
 {statement}
 elapsed = time.perf_counter() - start
@@ -44,16 +47,17 @@ print(elapsed, 'torch' in sys.modules, 'transformers' in sys.modules, len(sys.mo
 IMPORTTIME_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def timed_run(statement: str) -> dict:
-    """One fresh interpreter: seconds the statement took, what it loaded."""
-    done = subprocess.run(
-        [sys.executable, "-c", TIMED.format(statement=statement)],
-        capture_output=True, text=True, env=_env(), check=True,
+def _run(*args: str) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, check=True
     )
+
+
+def timed_run(setup: str, statement: str) -> dict:
+    """One fresh interpreter: seconds the statement took (after the setup), what was loaded."""
+    done = _run("-c", TIMED.format(setup=setup, statement=statement))
     seconds, torch, transformers, modules = done.stdout.split()
     return {
         "seconds": float(seconds),
@@ -63,62 +67,51 @@ def timed_run(statement: str) -> dict:
     }
 
 
-def importtime_us(statement: str) -> int:
-    """``-X importtime``: sum of the cumulative microseconds of the top-level imports."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", statement],
-        capture_output=True, text=True, env=_env(), check=True,
-    )
-    baseline = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "pass"],
-        capture_output=True, text=True, env=_env(), check=True,
-    )
-    start_up = {m.group(4) for m in map(IMPORTTIME_LINE.match, baseline.stderr.splitlines()) if m}
-    total = 0
-    for line in done.stderr.splitlines():
-        match = IMPORTTIME_LINE.match(line)
-        # top level only (one space of indent); start-up modules (site, encodings...) excluded
-        if match and match.group(3) == " " and match.group(4) not in start_up:
-            total += int(match.group(2))
-    return total
-
-
-def summary(name: str, statement: str, runs: list[dict]) -> dict:
-    seconds = [run["seconds"] for run in runs]
-    return {
-        "name": name,
-        "statement": statement,
-        "median_s": round(statistics.median(seconds), 4),
-        "best_s": round(min(seconds), 4),
-        "importtime_s": round(importtime_us(statement) / 1e6, 4),
-        "loads_torch": runs[0]["loads_torch"],
-        "loads_transformers": runs[0]["loads_transformers"],
-        "modules_loaded": runs[0]["modules"],
+def importtime_s(statement: str) -> float:
+    """``-X importtime``: the cumulative seconds of the statement's top-level imports
+    (start-up modules such as ``site`` and ``encodings`` excluded)."""
+    start_up = {
+        m.group(4)
+        for m in map(IMPORTTIME_LINE.match, _run("-X", "importtime", "-c", "pass").stderr.splitlines())
+        if m
     }
+    total = 0
+    for line in _run("-X", "importtime", "-c", statement).stderr.splitlines():
+        match = IMPORTTIME_LINE.match(line)
+        if match and match.group(3) == " " and match.group(4) not in start_up:  # top level only
+            total += int(match.group(2))
+    return total / 1e6
 
 
-def measure(repeats: int) -> tuple[dict[str, dict], list[float]]:
+def measure(repeats: int) -> dict[str, dict]:
     """Every statement once per round, rounds interleaved (a load change hits all alike)."""
     runs: dict[str, list[dict]] = {name: [] for name in STATEMENTS}
     for _ in range(repeats):
-        for name, statement in STATEMENTS.items():
-            runs[name].append(timed_run(statement))
-    extra = [  # per round: what `import multimodal_cat` first adds to the Auto import
-        hooked["seconds"] - plain["seconds"]
-        for hooked, plain in zip(runs["multimodal_cat + AutoModel"], runs["AutoModel"], strict=True)
-    ]
-    rows = {name: summary(name, STATEMENTS[name], runs[name]) for name in STATEMENTS}
-    return rows, extra
+        for name, (setup, statement) in STATEMENTS.items():
+            runs[name].append(timed_run(setup, statement))
+    rows = {}
+    for name, (setup, statement) in STATEMENTS.items():
+        seconds = [run["seconds"] for run in runs[name]]
+        rows[name] = {
+            "name": name,
+            "setup": setup,
+            "statement": statement,
+            "median_s": round(statistics.median(seconds), 4),
+            "best_s": round(min(seconds), 4),
+            "importtime_s": None if setup else round(importtime_s(statement), 4),
+            "loads_torch": runs[name][0]["loads_torch"],
+            "loads_transformers": runs[name][0]["loads_transformers"],
+            "modules_loaded": runs[name][0]["modules"],
+        }
+    return rows
 
 
-def ratios(rows: dict[str, dict], extra: list[float]) -> dict[str, float]:
+def ratios(rows: dict[str, dict]) -> dict[str, float]:
     ours = rows["multimodal_cat"]["median_s"]
-    hooked = statistics.median(extra)
     return {
         "multimodal_cat_to_transformers": round(ours / rows["transformers"]["median_s"], 4),
         "multimodal_cat_to_torch": round(ours / rows["torch"]["median_s"], 4),
-        "registration_extra_s_on_AutoModel": round(hooked, 4),
-        "registration_extra_to_AutoModel": round(hooked / rows["AutoModel"]["median_s"], 4),
+        "registration_to_torch": round(rows["registration"]["median_s"] / rows["torch"]["median_s"], 4),
     }
 
 
@@ -128,28 +121,28 @@ def markdown(result: dict) -> str:
         "# Import time",
         "",
         f"{made_by(env)}, at end {', '.join(f'{x:.2f}' for x in result['load_average_end'])}; "
-        f"{result['repeats']} fresh interpreters per statement (median and best), plus one "
-        "`-X importtime` run (start-up modules excluded).",
+        f"{result['repeats']} fresh interpreters per statement, rounds interleaved (median and "
+        "best), plus one `-X importtime` run (start-up modules excluded).",
         "",
-        "| statement | median (s) | best (s) | -X importtime (s) | loads torch | loads transformers "
-        "| modules |",
+        "| statement (after setup) | median (s) | best (s) | -X importtime (s) | torch loaded "
+        "| transformers loaded | modules |",
         "|---|---:|---:|---:|---|---|---:|",
     ]
     for row in result["rows"]:
+        shown = f"`{row['statement']}`" + (f" after `{row['setup']}`" if row["setup"] else "")
+        importtime = "" if row["importtime_s"] is None else f"{row['importtime_s']:.4f}"
         lines.append(
-            f"| `{row['statement']}` | {row['median_s']:.4f} | {row['best_s']:.4f} | "
-            f"{row['importtime_s']:.4f} | {row['loads_torch']} | {row['loads_transformers']} | "
-            f"{row['modules_loaded']} |"
+            f"| {shown} | {row['median_s']:.4f} | {row['best_s']:.4f} | {importtime} | "
+            f"{row['loads_torch']} | {row['loads_transformers']} | {row['modules_loaded']} |"
         )
     r = result["ratios"]
     lines += [
         "",
-        f"`import multimodal_cat` takes {r['multimodal_cat_to_transformers']:.4f}x the time of "
-        f"`import transformers` and {r['multimodal_cat_to_torch']:.4f}x that of `import torch` "
-        "(medians). Registering with the Auto classes runs when transformers' Auto modules load: "
-        f"{r['registration_extra_s_on_AutoModel']:+.3f} s on `from transformers import AutoModel` "
-        f"({r['registration_extra_to_AutoModel']:+.1%}; median of the per-round differences, "
-        "the two statements run back to back in each round).",
+        f"`import multimodal_cat` alone takes {r['multimodal_cat_to_transformers']:.4f}x the time "
+        f"of `import transformers` and {r['multimodal_cat_to_torch']:.4f}x that of `import torch` "
+        "(medians), and loads neither. Registering with the Auto classes (the config and processor "
+        "hooks, run as soon as transformers' Auto modules are loaded) costs "
+        f"{r['registration_to_torch']:.4f}x `import torch`.",
         "",
     ]
     return "\n".join(lines)
@@ -163,13 +156,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     env = environment("benchmarks.import_time", python=sys.version.split()[0])
-    rows, extra = measure(repeats)
+    rows = measure(repeats)
     result = {
         "environment": env,
         "repeats": repeats,
         "rows": list(rows.values()),
-        "registration_extra_s_per_round": [round(x, 4) for x in extra],
-        "ratios": ratios(rows, extra),
+        "ratios": ratios(rows),
         "load_average_end": list(os.getloadavg()),
     }
     write_results(output_stem("import_time", args.out, args.quick), result, markdown(result))
