@@ -8,6 +8,11 @@ multimodal_cat`` loads neither torch nor transformers):
 - :class:`Mapping`: a mapping between two trees;
 - :class:`Product` and :class:`Prediction`: what goes in and what comes out.
 
+It also makes trained checkpoints Hugging Face-native: once transformers loads its Auto
+classes, ``AutoConfig`` / ``AutoModel`` / ``AutoProcessor.from_pretrained(folder)`` load a
+checkpoint and ``transformers.pipeline("product-categorization", model=folder)`` runs it
+(post-import hooks, :mod:`multimodal_cat.modeling.auto`: nothing heavy is imported here).
+
 Example:
     >>> from multimodal_cat import Mapping, Product, Taxonomy
     >>> Taxonomy.load("google")["5322"].full_path
