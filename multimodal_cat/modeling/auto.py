@@ -77,9 +77,10 @@ def register_processor() -> None:
 
 def register_model() -> None:
     """``AutoModel`` returns a :class:`~multimodal_cat.modeling.MultimodalCatModel`."""
-    if "model" in _done:
+    if "model" in _done or _half_imported(
+        "multimodal_cat.modeling.modeling", "MultimodalCatModel"
+    ):  # the next config built registers it
         return
-    _done.add("model")  # first: the model module builds no config, but stay safe from loops
     register_config()
     from transformers.models.auto.modeling_auto import AutoModel
 
@@ -87,6 +88,7 @@ def register_model() -> None:
     from multimodal_cat.modeling.modeling import MultimodalCatModel
 
     AutoModel.register(MultimodalCatConfig, MultimodalCatModel, exist_ok=True)
+    _done.add("model")
 
 
 def register_pipeline() -> None:
