@@ -54,6 +54,11 @@ def _pooled_dim(hidden_size: int, mode: str) -> int:
 class MultimodalCatModel(PreTrainedModel):
     """Categorize products (image and/or text) into a taxonomy tree and tag their attributes.
 
+    A config without tag groups builds an :class:`UntaggedMultimodalCatModel` (this class, with
+    a ``forward`` that takes no ``tag_labels``, so the ``Trainer`` evaluates it without
+    ``label_names``). ``save_pretrained`` and ``push_to_hub`` also write the model card
+    (:mod:`~multimodal_cat.modeling.card`).
+
     Args:
         config: The model config (towers, fusion, label space).
         vision_model: Optional ready image tower (else built from ``config.vision_config``).
