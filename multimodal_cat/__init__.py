@@ -8,6 +8,11 @@ multimodal_cat`` loads neither torch nor transformers):
 - :class:`Mapping`: a mapping between two trees;
 - :class:`Product` and :class:`Prediction`: what goes in and what comes out.
 
+It also makes trained checkpoints Hugging Face-native: once transformers loads its Auto
+classes, ``AutoConfig`` / ``AutoModel`` / ``AutoProcessor.from_pretrained(folder)`` load a
+checkpoint and ``transformers.pipeline("product-categorization", model=folder)`` runs it
+(post-import hooks, :mod:`multimodal_cat.modeling.auto`: nothing heavy is imported here).
+
 Example:
     >>> from multimodal_cat import Mapping, Product, Taxonomy
     >>> Taxonomy.load("google")["5322"].full_path
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multimodal_cat._lazy import lazy_exports
+from multimodal_cat._lazy import after_import, lazy_exports
 
 if TYPE_CHECKING:
     from multimodal_cat.categorizer import Categorizer
@@ -45,3 +50,16 @@ __all__ = ["Categorizer", "Mapping", "Prediction", "Product", "Taxonomy", "__ver
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+def _register_with_transformers() -> None:
+    """``AutoConfig`` / ``AutoModel`` / ``AutoProcessor`` and ``pipeline("product-categorization")``
+    know our checkpoints once transformers loads them (post-import hooks: nothing is imported now).
+    """
+    from multimodal_cat.modeling.auto import TRIGGERS, on_import
+
+    for module in TRIGGERS:
+        after_import(module, on_import)
+
+
+_register_with_transformers()

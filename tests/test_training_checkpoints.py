@@ -67,6 +67,7 @@ def test_push_to_hub_uploads_the_processor(
     import transformers.trainer
 
     uploads: list[set[str]] = []
+    cards: list[str] = []  # the model card uploaded: ours, not the Trainer's generic one
 
     class Repo:
         repo_id = "someone/tiny"
@@ -77,13 +78,15 @@ def test_push_to_hub_uploads_the_processor(
 
         def upload_folder(self, *, folder_path: str, **kwargs):
             uploads.append({p.name for p in Path(folder_path).iterdir()})
+            cards.append((Path(folder_path) / "README.md").read_text())
 
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda *a, **k: FakeHub())
-    monkeypatch.setattr(Trainer, "create_model_card", lambda self, *a, **k: None)
     _, text = tiny_encoders
     flags = [*_text_only_flags(tmp_path, text), "--max_steps", "1", "--save_strategy", "no"]
     assert main([*flags, "--push_to_hub", "--hub_model_id", "someone/tiny"]) == 0
     assert uploads and all({"config.json", *PROCESSOR_FILES} <= files for files in uploads)
+    assert all("library_name: multimodal-cat" in card for card in cards)
+    assert 'model="someone/tiny"' in cards[-1]
 
 
 def test_saved_config_names_the_leaves_in_head_order(tmp_path: Path) -> None:

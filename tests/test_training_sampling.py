@@ -55,3 +55,14 @@ def test_repeat_imaged_rows_on_a_feed_dataset(tmp_path: Path) -> None:
     text_only, _ = build_dataset(rows, space, ColumnMap(), images=False)
     with pytest.raises(ValueError, match="expected an 'image_mask' or 'image' column; found"):
         repeat_imaged_rows(text_only.remove_columns("image"), 2)
+
+
+def test_the_training_package_exports_what_the_readme_names() -> None:
+    import multimodal_cat.training as training
+    from multimodal_cat.training import add_input_views  # the README's spelling
+    from multimodal_cat.training.sampling import add_input_views as defined
+
+    assert add_input_views is defined
+    for name in ("DataArguments", "ModelArguments", "FROZEN_HEAD", "repeat_imaged_rows"):
+        assert getattr(training, name) is not None
+    assert {name for name in training.__all__ if getattr(training, name) is None} == set()

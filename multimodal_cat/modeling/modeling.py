@@ -18,7 +18,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +29,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from multimodal_cat.encoders import pool
+from multimodal_cat.encoders.registry import base_model_id
+from multimodal_cat.modeling.card import write_model_card
 from multimodal_cat.modeling.configuration import MultimodalCatConfig
 from multimodal_cat.modeling.decoding import decode_predictions
 from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
@@ -49,6 +54,11 @@ def _pooled_dim(hidden_size: int, mode: str) -> int:
 class MultimodalCatModel(PreTrainedModel):
     """Categorize products (image and/or text) into a taxonomy tree and tag their attributes.
 
+    A config without tag groups builds an :class:`UntaggedMultimodalCatModel` (this class, with
+    a ``forward`` that takes no ``tag_labels``, so the ``Trainer`` evaluates it without
+    ``label_names``). ``save_pretrained`` and ``push_to_hub`` also write the model card
+    (:mod:`~multimodal_cat.modeling.card`).
+
     Args:
         config: The model config (towers, fusion, label space).
         vision_model: Optional ready image tower (else built from ``config.vision_config``).
@@ -61,6 +71,19 @@ class MultimodalCatModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+
+    def __new__(cls, config: Any = None, *args: Any, **kwargs: Any) -> MultimodalCatModel:
+        # A model without tag groups is built as UntaggedMultimodalCatModel, whose forward has
+        # no `tag_labels`: the Trainer takes every forward argument whose name holds "label"
+        # for a label it needs in each batch, and a batch without one counts as unlabelled (no
+        # eval loss, no metrics). That subclass is what keeps the plain Trainer working.
+        if (
+            cls is MultimodalCatModel
+            and isinstance(config, MultimodalCatConfig)
+            and not config.tag_groups
+        ):
+            cls = UntaggedMultimodalCatModel
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -266,6 +289,60 @@ class MultimodalCatModel(PreTrainedModel):
             tag_logits, self.tag_head(text_only), both, self.config.text_only_tag_groups
         )
 
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        """``PreTrainedModel.save_pretrained``, plus the model card (``README.md``, see
+        :mod:`~multimodal_cat.modeling.card`; its metrics come from ``all_results.json`` in the
+        folder, if any). ``push_to_hub=True`` uploads through :meth:`push_to_hub`, card included.
+        """
+        push = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_model_card(save_directory, self.config)
+        if push:
+            self.push_to_hub(repo_id or Path(save_directory).name, token=kwargs.get("token"))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+        **save_kwargs: Any,
+    ) -> Any:
+        """Upload the model with its model card (``README.md``) to the hub repo ``repo_id``.
+
+        The card replaces the generic one ``PreTrainedModel.push_to_hub`` would write; upload
+        the processor too (``processor.push_to_hub(repo_id)``) so the repo loads with
+        ``AutoProcessor``, the pipeline and ``Categorizer.from_pretrained``.
+        """
+        import transformers.utils.hub as hub
+
+        if hasattr(hub, "hf_api"):  # transformers 5: its shared client
+            created = hub.hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True)
+        else:  # transformers 4
+            from huggingface_hub import create_repo
+
+            created = create_repo(repo_id, private=private, token=token, exist_ok=True)
+        repo_id = created.repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            super().save_pretrained(folder, **save_kwargs)
+            write_model_card(folder, self.config, model_id=repo_id, tags=tags)
+            return self._upload_modified_files(
+                folder,
+                repo_id,
+                files_timestamps={},
+                commit_message=commit_message,
+                token=token,
+                create_pr=create_pr,
+                revision=revision,
+            )
+
     # --------------------------------------------------------------- decoding
     @property
     def label_space(self) -> LabelSpace:
@@ -374,6 +451,9 @@ class MultimodalCatModel(PreTrainedModel):
             freeze_encoders=freeze_encoders,
             **config_kwargs,
         )
+        for sub, name in ((config.vision_config, vision), (config.text_config, text)):
+            if sub is not None:  # the hub id, not the local folder a short name resolves to
+                sub.name_or_path = base_model_id(name) or name
         model = cls(config, vision_model=towers.get("vision"), text_model=towers.get("text"))
         new = [
             n
@@ -387,6 +467,65 @@ class MultimodalCatModel(PreTrainedModel):
             new,
         )
         return model
+
+
+class UntaggedMultimodalCatModel(MultimodalCatModel):
+    """A :class:`MultimodalCatModel` without tag groups (``MultimodalCatModel(config)`` builds
+    one by itself when ``config.tag_groups`` is empty; ``isinstance(m, MultimodalCatModel)``).
+
+    Its ``forward`` takes no ``tag_labels``, so the ``Trainer`` infers ``label_names`` =
+    ``["labels"]`` (from the forward arguments whose names hold "label") and evaluates batches
+    that carry only ``labels``: eval loss and metrics without ``label_names=["labels"]``.
+
+    Example:
+        >>> from multimodal_cat.modeling.testing import tiny_model
+        >>> from transformers.utils.generic import find_labels
+        >>> model = tiny_model(vision=None, tags=None)
+        >>> type(model).__name__, find_labels(type(model))
+        ('UntaggedMultimodalCatModel', ['labels'])
+        >>> find_labels(type(tiny_model(vision=None)))
+        ['labels', 'tag_labels']
+    """
+
+    def __init__(
+        self,
+        config: MultimodalCatConfig,
+        vision_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ) -> None:
+        if isinstance(config, MultimodalCatConfig) and config.tag_groups:
+            raise ValueError(
+                f"UntaggedMultimodalCatModel is for configs without tag groups; this one has "
+                f"{[g['attribute'] for g in config.tag_groups]}: build a MultimodalCatModel."
+            )
+        super().__init__(config, vision_model, text_model)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> MultimodalCatOutput:
+        """:meth:`MultimodalCatModel.forward` without ``tag_labels`` (there is no tag head)."""
+        return super().forward(
+            pixel_values=pixel_values,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            image_embeds=image_embeds,
+            text_embeds=text_embeds,
+            image_mask=image_mask,
+            text_mask=text_mask,
+            labels=labels,
+            **kwargs,
+        )
 
 
 def _load_tower(name: str) -> PreTrainedModel:

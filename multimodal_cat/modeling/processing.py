@@ -240,3 +240,9 @@ class MultimodalCatProcessor(ProcessorMixin):
         full = pixels.new_zeros((len(images), *pixels.shape[1:]))
         full[torch.tensor(present)] = pixels
         return {"pixel_values": full, "image_mask": torch.tensor(present)}
+
+
+# Last: AutoConfig / AutoProcessor know this class from here on (multimodal_cat.modeling.auto).
+from multimodal_cat.modeling.auto import register_processor  # noqa: E402
+
+register_processor()

@@ -5,6 +5,8 @@
 - :mod:`.zero_shot` with :mod:`.image_text`: any tree with no training (:class:`ZeroShotCategorizer`);
 - :mod:`.dry_run`: no model, for dry runs and tests (:class:`DryRunPredictor`);
 - :mod:`.backoff`: the coarser-category back-off (``min_confidence``) of a leaf predictor;
+- :mod:`.pipeline`: the ``transformers.pipeline("product-categorization")`` task over a
+  checkpoint (:class:`ProductCategorizationPipeline`);
 - :mod:`.build`: the predictor ``multimodal-cat categorize`` runs (:func:`build_predictor`).
 
 The checkpoint and zero-shot predictors load torch and the encoders: they are imported on
@@ -29,6 +31,7 @@ _LAZY = {
     "ZeroShotCategorizer": "multimodal_cat.predictors.zero_shot",
     "ImageTextEncoder": "multimodal_cat.predictors.image_text",
     "build_predictor": "multimodal_cat.predictors.build",
+    "ProductCategorizationPipeline": "multimodal_cat.predictors.pipeline",
 }
 
 __all__ = ["DryRunPredictor", "Predictor", *_LAZY]

@@ -25,8 +25,8 @@ _EXPORTS = {
         "tag_predictions",
     ),
     "multimodal_cat.training.recipes": ("END_TO_END", "FROZEN_HEAD", "Recipe", "recipe_for"),
-    "multimodal_cat.training.run": ("train_on_feed",),
-    "multimodal_cat.training.sampling": ("repeat_imaged_rows",),
+    "multimodal_cat.training.run": ("CardTrainer", "ModelCardCallback", "train_on_feed"),
+    "multimodal_cat.training.sampling": ("add_input_views", "repeat_imaged_rows"),
     "multimodal_cat.training.tags": ("infer_tag_groups",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

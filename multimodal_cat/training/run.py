@@ -17,16 +17,26 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import (
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from multimodal_cat._progress import bars_enabled, follow_switch, info
 from multimodal_cat.encoders._base import use_bf16
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.modeling import LabelSpace, MultimodalCatModel, MultimodalCatProcessor, TagGroup
+from multimodal_cat.modeling.card import write_model_card
 from multimodal_cat.training.arguments import DataArguments, ModelArguments, settings_line
 from multimodal_cat.training.collator import EmbeddingCollator, MultimodalCatCollator
 from multimodal_cat.training.data import build_dataset
@@ -43,7 +53,14 @@ from multimodal_cat.training.recipes import recipe_for
 from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows
 from multimodal_cat.training.tags import infer_tag_groups, tag_columns
 
-__all__ = ["TrainingSets", "leave_process_group", "load_training_sets", "train_on_feed"]
+__all__ = [
+    "CardTrainer",
+    "ModelCardCallback",
+    "TrainingSets",
+    "leave_process_group",
+    "load_training_sets",
+    "train_on_feed",
+]
 
 
 @dataclass
@@ -186,6 +203,34 @@ def _embedded(
     return out
 
 
+class CardTrainer(Trainer):
+    """A ``Trainer`` whose ``push_to_hub`` uploads the model's own card (``README.md`` of
+    :mod:`multimodal_cat.modeling.card`) instead of the generic one ``Trainer`` writes."""
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        if self.is_world_process_zero():
+            write_model_card(
+                self.args.output_dir, self.model.config, model_id=self.hub_model_id or None
+            )
+
+
+class ModelCardCallback(TrainerCallback):
+    """Rewrites each ``checkpoint-*`` folder's card with the run's metrics so far (the model's
+    ``save_pretrained`` wrote it before the ``Trainer`` saved ``trainer_state.json``)."""
+
+    def on_save(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and model is not None and folder.is_dir():
+            write_model_card(folder, model.config)
+
+
 class _ProcessorSaver:
     """Saves a processor without a tokenizer for the ``Trainer``.
 
@@ -215,7 +260,6 @@ def _trainer(
     processor: MultimodalCatProcessor,
 ) -> Trainer:
     training_args.remove_unused_columns = False
-    training_args.label_names = ["labels", "tag_labels"] if sets.groups else ["labels"]
     metrics_fn = None
     if sets.eval is not None:
         metrics_fn = build_compute_metrics(sets.space.parents, sets.groups)
@@ -229,7 +273,7 @@ def _trainer(
     if model_args.imaged_row_repeats > 1:
         train_set = repeat_imaged_rows(train_set, model_args.imaged_row_repeats)
     saver = processor if processor.tokenizer is not None else _ProcessorSaver(processor)
-    trainer = Trainer(
+    trainer = CardTrainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
@@ -237,6 +281,7 @@ def _trainer(
         data_collator=collator,
         processing_class=saver,  # saved with every checkpoint, before any upload
         compute_metrics=metrics_fn,
+        callbacks=[ModelCardCallback()],
     )
     if not bars_enabled():  # --quiet: neither the bars nor the log lines they print
         trainer.remove_callback(ProgressCallback)
@@ -291,9 +336,9 @@ def train_on_feed(
 
             figures = calibrate(model, evaluated)
             metrics.update({f"calibration_{k}": v for k, v in figures.items()})
-    trainer.save_model(training_args.output_dir)  # with the processor; pushes with --push_to_hub
-    if trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():  # first: the model card reads it
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
+    trainer.save_model(training_args.output_dir)  # with processor and card; pushes with --push_to_hub
     return metrics
 
 
