@@ -354,6 +354,7 @@ def test_train_cli_frozen_head_recipe_and_overrides(
     first = capsys.readouterr().err
     mine_flags = ["--learning_rate", "1e-4", "--num_train_epochs", "3", "--warmup_steps", "10"]
     mine_flags += ["--head-dropout", "0", "--tag-loss-weight", "2", "--projection-dim", "16"]
+    mine_flags += ["--per-device-train-batch-size", "64"]
     assert main([*flags, "--freeze-encoders", *mine_flags, *out]) == 0
     second = capsys.readouterr().err
     assert main([*flags, *out]) == 0
@@ -362,12 +363,14 @@ def test_train_cli_frozen_head_recipe_and_overrides(
     assert "head-dropout=0.0" in second and "lr_scheduler_type=cosine" in second
     (head, head_config), (mine, my_config), (full, full_config) = seen
     assert head.learning_rate == 2e-3 and head.num_train_epochs == 10
-    assert head.per_device_train_batch_size == 512 and head.lr_scheduler_type == "cosine"
+    # a small feed: the recipe's 512 shrinks so an epoch takes 20 steps (never under 32)
+    assert head.per_device_train_batch_size == 32 and head.lr_scheduler_type == "cosine"
+    assert "training rows: batch 32 per device" in first
     assert head.warmup_steps == 0.05 and head.weight_decay == 0.01
     assert (head_config.dropout, head_config.label_smoothing) == (0.3, 0.1)
     assert (head_config.projection_dim, head_config.tag_loss_weight) == (256, 0.5)
     assert (mine.learning_rate, mine.num_train_epochs, mine.warmup_steps) == (1e-4, 3, 10)
-    assert mine.per_device_train_batch_size == 512  # the rest stays
+    assert mine.per_device_train_batch_size == 64  # the user's batch is not scaled
     assert (my_config.dropout, my_config.tag_loss_weight) == (0.0, 2.0)
     assert (my_config.projection_dim, my_config.label_smoothing) == (16, 0.1)
     default = TrainingArguments(output_dir=str(tmp_path / "x"))

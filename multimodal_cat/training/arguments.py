@@ -247,6 +247,14 @@ class ModelArguments:
             "you give win)"
         },
     )
+    scale_batch_to_rows: bool = field(
+        default=True,
+        metadata={
+            "help": "with --freeze-encoders and no --per_device_train_batch_size: on a small "
+            "feed, shrink the recipe's batch (512) so that an epoch takes at least "
+            "20 steps (never under 32); --no-scale-batch-to-rows keeps 512"
+        },
+    )
     gate_tag_images: bool = field(
         default=True,
         metadata={
@@ -363,7 +371,15 @@ def parse_train_args(argv: Sequence[str]) -> tuple[DataArguments, ModelArguments
             f"unknown options: {' '.join(remaining)} (see `multimodal-cat train --help`)"
         )
     data_args, model_args, training_args = parsed
+    if _given(argv, "per_device_train_batch_size"):  # the user's batch wins over the scaling
+        model_args.scale_batch_to_rows = False
     return data_args, model_args, training_args
+
+
+def _given(argv: Sequence[str], name: str) -> bool:
+    """Whether ``--name`` (with dashes or underscores, ``=value`` or not) is in ``argv``."""
+    flags = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    return name in flags
 
 
 def settings_line(recipe: Recipe, training_args: Any, head: dict[str, Any]) -> str:

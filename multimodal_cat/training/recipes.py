@@ -137,6 +137,24 @@ END_TO_END = Recipe(
 )
 
 
+MIN_STEPS_PER_EPOCH = 20  # a small feed still gets this many steps per epoch (frozen head)
+MIN_BATCH = 32
+
+
+def batch_for_rows(rows: int, batch: int, processes: int = 1) -> int:
+    """The per-device batch for ``rows`` training rows: ``batch``, shrunk so that one epoch takes
+    at least :data:`MIN_STEPS_PER_EPOCH` steps, never under :data:`MIN_BATCH`.
+
+    On 1,000 fashion rows (2,700 with the input views), the eval split carved from them scored
+    0.90 leaf accuracy with batch 512 (60 steps in all) against 0.93 with 128; 40k rows keep 512.
+
+    Example:
+        >>> batch_for_rows(2_700, 512), batch_for_rows(55_000, 512), batch_for_rows(100, 512)
+        (135, 512, 32)
+    """
+    return max(MIN_BATCH, min(batch, rows // (MIN_STEPS_PER_EPOCH * max(1, processes))))
+
+
 def recipe_for(frozen_encoders: bool) -> Recipe:
     """:data:`FROZEN_HEAD` when the towers are frozen, else :data:`END_TO_END`.
 

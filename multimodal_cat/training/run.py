@@ -49,7 +49,7 @@ from multimodal_cat.training.label_space import (
     label_space_for,
 )
 from multimodal_cat.training.metrics import build_compute_metrics
-from multimodal_cat.training.recipes import recipe_for
+from multimodal_cat.training.recipes import MIN_STEPS_PER_EPOCH, batch_for_rows, recipe_for
 from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows
 from multimodal_cat.training.tags import infer_tag_groups, tag_columns
 
@@ -314,6 +314,13 @@ def train_on_feed(
     model = _model(model_args, head, sets)
     if views:  # after the class weights, which count each product once
         sets = replace(sets, train=_with_views(sets.train, views))
+    if model_args.freeze_encoders and model_args.scale_batch_to_rows:
+        rows = len(sets.train)
+        size = batch_for_rows(rows, training_args.per_device_train_batch_size, training_args.world_size)
+        if size != training_args.per_device_train_batch_size:
+            info(f"{rows:,} training rows: batch {size} per device so an epoch takes at least "
+                 f"{MIN_STEPS_PER_EPOCH} steps (--per_device_train_batch_size to choose)")
+            training_args.per_device_train_batch_size = size
     processor = MultimodalCatProcessor.from_encoders(
         model_args.vision,
         model_args.text,
