@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -53,8 +54,14 @@ def test_readme_has_python_blocks() -> None:
     assert len(python_blocks()) >= 5
 
 
+def test_the_trainer_example_is_quoted_verbatim() -> None:
+    example = (README.parent / "examples" / "trainer_example.py").read_text(encoding="utf-8")
+    assert example in python_blocks()
+
+
 def test_every_python_block_runs(tiny_short_names: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    shutil.copytree(README.parent / "examples", tmp_path / "examples")  # the Trainer example's feed
     (tmp_path / "photos").mkdir()
     for name, colour in (("boot", "brown"), ("shirt", "blue"), ("mug", "black")):
         Image.new("RGB", (48, 48), colour).save(tmp_path / "photos" / f"{name}.jpg")
