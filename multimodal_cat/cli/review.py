@@ -114,34 +114,29 @@ def _products(feed: str, columns: list[str]) -> dict[int, Any]:
 
 
 def run_tasks(args: argparse.Namespace) -> int:
-    """Join the feed with its categorize output; queue the rows that need a person."""
-    from multimodal_cat.feeds.write import read_output
+    """Join the feed with its categorize output (by row and id); queue the rows that need a person."""
     from multimodal_cat.review import to_tasks, write_tasks
+    from multimodal_cat.review.join import join_predictions
 
-    taxonomy = _taxonomy(args.taxonomy)
-    products, skip = _products(args.feed, args.column), _excluded(args.exclude)
-    queued, predictions, reasons = [], [], []
+    taxonomy, skip = _taxonomy(args.taxonomy), _excluded(args.exclude)
     try:
-        rows = list(read_output(args.predictions))
-    except (MultimodalCatError, OSError, ValueError) as err:
-        raise UserError(f"{args.predictions}: {err}") from None
-    for row in rows:
-        product = products.get(int(row["row"]))
-        if product is None or product.id in skip or not row.get("category_id"):
-            continue
-        reason = _reason(row, args.below)
-        if reason is None:
-            continue
-        queued.append(product)
-        predictions.append(_prediction(row, taxonomy))
-        reasons.append(reason)
+        pairs, total = join_predictions(
+            args.feed, args.predictions, columns=args.column,
+            wanted=lambda row: _reason(row, args.below) is not None,
+        )
+        pairs = [(product, row) for product, row in pairs if product.id not in skip]
+        predictions = [_prediction(row, taxonomy) for _, row in pairs]
+    except (MultimodalCatError, OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(str(err)) from None
+    queued = [product for product, _ in pairs]
+    reasons = [_reason(row, args.below) or "" for _, row in pairs]
     write_tasks(to_tasks(queued, predictions, reasons=reasons), args.output)
-    print(f"{len(queued):,} of {len(rows):,} products queued for review -> {args.output}")
+    print(f"{len(queued):,} of {total:,} products queued for review -> {args.output}")
     return 0
 
 
 def _reason(row: dict[str, Any], below: float | None) -> str | None:
-    confidence = float(row.get("confidence") or 0.0)
+    confidence = _confidence(row)
     if below is not None:
         return f"confidence {confidence:.2f} < {below:.2f}" if confidence < below else None
     flag = row.get("needs_review")
@@ -152,17 +147,32 @@ def _reason(row: dict[str, Any], below: float | None) -> str | None:
     return None
 
 
+def _confidence(row: dict[str, Any]) -> float:
+    value = row.get("confidence")
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        raise UserError(f"row {row.get('row')}: expected a number in confidence; found {value!r}") from None
+
+
 def _prediction(row: dict[str, Any], taxonomy: Any):
     from multimodal_cat.predictions import CategoryScore, Prediction
 
     alternatives = row.get("alternatives") or []
-    if isinstance(alternatives, str):
-        alternatives = json.loads(alternatives) if alternatives else []
+    try:
+        if isinstance(alternatives, str):
+            alternatives = json.loads(alternatives) if alternatives else []
+        scores = [CategoryScore(str(a["id"]), str(a["path"]), float(a["score"])) for a in alternatives]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"row {row.get('row')}: expected alternatives as a JSON list of {{id, path, score}}; "
+            f"found {str(row.get('alternatives'))[:80]!r}"
+        ) from None
     return Prediction(
         category_id=str(row["category_id"]),
         category_path=str(row["category_path"]),
-        confidence=float(row.get("confidence") or 0.0),
-        alternatives=[CategoryScore(str(a["id"]), str(a["path"]), float(a["score"])) for a in alternatives],
+        confidence=_confidence(row),
+        alternatives=scores,
     )
 
 
