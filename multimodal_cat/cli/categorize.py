@@ -24,7 +24,7 @@ from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
-from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.images import ImageLoader, ImageOptionError
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
 from multimodal_cat.feeds.write import (
@@ -201,13 +201,15 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
-    predictor, mapper = _build_predictor(args)
-    router = build_router(args, predictor) if not args.dry_run else None
+    loader = _image_loader(args)
+    try:
+        predictor, mapper = _build_predictor(args)
+        router = build_router(args, predictor) if not args.dry_run else None
+    except BaseException:
+        loader.close()
+        raise
     from multimodal_cat.feeds.job import categorize_feed
 
-    root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
-    limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
-    loader = ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
     try:
         summary = categorize_feed(
             args.feed,
@@ -272,6 +274,16 @@ def _check_args(args: argparse.Namespace) -> None:
         args.shard = "auto"  # under accelerate launch / torchrun: one shard per process
     if args.feed == "-" and args.image_root is None:
         args.image_root = str(Path.cwd())
+
+
+def _image_loader(args: argparse.Namespace) -> ImageLoader:
+    """The image loader the flags ask for; impossible values are refused (exit 2) up front."""
+    root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
+    limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
+    try:
+        return ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
+    except ImageOptionError as error:
+        raise UserError(str(error)) from None
 
 
 def _preflight(args: argparse.Namespace) -> None:

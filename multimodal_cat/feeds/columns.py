@@ -44,6 +44,9 @@ DEFAULT_CAPS: dict[str, int] = {
     "seller_category": 1_000,
     "image": 4_096,
 }
+# A ``data:`` URL image holds the image itself: it is capped by the image size cap (20 MB, as
+# base64 text plus its header), not by the 4,096 characters of an image path or URL.
+DATA_URL_CAP = 4 * -(-20 * 1024 * 1024 // 3) + 1_024
 
 
 class FeedColumnError(MultimodalCatError, ValueError):
@@ -160,6 +163,15 @@ def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) 
         column = getattr(columns, key)
         text = _text(row.get(column)) if column else ""
         cap = columns.caps.get(key, DEFAULT_CAPS[key])
+        if key == "image" and text[:5].lower() == "data:":
+            if len(text) > DATA_URL_CAP:
+                warnings.append(
+                    f"image data: URL of {len(text):,} characters is over the {DATA_URL_CAP:,} "
+                    "allowed (20 MB of image); the image is not used"
+                )
+                text = ""
+            values[key] = text
+            continue
         if len(text) > cap:
             warnings.append(f"{key} truncated from {len(text):,} to {cap:,} characters")
             text = text[:cap]
