@@ -86,3 +86,126 @@ def test_tasks_malformed_predictions_exit_2(tmp_path, tree, capsys, name, text, 
     assert _tasks(tree, feed, predictions, tmp_path / "tasks.json") == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+# --- item 13: the corrections file survives a write cut short ---------------------------------
+def _correction(pid, category="2"):
+    from multimodal_cat.review import Correction
+
+    return Correction(product_id=pid, action="changed", category_id=category)
+
+
+def test_a_torn_last_line_is_dropped_before_appending(tmp_path, caplog):
+    from multimodal_cat.review import read_corrections, write_corrections
+
+    path = tmp_path / "corrections.jsonl"
+    write_corrections([_correction("A1")], path)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"product_id": "A2", "act')  # the disk filled up here
+    assert [c.product_id for c in read_corrections(path)] == ["A1"]  # the torn line is ignored
+    write_corrections([_correction("A3")], path)
+    assert [c.product_id for c in read_corrections(path)] == ["A1", "A3"]
+    assert path.read_text(encoding="utf-8").count("\n") == 2
+    assert "torn" in caplog.text
+
+
+def test_a_failed_append_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from multimodal_cat.review import CorrectionError, read_corrections, write_corrections
+
+    path = tmp_path / "corrections.jsonl"
+    write_corrections([_correction("A1")], path)
+    before = path.read_bytes()
+    real_fsync = os.fsync
+    calls = []
+
+    def full_disk(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(CorrectionError, match="No space left"):
+        write_corrections([_correction("A2"), _correction("A3")], path)
+    assert path.read_bytes() == before
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    write_corrections([_correction("A4")], path)
+    assert [c.product_id for c in read_corrections(path)] == ["A1", "A4"]
+
+
+# --- small items: Label Studio exports ---------------------------------------------------------
+def _answer(path, updated="2026-01-01T00:00:00Z", ident=1, **extra):
+    result = [{"from_name": "category", "to_name": "title", "type": "taxonomy",
+               "value": {"taxonomy": [path]}}]
+    return {"id": ident, "updated_at": updated, "result": result, **extra}
+
+
+def _import(tmp_path, tree, tasks, raw=None):
+    export = tmp_path / "export.json"
+    if raw is not None:
+        export.write_bytes(raw)
+    else:
+        export.write_text(json.dumps(tasks), encoding="utf-8")
+    out = tmp_path / "corrections.jsonl"
+    return main(["review", "import", str(export), "--taxonomy", str(tree), "-o", str(out)]), out
+
+
+def test_duplicate_products_keep_the_newest_answer_once(tmp_path, tree, capsys, caplog):
+    tasks = [
+        {"id": 1, "data": {"id": "A1"}, "annotations": [_answer(["Apparel", "Shoes"], "2026-03-01T00:00:00Z")]},
+        {"id": 2, "data": {"id": "A1"}, "annotations": [_answer(["Apparel", "Shirts"], "2026-01-01T00:00:00Z")]},
+    ]
+    code, out = _import(tmp_path, tree, tasks)
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(c["product_id"], c["category_path"]) for c in lines] == [("A1", "Apparel > Shoes")]
+    assert "1 answers" in capsys.readouterr().out and "several tasks" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        ([{"data": {"id": "A1"}, "annotations": [{"result": [{"from_name": "category",
+                                                               "value": {"taxonomy": "Apparel > Shoes"}}]}]}],
+         "value.taxonomy"),
+        ([{"data": {"id": "A1"}, "annotations": [_answer(["Apparel"], was_cancelled="false")]}], "was_cancelled"),
+        ([{"data": ["A1"], "annotations": []}], "data to be an object"),
+        ([{"data": {"id": {"x": 1}}, "annotations": []}], "data.id"),
+        ([{"data": {"id": "A1"}, "annotations": "done"}], "annotations to be a list"),
+        ([{"data": {"id": "A1"}, "annotations": [_answer(["Apparel"], ident=1),
+                                                  _answer(["Kitchen"], ident="b")]}], None),
+    ],
+)
+def test_malformed_answers_are_reported_not_skipped(tmp_path, tree, capsys, tasks, expected):
+    code, out = _import(tmp_path, tree, tasks)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if expected is None:  # mixed annotation ids: read, not a crash
+        assert code == 0
+    else:
+        assert code == 2 and expected in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b"\xff\xfe[\x00]\x00", "UTF-8"), (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
+    ids=["utf-16", "100k-deep"],
+)
+def test_unreadable_exports_exit_2(tmp_path, tree, capsys, raw, expected):
+    code, _ = _import(tmp_path, tree, None, raw=raw)
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_non_utf8_corrections_exit_2(tmp_path, tree, capsys):
+    feed = _feed(tmp_path, [("A1", "Blue cotton shirt")])
+    out = _predictions(tmp_path, [("A1", "2", "Apparel > Shirts")])
+    done = tmp_path / "done.jsonl"
+    done.write_bytes(b'{"product_id": "\xff"}\n')
+    code = main(["review", "tasks", str(feed), str(out), "--taxonomy", str(tree), "--exclude", str(done),
+                 "-o", str(tmp_path / "tasks.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "UTF-8" in err and "Traceback" not in err

@@ -194,9 +194,9 @@ def run_import(args: argparse.Namespace) -> int:
 
     try:
         corrections = read_export(args.export, _taxonomy(args.taxonomy))
+        write_corrections(corrections, args.output)
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
-    write_corrections(corrections, args.output)
     counts = Counter(c.action for c in corrections)
     summary = ", ".join(f"{counts[a]:,} {a}" for a in ("accepted", "changed", "skipped"))
     print(f"{len(corrections):,} answers ({summary}) -> {args.output}")

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
 from multimodal_cat.review.corrections import Correction, CorrectionError
 from multimodal_cat.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
 
 FROM_NAME = "category"  # the Taxonomy control's name in the labeling configuration
 TO_NAME = "title"  # the object it labels
@@ -127,26 +130,47 @@ def read_export(export: str | Path | list[dict[str, Any]], taxonomy: Taxonomy) -
 
     Per task, the latest annotation wins: a cancelled one (the reviewer pressed *Skip*) is a
     ``skipped`` correction; a category equal to the suggested one is ``accepted``; any other is
-    ``changed``. Tasks nobody annotated are left out.
+    ``changed``. Tasks nobody annotated are left out. A product answered in several tasks
+    counts once: the newest answer (``updated_at``) wins, with a warning.
 
     Raises:
-        CorrectionError: the export is not a list of tasks, a task has no product id, or an
-            annotation names a category that is not in ``taxonomy`` (all such tasks are listed).
+        CorrectionError: the export is not a list of tasks (or not UTF-8 JSON), a task has no
+            product id, an annotation is malformed (``value.taxonomy`` not a list of paths,
+            ``was_cancelled`` not a boolean...) or names a category that is not in ``taxonomy``
+            (all such tasks are listed).
     """
     tasks = _load_export(export)
-    corrections, problems = [], []
+    chosen: dict[str, Correction] = {}
+    answered: dict[str, int] = {}
+    problems = []
     for number, task in enumerate(tasks, start=1):
         try:
             correction = _correction(task, taxonomy)
         except CorrectionError as err:
-            problems.append(f"task {task.get('id', number)}: {err}")
+            problems.append(f"task {_task_name(task, number)}: {err}")
             continue
-        if correction is not None:
-            corrections.append(correction)
+        if correction is None:
+            continue
+        key = correction.product_id
+        answered[key] = answered.get(key, 0) + 1
+        if key not in chosen or correction.reviewed_at >= chosen[key].reviewed_at:
+            chosen[key] = correction
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise CorrectionError(f"{len(problems)} task(s) of the Label Studio export cannot be read: {shown}")
-    return corrections
+    repeated = {k: n for k, n in answered.items() if n > 1}
+    if repeated:
+        names = ", ".join(f"{k!r} ({n} tasks)" for k, n in list(repeated.items())[:5])
+        logger.warning(
+            "%d product(s) answered in several tasks, each counted once with its newest answer "
+            "(updated_at): %s", len(repeated), names,
+        )
+    return list(chosen.values())
+
+
+def _task_name(task: Any, number: int) -> str:
+    name = task.get("id", number) if isinstance(task, dict) else number
+    return str(name) if isinstance(name, (str, int)) else str(number)
 
 
 def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,6 +182,15 @@ def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, An
                 f"{export}: expected Label Studio's JSON export (a list of tasks); found invalid "
                 f"JSON at line {err.lineno}: {err.msg}"
             ) from None
+        except UnicodeDecodeError as err:
+            raise CorrectionError(
+                f"{export}: expected Label Studio's JSON export in UTF-8; found byte "
+                f"0x{err.object[err.start]:02x} at offset {err.start:,}"
+            ) from None
+        except RecursionError:
+            raise CorrectionError(
+                f"{export}: expected Label Studio's JSON export; found JSON nested too deeply to read"
+            ) from None
     if not isinstance(export, list) or not all(isinstance(t, dict) for t in export):
         raise CorrectionError(
             f"expected Label Studio's JSON export: a list of tasks; found {type(export).__name__}"
@@ -166,22 +199,30 @@ def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, An
 
 
 def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
-    data = task.get("data") or {}
-    product_id = str(data.get("id", "")).strip()
+    data = _shaped(task.get("data") or {}, dict, "data")
+    raw_id = data.get("id", "")
+    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+        raise CorrectionError(f"expected the product id in data.id (text or a number); found {raw_id!r}")
+    product_id = str(raw_id).strip()
     if not product_id:
         raise CorrectionError("expected the product id in data.id; found none")
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+    annotations = _shaped(task.get("annotations") or [], list, "annotations")
     if not annotations:
         return None
-    latest = max(annotations, key=lambda a: (str(a.get("updated_at", "")), a.get("id", 0)))
+    for annotation in annotations:
+        _shaped(annotation, dict, "each annotation")
+    latest = max(annotations, key=_annotation_order)
     common = {
         "product_id": product_id,
         "suggested_id": str(data.get("suggested_id", "")),
         "reviewer": str(latest.get("completed_by", "")),
         "reviewed_at": str(latest.get("updated_at", "")),
     }
+    cancelled = latest.get("was_cancelled", False)
+    if not isinstance(cancelled, bool) and cancelled is not None:
+        raise CorrectionError(f"expected was_cancelled true or false; found {cancelled!r}")
     path = _chosen_path(latest)
-    if latest.get("was_cancelled") or path is None:
+    if cancelled or path is None:
         return Correction(action="skipped", category_id="", **common)
     try:
         category = taxonomy.find(" > ".join(path))
@@ -193,11 +234,33 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
     return Correction(action=action, category_id=category.id, category_path=category.full_path, **common)
 
 
+def _shaped(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind):
+        expected = {dict: "an object", list: "a list"}[kind]
+        raise CorrectionError(f"expected {name} to be {expected}; found {type(value).__name__}")
+    return value
+
+
+def _annotation_order(annotation: dict[str, Any]) -> tuple[str, int, str]:
+    """Newest last: by ``updated_at``, then by id (numbers and text ids never compared)."""
+    ident = annotation.get("id", 0)
+    number = ident if isinstance(ident, int) and not isinstance(ident, bool) else -1
+    return str(annotation.get("updated_at") or ""), number, str(ident)
+
+
 def _chosen_path(annotation: dict[str, Any]) -> list[str] | None:
-    for item in annotation.get("result") or []:
-        if item.get("from_name") != FROM_NAME:
+    """The path the reviewer picked; ``None`` when the annotation holds no category."""
+    for item in _shaped(annotation.get("result") or [], list, "result"):
+        if not isinstance(item, dict) or item.get("from_name") != FROM_NAME:
             continue
-        chosen = (item.get("value") or {}).get("taxonomy") or []
-        if chosen and isinstance(chosen[0], list) and chosen[0]:
-            return [str(part) for part in chosen[0]]
+        value = _shaped(item.get("value") or {}, dict, "value")
+        chosen = _shaped(value.get("taxonomy") or [], list, "value.taxonomy")
+        if not chosen:
+            continue
+        first = chosen[0]
+        if not isinstance(first, list) or not first or not all(isinstance(p, str) for p in first):
+            raise CorrectionError(
+                f"expected value.taxonomy to be a list of paths (lists of names); found {chosen!r:.80}"
+            )
+        return list(first)
     return None
