@@ -14,8 +14,10 @@ file that cannot be read...).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,24 @@ def _add_common(p: argparse.ArgumentParser, taxonomy_group: Any = None) -> None:
     p.add_argument("-o", "--output", required=True, help="tasks file (JSON) to import into Label Studio")
 
 
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Turn a failed write of ``path`` (missing folder, a folder, a full disk) into one sentence."""
+    try:
+        yield
+    except MultimodalCatError as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        folder = Path(path).parent
+        if isinstance(err, FileNotFoundError) and not folder.is_dir():
+            why = f"its folder {str(folder)!r} does not exist"
+        elif isinstance(err, IsADirectoryError) or Path(path).is_dir():
+            why = "it is a folder; name a file"
+        else:
+            why = err.strerror or str(err)
+        raise UserError(f"cannot write {path!r}: {why}") from None
+
+
 def _taxonomy(name: str | None):
     from multimodal_cat.taxonomy import Taxonomy
 
@@ -130,7 +150,8 @@ def run_tasks(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     queued = [product for product, _ in pairs]
     reasons = [_reason(row, args.below) or "" for _, row in pairs]
-    write_tasks(to_tasks(queued, predictions, reasons=reasons), args.output)
+    with _writing(args.output):
+        write_tasks(to_tasks(queued, predictions, reasons=reasons), args.output)
     print(f"{len(queued):,} of {total:,} products queued for review -> {args.output}")
     return 0
 
@@ -180,8 +201,9 @@ def run_config(args: argparse.Namespace) -> int:
     """Write the labeling configuration to create the Label Studio project with."""
     from multimodal_cat.review import labeling_config
 
-    Path(args.output).write_text(labeling_config(_taxonomy(args.taxonomy), images=not args.no_images),
-                                 encoding="utf-8")
+    config = labeling_config(_taxonomy(args.taxonomy), images=not args.no_images)
+    with _writing(args.output):
+        Path(args.output).write_text(config, encoding="utf-8")
     print(f"labeling configuration for {args.taxonomy} -> {args.output}")
     return 0
 
@@ -194,9 +216,10 @@ def run_import(args: argparse.Namespace) -> int:
 
     try:
         corrections = read_export(args.export, _taxonomy(args.taxonomy))
-        write_corrections(corrections, args.output)
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
+    with _writing(args.output):
+        write_corrections(corrections, args.output)
     counts = Counter(c.action for c in corrections)
     summary = ", ".join(f"{counts[a]:,} {a}" for a in ("accepted", "changed", "skipped"))
     print(f"{len(corrections):,} answers ({summary}) -> {args.output}")
@@ -213,6 +236,10 @@ def run_suggest(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UserError(f"-n must be at least 1; found {args.n}")
+    try:
+        text_encoder = TextEncoder.from_name(args.text_encoder)
+    except (MultimodalCatError, OSError, ValueError) as err:
+        raise UserError(f"--text-encoder: {err}") from None
     products = list(_products(args.feed, args.column).values())
     skip = _excluded(args.exclude)
     if not products:
@@ -224,7 +251,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     print(f"scoring {len(products):,} products", file=sys.stderr)
     proba = predictor.predict_proba(products)
     texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in products]
-    vectors = encode_cached(TextEncoder.from_name(args.text_encoder), texts, normalize=True, progress=True)
+    vectors = encode_cached(text_encoder, texts, normalize=True, progress=True)
     exclude = np.array([p.id in skip for p in products])
     picks = suggest(proba, vectors, args.n, exclude=exclude, cold_start=args.cold_start)
     chosen = [products[i] for i in picks]
@@ -233,7 +260,8 @@ def run_suggest(args: argparse.Namespace) -> int:
         reasons = ["suggested: typical of a cluster of the pool (cold start)"] * len(picks)
     else:
         reasons = [f"suggested: uncertainty {1 - float(proba[i].max()):.2f}" for i in picks]
-    write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
+    with _writing(args.output):
+        write_tasks(to_tasks(chosen, predictions, reasons=reasons), args.output)
     print(f"{len(chosen):,} products suggested for labelling -> {args.output}")
     return 0
 
@@ -272,12 +300,26 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
     key = str(args.target_precision)
     if stored and key in stored:
         source = f"{args.target_precision:.0%} precision on the checkpoint's held-out rows"
-        return ReviewRouter(predictor.taxonomy, float(stored[key]), source)
+        return ReviewRouter(predictor.taxonomy, _stored_threshold(stored[key], key), source)
     known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
     raise UserError(
         f"no held-out threshold for precision {args.target_precision} in this predictor{known}: "
         "give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
     )
+
+
+def _stored_threshold(value: Any, key: str) -> float:
+    """A checkpoint's stored threshold, refused unless it is a number in [0, 1]."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise UserError(
+            f"the checkpoint's threshold for precision {key} is {value!r}; expected a number "
+            "between 0 and 1 (config.json confidence_thresholds): give --review-below P or --holdout"
+        )
+    return threshold
 
 
 def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float, str]:
