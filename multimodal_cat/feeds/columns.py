@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.products import Product
+
+logger = logging.getLogger(__name__)
 
 FIELDS = ("id", "title", "description", "brand", "seller_category", "image")
 TEXT_FIELDS = ("title", "description", "brand", "seller_category")
@@ -127,6 +130,45 @@ class ColumnMap:
                 "Name them with --column title=YourColumn"
             )
         return replace(self, **resolved)
+
+
+def passthrough_columns(keep: Sequence[str], found: Sequence[str], taken: Iterable[str]) -> dict[str, str]:
+    """Input column -> output column for the columns copied to the output (``["*"]``: all).
+
+    A kept column whose name the output already uses (``status``, ``google_category_id``...)
+    is renamed ``input_<name>`` (``input_input_<name>`` if that is taken too...), with a warning
+    naming each rename, so no output column is overwritten or duplicated.
+
+    Raises:
+        FeedColumnError: A named column is not in the feed.
+
+    Example:
+        >>> passthrough_columns(["*"], ["sku", "status"], taken=["row", "id", "status"])
+        {'sku': 'sku', 'status': 'input_status'}
+    """
+    wanted = list(dict.fromkeys(found)) if "*" in keep else list(dict.fromkeys(keep))
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise FeedColumnError(
+            f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
+        )
+    used = set(taken) | set(wanted)
+    out: dict[str, str] = {}
+    for column in wanted:
+        name = column
+        if column in set(taken):
+            name = f"input_{column}"
+            while name in used:
+                name = f"input_{name}"
+            used.add(name)
+        out[column] = name
+    renamed = [f"{c} -> {n}" for c, n in out.items() if c != n]
+    if renamed:
+        logger.warning(
+            "kept input column(s) renamed, as the output already has columns of that name: %s",
+            ", ".join(renamed),
+        )
+    return out
 
 
 def _split_pair(pair: str) -> tuple[str, str]:

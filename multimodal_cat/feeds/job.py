@@ -34,13 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
+from multimodal_cat.feeds.columns import ColumnMap, passthrough_columns, row_to_product
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import (
-    BASE_COLUMNS,
-    END_COLUMNS,
-    REVIEW_COLUMNS,
     matches,
     output_columns,
     prediction_cells,
@@ -158,8 +155,9 @@ def categorize_feed(
     with FeedReader(feed, format) as reader:
         cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
         cmap = cmap.resolve(reader.columns)
-        keep = _keep_columns(keep_columns, reader.columns)
-        out_columns = output_columns(names, list(keep.values()), review=router is not None)
+        taken = output_columns(names, review=router is not None)
+        keep = passthrough_columns(keep_columns, reader.columns, taken)
+        out_columns = [*taken, *keep.values()]
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
@@ -193,18 +191,6 @@ def categorize_feed(
 
 def _matches_any(name: str, names: Sequence[str]) -> bool:
     return any(matches(name, n) for n in names)
-
-
-def _keep_columns(keep: Sequence[str], found: Sequence[str]) -> dict[str, str]:
-    """Input column -> output column for passthrough columns."""
-    wanted = list(found) if "*" in keep else list(keep)
-    missing = [c for c in wanted if c not in found]
-    if missing:
-        raise FeedColumnError(
-            f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
-        )
-    taken = set(BASE_COLUMNS) | set(END_COLUMNS) | set(REVIEW_COLUMNS)
-    return {c: (f"input_{c}" if c in taken else c) for c in wanted}
 
 
 class _Job:
