@@ -44,7 +44,7 @@ from multimodal_cat.feeds.output_row import (
 )
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
-from multimodal_cat.feeds.shards import resolve_shard, shard_path
+from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -176,6 +176,8 @@ def categorize_feed(
             finally:
                 if images is None:
                     loader.close()
+            if job.feed_records is not None:  # recorded with the finished part (see shards.py)
+                writer.counts = {**writer.counts, FEED_RECORDS: job.feed_records}
             writer.finish()
     counts = writer.counts
     return FeedSummary(
@@ -213,6 +215,7 @@ class _Job:
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
+        self.feed_records: int | None = None  # records in the whole feed, once read to the end
         self.digest = RowDigest()  # of the input rows written, checked on resume
 
     def run(
@@ -239,9 +242,15 @@ class _Job:
             bar.close()
 
     def _rows(self, reader: FeedReader, index: int, count: int) -> Iterator[RawRow]:
-        mine = (raw for raw in reader if (raw.number - 1) % count == index)
+        mine = (raw for raw in self._counted(reader) if (raw.number - 1) % count == index)
         recorded = self.writer.resumed_input_digest
         return skip_done_rows(mine, self.resumed_from, recorded, self.digest)
+
+    def _counted(self, reader: FeedReader) -> Iterator[RawRow]:
+        """Every record of the feed (all shards'), counted: merging shards checks the total."""
+        for raw in reader:
+            self.feed_records = raw.number
+            yield raw
 
     def _prepare(self, raw: RawRow) -> _Item:
         item = _Item(raw, warnings=list(raw.warnings), error=raw.error)
