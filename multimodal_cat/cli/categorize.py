@@ -9,7 +9,8 @@ Example:
 
 Exit codes: 0 every row was written (some may be ``error`` rows, see the summary); 1 the job
 stopped (e.g. the model failed; rerun with ``--resume``); 2 a mistake in the command or
-input (missing column, unknown format...); 130 interrupted.
+input (missing column, unknown format...); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+After 130 or 143 the rows written so far are kept: rerun with ``--resume``.
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     except _INPUT_ERRORS as error:
         raise UserError(str(error)) from None
     except (KeyboardInterrupt, UserError):
-        raise
+        raise  # (SIGTERM's Terminated is a BaseException: it passes, like Ctrl-C)
     except Exception as error:
         print(
             f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n"
@@ -243,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
         loader.close()
     print(summary, file=sys.stderr)
     if router is not None:
+        if summary.resumed_from:  # the router saw this run's rows only: count the whole output
+            router.seen, router.flagged = _review_totals(summary.output)
         print(router, file=sys.stderr)
     index, count = resolve_shard(args.shard)
     if args.merge and count > 1 and index == 0:
@@ -255,6 +258,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review_totals(output: str) -> tuple[int, int]:
+    """``(rows routed, rows needing review)`` over a whole output file (resumed runs included)."""
+    from multimodal_cat.feeds.write import read_output
+
+    seen = flagged = 0
+    for row in read_output(output):
+        if row.get("status") != "error" and row.get("category_id"):
+            seen += 1
+            flagged += str(row.get("needs_review")).lower() in ("true", "1")
+    return seen, flagged
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if not args.feed:
         raise UserError(
@@ -262,6 +277,14 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    review = [flag for flag, value in (("--review-below", args.review_below),
+                                       ("--target-precision", args.target_precision),
+                                       ("--holdout", args.holdout)) if value is not None]
+    if args.dry_run and review:
+        raise UserError(
+            f"--dry-run predicts placeholder categories, which cannot be reviewed: drop "
+            f"{' and '.join(review)}, or give --model / --taxonomy"
+        )
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     try:

@@ -25,6 +25,8 @@ from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
 
+MIN_HOLDOUT_ROWS = 100  # fewer labelled rows than this: the chosen threshold is warned about
+
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``review`` sub-command (tasks, config, import) and ``suggest``."""
@@ -337,6 +339,13 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
                 )
             columns = ColumnMap.from_args(args.column).resolve(reader.columns)
             rows = [r for r in reader if not r.error]
+        if len(rows) < MIN_HOLDOUT_ROWS:
+            print(
+                f"warning: {args.holdout} has {len(rows):,} labelled rows; a threshold chosen on "
+                f"fewer than {MIN_HOLDOUT_ROWS} is unreliable (its measured precision can read "
+                "1.000 by chance): give a larger holdout",
+                file=sys.stderr,
+            )
         products = [row_to_product(r.values, columns, r.number) for r in rows]
         labels = [r.values.get(label, "") for r in rows]
         report = evaluate_predictions(predictor.predict(products), labels, predictor.taxonomy,
