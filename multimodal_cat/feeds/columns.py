@@ -47,6 +47,8 @@ DEFAULT_CAPS: dict[str, int] = {
     "seller_category": 1_000,
     "image": 4_096,
 }
+BOM = "\ufeff"  # a byte-order mark: never part of a value (files concatenated with theirs)
+
 # A ``data:`` URL image holds the image itself: it is capped by the image size cap (20 MB, as
 # base64 text plus its header), not by the 4,096 characters of an image path or URL.
 DATA_URL_CAP = 4 * -(-20 * 1024 * 1024 // 3) + 1_024
@@ -203,7 +205,7 @@ def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) 
     warnings: list[str] = []
     for key in FIELDS:
         column = getattr(columns, key)
-        text = _text(row.get(column)) if column else ""
+        text = _text(row.get(column)).lstrip(BOM) if column else ""  # a BOM from concatenated files
         cap = columns.caps.get(key, DEFAULT_CAPS[key])
         if key == "image" and text[:5].lower() == "data:":
             if len(text) > DATA_URL_CAP:
