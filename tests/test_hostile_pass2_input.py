@@ -112,3 +112,20 @@ def test_jsonl_with_a_bom_inside_reads(tmp_path):
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(b'{"id": "1", "title": "a"}\n\xef\xbb\xbf{"id": "2", "title": "b"}\n')
     assert [p.id for _, p, _ in read_products(feed)] == ["1", "2"]
+
+
+def test_taxonomy_map_file_that_is_not_utf8_exits_2(tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"aa-1\n\xff\xfe\n")
+    assert main(["taxonomy", "map", "--file", str(ids)]) == 2
+    err = capsys.readouterr().err
+    assert "expected UTF-8 text, found byte 0xff" in err and "Traceback" not in err
+
+
+def test_train_corrections_that_are_not_utf8_are_a_correction_error(tmp_path):
+    from multimodal_cat.review import CorrectionError, read_corrections
+
+    path = tmp_path / "corrections.jsonl"
+    path.write_bytes(b'{"product_id": "\xff", "action": "skipped"}\n')
+    with pytest.raises(CorrectionError, match="UTF-8"):
+        read_corrections(path)
