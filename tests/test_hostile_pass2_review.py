@@ -209,3 +209,53 @@ def test_non_utf8_corrections_exit_2(tmp_path, tree, capsys):
                  "-o", str(tmp_path / "tasks.json")])
     err = capsys.readouterr().err
     assert code == 2 and "UTF-8" in err and "Traceback" not in err
+
+
+# --- small item: large inputs are streamed --------------------------------------------------------
+def _peak_bytes(call):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_large_export_is_streamed(tmp_path, tree):
+    from multimodal_cat.review import read_export
+    from multimodal_cat.taxonomy import Taxonomy
+
+    export = tmp_path / "export.json"
+    with open(export, "w", encoding="utf-8") as handle:  # about 12 MB, 2,000 tasks
+        handle.write("[")
+        for i in range(2_000):
+            task = {"id": i, "data": {"id": f"P{i}", "suggested_id": "2", "description": "cotton " * 850},
+                    "annotations": [_answer(["Apparel", "Shirts"], ident=i)]}
+            handle.write(("," if i else "") + json.dumps(task))
+        handle.write("]")
+    taxonomy = Taxonomy.load(str(tree))
+    corrections = []
+    peak = _peak_bytes(lambda: corrections.extend(read_export(export, taxonomy)))
+    assert len(corrections) == 2_000
+    assert peak < export.stat().st_size / 3  # parsed whole, the tasks alone take more than the file
+
+
+def test_review_tasks_streams_a_large_feed(tmp_path, tree):
+    rows = 6_000
+    feed = tmp_path / "feed.csv"
+    with open(feed, "w", encoding="utf-8") as handle:  # about 12 MB of descriptions
+        handle.write("id,title,description\n")
+        for i in range(rows):
+            handle.write(f"P{i},Shirt {i},{'soft cotton ' * 170}\n")
+    predictions = _predictions(tmp_path, [(f"P{i}", "2", "Apparel > Shirts") for i in range(rows)])
+    lines = predictions.read_text(encoding="utf-8").splitlines()
+    # every row confident but the first ten: ten tasks
+    predictions.write_text("\n".join([lines[0]] + [line.replace(",0.3", ",0.99") if n > 10 else line
+                                                      for n, line in enumerate(lines[1:], start=1)]) + "\n")
+    out = tmp_path / "tasks.json"
+    code = []
+    peak = _peak_bytes(lambda: code.append(_tasks(tree, feed, predictions, out)))
+    assert code == [0] and len(json.loads(out.read_text())) == 10
+    assert peak < feed.stat().st_size / 3

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,29 +173,109 @@ def _task_name(task: Any, number: int) -> str:
     return str(name) if isinstance(name, (str, int)) else str(number)
 
 
-def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _load_export(export: str | Path | list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    """The export's tasks, one at a time (a file is streamed, never parsed whole)."""
     if isinstance(export, (str, Path)):
-        try:
-            export = json.loads(Path(export).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise CorrectionError(
-                f"{export}: expected Label Studio's JSON export (a list of tasks); found invalid "
-                f"JSON at line {err.lineno}: {err.msg}"
-            ) from None
-        except UnicodeDecodeError as err:
-            raise CorrectionError(
-                f"{export}: expected Label Studio's JSON export in UTF-8; found byte "
-                f"0x{err.object[err.start]:02x} at offset {err.start:,}"
-            ) from None
-        except RecursionError:
-            raise CorrectionError(
-                f"{export}: expected Label Studio's JSON export; found JSON nested too deeply to read"
-            ) from None
-    if not isinstance(export, list) or not all(isinstance(t, dict) for t in export):
+        return _checked_tasks(_stream_json_list(Path(export)), str(export))
+    if not isinstance(export, list):
         raise CorrectionError(
             f"expected Label Studio's JSON export: a list of tasks; found {type(export).__name__}"
         )
-    return export
+    return _checked_tasks(iter(export), "the export")
+
+
+def _checked_tasks(tasks: Iterator[Any], where: str) -> Iterator[dict[str, Any]]:
+    for number, task in enumerate(tasks, start=1):
+        if not isinstance(task, dict):
+            raise CorrectionError(
+                f"{where}: expected Label Studio's JSON export, a list of tasks (objects); "
+                f"item {number} is {type(task).__name__}"
+            )
+        yield task
+
+
+def _stream_json_list(path: Path, chunk: int = 1 << 18) -> Iterator[Any]:
+    """Items of the JSON list in ``path``, decoded one by one from a sliding buffer.
+
+    Raises:
+        CorrectionError: The file is not UTF-8, not a JSON list, cut short, invalid JSON (with
+            its line), or nested too deeply to read.
+    """
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as handle:
+        reader = _Buffer(handle, chunk, path)
+        first = reader.next_char()
+        if first != "[":
+            found = type(reader.decode(decoder)).__name__ if first else "an empty file"
+            raise CorrectionError(
+                f"{path}: expected Label Studio's JSON export: a list of tasks; found {found}"
+            )
+        reader.pos += 1
+        if reader.next_char() == "]":
+            return
+        while True:
+            yield reader.decode(decoder)
+            separator = reader.next_char()
+            if separator == "]":
+                return
+            if separator != ",":
+                why = "expected ',' or ']' between tasks" if separator else "the list is never closed (cut short?)"
+                raise reader.invalid(why)
+            reader.pos += 1
+
+
+class _Buffer:
+    """A window over a text file for :func:`_stream_json_list`; tracks lines for messages."""
+
+    def __init__(self, handle: Any, chunk: int, path: Path) -> None:
+        self.handle, self.chunk, self.path = handle, chunk, path
+        self.text, self.pos, self.lines_before = "", 0, 0
+
+    def _more(self) -> bool:
+        try:
+            more = self.handle.read(self.chunk)
+        except UnicodeDecodeError as err:
+            raise CorrectionError(
+                f"{self.path}: expected Label Studio's JSON export in UTF-8; found byte "
+                f"0x{err.object[err.start]:02x}"
+            ) from None
+        if not more:
+            return False
+        self.lines_before += self.text.count("\n", 0, self.pos)
+        self.text, self.pos = self.text[self.pos:] + more, 0
+        return True
+
+    def next_char(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.text) or not self._more():
+                return self.text[self.pos : self.pos + 1]
+
+    def decode(self, decoder: json.JSONDecoder) -> Any:
+        self.next_char()  # raw_decode does not skip white space
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as err:
+                cut = err.pos >= len(self.text) - 1 or err.msg.startswith("Unterminated string")
+                if cut and self._more():
+                    continue  # the item runs past the window: widen it and try again
+                raise self.invalid(err.msg, err.pos) from None
+            except RecursionError:
+                raise CorrectionError(
+                    f"{self.path}: expected Label Studio's JSON export; found JSON nested too deeply to read"
+                ) from None
+            self.pos = end
+            return value
+
+    def invalid(self, message: str, at: int | None = None) -> CorrectionError:
+        line = self.lines_before + self.text.count("\n", 0, self.pos if at is None else at) + 1
+        return CorrectionError(
+            f"{self.path}: expected Label Studio's JSON export (a list of tasks); found invalid "
+            f"JSON at line {line}: {message}"
+        )
 
 
 def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
