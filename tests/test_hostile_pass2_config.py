@@ -131,3 +131,13 @@ def test_review_outputs_that_cannot_be_written_exit_2(tmp_path, capsys, where):
     code = main(["review", "config", "--taxonomy", str(tree), "-o", target])
     err = capsys.readouterr().err
     assert code == 2 and f"cannot write {target!r}" in err
+
+
+def test_unknown_text_encoder_for_train_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    feed = tmp_path / "train.csv"
+    feed.write_text("title,category\nBlue shirt,Apparel > Shirts\nMug,Kitchen > Mugs\n", encoding="utf-8")
+    code = main(["train", "--feed", str(feed), "--text-encoder", str(tmp_path / "no-such-encoder"),
+                 "--vision-encoder", "none", "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Could not load encoder" in err and "Traceback" not in err

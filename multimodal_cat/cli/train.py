@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save the model and processor to ``--output_dir``, print the metrics as JSON."""
+    from multimodal_cat.errors import EncoderError
     from multimodal_cat.training.arguments import parse_train_args
     from multimodal_cat.training.errors import TrainingInputError
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         metrics = train_on_feed(data_args, model_args, training_args)
         finished = True
-    except TrainingInputError as error:
+    except (TrainingInputError, EncoderError) as error:  # EncoderError: a bad encoder name
         raise UserError(str(error)) from None
     finally:
         leave_process_group(wait=finished)
