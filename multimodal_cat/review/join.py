@@ -13,8 +13,8 @@ Example:
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (folder / "feed.csv").write_text("id,title\\na,Mug\\nb,Shirt\\n")
     >>> _ = (folder / "out.jsonl").write_text(
-    ...     '{"row": 1, "id": "a", "category_path": "Kitchen > Mugs"}\\n'
-    ...     '{"row": 2, "id": "b", "category_path": "Apparel > Shirts"}\\n')
+    ...     '{"row": 1, "id": "a", "category_id": "5", "category_path": "Kitchen > Mugs"}\\n'
+    ...     '{"row": 2, "id": "b", "category_id": "2", "category_path": "Apparel > Shirts"}\\n')
     >>> pairs, total = join_predictions(folder / "feed.csv", folder / "out.jsonl", wanted=lambda r: r["row"] == 2)
     >>> [(product.title, row["category_path"]) for product, row in pairs], total
     ([('Shirt', 'Apparel > Shirts')], 2)
