@@ -119,9 +119,13 @@ def to_tasks(
 
 
 def write_tasks(tasks: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Write tasks as the JSON list Label Studio's import accepts."""
+    """Write tasks as the JSON list Label Studio's import accepts (one task at a time)."""
     path = Path(path)
-    path.write_text(json.dumps(list(tasks), ensure_ascii=False, indent=1), encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[")
+        for number, task in enumerate(tasks):
+            handle.write(("," if number else "") + "\n" + json.dumps(task, ensure_ascii=False, indent=1))
+        handle.write("\n]\n")
     return path
 
 
