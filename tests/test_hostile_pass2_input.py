@@ -129,3 +129,14 @@ def test_train_corrections_that_are_not_utf8_are_a_correction_error(tmp_path):
     path.write_bytes(b'{"product_id": "\xff", "action": "skipped"}\n')
     with pytest.raises(CorrectionError, match="UTF-8"):
         read_corrections(path)
+
+
+def test_yaml_tags_in_mapping_values_are_a_format_error(tmp_path):
+    from multimodal_cat.mapping.errors import MappingFormatError
+    from multimodal_cat.mapping.rules_io import read_rules_yaml
+
+    path = tmp_path / "rules.yml"
+    path.write_text("rules:\n- input:\n    product_category_id: aa-1\n  output:\n    product_category_id:\n"
+                    '    - !!python/object/apply:os.system ["echo hi"]\n', encoding="utf-8")
+    with pytest.raises(MappingFormatError, match="python/object/apply"):
+        read_rules_yaml(path)
