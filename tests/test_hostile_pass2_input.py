@@ -3,6 +3,7 @@ columns, UTF-16 feeds, a BOM inside the file, bare CRs (issue 22, small items)."
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -140,3 +141,13 @@ def test_yaml_tags_in_mapping_values_are_a_format_error(tmp_path):
                     '    - !!python/object/apply:os.system ["echo hi"]\n', encoding="utf-8")
     with pytest.raises(MappingFormatError, match="python/object/apply"):
         read_rules_yaml(path)
+
+
+def test_a_json_key_given_twice_is_warned_about_with_the_line(tmp_path, capsys):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "1", "title": "Mug"}\n{"id": "2", "title": "a", "title": "Blue shirt"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["categorize", str(feed), "--dry-run", "--no-progress", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["warnings"] == []
+    assert rows[1]["warnings"] == ["line 2: key(s) 'title' given twice in one object; the last value is used"]

@@ -56,6 +56,15 @@ class FeedFormatError(FormatError):
     """The feed's format cannot be told or is not supported."""
 
 
+def _object(pairs: list[tuple[str, Any]], repeated: list[str]) -> dict[str, Any]:
+    """A JSON object as a dict, noting keys given twice (json keeps the last silently)."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        repeated += [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return value
+
+
 class _BareCR:
     """Lines split at ``\\n`` only: a bare CR inside a line becomes a space, so it never ends
     (or splits) a record. The stream is opened with ``newline="\\n"``."""
@@ -332,14 +341,18 @@ class FeedReader:
         except UnicodeDecodeError:
             text = raw.decode("utf-8", "replace")
             warnings.append("invalid UTF-8 bytes replaced")
+        repeated: list[str] = []
         try:
-            value = json.loads(text)
+            value = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, repeated))
         except (json.JSONDecodeError, RecursionError) as error:
             msg = getattr(error, "msg", "nested too deeply")
             return RawRow(number, line_no, None, f"line {line_no}: invalid JSON ({msg})")
         if not isinstance(value, dict):
             msg = f"line {line_no}: expected a JSON object, found {type(value).__name__}"
             return RawRow(number, line_no, None, msg)
+        if repeated:
+            names = ", ".join(repr(k) for k in dict.fromkeys(repeated))
+            warnings.append(f"line {line_no}: key(s) {names} given twice in one object; the last value is used")
         values = {
             clean_value(str(k), "header", warnings): clean_value(v, str(k), warnings)
             for k, v in value.items()
