@@ -151,3 +151,10 @@ def test_a_json_key_given_twice_is_warned_about_with_the_line(tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert rows[0]["warnings"] == []
     assert rows[1]["warnings"] == ["line 2: key(s) 'title' given twice in one object; the last value is used"]
+
+
+def test_a_tree_field_over_the_csv_limit_is_a_format_error_with_the_line(tmp_path, capsys):
+    tree = _tree(tmp_path, ["1,,Apparel", "2,1," + "x" * 400_000])
+    assert main(["review", "config", "--taxonomy", str(tree), "-o", str(tmp_path / "c.xml")]) == 2
+    err = capsys.readouterr().err
+    assert "tree.csv:3: expected a CSV row" in err and "Traceback" not in err

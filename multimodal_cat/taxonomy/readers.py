@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +186,25 @@ def read_full_names(
     return _tree_from_id_paths(rows, path, name or default, missing_parents)
 
 
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The CSV rows, a row the csv module cannot read (a field over its limit...) as a
+    :class:`TaxonomyFormatError` with its line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise TaxonomyFormatError(
+                f"expected a CSV row the reader can hold ({error})", path=path, line=reader.line_num
+            ) from None
+        yield row
+
+
 def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "error") -> Taxonomy:
     """Read a CSV with a header ``id,parent_id,name`` or ``id,path`` (``A > B`` paths)."""
     path = Path(path)
-    reader = csv.reader(io.StringIO(read_text(path)))
+    reader = _csv_rows(csv.reader(io.StringIO(read_text(path))), path)
     header = [h.strip().lower() for h in next(reader, [])]
     if header[:3] != ["id", "parent_id", "name"] and header[:2] != ["id", "path"]:
         raise TaxonomyFormatError(
