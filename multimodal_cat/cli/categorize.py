@@ -10,7 +10,8 @@ Example:
 
 Exit codes: 0 every row was written (some may be ``error`` rows, see the summary); 1 the job
 stopped (e.g. the model failed; rerun with ``--resume``); 2 a mistake in the command or
-input (missing column, unknown format...); 130 interrupted.
+input (missing column, unknown format...); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+After 130 or 143 the rows written so far are kept: rerun with ``--resume``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from multimodal_cat.cli.output import is_stdout, output_path, shown
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
-from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.images import ImageLoader, ImageOptionError
 from multimodal_cat.feeds.lock import OutputLockedError
 from multimodal_cat.feeds.read import FORMATS, FeedFormatError, FeedReader, detect_format
 from multimodal_cat.feeds.shards import ShardError, merge_shards, resolve_shard, wait_and_merge
@@ -221,17 +222,21 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
-    predictor, mapper = _build_predictor(args)
-    router = build_router(args, predictor) if not args.dry_run else None
-    root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
-    limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
-    loader = ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
+    loader = _image_loader(args)
+    try:
+        predictor, mapper = _build_predictor(args)
+        router = build_router(args, predictor) if not args.dry_run else None
+    except BaseException:
+        loader.close()
+        raise
     with output_path(args.output, _stdout_suffix(args)) as output:
         code, summary = _categorize(args, predictor, mapper, router, loader, str(output))
     if code:
         return code
     info(str(replace(summary, output=shown(args.output))))
     if router is not None:
+        if summary.resumed_from:  # the router saw this run's rows only: count the whole output
+            router.seen, router.flagged = _review_totals(args.output)
         info(str(router))
     index, count = resolve_shard(args.shard)
     if args.merge and count > 1 and index == 0:
@@ -271,7 +276,7 @@ def _categorize(
     except _INPUT_ERRORS as error:
         raise UserError(str(error)) from None
     except (KeyboardInterrupt, UserError):
-        raise
+        raise  # (SIGTERM's Terminated is a BaseException: it passes, like Ctrl-C)
     except Exception as error:
         kept = (
             "the rows written so far went to stdout"
@@ -297,6 +302,18 @@ def _stdout_suffix(args: argparse.Namespace) -> str:
     return ".jsonl" if fmt == "jsonl" else ".csv"
 
 
+def _review_totals(output: str) -> tuple[int, int]:
+    """``(rows routed, rows needing review)`` over a whole output file (resumed runs included)."""
+    from multimodal_cat.feeds.write import read_output
+
+    seen = flagged = 0
+    for row in read_output(output):
+        if row.get("status") != "error" and row.get("category_id"):
+            seen += 1
+            flagged += str(row.get("needs_review")).lower() in ("true", "1")
+    return seen, flagged
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if not args.feed:
         raise UserError(
@@ -304,6 +321,14 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    review = [flag for flag, value in (("--review-below", args.review_below),
+                                       ("--target-precision", args.target_precision),
+                                       ("--holdout", args.holdout)) if value is not None]
+    if args.dry_run and review:
+        raise UserError(
+            f"--dry-run predicts placeholder categories, which cannot be reviewed: drop "
+            f"{' and '.join(review)}, or give --model / --taxonomy"
+        )
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     _check_stdout(args)
@@ -339,6 +364,16 @@ def _check_paths(args: argparse.Namespace) -> None:
     check_folder(args.image_root, "--image-root folder")
     check_file(args.holdout, "--holdout feed")
     check_map_targets(args.map_to, "--map-to")
+
+
+def _image_loader(args: argparse.Namespace) -> ImageLoader:
+    """The image loader the flags ask for; impossible values are refused (exit 2) up front."""
+    root = args.image_root or (Path(args.feed).parent if args.feed != "-" else Path.cwd())
+    limits = {option: getattr(args, flag) for option, flag in _LOADER_FLAGS.items()}
+    try:
+        return ImageLoader(root, allow_schemes=set(args.allow_scheme), **limits)
+    except ImageOptionError as error:
+        raise UserError(str(error)) from None
 
 
 def _preflight(args: argparse.Namespace) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from multimodal_cat import __version__
 from multimodal_cat._progress import switched
@@ -65,14 +68,24 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
         )
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler or ``kill``): stop like Ctrl-C, with exit code 143."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    Exit codes: 0 done; 1 the job stopped (``categorize``: rerun with ``--resume``); 2 a
+    mistake in the command or its input; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+    Work written before 130 or 143 is kept; ``categorize --resume`` continues it.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     quiet = bool(getattr(args, "quiet", False))
+    previous = _on_sigterm()
     try:
         check_outputs(args)  # no command writes over a file it reads
         with switched(bars=not quiet and not getattr(args, "no_progress", False), info=not quiet):
@@ -83,9 +96,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("multimodal-cat: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("multimodal-cat: terminated (SIGTERM); what was written is kept "
+              "(categorize continues with --resume)", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         _silence_stdout()
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm() -> Any:
+    """Make SIGTERM raise :class:`Terminated` while a command runs; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _silence_stdout() -> None:

@@ -15,6 +15,7 @@ file that cannot be read...).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -28,6 +29,8 @@ from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.output import output_path, shown
 from multimodal_cat.cli.types import probability
 from multimodal_cat.errors import MultimodalCatError
+
+MIN_HOLDOUT_ROWS = 100  # fewer labelled rows than this: the chosen threshold is warned about
 
 
 def add_parser(subparsers: Any) -> None:
@@ -119,6 +122,24 @@ def check_paths(args: argparse.Namespace) -> None:
     check_model(getattr(args, "model", None), "--model")
 
 
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Turn a failed write of ``path`` (missing folder, a folder, a full disk) into one sentence."""
+    try:
+        yield
+    except MultimodalCatError as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        folder = Path(path).parent
+        if isinstance(err, FileNotFoundError) and not folder.is_dir():
+            why = f"its folder {str(folder)!r} does not exist"
+        elif isinstance(err, IsADirectoryError) or Path(path).is_dir():
+            why = "it is a folder; name a file"
+        else:
+            why = err.strerror or str(err)
+        raise UserError(f"cannot write {path!r}: {why}") from None
+
+
 def _taxonomy(args: argparse.Namespace):
     """The tree of ``--taxonomy``, or the one a ``--model`` checkpoint predicts into."""
     from multimodal_cat.taxonomy import Taxonomy
@@ -157,29 +178,24 @@ def _products(feed: str, columns: list[str]) -> dict[int, Any]:
 
 
 def run_tasks(args: argparse.Namespace) -> int:
-    """Join the feed with its categorize output; queue the rows that need a person."""
-    from multimodal_cat.feeds.write import read_output
+    """Join the feed with its categorize output (by row and id); queue the rows that need a person."""
+    from multimodal_cat.review.join import join_predictions
 
     check_paths(args)
-    taxonomy = _taxonomy(args)
-    products, skip = _products(args.feed, args.column), _excluded(args.exclude)
-    queued, predictions, reasons = [], [], []
+    taxonomy, skip = _taxonomy(args), _excluded(args.exclude)
     try:
-        rows = list(read_output(args.predictions))
-    except (MultimodalCatError, OSError, ValueError) as err:
-        raise UserError(f"{args.predictions}: {err}") from None
-    for row in rows:
-        product = products.get(int(row["row"]))
-        if product is None or product.id in skip or not row.get("category_id"):
-            continue
-        reason = _reason(row, args.below)
-        if reason is None:
-            continue
-        queued.append(product)
-        predictions.append(_prediction(row, taxonomy))
-        reasons.append(reason)
+        pairs, total = join_predictions(
+            args.feed, args.predictions, columns=args.column,
+            wanted=lambda row: _reason(row, args.below) is not None,
+        )
+        pairs = [(product, row) for product, row in pairs if product.id not in skip]
+        predictions = [_prediction(row, taxonomy) for _, row in pairs]
+    except (MultimodalCatError, OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(str(err)) from None
+    queued = [product for product, _ in pairs]
+    reasons = [_reason(row, args.below) or "" for _, row in pairs]
     _write_tasks(args, queued, predictions, reasons)
-    info(f"{len(queued):,} of {len(rows):,} products queued for review -> {shown(args.output)}")
+    info(f"{len(queued):,} of {total:,} products queued for review -> {shown(args.output)}")
     return 0
 
 
@@ -195,7 +211,7 @@ def _write_tasks(args: argparse.Namespace, products: list[Any], predictions: lis
 
     images = TaskImages(_image_root(args), args.document_root)
     tasks = to_tasks(products, predictions, reasons=reasons, images=images)
-    with output_path(args.output, ".json") as output:
+    with _writing(args.output), output_path(args.output, ".json") as output:
         write_tasks(tasks, output)
     problems = [t["data"]["image_error"] for t in tasks if "image_error" in t["data"]]
     if problems:
@@ -207,7 +223,7 @@ def _write_tasks(args: argparse.Namespace, products: list[Any], predictions: lis
 
 
 def _reason(row: dict[str, Any], below: float | None) -> str | None:
-    confidence = float(row.get("confidence") or 0.0)
+    confidence = _confidence(row)
     if not math.isfinite(confidence):  # a broken model: always a person's job
         return f"confidence is not a number ({confidence})"
     if below is not None:
@@ -220,17 +236,32 @@ def _reason(row: dict[str, Any], below: float | None) -> str | None:
     return None
 
 
+def _confidence(row: dict[str, Any]) -> float:
+    value = row.get("confidence")
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        raise UserError(f"row {row.get('row')}: expected a number in confidence; found {value!r}") from None
+
+
 def _prediction(row: dict[str, Any], taxonomy: Any):
     from multimodal_cat.predictions import CategoryScore, Prediction
 
     alternatives = row.get("alternatives") or []
-    if isinstance(alternatives, str):
-        alternatives = json.loads(alternatives) if alternatives else []
+    try:
+        if isinstance(alternatives, str):
+            alternatives = json.loads(alternatives) if alternatives else []
+        scores = [CategoryScore(str(a["id"]), str(a["path"]), float(a["score"])) for a in alternatives]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"row {row.get('row')}: expected alternatives as a JSON list of {{id, path, score}}; "
+            f"found {str(row.get('alternatives'))[:80]!r}"
+        ) from None
     return Prediction(
         category_id=str(row["category_id"]),
         category_path=str(row["category_path"]),
-        confidence=float(row.get("confidence") or 0.0),
-        alternatives=[CategoryScore(str(a["id"]), str(a["path"]), float(a["score"])) for a in alternatives],
+        confidence=_confidence(row),
+        alternatives=scores,
     )
 
 
@@ -240,7 +271,7 @@ def run_config(args: argparse.Namespace) -> int:
 
     tree = _taxonomy(args)
     config = labeling_config(tree, images=not args.no_images)
-    with output_path(args.output, ".xml") as output:
+    with _writing(args.output), output_path(args.output, ".xml") as output:
         output.write_text(config, encoding="utf-8")
     info(f"labeling configuration for {args.model or args.taxonomy} ({len(tree):,} categories) "
          f"-> {shown(args.output)}")
@@ -258,7 +289,7 @@ def run_import(args: argparse.Namespace) -> int:
         corrections = read_export(args.export, _taxonomy(args))
     except (MultimodalCatError, OSError) as err:
         raise UserError(str(err)) from None
-    with output_path(args.output, ".jsonl") as output:
+    with _writing(args.output), output_path(args.output, ".jsonl") as output:
         write_corrections(corrections, output)
     counts = Counter(c.action for c in corrections)
     summary = ", ".join(f"{counts[a]:,} {a}" for a in ("accepted", "changed", "skipped"))
@@ -275,13 +306,17 @@ def run_suggest(args: argparse.Namespace) -> int:
     memory holds a few numbers per product, never a (products x categories) matrix nor every
     title vector; the picks are read back from the feed at the end.
     """
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1; found {args.n}")
+    check_paths(args)  # before the heavy imports: a wrong path is answered at once
     from multimodal_cat.encoders import EmbeddingCache, TextEncoder, encode_cached
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.review.selection import gather_vectors, medoids, score_pool, suggest_scored
 
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1; found {args.n}")
-    check_paths(args)
+    try:
+        text_encoder = TextEncoder.from_name(args.text_encoder)
+    except (MultimodalCatError, OSError, ValueError) as err:
+        raise UserError(f"--text-encoder: {err}") from None
     skip = _excluded(args.exclude)
     ids, named = [], 0
     for product in _pool(args):  # one pass for the ids and the count of named images
@@ -295,7 +330,7 @@ def run_suggest(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     loader = _image_loader(args, predictor, named)
     info(f"scoring {len(ids):,} products")
-    encoder, cache = TextEncoder.from_name(args.text_encoder), EmbeddingCache()
+    encoder, cache = text_encoder, EmbeddingCache()
 
     def embed(batch: list[Any]) -> Any:  # one cache for every batch (one database connection)
         texts = [" ".join(filter(None, (p.title, p.brand, p.description[:200]))) for p in batch]
@@ -417,12 +452,26 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
     key = str(args.target_precision)
     if stored and key in stored:
         source = f"{args.target_precision:.0%} precision on the checkpoint's held-out rows"
-        return ReviewRouter(predictor.taxonomy, float(stored[key]), source)
+        return ReviewRouter(predictor.taxonomy, _stored_threshold(stored[key], key), source)
     known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
     raise UserError(
         f"no held-out threshold for precision {args.target_precision} in this predictor{known}: "
         "give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
     )
+
+
+def _stored_threshold(value: Any, key: str) -> float:
+    """A checkpoint's stored threshold, refused unless it is a number in [0, 1]."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise UserError(
+            f"the checkpoint's threshold for precision {key} is {value!r}; expected a number "
+            "between 0 and 1 (config.json confidence_thresholds): give --review-below P or --holdout"
+        )
+    return threshold
 
 
 def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float, str]:
@@ -441,6 +490,13 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
                 )
             columns = ColumnMap.from_args(args.column).resolve(reader.columns)
             rows = [r for r in reader if not r.error]
+        if len(rows) < MIN_HOLDOUT_ROWS:
+            print(
+                f"warning: {args.holdout} has {len(rows):,} labelled rows; a threshold chosen on "
+                f"fewer than {MIN_HOLDOUT_ROWS} is unreliable (its measured precision can read "
+                "1.000 by chance): give a larger holdout",
+                file=sys.stderr,
+            )
         products = [row_to_product(r.values, columns, r.number) for r in rows]
         labels = [r.values.get(label, "") for r in rows]
         report = evaluate_predictions(predict_in_batches(predictor, products), labels, predictor.taxonomy,

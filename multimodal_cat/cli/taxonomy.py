@@ -189,6 +189,11 @@ def _read_ids(args: argparse.Namespace) -> list[str]:
             text = args.file.read_text(encoding="utf-8-sig")
         except OSError as error:
             raise UserError(f"cannot read ids from {args.file}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise UserError(
+                f"cannot read ids from {args.file}: expected UTF-8 text, found byte "
+                f"0x{error.object[error.start]:02x} at offset {error.start:,}"
+            ) from None
         ids += [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise UserError(

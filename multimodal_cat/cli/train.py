@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(argv: list[str]) -> int:
     check_path_options(argv)
+    from multimodal_cat.errors import EncoderError
     from multimodal_cat.training.arguments import parse_train_args
     from multimodal_cat.training.errors import TrainingDivergedError, TrainingInputError
 
@@ -74,7 +75,7 @@ def _train(argv: list[str]) -> int:
     try:
         metrics = train_on_feed(data_args, model_args, training_args)
         finished = True
-    except TrainingInputError as error:
+    except (TrainingInputError, EncoderError) as error:  # EncoderError: a bad encoder name
         raise UserError(str(error)) from None
     except TrainingDivergedError as error:  # the job failed, not the command: exit 1
         print(f"multimodal-cat: {error}", file=sys.stderr)

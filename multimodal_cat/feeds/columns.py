@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.products import Product
+
+logger = logging.getLogger(__name__)
 
 FIELDS = ("id", "title", "description", "brand", "seller_category", "image")
 TEXT_FIELDS = ("title", "description", "brand", "seller_category")
@@ -44,6 +47,11 @@ DEFAULT_CAPS: dict[str, int] = {
     "seller_category": 1_000,
     "image": 4_096,
 }
+BOM = "\ufeff"  # a byte-order mark: never part of a value (files concatenated with theirs)
+
+# A ``data:`` URL image holds the image itself: it is capped by the image size cap (20 MB, as
+# base64 text plus its header), not by the 4,096 characters of an image path or URL.
+DATA_URL_CAP = 4 * -(-20 * 1024 * 1024 // 3) + 1_024
 
 
 class FeedColumnError(MultimodalCatError, ValueError):
@@ -126,6 +134,45 @@ class ColumnMap:
         return replace(self, **resolved)
 
 
+def passthrough_columns(keep: Sequence[str], found: Sequence[str], taken: Iterable[str]) -> dict[str, str]:
+    """Input column -> output column for the columns copied to the output (``["*"]``: all).
+
+    A kept column whose name the output already uses (``status``, ``google_category_id``...)
+    is renamed ``input_<name>`` (``input_input_<name>`` if that is taken too...), with a warning
+    naming each rename, so no output column is overwritten or duplicated.
+
+    Raises:
+        FeedColumnError: A named column is not in the feed.
+
+    Example:
+        >>> passthrough_columns(["*"], ["sku", "status"], taken=["row", "id", "status"])
+        {'sku': 'sku', 'status': 'input_status'}
+    """
+    wanted = list(dict.fromkeys(found)) if "*" in keep else list(dict.fromkeys(keep))
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise FeedColumnError(
+            f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
+        )
+    used = set(taken) | set(wanted)
+    out: dict[str, str] = {}
+    for column in wanted:
+        name = column
+        if column in set(taken):
+            name = f"input_{column}"
+            while name in used:
+                name = f"input_{name}"
+            used.add(name)
+        out[column] = name
+    renamed = [f"{c} -> {n}" for c, n in out.items() if c != n]
+    if renamed:
+        logger.warning(
+            "kept input column(s) renamed, as the output already has columns of that name: %s",
+            ", ".join(renamed),
+        )
+    return out
+
+
 def _split_pair(pair: str) -> tuple[str, str]:
     key, sep, column = pair.partition("=")
     if not sep or not key.strip() or not column:
@@ -158,8 +205,17 @@ def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) 
     warnings: list[str] = []
     for key in FIELDS:
         column = getattr(columns, key)
-        text = _text(row.get(column)) if column else ""
+        text = _text(row.get(column)).lstrip(BOM) if column else ""  # a BOM from concatenated files
         cap = columns.caps.get(key, DEFAULT_CAPS[key])
+        if key == "image" and text[:5].lower() == "data:":
+            if len(text) > DATA_URL_CAP:
+                warnings.append(
+                    f"image data: URL of {len(text):,} characters is over the {DATA_URL_CAP:,} "
+                    "allowed (20 MB of image); the image is not used"
+                )
+                text = ""
+            values[key] = text
+            continue
         if len(text) > cap:
             warnings.append(f"{key} truncated from {len(text):,} to {cap:,} characters")
             text = text[:cap]

@@ -6,12 +6,14 @@ scheme or address) becomes a plain-words warning instead of an exception, so one
 never stops a feed. Decoding (caps, EXIF orientation, bit depth, bounded memory) is
 :func:`multimodal_cat.imaging.decode_image`, shared with training and the encoders.
 
-Network rules: only http and https (others with ``allow_schemes``); each attempt has a
-wall-clock deadline of ``timeout`` seconds for the whole download (a watchdog closes the
-socket, so a server that drips one byte a second cannot hold it); redirects are re-checked
-against the scheme rules, and every connection (redirects included) against the address
-rules: loopback, private, link-local and reserved addresses are refused unless
-``allow_private_hosts`` is set.
+Network rules: only http and https (``ftp`` and ``file`` with ``allow_schemes``); each
+attempt has a wall-clock deadline of ``timeout`` seconds for the whole download (a watchdog
+shuts every socket of the attempt, so a server that drips one byte a second, or answers each
+FTP command just in time, cannot hold it); redirects are re-checked against the scheme rules.
+Every connection, whatever the scheme (redirects and FTP data connections included), goes
+through the address rules BEFORE it is made: the host is resolved, and loopback, private,
+link-local and reserved addresses are refused unless ``allow_private_hosts`` is set, so a
+refused host never sees a TCP handshake (and an open port reads the same as a closed one).
 
 Example:
     >>> loader = ImageLoader(root="examples")
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ftplib
 import http.client
 import ipaddress
 import random
@@ -40,12 +43,19 @@ from urllib.parse import unquote_to_bytes, urlparse
 
 from PIL import Image
 
+from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.imaging import ImageLimits, ImageLoadError, decode_image, read_regular_file
 
-__all__ = ["ImageLoadError", "ImageLoader", "data_url_bytes"]
+__all__ = ["ImageLoadError", "ImageLoader", "ImageOptionError", "data_url_bytes"]
 
 USER_AGENT = "multimodal-cat/0.1 (+product feed categorizer)"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+NETWORK_SCHEMES = frozenset({"http", "https", "ftp"})  # every one goes through the address guard
+KNOWN_SCHEMES = NETWORK_SCHEMES | {"data", "file"}
+
+
+class ImageOptionError(MultimodalCatError, ValueError):
+    """An image option that cannot work (a negative timeout, an unknown URL scheme...)."""
 
 
 class ImageLoader:
@@ -64,6 +74,10 @@ class ImageLoader:
         workers: Threads used by :meth:`submit`.
         allow_private_hosts: Also connect to loopback, private and link-local addresses
             (refused by default, redirects included).
+
+    Raises:
+        ImageOptionError: An option that cannot work (timeout not above 0, negative retries,
+            caps or workers under 1, an unknown URL scheme).
     """
 
     def __init__(
@@ -79,6 +93,8 @@ class ImageLoader:
         workers: int = 8,
         allow_private_hosts: bool = False,
     ) -> None:
+        _check_options(allow_schemes, timeout, retries, workers,
+                       max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
         self.root = Path(root) if root is not None else Path.cwd()
         self.allow_schemes = {"http", "https", "data"} | {s.lower() for s in allow_schemes}
         self.timeout = timeout
@@ -136,6 +152,8 @@ class ImageLoader:
         if scheme == "file":
             path = urllib.request.url2pathname(urlparse(ref).path)
             return read_regular_file(Path(path), self.max_bytes)
+        if scheme not in NETWORK_SCHEMES:
+            raise ImageLoadError(f"URL scheme {scheme!r} cannot be downloaded")
         return self._download(ref)
 
     def _download(self, url: str) -> bytes:
@@ -153,7 +171,8 @@ class ImageLoader:
     def _download_once(self, url: str) -> bytes:
         guard = _Guard(self.timeout, self.allow_private_hosts)
         opener = urllib.request.build_opener(
-            _GuardedHTTP(guard), _GuardedHTTPS(guard), _RedirectGuard(self.allow_schemes)
+            _GuardedHTTP(guard), _GuardedHTTPS(guard), _GuardedFTP(guard),
+            _RedirectGuard(self.allow_schemes),
         )
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         watchdog = threading.Timer(self.timeout, guard.expire)
@@ -189,6 +208,28 @@ class ImageLoader:
         return b"".join(chunks)
 
 
+def _check_options(
+    schemes: set[str] | frozenset[str], timeout: float, retries: int, workers: int, **caps: int
+) -> None:
+    """Refuse option values that would fail every image (or never stop), before the job starts."""
+    unknown = sorted({s.lower() for s in schemes} - KNOWN_SCHEMES)
+    if unknown:
+        raise ImageOptionError(
+            f"--allow-scheme: expected one of {', '.join(sorted(KNOWN_SCHEMES))}; found "
+            f"{', '.join(unknown)}"
+        )
+    if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+        raise ImageOptionError(f"--image-timeout must be a number of seconds above 0; found {timeout}")
+    if retries < 0:
+        raise ImageOptionError(f"--image-retries must be 0 or more; found {retries}")
+    if workers < 1:
+        raise ImageOptionError(f"--image-workers must be at least 1; found {workers}")
+    for name, value in caps.items():
+        if value < 1:
+            flag = {"max_bytes": "--max-image-bytes", "max_pixels": "--max-image-pixels"}.get(name, name)
+            raise ImageOptionError(f"{flag} must be at least 1; found {value}")
+
+
 def data_url_bytes(url: str, max_bytes: int) -> bytes:
     """The bytes inside a ``data:[<type>][;base64],<data>`` URL, refused above ``max_bytes``.
 
@@ -216,7 +257,13 @@ def data_url_bytes(url: str, max_bytes: int) -> bytes:
 
 
 class _Guard:
-    """One download attempt: its wall-clock deadline, its sockets and the address rules."""
+    """One download attempt: its wall-clock deadline, its sockets and the address rules.
+
+    Every connection of the attempt (HTTP, HTTPS, FTP control and data, redirects) is made by
+    :meth:`connect`, which resolves the host and checks every address it resolves to BEFORE
+    connecting, then connects to a checked address (so a refused host never sees a TCP
+    handshake, and a name cannot resolve to another address between the check and the use).
+    """
 
     def __init__(self, timeout: float, allow_private: bool) -> None:
         self.timeout = timeout
@@ -230,21 +277,56 @@ class _Guard:
         """Socket timeout: a little past the deadline, so the watchdog is what ends it."""
         return max(self.deadline - time.monotonic(), 0.0) + 0.5
 
-    def register(self, sock: socket.socket) -> None:
-        """Check the address just connected to; the watchdog may close this socket."""
-        address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    def connect(
+        self, address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        """Resolve, check every address, then connect (a ``socket.create_connection`` twin)."""
+        host, port = address[0], address[1]
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            raise _Retryable(f"cannot resolve {host!r} ({error.strerror or error})") from None
+        for *_, sockaddr in found:
+            self.check(str(sockaddr[0]))
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in found:
+            sock = socket.socket(family, kind, proto)
+            try:
+                self.track(sock)
+                sock.settimeout(self.remaining())
+                sock.connect(sockaddr)
+                return sock
+            except OSError as failure:
+                error = failure
+                sock.close()
+        raise error or OSError(f"no address for {host!r}")
+
+    def check(self, text: str) -> None:
+        """Refuse ``text`` (an IP address) unless the address rules allow it."""
+        address = ipaddress.ip_address(text.split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not _address_allowed(address, self.allow_private):
-            sock.close()
             raise ImageLoadError(
                 f"address {address} refused (loopback, private or reserved; "
                 "allow it with --allow-private-hosts)"
             )
+
+    def track(self, sock: socket.socket) -> None:
+        """Let the watchdog shut ``sock`` down at the deadline."""
         with self._lock:
             self._sockets.append(sock)
             if self.expired:
                 _shutdown(sock)
+
+    def register(self, sock: socket.socket) -> None:
+        """Check the peer of a socket connected elsewhere (an FTP data connection), then track it."""
+        try:
+            self.check(sock.getpeername()[0])
+        except ImageLoadError:
+            sock.close()
+            raise
+        self.track(sock)
 
     def expire(self, quiet: bool = False) -> None:
         with self._lock:
@@ -271,7 +353,7 @@ class _Guard:
             return _Retryable(f"no answer within {self.timeout:g} s")
         if isinstance(error, urllib.error.URLError):
             return _Retryable(f"cannot connect ({reason})")
-        if isinstance(error, (OSError, http.client.HTTPException)):
+        if isinstance(error, (OSError, http.client.HTTPException, EOFError)):
             return _Retryable(f"connection failed ({type(error).__name__})")
         return ImageLoadError(f"download failed ({type(error).__name__})")
 
@@ -288,12 +370,60 @@ def _shutdown(sock: socket.socket) -> None:
 
 def _guarded(base: type[http.client.HTTPConnection], guard: _Guard) -> type:
     class GuardedConnection(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = guard.connect  # checks the address before connecting
+
         def connect(self) -> None:
             self.timeout = guard.remaining()
             super().connect()
-            guard.register(self.sock)
 
     return GuardedConnection
+
+
+class _GuardedFTPClient(ftplib.FTP):
+    """``ftplib.FTP`` whose control connection goes through the guard, data ones are tracked."""
+
+    def __init__(self, guard: _Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None) -> str:
+        self.host, self.port = host or self.host, port or self.port
+        self.timeout = self.guard.remaining()
+        self.sock = self.guard.connect((self.host, self.port))
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
+        self.timeout = self.guard.remaining()
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.guard.register(conn)
+        return conn, size
+
+
+class _GuardedFTPWrapper(urllib.request.ftpwrapper):
+    def __init__(self, guard: _Guard, *args: Any, **kwargs: Any) -> None:
+        self.guard = guard
+        super().__init__(*args, **kwargs)
+
+    def init(self) -> None:
+        self.busy = 0
+        self.ftp = _GuardedFTPClient(self.guard)
+        self.ftp.connect(self.host, self.port)
+        self.ftp.login(self.user, self.passwd)
+        self.ftp.cwd("/".join(self.dirs))
+
+
+class _GuardedFTP(urllib.request.FTPHandler):
+    def __init__(self, guard: _Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def connect_ftp(self, user, passwd, host, port, dirs, timeout):  # type: ignore[no-untyped-def]
+        return _GuardedFTPWrapper(self.guard, user, passwd, host, port, dirs, persistent=False)
 
 
 class _GuardedHTTP(urllib.request.HTTPHandler):

@@ -36,20 +36,21 @@ from typing import IO, TYPE_CHECKING, Any
 
 from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.errors import InvalidArgumentError
-from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError, row_to_product
+from multimodal_cat.feeds.columns import (
+    ColumnMap,
+    passthrough_columns,
+    row_to_product,
+)
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import (
-    BASE_COLUMNS,
-    END_COLUMNS,
-    REVIEW_COLUMNS,
     matches,
     output_columns,
     prediction_cells,
 )
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
-from multimodal_cat.feeds.shards import resolve_shard, shard_path
+from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -161,8 +162,9 @@ def categorize_feed(
     with FeedReader(feed, format) as reader:
         cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
         cmap = cmap.resolve(reader.columns)
-        keep = _keep_columns(keep_columns, reader.columns)
-        out_columns = output_columns(names, list(keep.values()), review=router is not None)
+        taken = output_columns(names, review=router is not None)
+        keep = passthrough_columns(keep_columns, reader.columns, taken)
+        out_columns = [*taken, *keep.values()]
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
@@ -183,6 +185,8 @@ def categorize_feed(
             finally:
                 if images is None:
                     loader.close()
+            if job.feed_records is not None:  # recorded with the finished part (see shards.py)
+                writer.counts = {**writer.counts, FEED_RECORDS: job.feed_records}
             writer.finish()
     if count == 1:  # finished: no resume left to need it (shard parts keep theirs to merge)
         checkpoint_path(out_path).unlink(missing_ok=True)
@@ -211,18 +215,6 @@ def _matches_any(name: str, names: Sequence[str]) -> bool:
     return any(matches(name, n) for n in names)
 
 
-def _keep_columns(keep: Sequence[str], found: Sequence[str]) -> dict[str, str]:
-    """Input column -> output column for passthrough columns."""
-    wanted = list(found) if "*" in keep else list(keep)
-    missing = [c for c in wanted if c not in found]
-    if missing:
-        raise FeedColumnError(
-            f"--keep column(s) {', '.join(missing)} not in the feed; columns found: {', '.join(found)}"
-        )
-    taken = set(BASE_COLUMNS) | set(END_COLUMNS) | set(REVIEW_COLUMNS)
-    return {c: (f"input_{c}" if c in taken else c) for c in wanted}
-
-
 class _Job:
     """The streaming loop; one instance per :func:`categorize_feed` call."""
 
@@ -243,6 +235,7 @@ class _Job:
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
+        self.feed_records: int | None = None  # records in the whole feed, once read to the end
         self.digest = RowDigest()  # of the input rows written, checked on resume
 
     def run(
@@ -269,9 +262,15 @@ class _Job:
             bar.close()
 
     def _rows(self, reader: FeedReader, index: int, count: int) -> Iterator[RawRow]:
-        mine = (raw for raw in reader if (raw.number - 1) % count == index)
+        mine = (raw for raw in self._counted(reader) if (raw.number - 1) % count == index)
         recorded = self.writer.resumed_input_digest
         return skip_done_rows(mine, self.resumed_from, recorded, self.digest)
+
+    def _counted(self, reader: FeedReader) -> Iterator[RawRow]:
+        """Every record of the feed (all shards'), counted: merging shards checks the total."""
+        for raw in reader:
+            self.feed_records = raw.number
+            yield raw
 
     def _prepare(self, raw: RawRow) -> _Item:
         item = _Item(raw, warnings=list(raw.warnings), error=raw.error)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from multimodal_cat.errors import FormatError, optional_import
-from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint
+from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint, duplicate_column
 from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, clean_value
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -53,6 +54,30 @@ MAX_COLUMNS = 10_000
 
 class FeedFormatError(FormatError):
     """The feed's format cannot be told or is not supported."""
+
+
+def _object(pairs: list[tuple[str, Any]], repeated: list[str]) -> dict[str, Any]:
+    """A JSON object as a dict, noting keys given twice (json keeps the last silently)."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        repeated += [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return value
+
+
+class _BareCR:
+    """Lines split at ``\\n`` only: a bare CR inside a line becomes a space, so it never ends
+    (or splits) a record. The stream is opened with ``newline="\\n"``."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self.text = text
+
+    def readline(self, limit: int = -1) -> str:
+        line = self.text.readline(limit)
+        return _BARE_CR.sub(" ", line) if "\r" in line else line
+
+
+_BARE_CR = re.compile(r"\r(?!\n)")
 
 
 @dataclass
@@ -223,14 +248,20 @@ class FeedReader:
 
     # --- CSV / TSV -------------------------------------------------------------------------
     def _csv_rows(self) -> Iterator[RawRow]:
+        head = self._check_utf8()
+        cr_only = b"\r" in head and b"\n" not in head  # a classic-Mac file: CR ends its lines
         text = io.TextIOWrapper(
-            self._stream, encoding="utf-8-sig", errors="surrogateescape", newline=""
+            self._stream, encoding="utf-8-sig", errors="surrogateescape",
+            newline="" if cr_only else "\n",
         )
-        records = csv_records(text, self.format, self.max_line, self.columns)
+        records = csv_records(text if cr_only else _BareCR(text), self.format, self.max_line, self.columns)
         first = next(records, None)  # fills self.columns
         hint = delimiter_hint(self.columns, self.format)
         if hint is not None:
             raise FeedFormatError(hint)
+        duplicate = duplicate_column(self.columns)
+        if duplicate is not None:
+            raise FeedFormatError(duplicate, path=self.path, line=1)
         return self._chain(first, records)
 
     @staticmethod
@@ -240,7 +271,25 @@ class FeedReader:
             yield from rest
 
     # --- JSON lines ------------------------------------------------------------------------
+    def _check_utf8(self) -> bytes:
+        """The feed's first bytes; UTF-16 and UTF-32 text (a BOM, or NUL every other byte) is
+        refused with the command that converts it."""
+        head = self._stream.peek(1 << 16)[: 1 << 16]  # type: ignore[attr-defined]
+        sample = head[:64]
+        bom = sample.startswith((b"\xff\xfe", b"\xfe\xff"))
+        nul_pairs = len(sample) >= 8 and (not any(sample[0::2]) or not any(sample[1::2]))
+        if bom or nul_pairs:
+            name = self.path.name if self.path else "feed.csv"
+            found = "its byte-order mark" if bom else "a NUL byte in every other position"
+            raise FeedFormatError(
+                f"expected UTF-8 text; found UTF-16 or UTF-32 ({found}): convert it, e.g. "
+                f"iconv -f UTF-16 -t UTF-8 {name} > utf8-{name}",
+                path=self.path,
+            )
+        return head
+
     def _jsonl_rows(self) -> Iterator[RawRow]:
+        self._check_utf8()
         if self.path is None:  # spool stdin, so the columns can be learned in a first pass
             self._stream = self._spool()  # type: ignore[assignment]
         self.columns = self._jsonl_columns()
@@ -292,14 +341,18 @@ class FeedReader:
         except UnicodeDecodeError:
             text = raw.decode("utf-8", "replace")
             warnings.append("invalid UTF-8 bytes replaced")
+        repeated: list[str] = []
         try:
-            value = json.loads(text)
+            value = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, repeated))
         except (json.JSONDecodeError, RecursionError) as error:
             msg = getattr(error, "msg", "nested too deeply")
             return RawRow(number, line_no, None, f"line {line_no}: invalid JSON ({msg})")
         if not isinstance(value, dict):
             msg = f"line {line_no}: expected a JSON object, found {type(value).__name__}"
             return RawRow(number, line_no, None, msg)
+        if repeated:
+            names = ", ".join(repr(k) for k in dict.fromkeys(repeated))
+            warnings.append(f"line {line_no}: key(s) {names} given twice in one object; the last value is used")
         values = {
             clean_value(str(k), "header", warnings): clean_value(v, str(k), warnings)
             for k, v in value.items()

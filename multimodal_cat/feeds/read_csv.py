@@ -46,6 +46,26 @@ def _reader(lines: Any, format: str) -> Any:
     return csv.reader(lines)
 
 
+def duplicate_column(header: list[str]) -> str | None:
+    """The error for a header naming a column twice (the row values would overwrite each other).
+
+    Example:
+        >>> duplicate_column(["id", "title", "title"])
+        "expected each column name once; found 'title' twice (columns 2 and 3): rename one"
+    """
+    first: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if not name:
+            continue
+        if name in first:
+            return (
+                f"expected each column name once; found {name!r} twice (columns {first[name]} "
+                f"and {position}): rename one"
+            )
+        first[name] = position
+    return None
+
+
 def delimiter_hint(header: list[str], format: str) -> str | None:
     """A hint when a CSV header looks separated by ``;`` or ``|`` rather than commas."""
     if format != "csv" or len(header) != 1:

@@ -14,14 +14,19 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
-from multimodal_cat.feeds.write import OutputWriter, checkpoint_path, read_output
+from multimodal_cat.feeds.write import OutputWriter, checkpoint_path, output_format, read_output
+
+# Key, in a finished part's checkpoint counts, of the number of records in the whole feed.
+FEED_RECORDS = "feed_records"
 
 
 class ShardError(MultimodalCatError, ValueError):
@@ -62,6 +67,12 @@ def shard_path(output: str | Path, index: int, count: int) -> Path:
 def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) -> int:
     """Merge the ``count`` complete shard parts of ``output`` into ``output``, in input order.
 
+    Before anything is written, the parts are checked to be the ``count`` parts of ONE job
+    (same feed, predictor and options; part ``i`` is shard ``i`` of ``count``) and unchanged
+    since they finished (size, and digest for CSV and JSON lines). While merging, every row
+    number from 1 to the feed's record count (recorded by each part) must come exactly once:
+    a missing tail is refused like a hole in the middle.
+
     Args:
         output: The final output path (the parts sit next to it).
         count: Number of shards.
@@ -71,24 +82,36 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
         Number of rows written.
 
     Raises:
-        ShardError: A part is missing or unfinished, or rows are missing between parts.
+        ShardError: A part is missing, unfinished, changed, or of another job, or rows are
+            missing between parts or at the end.
     """
     parts = [shard_path(output, i, count) for i in range(count)]
-    columns, counts = None, {"ok": 0, "degraded": 0, "error": 0}
-    for part in parts:
-        state_file = checkpoint_path(part)
-        if not part.exists() or not state_file.exists():
-            raise ShardError(f"shard part {part} is missing; run that shard first")
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        if not state.get("complete"):
-            raise ShardError(
-                f"shard part {part} is unfinished ({state['rows']:,} rows); resume it first"
-            )
-        if columns is not None and state["columns"] != columns:
-            raise ShardError(f"shard part {part} has other columns than {parts[0]}")
-        columns = state["columns"]
-        for key in counts:
-            counts[key] += state["counts"].get(key, 0)
+    states = [_finished_state(part, i, count) for i, part in enumerate(parts)]
+    _check_one_job(parts, states)
+    columns = states[0]["columns"]
+    counts = {key: sum(s["counts"].get(key, 0) for s in states) for key in ("ok", "degraded", "error")}
+    records = _feed_records(parts, states)
+    total = sum(int(s["rows"]) for s in states)
+    if records is not None and total != records:
+        raise ShardError(
+            f"the shard parts hold {total:,} rows but the feed has {records:,} records: "
+            f"{'the tail of a part is missing' if total < records else 'rows are repeated'}; "
+            "rerun the shards"
+        )
+    try:
+        expected = _write_merged(output, parts, columns, counts)
+    except ShardError:
+        for leftover in (Path(output), checkpoint_path(output)):
+            leftover.unlink(missing_ok=True)  # never leave half a merge behind
+        raise
+    if remove_parts:
+        for part in parts:
+            part.unlink()
+            checkpoint_path(part).unlink()
+    return expected
+
+
+def _write_merged(output: str | Path, parts: list[Path], columns: list[str], counts: dict[str, int]) -> int:
     merged = heapq.merge(*(read_output(p) for p in parts), key=lambda r: int(r["row"]))
     expected = 1
     with OutputWriter(output, columns or []) as writer:
@@ -106,11 +129,70 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
         writer.write_batch(batch, counts)
         writer.finish()
     checkpoint_path(output).unlink(missing_ok=True)  # the merged output is finished
-    if remove_parts:
-        for part in parts:
-            part.unlink()
-            checkpoint_path(part).unlink()
     return expected - 1
+
+
+def _finished_state(part: Path, index: int, count: int) -> dict[str, Any]:
+    """The checkpoint of a finished, unchanged part, or a :class:`ShardError` saying why not."""
+    state_file = checkpoint_path(part)
+    if not part.exists() or not state_file.exists():
+        raise ShardError(f"shard part {part} is missing; run that shard first")
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        rows = int(state["rows"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ShardError(f"the checkpoint of shard part {part} cannot be read ({error})") from None
+    if not state.get("complete"):
+        raise ShardError(f"shard part {part} is unfinished ({rows:,} rows); resume it first")
+    shard = (state.get("fingerprint") or {}).get("shard")
+    if shard is not None and list(shard) != [index, count]:
+        raise ShardError(
+            f"{part} holds shard {shard[0]} of {shard[1]}, not shard {index} of {count}; "
+            "merge with the count the shards were run with"
+        )
+    size = part.stat().st_size
+    if state.get("size") is not None and size != state["size"]:
+        raise ShardError(
+            f"shard part {part} changed since it finished ({size:,} bytes, "
+            f"{state['size']:,} when it finished); rerun that shard"
+        )
+    if output_format(part) != "parquet" and state.get("sha256") and _sha256(part) != state["sha256"]:
+        raise ShardError(f"shard part {part} changed since it finished (its digest differs); rerun that shard")
+    return state
+
+
+def _check_one_job(parts: list[Path], states: list[dict[str, Any]]) -> None:
+    """Refuse parts written by different jobs (another feed, model, options or columns)."""
+    first = {k: v for k, v in (states[0].get("fingerprint") or {}).items() if k != "shard"}
+    for part, state in zip(parts[1:], states[1:], strict=True):
+        if state.get("columns") != states[0].get("columns"):
+            raise ShardError(f"shard part {part} has other columns than {parts[0]}")
+        other = {k: v for k, v in (state.get("fingerprint") or {}).items() if k != "shard"}
+        differ = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+        if differ:
+            raise ShardError(
+                f"shard parts {parts[0]} and {part} were written by different jobs "
+                f"({', '.join(differ)} differ); run every shard with the same feed and options"
+            )
+
+
+def _feed_records(parts: list[Path], states: list[dict[str, Any]]) -> int | None:
+    """The feed's record count the parts recorded (``None`` for parts written before it was)."""
+    found = {int(s["counts"][FEED_RECORDS]) for s in states if FEED_RECORDS in s.get("counts", {})}
+    if len(found) > 1:
+        raise ShardError(
+            f"the shard parts of {parts[0]} read feeds of different lengths "
+            f"({', '.join(f'{n:,}' for n in sorted(found))} records); rerun the shards on one feed"
+        )
+    return found.pop() if found else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def wait_and_merge(

@@ -67,7 +67,11 @@ def _scalar(text: str) -> object:
         return text[1:-1]
     if re.fullmatch(r"[A-Za-z0-9][\w-]*", text):
         return int(text) if text.isdigit() and (text == "0" or text[0] != "0") else text
-    return load_yaml_text(text)
+    try:
+        return load_yaml_text(text)
+    except yaml.YAMLError as error:  # a tag (!!python/...) or broken YAML: a plain sentence
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise MappingFormatError(f"expected a category id or a plain value ({problem})", found=text) from None
 
 
 def _read_fast(text: str) -> dict | None:

@@ -530,7 +530,13 @@ class UntaggedMultimodalCatModel(MultimodalCatModel):
 
 def _load_tower(name: str) -> PreTrainedModel:
     from multimodal_cat.encoders import resolve_encoder
+    from multimodal_cat.encoders.registry import UnknownEncoderError, unknown_encoder_message
 
     path = resolve_encoder(name)
-    config = AutoConfig.from_pretrained(path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:  # not a folder, not a reachable hub id
+        if isinstance(error, UnknownEncoderError):
+            raise
+        raise UnknownEncoderError(unknown_encoder_message(name, error)) from None
     return AutoModel.from_pretrained(path, config=config)

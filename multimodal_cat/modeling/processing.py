@@ -30,6 +30,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
 from transformers.utils import cached_file
 
+from multimodal_cat.errors import ConfigurationError
 from multimodal_cat.framing import DEFAULT_FIT, check_fit, fit_image
 from multimodal_cat.imaging import to_rgb, try_open_image
 from multimodal_cat.products import Product
@@ -51,6 +52,37 @@ def render_text(template: str, fields: Mapping[str, Any]) -> str:
     text = template.format_map(values)
     text = _SEPARATOR_RUN.sub(r"\1", re.sub(r"\s+", " ", text))
     return text.strip(" .;,|:")
+
+
+def check_template(template: Any) -> str:
+    """Refuse a text template that is more than field names between literal text.
+
+    Only ``{name}`` is allowed: no format spec (``{title:>999999999}`` would exhaust memory),
+    no conversion, no indexing or attribute access, no positional ``{0}`` or ``{}``.
+
+    Example:
+        >>> check_template("{title}. {brand}")
+        '{title}. {brand}'
+        >>> check_template("{title:>9}")
+        Traceback (most recent call last):
+        ...
+        multimodal_cat.errors.ConfigurationError: text_template: expected field names only, like {title}; found '{title:>9}'
+    """
+    if not isinstance(template, str):
+        raise ConfigurationError(f"text_template: expected text; found {type(template).__name__}")
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ConfigurationError(f"text_template: {err} in {template[:80]!r}") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigurationError(
+                f"text_template: expected field names only, like {{title}}; found {shown[:80]!r}"
+            )
+    return template
 
 
 def _fields(product: Product | Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +128,9 @@ class MultimodalCatProcessor(ProcessorMixin):
         image_fit: str = DEFAULT_FIT,
         **kwargs: Any,
     ) -> None:
-        self.text_template = text_template
+        self.text_template = check_template(text_template)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ConfigurationError(f"max_length: expected a whole number of tokens >= 1; found {max_length!r}")
         self.max_length = max_length
         self.image_fit = check_fit(image_fit)
         if image_processor is None and tokenizer is None:

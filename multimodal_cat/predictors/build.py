@@ -41,7 +41,8 @@ def build_predictor(
     Raises:
         ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder`` or
             ``adapt`` is given with ``model``.
-        FileNotFoundError: ``model`` names a checkpoint that cannot be found.
+        FileNotFoundError: ``model`` (or ``image_encoder``) names a folder that cannot be found.
+        CheckpointError: ``model`` exists but cannot be loaded (damaged, or another model's).
     """
     if model:
         _check_zero_shot_only({"image_encoder": image_encoder, "adapt": adapt})
@@ -53,6 +54,10 @@ def build_predictor(
     from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 
     tree = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.load(taxonomy)
+    if isinstance(image_encoder, str):  # a folder that can only be missing fails now, not mid-job
+        from multimodal_cat.predictors.checkpoint import check_checkpoint_name
+
+        check_checkpoint_name(image_encoder)
     return ZeroShotCategorizer(
         tree, text_encoder=text_encoder, image_encoder=image_encoder, adapt=adapt
     )

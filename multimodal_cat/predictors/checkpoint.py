@@ -42,7 +42,7 @@ from PIL import Image
 from multimodal_cat.encoders import EmbeddingCache, content_hash, encode_cached
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
-from multimodal_cat.errors import ConfigurationError, InvalidArgumentError
+from multimodal_cat.errors import ConfigurationError, InvalidArgumentError, MultimodalCatError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
@@ -230,6 +230,45 @@ def checkpoint_taxonomy(name_or_path: str) -> Taxonomy:
     return label_taxonomy(MultimodalCatConfig.from_pretrained(name_or_path).label_space)
 
 
+class CheckpointError(MultimodalCatError, ValueError):
+    """A checkpoint that exists but cannot be loaded: damaged, truncated, or not this model's."""
+
+
+def load_checkpoint(name_or_path: str) -> tuple[MultimodalCatModel, MultimodalCatProcessor]:
+    """The model and processor of a checkpoint, or one plain sentence saying why not.
+
+    Raises:
+        CheckpointError: ``config.json`` is not a model config (a JSON array...), the weights
+            file is truncated or a pickle that cannot be read, the weights do not fit the config
+            (a changed label count), or the weights file lacks some of the model's weights.
+        ConfigurationError: The processor's settings are refused (a text template with format
+            specs, a ``max_length`` under 1).
+    """
+    try:
+        model, info = MultimodalCatModel.from_pretrained(name_or_path, output_loading_info=True)
+        processor = MultimodalCatProcessor.from_pretrained(name_or_path)
+    except (MultimodalCatError, FileNotFoundError):
+        raise
+    except Exception as error:  # whatever the loaders raise on damaged files
+        raise CheckpointError(f"cannot load the checkpoint {name_or_path!r}: {_load_failure(error)}") from None
+    missing = list(info.get("missing_keys") or [])
+    if missing:
+        raise CheckpointError(
+            f"cannot load the checkpoint {name_or_path!r}: its weights file lacks {len(missing)} of "
+            f"the model's weights (e.g. {missing[0]!r}); it is damaged or was saved from another model"
+        )
+    return model, processor
+
+
+def _load_failure(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if "mismatched" in str(error) or "size mismatch" in str(error):
+        return "its weights do not fit its config.json (a changed label count or layer size)"
+    if isinstance(error, TypeError) and "mapping" in text:
+        return "config.json is not a model configuration (expected a JSON object)"
+    return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
+
+
 class ModelPredictor:
     """Run a trained checkpoint over products, batch by batch.
 
@@ -283,11 +322,11 @@ class ModelPredictor:
             FileNotFoundError: ``name_or_path`` is a local path that does not exist, or a hub
                 id that is not in the local cache while the hub is offline (``HF_HUB_OFFLINE``).
             ConfigurationError: Its temperatures or stored thresholds cannot be used.
+            CheckpointError: The checkpoint exists but cannot be loaded (see :func:`load_checkpoint`).
         """
         check_checkpoint_name(name_or_path)
-        model = MultimodalCatModel.from_pretrained(name_or_path)
+        model, processor = load_checkpoint(name_or_path)
         check_calibration(model.config, name_or_path)
-        processor = MultimodalCatProcessor.from_pretrained(name_or_path)
         store = EmbeddingCache() if cache is True else (cache or None)
         return cls(model, processor, bf16=bf16, cache=store, **kwargs)
 

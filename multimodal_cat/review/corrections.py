@@ -14,13 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
+
+logger = logging.getLogger(__name__)
 
 ACTIONS = ("accepted", "changed", "skipped")
 
@@ -75,12 +80,55 @@ class Correction:
 
 
 def write_corrections(corrections: Iterable[Correction], path: str | Path, *, append: bool = True) -> Path:
-    """Write corrections as JSON lines (appended by default, so rounds accumulate)."""
+    """Write corrections as JSON lines (appended by default, so rounds accumulate).
+
+    The append is all or nothing: the lines are written in one block and synced; if that fails
+    (a full disk), the file is cut back to its previous size, so a half-written line never stays
+    for later rounds to append after. A torn last line left by an older writer is dropped, with
+    a warning, before appending.
+
+    Raises:
+        CorrectionError: The file cannot be written (it is left as it was).
+    """
     path = Path(path)
-    with open(path, "a" if append else "w", encoding="utf-8") as handle:
-        for correction in corrections:
-            handle.write(json.dumps(asdict(correction), ensure_ascii=False) + "\n")
+    data = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in corrections).encode("utf-8")
+    with open(path, "ab" if append else "wb") as handle:
+        start = _drop_torn_line(handle, path) if append else 0
+        try:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                handle.truncate(start)
+                os.fsync(handle.fileno())
+            raise CorrectionError(
+                f"{path}: cannot write the corrections ({error.strerror or error}); "
+                "the file was left as it was"
+            ) from None
     return path
+
+
+def _drop_torn_line(handle: Any, path: Path) -> int:
+    """Cut a last line that has no newline (a write cut short); returns the size to append at."""
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return 0
+    with open(path, "rb") as reader:
+        tail_start = max(size - (1 << 16), 0)
+        reader.seek(tail_start)
+        tail = reader.read()
+        while not tail.endswith(b"\n") and b"\n" not in tail and tail_start > 0:
+            tail_start = max(tail_start - (1 << 16), 0)
+            reader.seek(tail_start)
+            tail = reader.read()
+    if tail.endswith(b"\n"):
+        return size
+    keep = tail_start + tail.rfind(b"\n") + 1
+    logger.warning("%s: dropping a torn last line (%d bytes, a write cut short)", path, size - keep)
+    handle.truncate(keep)
+    handle.seek(keep)
+    return keep
 
 
 def read_corrections(path: str | Path) -> list[Correction]:
@@ -90,11 +138,24 @@ def read_corrections(path: str | Path) -> list[Correction]:
         CorrectionError: a line is not a JSON object with the fields of :class:`Correction`
             (the message names the line).
     """
+    try:
+        return _read_corrections(path)
+    except UnicodeDecodeError as err:
+        raise CorrectionError(
+            f"{path}: expected a corrections file in UTF-8 (JSON lines); found byte "
+            f"0x{err.object[err.start]:02x}"
+        ) from None
+
+
+def _read_corrections(path: str | Path) -> list[Correction]:
     known = {f.name for f in fields(Correction)}
     latest: dict[str, Correction] = {}
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
+                continue
+            if not line.endswith("\n") and not _parses(line):
+                logger.warning("%s: line %d is torn (a write cut short); ignored", path, number)
                 continue
             try:
                 record = json.loads(line)
@@ -110,6 +171,14 @@ def read_corrections(path: str | Path) -> list[Correction]:
                 raise CorrectionError(f"{path}: line {number}: {err}") from None
             latest[correction.product_id] = correction
     return list(latest.values())
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def apply_corrections(

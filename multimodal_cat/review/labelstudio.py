@@ -16,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from multimodal_cat.products import Product
 from multimodal_cat.review.corrections import Correction, CorrectionError
 from multimodal_cat.review.task_images import TaskImageError, TaskImages, is_web_image
 from multimodal_cat.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
 
 FROM_NAME = "category"  # the Taxonomy control's name in the labeling configuration
 TO_NAME = "title"  # the object it labels
@@ -144,9 +147,13 @@ def to_tasks(
 
 
 def write_tasks(tasks: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Write tasks as the JSON list Label Studio's import accepts."""
+    """Write tasks as the JSON list Label Studio's import accepts (one task at a time)."""
     path = Path(path)
-    path.write_text(json.dumps(list(tasks), ensure_ascii=False, indent=1), encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[")
+        for number, task in enumerate(tasks):
+            handle.write(("," if number else "") + "\n" + json.dumps(task, ensure_ascii=False, indent=1))
+        handle.write("\n]\n")
     return path
 
 
@@ -155,53 +162,168 @@ def read_export(export: str | Path | list[dict[str, Any]], taxonomy: Taxonomy) -
 
     Per task, the latest annotation wins: a cancelled one (the reviewer pressed *Skip*) is a
     ``skipped`` correction; a category equal to the suggested one is ``accepted``; any other is
-    ``changed``. Tasks nobody annotated are left out.
+    ``changed``. Tasks nobody annotated are left out. A product answered in several tasks
+    counts once: the newest answer (``updated_at``) wins, with a warning.
 
     Raises:
-        CorrectionError: the export is not a list of tasks, a task has no product id, or an
-            annotation names a category that is not in ``taxonomy`` (all such tasks are listed).
+        CorrectionError: the export is not a list of tasks (or not UTF-8 JSON), a task has no
+            product id, an annotation is malformed (``value.taxonomy`` not a list of paths,
+            ``was_cancelled`` not a boolean...) or names a category that is not in ``taxonomy``
+            (all such tasks are listed).
     """
     tasks = _load_export(export)
-    corrections, problems = [], []
+    chosen: dict[str, Correction] = {}
+    answered: dict[str, int] = {}
+    problems = []
     for number, task in enumerate(tasks, start=1):
         try:
             correction = _correction(task, taxonomy)
         except CorrectionError as err:
-            problems.append(f"task {task.get('id', number)}: {err}")
+            problems.append(f"task {_task_name(task, number)}: {err}")
             continue
-        if correction is not None:
-            corrections.append(correction)
+        if correction is None:
+            continue
+        key = correction.product_id
+        answered[key] = answered.get(key, 0) + 1
+        if key not in chosen or correction.reviewed_at >= chosen[key].reviewed_at:
+            chosen[key] = correction
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise CorrectionError(f"{len(problems)} task(s) of the Label Studio export cannot be read: {shown}")
-    return corrections
+    repeated = {k: n for k, n in answered.items() if n > 1}
+    if repeated:
+        names = ", ".join(f"{k!r} ({n} tasks)" for k, n in list(repeated.items())[:5])
+        logger.warning(
+            "%d product(s) answered in several tasks, each counted once with its newest answer "
+            "(updated_at): %s", len(repeated), names,
+        )
+    return list(chosen.values())
 
 
-def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _task_name(task: Any, number: int) -> str:
+    name = task.get("id", number) if isinstance(task, dict) else number
+    return str(name) if isinstance(name, (str, int)) else str(number)
+
+
+def _load_export(export: str | Path | list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    """The export's tasks, one at a time (a file is streamed, never parsed whole)."""
     if isinstance(export, (str, Path)):
-        try:
-            export = json.loads(Path(export).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise CorrectionError(
-                f"{export}: expected Label Studio's JSON export (a list of tasks); found invalid "
-                f"JSON at line {err.lineno}: {err.msg}"
-            ) from None
-    if not isinstance(export, list) or not all(isinstance(t, dict) for t in export):
+        return _checked_tasks(_stream_json_list(Path(export)), str(export))
+    if not isinstance(export, list):
         raise CorrectionError(
             f"expected Label Studio's JSON export: a list of tasks; found {type(export).__name__}"
         )
-    return export
+    return _checked_tasks(iter(export), "the export")
+
+
+def _checked_tasks(tasks: Iterator[Any], where: str) -> Iterator[dict[str, Any]]:
+    for number, task in enumerate(tasks, start=1):
+        if not isinstance(task, dict):
+            raise CorrectionError(
+                f"{where}: expected Label Studio's JSON export, a list of tasks (objects); "
+                f"item {number} is {type(task).__name__}"
+            )
+        yield task
+
+
+def _stream_json_list(path: Path, chunk: int = 1 << 18) -> Iterator[Any]:
+    """Items of the JSON list in ``path``, decoded one by one from a sliding buffer.
+
+    Raises:
+        CorrectionError: The file is not UTF-8, not a JSON list, cut short, invalid JSON (with
+            its line), or nested too deeply to read.
+    """
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as handle:
+        reader = _Buffer(handle, chunk, path)
+        first = reader.next_char()
+        if first != "[":
+            found = type(reader.decode(decoder)).__name__ if first else "an empty file"
+            raise CorrectionError(
+                f"{path}: expected Label Studio's JSON export: a list of tasks; found {found}"
+            )
+        reader.pos += 1
+        if reader.next_char() == "]":
+            return
+        while True:
+            yield reader.decode(decoder)
+            separator = reader.next_char()
+            if separator == "]":
+                return
+            if separator != ",":
+                why = "expected ',' or ']' between tasks" if separator else "the list is never closed (cut short?)"
+                raise reader.invalid(why)
+            reader.pos += 1
+
+
+class _Buffer:
+    """A window over a text file for :func:`_stream_json_list`; tracks lines for messages."""
+
+    def __init__(self, handle: Any, chunk: int, path: Path) -> None:
+        self.handle, self.chunk, self.path = handle, chunk, path
+        self.text, self.pos, self.lines_before = "", 0, 0
+
+    def _more(self) -> bool:
+        try:
+            more = self.handle.read(self.chunk)
+        except UnicodeDecodeError as err:
+            raise CorrectionError(
+                f"{self.path}: expected Label Studio's JSON export in UTF-8; found byte "
+                f"0x{err.object[err.start]:02x}"
+            ) from None
+        if not more:
+            return False
+        self.lines_before += self.text.count("\n", 0, self.pos)
+        self.text, self.pos = self.text[self.pos:] + more, 0
+        return True
+
+    def next_char(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.text) or not self._more():
+                return self.text[self.pos : self.pos + 1]
+
+    def decode(self, decoder: json.JSONDecoder) -> Any:
+        self.next_char()  # raw_decode does not skip white space
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as err:
+                cut = err.pos >= len(self.text) - 1 or err.msg.startswith("Unterminated string")
+                if cut and self._more():
+                    continue  # the item runs past the window: widen it and try again
+                raise self.invalid(err.msg, err.pos) from None
+            except RecursionError:
+                raise CorrectionError(
+                    f"{self.path}: expected Label Studio's JSON export; found JSON nested too deeply to read"
+                ) from None
+            self.pos = end
+            return value
+
+    def invalid(self, message: str, at: int | None = None) -> CorrectionError:
+        line = self.lines_before + self.text.count("\n", 0, self.pos if at is None else at) + 1
+        return CorrectionError(
+            f"{self.path}: expected Label Studio's JSON export (a list of tasks); found invalid "
+            f"JSON at line {line}: {message}"
+        )
 
 
 def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
-    data = task.get("data") or {}
-    product_id = str(data.get("id", "")).strip()
+    data = _shaped(task.get("data") or {}, dict, "data")
+    raw_id = data.get("id", "")
+    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+        raise CorrectionError(f"expected the product id in data.id (text or a number); found {raw_id!r}")
+    product_id = str(raw_id).strip()
     if not product_id:
         raise CorrectionError("expected the product id in data.id; found none")
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+    annotations = _shaped(task.get("annotations") or [], list, "annotations")
     if not annotations:
         return None
-    latest = max(annotations, key=lambda a: (str(a.get("updated_at", "")), a.get("id", 0)))
+    for annotation in annotations:
+        _shaped(annotation, dict, "each annotation")
+    latest = max(annotations, key=_annotation_order)
     common = {
         "product_id": product_id,
         "suggested_id": str(data.get("suggested_id", "")),
@@ -209,8 +331,11 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
         "reviewed_at": str(latest.get("updated_at", "")),
         **_product_fields(data),
     }
+    cancelled = latest.get("was_cancelled", False)
+    if not isinstance(cancelled, bool) and cancelled is not None:
+        raise CorrectionError(f"expected was_cancelled true or false; found {cancelled!r}")
     path = _chosen_path(latest)
-    if latest.get("was_cancelled") or path is None:
+    if cancelled or path is None:
         return Correction(action="skipped", category_id="", **common)
     try:
         category = taxonomy.find(" > ".join(path))
@@ -231,11 +356,33 @@ def _product_fields(data: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
+def _shaped(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind):
+        expected = {dict: "an object", list: "a list"}[kind]
+        raise CorrectionError(f"expected {name} to be {expected}; found {type(value).__name__}")
+    return value
+
+
+def _annotation_order(annotation: dict[str, Any]) -> tuple[str, int, str]:
+    """Newest last: by ``updated_at``, then by id (numbers and text ids never compared)."""
+    ident = annotation.get("id", 0)
+    number = ident if isinstance(ident, int) and not isinstance(ident, bool) else -1
+    return str(annotation.get("updated_at") or ""), number, str(ident)
+
+
 def _chosen_path(annotation: dict[str, Any]) -> list[str] | None:
-    for item in annotation.get("result") or []:
-        if item.get("from_name") != FROM_NAME:
+    """The path the reviewer picked; ``None`` when the annotation holds no category."""
+    for item in _shaped(annotation.get("result") or [], list, "result"):
+        if not isinstance(item, dict) or item.get("from_name") != FROM_NAME:
             continue
-        chosen = (item.get("value") or {}).get("taxonomy") or []
-        if chosen and isinstance(chosen[0], list) and chosen[0]:
-            return [str(part) for part in chosen[0]]
+        value = _shaped(item.get("value") or {}, dict, "value")
+        chosen = _shaped(value.get("taxonomy") or [], list, "value.taxonomy")
+        if not chosen:
+            continue
+        first = chosen[0]
+        if not isinstance(first, list) or not first or not all(isinstance(p, str) for p in first):
+            raise CorrectionError(
+                f"expected value.taxonomy to be a list of paths (lists of names); found {chosen!r:.80}"
+            )
+        return list(first)
     return None

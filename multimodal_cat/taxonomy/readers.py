@@ -29,7 +29,7 @@ from multimodal_cat.taxonomy._bounds import MAX_DEPTH, check_depth
 from multimodal_cat.taxonomy._flatyaml import excerpt, load_yaml, read_entries, read_text
 from multimodal_cat.taxonomy.category import PATH_SEPARATOR, Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError
-from multimodal_cat.taxonomy.tree import Taxonomy, normalize_id
+from multimodal_cat.taxonomy.tree import Taxonomy, name_problem, normalize_id
 
 FORMATS = ("google", "shopify_txt", "shopify_yaml", "full_names", "csv")
 _GOOGLE_LINE = re.compile(r"^\s*(\S+)\s+-\s+(\S.*?)\s*$")
@@ -45,6 +45,10 @@ def _split_path(text: str, path: Path, line: int) -> tuple[str, ...]:
             line=line,
         )
     parts = tuple(" ".join(part.split()) for part in text.split(">"))
+    if any(name_problem(part) for part in parts):
+        raise TaxonomyFormatError(
+            next(name_problem(part) for part in parts if name_problem(part)), path=path, line=line, found=text
+        )
     if not all(parts):
         raise TaxonomyFormatError(
             "expected names separated by ' > '", path=path, line=line, found=text
@@ -235,6 +239,9 @@ def read_csv(path: str | Path, name: str | None = None, missing_parents: str = "
                 line=number,
             )
         seen[cid] = number
+        problem = name_problem(row[2].strip())
+        if problem:
+            raise TaxonomyFormatError(problem, path=path, line=number, found=row[2].strip())
         parent = row[1].strip() or None
         records.append(
             Category(cid, row[2].strip(), (row[2].strip(),), parent and normalize_id(parent), 1)

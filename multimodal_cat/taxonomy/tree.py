@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +23,8 @@ from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.taxonomy.category import Category
 from multimodal_cat.taxonomy.errors import TaxonomyFormatError, UnknownCategoryError
 from multimodal_cat.taxonomy.index import PATH_SEPARATOR, TaxonomyIndex, path_key, split_path
+
+logger = logging.getLogger(__name__)
 
 SHOPIFY_GID_PREFIX = "gid://shopify/TaxonomyCategory/"
 _WORD = re.compile(r"[^\W_]+")
@@ -76,6 +80,11 @@ class Taxonomy:
         self.name = name
         given: dict[str, Category] = {}
         for category in categories:
+            problem = name_problem(category.name)
+            if problem:
+                raise TaxonomyFormatError(
+                    f"category {category.id!r} in taxonomy {name!r}: {problem}", found=category.name
+                )
             if category.id in given:
                 raise TaxonomyFormatError(
                     f"duplicate category id {category.id!r} in taxonomy {name!r}: expected each id "
@@ -98,6 +107,8 @@ class Taxonomy:
         self._children = {key: tuple(value) for key, value in children.items()}
         self._order = {cid: i for i, cid in enumerate(self._by_id)}
         self._by_path = {path_key(c.path): c for c in self._by_id.values()}
+        if len(self._by_path) < len(self._by_id):
+            _warn_same_paths(self._by_id.values(), name)
         self._attribute_values = attribute_values
         self._words: list[tuple[Category, list[str], set[str]]] | None = None
         self._index: TaxonomyIndex | None = None
@@ -399,6 +410,44 @@ def categories_from_paths(
                 parent = by_path[node[:-1]] if k > 1 else None
                 out.append(Category(by_path[node], node[-1], node, parent, k))
     return out
+
+
+MAX_NAME = 1_000  # characters in one category name (a seller category text is cut there too)
+
+
+def name_problem(name: str) -> str:
+    """What makes ``name`` unusable as a category name (``""`` when nothing does).
+
+    A name may not hold ``" > "`` (the path separator: its path would read as two levels) nor
+    control characters (they break the Label Studio XML and the output files' readers), nor
+    run past :data:`MAX_NAME` characters (the feeds' own cap on a category text).
+
+    Example:
+        >>> name_problem("Mugs"), name_problem("Kitchen > Mugs")
+        ('', "expected a name without ' > ' (the path separator)")
+    """
+    if len(name) > MAX_NAME:
+        return f"expected a name of at most {MAX_NAME:,} characters; found {len(name):,}"
+    if " > " in name:
+        return "expected a name without ' > ' (the path separator)"
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return "expected a name without control characters (tabs, line breaks, \\x00-\\x1f)"
+    return ""
+
+
+def _warn_same_paths(categories: Iterable[Category], name: str) -> None:
+    """Warn once about sibling categories sharing a name (their paths are the same)."""
+    by_path: dict[str, list[Category]] = {}
+    for category in categories:
+        by_path.setdefault(path_key(category.path), []).append(category)
+    same = [group for group in by_path.values() if len(group) > 1]
+    shown = "; ".join(
+        f"{' > '.join(group[0].path)!r} (ids {', '.join(c.id for c in group)})" for group in same[:5]
+    )
+    logger.warning(
+        "taxonomy %r: %d group(s) of sibling categories share a name, so a path names only the "
+        "last of each: %s", name, len(same), shown,
+    )
 
 
 def _parents_first(given: dict[str, Category]) -> bool:
