@@ -49,6 +49,6 @@ def test_evaluate_mistakes_answer_fast_with_exit_2(tmp_path: Path) -> None:
          "evaluate", str(feed), "--label-column", "kind", "--model", "./missing-folder", "-o", str(tmp_path / "e")],
         capture_output=True, text=True, cwd=tmp_path,
     )
-    assert missing.returncode == 2 and "model folder not found: ./missing-folder" in missing.stderr
+    assert missing.returncode == 2 and "model folder './missing-folder' not found" in missing.stderr
     assert missing.stdout.strip() == "False"  # answered before torch was imported
     assert main(["evaluate", str(tmp_path / "nope.csv"), "--label-column", "k", "-o", str(tmp_path / "e")]) == 2

@@ -34,7 +34,7 @@ from multimodal_cat.cli.checks import (
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.output import is_stdout, output_path, shown
 from multimodal_cat.cli.review import add_routing_arguments, build_router
-from multimodal_cat.cli.types import probability
+from multimodal_cat.cli.types import add_column_argument, probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
 from multimodal_cat.feeds.images import ImageLoader, ImageOptionError
 from multimodal_cat.feeds.lock import OutputLockedError
@@ -101,13 +101,7 @@ def add_parser(subparsers: Any) -> None:
         "or a mapping file (from `taxonomy align` or Shopify's rules, reviewed or not)",
     )
     p.add_argument("--format", choices=FORMATS, help="feed format (default: from the extension)")
-    p.add_argument(
-        "--column",
-        action="append",
-        default=[],
-        metavar="FIELD=NAME",
-        help="input column for a field: id, title, description, brand, seller_category, image",
-    )
+    add_column_argument(p)
     p.add_argument(
         "--keep",
         action="append",

@@ -21,7 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat._progress import info
+from multimodal_cat.cli.checks import check_file, check_folder, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.types import add_column_argument, probability
 
 PER_CATEGORY_COLUMNS = ("path", "support", "predicted", "correct", "precision", "recall", "f1")
 
@@ -46,18 +49,12 @@ def add_parser(subparsers: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="trained model folder or hub id")
     which.add_argument("--taxonomy", help="zero-shot into this taxonomy (default: shopify)")
-    p.add_argument(
-        "--column",
-        action="append",
-        default=[],
-        metavar="FIELD=NAME",
-        help="input column for a field: id, title, description, brand, seller_category, image",
-    )
+    add_column_argument(p)
     p.add_argument(
         "--image-root", help="folder for relative image paths (default: the feed's folder)"
     )
     p.add_argument(
-        "--min-confidence", type=float, metavar="P", help="back off to a surer, coarser category"
+        "--min-confidence", type=probability, metavar="P", help="back off to a surer, coarser category"
     )
     p.set_defaults(func=run)
 
@@ -65,7 +62,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the results; returns the exit code."""
     feed, out = Path(args.feed), Path(args.output)
-    _check_paths(feed, out, args.model)
+    _check_paths(args, out)
     from multimodal_cat.categorizer import Categorizer, CategorizerError
     from multimodal_cat.errors import MultimodalCatError
 
@@ -88,27 +85,25 @@ def run(args: argparse.Namespace) -> int:
     except (CategorizerError, MultimodalCatError) as error:
         raise UserError(str(error)) from None
     for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
+        print(f"multimodal-cat: warning: {warning.message}", file=sys.stderr)
     _write(report, out, scored=sum(r["support"] for r in report.per_category))
     metrics = report.metrics
-    print(
+    info(
         f"leaf accuracy {metrics['leaf_accuracy']:.4f}, macro-F1 {metrics['leaf_macro_f1']:.4f}, "
         f"hierarchical F1 {metrics['hierarchical_f1']:.4f}, ECE {metrics['ece']:.4f}; "
-        f"results in {out}{'' if plots else ' (no plots: pip install multimodal-cat[plots])'}",
-        file=sys.stderr,
+        f"results in {out}{'' if plots else ' (no plots: pip install multimodal-cat[plots])'}"
     )
     return 0
 
 
-def _check_paths(feed: Path, out: Path, model: str | None) -> None:
+def _check_paths(args: argparse.Namespace, out: Path) -> None:
     """Mistakes answered at once, before torch and transformers are imported."""
-    if not feed.is_file():
-        raise UserError(f"feed file not found: {feed}")
+    check_file(args.feed, "feed file")
+    check_model(args.model, "--model")
+    check_taxonomy(args.taxonomy, "--taxonomy")
+    check_folder(args.image_root, "--image-root folder")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o must be a folder for the results; {out} is a file")
-    looks_local = model is not None and (model.startswith((".", "/", "~")) or Path(model).exists())
-    if looks_local and not Path(model).expanduser().is_dir():  # type: ignore[arg-type]
-        raise UserError(f"model folder not found: {model}")
 
 
 def _has_matplotlib() -> bool:

@@ -27,7 +27,7 @@ from multimodal_cat._progress import info
 from multimodal_cat.cli.checks import check_file, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.output import output_path, shown
-from multimodal_cat.cli.types import probability
+from multimodal_cat.cli.types import add_column_argument, probability
 from multimodal_cat.errors import MultimodalCatError
 
 MIN_HOLDOUT_ROWS = 100  # fewer labelled rows than this: the chosen threshold is warned about
@@ -87,8 +87,7 @@ def _add_tree(p: argparse.ArgumentParser, model_help: str = "") -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
-                   help="input column for a field, as in `categorize`")
+    add_column_argument(p)
     p.add_argument("--exclude", metavar="CORRECTIONS", help="leave out products already reviewed")
     p.add_argument(
         "--cold-start",
