@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TREE = "id,parent_id,name\n1,,Apparel\n2,1,Shirts\n3,1,Shoes\n4,,Kitchen\n5,4,Mugs\n6,4,Pans\n"
 PATHS = {"2": "Apparel > Shirts", "3": "Apparel > Shoes", "5": "Kitchen > Mugs", "6": "Kitchen > Pans"}
+SHOPIFY_GOOGLE = (ROOT.parent / "shared" / "data" / "taxonomies" / "shopify" / "2025-01-unstable" / "data"
+                  / "integrations" / "google" / "2021-09-21" / "mappings" / "from_shopify.yml")
 WORDS = ["soft", "cotton", "linen", "blue", "red", "ceramic", "steel", "handmade", "classic", "slim", "fit", "dishwasher", "safe"]
 
 
@@ -63,6 +65,32 @@ def make_feed(feed: Path, predictions: Path, rows: int, rng: random.Random) -> N
             category = rng.choice(list(PATHS))
             confidence = 0.4 if i % 20 == 0 else 0.95
             pred.write(f"{i},P{i},ok,{category},{PATHS[category]},{confidence},\n")
+
+
+def make_mapping(path: Path, megabytes: int) -> None:
+    """A Shopify-style rule file of about ``megabytes`` MB: the published Shopify -> Google rules
+    repeated under fresh input ids."""
+    source = SHOPIFY_GOOGLE.read_text(encoding="utf-8")
+    head, rules = source.split("rules:\n", 1)
+    body = rules.split("\nunmapped_product_category_ids:")[0] + "\n"
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(head + "rules:\n")
+        copy = 0
+        while out.tell() < megabytes * 1_000_000:
+            out.write(body.replace("product_category_id: aa", f"product_category_id: x{copy}-aa"))
+            copy += 1
+
+
+def measure_mapping(path: Path, work: Path, codes: dict[str, Path]) -> dict:
+    """Peak RSS of reading a large mapping file with each version of the library."""
+    code = f"from multimodal_cat.mapping.rules_io import read_rules_yaml; print(len(read_rules_yaml({str(path)!r}).rules))"
+    result: dict[str, object] = {"command": f"python -c {code!r}"}
+    for label, root in codes.items():
+        rss, exit_code = peak_rss_mb([sys.executable, "-c", code], root, work)
+        result[label] = {"peak_rss_mb": rss, "exit_code": exit_code}
+    result["ratio_baseline_over_this"] = round(result["baseline"]["peak_rss_mb"] / result["this"]["peak_rss_mb"], 2)
+    result["same_output"] = None
+    return result
 
 
 def peak_rss_mb(command: list[str], code: Path, cwd: Path) -> tuple[float, int]:
@@ -103,6 +131,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40_000)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mapping-mb", type=int, default=125, help="size of the large mapping file")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as temp:
@@ -111,7 +140,9 @@ def main() -> None:
         (work / "tree.csv").write_text(TREE, encoding="utf-8")
         make_export(work / "export.json", args.tasks, rng)
         make_feed(work / "feed.csv", work / "out.csv", args.rows, rng)
-        sizes = {name: round((work / name).stat().st_size / 1e6, 1) for name in ("export.json", "feed.csv", "out.csv")}
+        make_mapping(work / "mapping.yml", args.mapping_mb)
+        sizes = {name: round((work / name).stat().st_size / 1e6, 1)
+                 for name in ("export.json", "feed.csv", "out.csv", "mapping.yml")}
         report = {
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -127,6 +158,7 @@ def main() -> None:
             "tasks": measure("tasks", ["review", "tasks", "feed.csv", "out.csv", "--taxonomy", "tree.csv",
                                        "--below", "0.5"],
                              {k: work / f"tasks-{k}.json" for k in codes}, work, codes),
+            "mapping": measure_mapping(work / "mapping.yml", work, codes),
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
     write(report)
@@ -139,7 +171,8 @@ def write(report: dict) -> None:
         f"| {name} | {report['input_mb'][file]} MB | {r['baseline']['peak_rss_mb']} MB | "
         f"{r['this']['peak_rss_mb']} MB | {r['ratio_baseline_over_this']}x | {r['same_output']} |"
         for name, file, r in (("review import", "export.json", report["import"]),
-                              ("review tasks", "feed.csv", report["tasks"]))
+                              ("review tasks", "feed.csv", report["tasks"]),
+                              ("read a mapping file", "mapping.yml", report["mapping"]))
     ]
     lines = [
         "# Peak memory of review import / review tasks on large inputs",

@@ -220,3 +220,23 @@ def test_an_empty_rules_list_is_said(tmp_path: Path, caplog) -> None:
     path.write_text("input_taxonomy: a\noutput_taxonomy: b\nrules: []\n")
     assert len(Mapping.from_file(path).rules) == 0
     assert "empty 'rules' list" in caplog.text
+
+
+def test_a_rule_file_is_read_line_by_line_not_whole(tmp_path, monkeypatch):
+    """A large mapping file is streamed: the fast reader never holds the file's whole text."""
+    import multimodal_cat.mapping.rules_io as rules_io
+
+    path = tmp_path / "rules.yml"
+    path.write_text(
+        "input_taxonomy: a\noutput_taxonomy: b\nrules:\n"
+        "- input:\n    product_category_id: x1\n  output:\n    product_category_id:\n    - y1\n",
+        encoding="utf-8",
+    )
+
+    def whole(*_args, **_kwargs):
+        raise AssertionError("the whole file was read into memory")
+
+    monkeypatch.setattr(rules_io, "read_text", whole)
+    monkeypatch.setattr(type(path), "read_text", whole)
+    read = rules_io.read_rules_yaml(path)
+    assert [(r.source_id, r.target_ids) for r in read.rules] == [("x1", ("y1",))]

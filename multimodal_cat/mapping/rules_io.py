@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,25 +74,36 @@ def _scalar(text: str) -> object:
         raise MappingFormatError(f"expected a category id or a plain value ({problem})", found=text) from None
 
 
-def _read_fast(text: str) -> dict | None:
-    """Parse the regular layout Shopify's generator writes; ``None`` when the file differs
-    (flow style, JSON, any form this reader does not handle: the full parser reads it)."""
+def _file_lines(path: Path) -> Iterator[str]:
+    """The file's lines without their ends, read one at a time (a BOM dropped, any line ending
+    taken as one): what :func:`read_text` would give, without holding the whole file."""
+    try:
+        with path.open(encoding="utf-8-sig", newline=None) as handle:
+            for line in handle:
+                yield line.rstrip("\n")
+    except UnicodeDecodeError:
+        read_text(path)  # raises the format error that names the problem
+        raise
+
+
+def _read_fast(lines: Iterable[str]) -> dict | None:
+    """Parse the regular layout Shopify's generator writes, line by line; ``None`` when the file
+    differs (flow style, JSON, any form this reader does not handle: the full parser reads it)."""
     header: dict[str, object] = {}
     rules: list[dict] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines) and lines[i] != "rules:":
-        line = lines[i]
+    lines = iter(lines)
+    for line in lines:
+        if line == "rules:":
+            break
         if line and line != "---" and not line.startswith("#"):
             key, sep, value = line.partition(": ")
             if not sep or not _PLAIN_HEADER.fullmatch(key) or value.strip()[:1] in _FLOW:
                 return None
             header[key] = value.strip()
-        i += 1
-    if i == len(lines):  # no block-style `rules:` line: not the layout this reader knows
+    else:  # no block-style `rules:` line: not the layout this reader knows
         return None
     unmapped: list[object] | None = None
-    for line in lines[i + 1 :]:
+    for line in lines:
         if line.startswith("#"):  # the paths written above each rule, for readers
             continue
         if line == "unmapped_product_category_ids:":
@@ -128,6 +139,14 @@ def _read_fast(text: str) -> dict | None:
     return out
 
 
+def _drain(items: list) -> Iterator:
+    """The items in order, each let go as it is handed out (the list ends empty), so parsed
+    rules and the rules built from them are not both held whole."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
 def _check_ids(source: object, targets: list, number: int, path: Path) -> None:
     """A rule's ids must be text or whole numbers (not lists, mappings, booleans or empty)."""
     for where, value in [("input", source)] + [("output", t) for t in targets]:
@@ -158,12 +177,11 @@ def _rule_extras(rule: dict, number: int, path: Path) -> tuple[str, float]:
 def read_rules_yaml(path: str | Path) -> RuleFile:
     """Read ``input_taxonomy`` / ``output_taxonomy`` / ``rules`` from a Shopify YAML rule file."""
     path = Path(path)
-    text = read_text(path)
-    if not text.strip():
+    if not any(line.strip() for line in _file_lines(path)):  # stops at the first line with text
         raise MappingFormatError(
             "expected a mapping file with a 'rules:' list, found an empty file", path=path
         )
-    data = _read_fast(text) or load_yaml(path)
+    data = _read_fast(_file_lines(path)) or load_yaml(path)  # streamed: never the whole text
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         what = (
             "no 'rules' key"
@@ -180,7 +198,7 @@ def read_rules_yaml(path: str | Path) -> RuleFile:
             "%s: the mapping file has an empty 'rules' list: no category is mapped", path
         )
     rules, int_source, int_target = [], True, True
-    for number, rule in enumerate(data["rules"], start=1):
+    for number, rule in enumerate(_drain(data["rules"]), start=1):
         try:
             source = rule["input"]["product_category_id"]
             targets = rule["output"]["product_category_id"] or []
