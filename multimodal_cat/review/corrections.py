@@ -82,8 +82,8 @@ class Correction:
 def write_corrections(corrections: Iterable[Correction], path: str | Path, *, append: bool = True) -> Path:
     """Write corrections as JSON lines (appended by default, so rounds accumulate).
 
-    The append is all or nothing: the lines are written in one block and synced; if that fails
-    (a full disk), the file is cut back to its previous size, so a half-written line never stays
+    The append is all or nothing: the lines are written, then synced; if that fails (a full
+    disk), the file is cut back to its previous size, so a half-written line never stays
     for later rounds to append after. A torn last line left by an older writer is dropped, with
     a warning, before appending.
 
@@ -91,11 +91,11 @@ def write_corrections(corrections: Iterable[Correction], path: str | Path, *, ap
         CorrectionError: The file cannot be written (it is left as it was).
     """
     path = Path(path)
-    data = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in corrections).encode("utf-8")
     with open(path, "ab" if append else "wb") as handle:
         start = _drop_torn_line(handle, path) if append else 0
-        try:
-            handle.write(data)
+        try:  # line by line (memory stays flat), synced at the end; undone on failure
+            for correction in corrections:
+                handle.write((json.dumps(asdict(correction), ensure_ascii=False) + "\n").encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         except OSError as error:

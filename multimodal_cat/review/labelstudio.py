@@ -347,10 +347,16 @@ def _correction(task: dict[str, Any], taxonomy: Taxonomy) -> Correction | None:
     return Correction(action=action, category_id=category.id, category_path=category.full_path, **common)
 
 
+KEPT_DESCRIPTION = 1_000  # characters of a reviewed product's description kept in its correction
+
+
 def _product_fields(data: dict[str, Any]) -> dict[str, str]:
     """The product the reviewer saw (text, image source), kept so a correction for a product
-    outside the training feed can become a training row."""
+    outside the training feed can become a training row. The description is kept up to
+    :data:`KEPT_DESCRIPTION` characters: more than a text tower reads (128 tokens by default),
+    and a large export's corrections stay small in memory."""
     fields = {key: str(data.get(key) or "") for key in ("title", "description", "brand")}
+    fields["description"] = fields["description"][:KEPT_DESCRIPTION]
     shown = str(data.get("image") or "")
     fields["image"] = str(data.get("image_source") or (shown if is_web_image(shown) else ""))
     return fields
