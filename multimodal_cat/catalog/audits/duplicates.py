@@ -1,0 +1,159 @@
+"""Duplicate listings: products whose photo and/or text are near-identical, grouped.
+
+A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
+or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when
+both titles name the same model number and the text cosine reaches ``model_threshold``.
+Variants of one style are kept apart: titles that differ in a colour or size word, or name
+different model numbers, are never merged, however close their photos are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from multimodal_cat.catalog.audits.context import AuditContext, finding
+from multimodal_cat.catalog.embed import product_text
+
+IMAGE_THRESHOLD = 0.95
+TEXT_THRESHOLD = 0.95
+MODEL_THRESHOLD = 0.6
+
+_COLOUR_WORDS = (
+    "black white red blue green yellow pink purple orange brown grey gray silver gold beige navy "
+    "maroon olive teal cream khaki charcoal magenta turquoise burgundy lavender peach rust mustard "
+    "copper bronze tan ivory multi violet coral aqua mauve nude steel"
+)
+COLOURS = frozenset(_COLOUR_WORDS.split())
+_SIZE_WORDS = "xxs xs s m l xl xxl xxxl 2xl 3xl small medium large mini"
+SIZES = frozenset(_SIZE_WORDS.split())
+_WORD = re.compile(r"[a-z0-9]+(?:[-./][a-z0-9]+)*")
+
+
+def words(text: str) -> set[str]:
+    """Lower-case word tokens of a title."""
+    return set(_WORD.findall(text.lower()))
+
+
+def model_numbers(text: str) -> set[str]:
+    """Tokens that look like model numbers: letters and digits mixed, at least 4 characters,
+    separators removed (``"KDL-40V4100"`` -> ``"kdl40v4100"``)."""
+    found = set()
+    for token in _WORD.findall(text.lower()):
+        flat = re.sub(r"[-./]", "", token)
+        if len(flat) >= 4 and re.search(r"\d", flat) and re.search(r"[a-z]", flat):
+            found.add(flat)
+    return found
+
+
+def variant_difference(a: str, b: str) -> str | None:
+    """Why two titles are variants of one style rather than one listing (colour, size or model
+    number that differs), or None.
+
+    Example:
+        >>> variant_difference("Nike Tee Red M", "Nike Tee Blue M")
+        'colour: red vs blue'
+    """
+    wa, wb = words(a), words(b)
+    for name, vocabulary in (("colour", COLOURS), ("size", SIZES)):
+        only_a, only_b = (wa - wb) & vocabulary, (wb - wa) & vocabulary
+        if only_a and only_b:
+            return f"{name}: {', '.join(sorted(only_a))} vs {', '.join(sorted(only_b))}"
+    ma, mb = model_numbers(a), model_numbers(b)
+    if ma and mb and not ma & mb:
+        return f"model number: {', '.join(sorted(ma))} vs {', '.join(sorted(mb))}"
+    return None
+
+
+def pair_scores(ctx: AuditContext) -> dict[tuple[int, int], dict[str, float]]:
+    """Image and text cosines of every neighbour pair (i < j) the kNN lists hold."""
+    pairs: dict[tuple[int, int], dict[str, float]] = {}
+    for modality in ("image", "text"):
+        if modality not in ctx.vectors:
+            continue
+        rows, sims = ctx.neighbours(modality)
+        for i in range(len(rows)):
+            for j, sim in zip(rows[i], sims[i], strict=True):
+                if j >= 0:
+                    pairs.setdefault((min(i, j), max(i, j)), {})[modality] = float(sim)
+    for (i, j), scores in pairs.items():  # fill the other modality's cosine
+        for modality in ("image", "text"):
+            if modality in ctx.vectors and modality not in scores:
+                a, b = ctx.vectors[modality][i], ctx.vectors[modality][j]
+                if a.any() and b.any():
+                    scores[modality] = float(a @ b)
+    return pairs
+
+
+def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
+    """Pairs judged duplicates: ``(i, j, score, evidence)``."""
+    options = ctx.options
+    t_image = options.get("image_threshold", IMAGE_THRESHOLD)
+    t_text = options.get("text_threshold", TEXT_THRESHOLD)
+    t_model = options.get("model_threshold", MODEL_THRESHOLD)
+    texts = [product_text(p) for p in ctx.products]
+    found = []
+    for (i, j), scores in pair_scores(ctx).items():
+        image, text = scores.get("image", 0.0), scores.get("text", 0.0)
+        shared = model_numbers(texts[i]) & model_numbers(texts[j])
+        why = [
+            name
+            for name, hit in (
+                ("image", image >= t_image),
+                ("text", text >= t_text),
+                ("model number", bool(shared) and text >= t_model),
+            )
+            if hit
+        ]
+        if not why or variant_difference(texts[i], texts[j]):
+            continue
+        evidence = {"image_cosine": round(image, 4), "text_cosine": round(text, 4), "by": why}
+        if shared:
+            evidence["model_numbers"] = sorted(shared)
+        found.append((i, j, max(image, text), evidence))
+    return found
+
+
+def groups(pairs: list[tuple[int, int, float, dict[str, Any]]]) -> list[list[int]]:
+    """Connected groups of duplicate pairs (union-find), each sorted."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j, _, _ in pairs:
+        parent[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for x in list(parent):
+        members.setdefault(root(x), []).append(x)
+    return [sorted(m) for m in members.values()]
+
+
+def check(ctx: AuditContext) -> list[dict[str, Any]]:
+    """One finding per duplicate group, with every pair's cosines as evidence."""
+    pairs = duplicate_pairs(ctx)
+    by_group: dict[int, list[tuple[int, int, float, dict[str, Any]]]] = {}
+    for group in groups(pairs):
+        for pair in pairs:
+            if pair[0] in group:
+                by_group.setdefault(group[0], []).append(pair)
+    out = []
+    for members in groups(pairs):
+        group_pairs = by_group[members[0]]
+        score = float(np.mean([p[2] for p in group_pairs]))
+        evidence = {
+            "pairs": [
+                {"ids": [ctx.products[i].id, ctx.products[j].id], **ev}
+                for i, j, _, ev in group_pairs
+            ],
+            "titles": [ctx.products[r].title for r in members],
+        }
+        text = f"{len(members)} listings look like one product"
+        out.append(finding("duplicates", text, score, members, ctx, evidence))
+    return out
