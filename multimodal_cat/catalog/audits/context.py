@@ -97,10 +97,10 @@ def relation(a: str | None, b: str | None) -> str:
     shorter = min(len(ka), len(kb))
     if ka[:shorter] == kb[:shorter]:
         return "ancestor"
-    if len(ka) == len(kb) and ka[:-1] == kb[:-1]:
+    if len(ka) == len(kb) > 1 and ka[:-1] == kb[:-1]:
         return "sibling"
     if ka[0] == kb[0]:
-        return "cousin"
+        return "cousin"  # same root, different branches
     return "other-root"
 
 
