@@ -38,6 +38,30 @@ def fashion_frame(data: Path = DATA) -> pd.DataFrame:
     return frame
 
 
+ABT_BUY = REPO.parent / "shared" / "data" / "dedup" / "abt-buy"
+MWPD = REPO.parent / "shared" / "data" / "mwpd"
+
+
+def abt_buy_frame() -> pd.DataFrame:
+    """Both shops' offers as one catalog: ``uid`` (``a<id>`` / ``b<id>``), ``shop``, ``name``."""
+    frames = []
+    for table, shop in (("tableA.csv", "abt"), ("tableB.csv", "buy")):
+        frame = pd.read_csv(ABT_BUY / table)
+        frame["uid"] = [f"{shop[0]}{i}" for i in frame["id"]]
+        frame["shop"] = shop
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out["name"] = out["name"].fillna("").astype(str)
+    return out
+
+
+def mwpd_frame() -> pd.DataFrame:
+    """MWPD offers (validation rows first), title as text."""
+    frame = pd.read_csv(MWPD / "products.csv")
+    frame["title"] = frame["title"].fillna("").astype(str)
+    return frame.sort_values("split", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def encoders(text: bool = True, image: bool = True):
     """The benchmark's CatalogEncoders (MiniLM, DINOv2-small) on the benchmark cache."""
     from multimodal_cat.catalog.embed import CatalogEncoders
@@ -69,14 +93,18 @@ def image_vectors(paths: list[str], chunk: int = 64) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=4000, help="first N shuffled rows")
+    parser.add_argument("--images", type=int, default=0, help="photos of the first N shuffled rows")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    text = encoders(image=False)
+    print("abt-buy", text.encode_texts(list(abt_buy_frame()["name"])).shape, flush=True)
     frame = fashion_frame()
-    print("titles", title_vectors(frame).shape, flush=True)
-    image_vectors(list(frame["path"][: args.images]))
+    print("fashion titles", title_vectors(frame).shape, flush=True)
+    print("mwpd", text.encode_texts(list(mwpd_frame()["title"])).shape, flush=True)
+    if args.images:
+        image_vectors(list(frame["path"][: args.images]))
 
 
 if __name__ == "__main__":

@@ -334,6 +334,8 @@ class CatalogIndex:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         index = cls(encoders=meta["encoders"], ann_threshold=meta["ann_threshold"])
         index.specs = meta.get("specs", {})
+        if not meta["ids"]:
+            return index
         vectors = {m: np.load(folder / f"{m}.npy") for m in meta["encoders"]}
         records = meta["records"]
         index.add(
