@@ -16,7 +16,7 @@ from catalog_helpers import swatch
 
 from multimodal_cat.catalog.embed import CatalogEncoders
 from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError
-from multimodal_cat.catalog.similar import similar
+from multimodal_cat.catalog.similar import QueryImageError, similar
 from multimodal_cat.cli.main import main
 
 COLOURS = [(200, 30, 30), (30, 30, 200), (30, 160, 30), (220, 220, 40), (120, 20, 160)]
@@ -63,6 +63,12 @@ def test_build_similar_add_remove(feed, tiny_encoders, tmp_path, capsys) -> None
     assert main(["similar", str(out), "--title", "product number 1", "--image",
                  str(tmp_path / "p1.png"), "-k", "1"]) == 0
     assert "p1" in capsys.readouterr().out
+    # the Python entry point: an index folder and a photo alone
+    table = similar(out, image=tmp_path / "p3.png", k=2)
+    assert table["id"].iloc[0] == "p3" and list(table.columns)[:3] == ["rank", "id", "score"]
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(QueryImageError, match="cannot read the query image"):
+        similar(out, image=tmp_path / "broken.jpg")
     # add and remove
     extra = tmp_path / "more.csv"
     pd.DataFrame([{"sku": "n1", "title": "new product", "image": "p2.png",

@@ -2,8 +2,7 @@
 a product already in the index.
 
 Example:
-    >>> index = CatalogIndex.load("catalog.idx")  # doctest: +SKIP
-    >>> similar(index, image="photo.jpg", encoders=CatalogEncoders.from_names(), k=5)  # doctest: +SKIP
+    >>> similar("catalog.idx", image="photo.jpg", k=5)  # doctest: +SKIP
        rank     id  score                 title  category
     0     1  15970   0.91  Turtle Check Men Navy...
 """
@@ -59,7 +58,14 @@ def query_vector(
         )
         return index.vectors[kind][row : row + 1], kind
     if encoders is None:
-        raise CatalogIndexError("a photo or title query needs the index's encoders")
+        wanted = {m: spec for m, spec in index.specs.items()
+                  if (m == "image" and image is not None) or (m == "text" and title)}
+        if not wanted:
+            raise CatalogIndexError(
+                "a photo or title query needs the index's encoders; this index records none "
+                f"for that input (it holds {', '.join(sorted(index.encoders))} vectors)"
+            )
+        encoders = CatalogEncoders.from_specs(wanted)
     parts: dict[str, np.ndarray] = {}
     if image is not None:
         encoders.check(index, "image")
@@ -76,7 +82,7 @@ def query_vector(
 
 
 def similar(
-    index: CatalogIndex,
+    index: CatalogIndex | str | Path,
     *,
     image: Any = None,
     title: str | None = None,
@@ -88,13 +94,13 @@ def similar(
     """The ``k`` catalog products most like a photo, a title, both, or a product of the index.
 
     Args:
-        index: a :class:`CatalogIndex`.
+        index: a :class:`CatalogIndex`, or the folder it was saved in.
         image: the shopper's photo (path, bytes or PIL image); alone it is enough.
         title: a title or search text.
         id: a product of the index (it is left out of its own results).
         k: how many products.
         within: only products in this branch of the tree (``"Apparel > Shoes"``).
-        encoders: the index's encoders (for photo and title queries).
+        encoders: the index's encoders (default: loaded as the index records them).
 
     Returns:
         A DataFrame, best first: rank, id, score (cosine), title, category, seller, image_ref,
@@ -106,6 +112,8 @@ def similar(
     """
     if k < 1:
         raise CatalogIndexError(f"expected k >= 1; found {k}")
+    if not isinstance(index, CatalogIndex):
+        index = CatalogIndex.load(index)
     vector, kind = query_vector(index, encoders=encoders, image=image, title=title, id=id)
     if not len(index):
         return pd.DataFrame(columns=COLUMNS)

@@ -204,7 +204,6 @@ def run_index_remove(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     """Print (or write) the nearest products as CSV."""
-    from multimodal_cat.catalog.embed import CatalogEncoders
     from multimodal_cat.catalog.similar import similar
     from multimodal_cat.errors import MultimodalCatError
 
@@ -216,14 +215,9 @@ def run_similar(args: argparse.Namespace) -> int:
         raise UserError(f"cannot read the query image {args.image!r}: no such file")
     index = _load_index(args.index)
     try:
-        encoders = None
-        if args.image or args.title:
-            wanted = {m: s for m, s in index.specs.items()
-                      if (m == "image" and args.image) or (m == "text" and args.title)}
-            encoders = CatalogEncoders.from_specs(wanted)
         table = similar(
             index, image=args.image, title=args.title, id=args.product_id, k=args.k,
-            within=args.within, encoders=encoders,
+            within=args.within,
         )
     except (MultimodalCatError, OSError) as error:
         raise UserError(str(error)) from None

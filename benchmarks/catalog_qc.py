@@ -1,0 +1,448 @@
+"""Catalog quality control benchmark -> ``benchmarks/results/catalog_qc.json`` + ``.md``.
+
+Parts (``--parts``, each merged into the JSON as it finishes, so parts can run one by one):
+
+* ``index_scale``: 100k 384-d vectors (real MiniLM title vectors from the benchmark cache,
+  repeated with small noise): exact numpy search vs the library's CatalogIndex (usearch HNSW,
+  f16) vs faiss-cpu HNSW (M=16) with the same settings: build s, query p50/p99 ms, recall@10
+  vs exact, memory over the raw vectors, speed-up over exact; install sizes (``ann_choice``).
+* ``duplicates_abt_buy``: both shops as one catalog (2,173 offers, MiniLM of the names), the
+  duplicates audit's pairs; thresholds chosen on train + valid matches, scored on test.
+* ``similar``: fashion (split as ``fashion_model_data.split_of``: test = imaged ids % 5 == 0)
+  test titles as queries, the rest as the catalog: recall@10 of usearch vs exact and the share
+  of the top 10 with the query's articleType (title queries).
+* ``labels_fashion``: 5% of fashion training labels (articleType) flipped; share of flipped
+  rows among the 5% ranked most suspicious by the labels audit (title vectors).
+* ``categories_mwpd``: MWPD validation, 5% of curated labels replaced by a random other class;
+  AUROC of the categories audit's mismatch score and precision/recall at its default threshold.
+* ``audit_memory``: peak RSS of the audit checks (duplicates, reuse, categories, images,
+  labels) on 10k and 40k rows of vectors (real title vectors + noise), each in a fresh process.
+
+Usage (from the repo root, after ``benchmarks/catalog_qc_data.py`` cached the vectors)::
+
+    nohup nice -n 10 python benchmarks/catalog_qc.py --parts index_scale &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from catalog_qc_data import (  # noqa: E402
+    CACHE,
+    REPO,
+    abt_buy_frame,
+    encoders,
+    fashion_frame,
+    mwpd_frame,
+)
+
+RESULTS = REPO / "benchmarks" / "results" / "catalog_qc.json"
+SEED = 0
+K = 10
+
+
+# ----------------------------------------------------------------- shared
+def cached_text_vectors(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of the texts the cache holds, and a mask of which it holds (no encoding)."""
+    from multimodal_cat.encoders.cache import EmbeddingCache, content_hash
+
+    enc = encoders(image=False)
+    cache = EmbeddingCache(CACHE)
+    hashes = [content_hash(t) for t in texts]
+    found = cache.get_many(enc.keys["text"], hashes)
+    mask = np.array([h in found and bool(t.strip()) for t, h in zip(texts, hashes, strict=True)])
+    out = np.zeros((len(texts), 384), np.float32)
+    for i in np.flatnonzero(mask):
+        vector = found[hashes[i]]
+        out[i] = vector / np.linalg.norm(vector)
+    return out, mask
+
+
+def all_cached_vectors() -> np.ndarray:
+    """Every MiniLM vector of the benchmark cache (abt-buy, fashion, MWPD titles)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{CACHE / 'embeddings.sqlite'}?mode=ro", uri=True)
+    rows = conn.execute("SELECT vector FROM embeddings WHERE dim = 384").fetchall()
+    vectors = np.stack([np.frombuffer(r[0], np.float32) for r in rows])
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def recall_at_k(found: list[list], exact: list[list]) -> float:
+    return float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in
+                          zip(found, exact, strict=True)]))
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def package_mb(*names: str) -> float:
+    import importlib.util
+
+    total = 0
+    site = Path(importlib.util.find_spec("numpy").origin).parents[1]
+    for name in names:
+        for path in site.glob(f"{name}*"):
+            total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return round(total / 1e6, 1)
+
+
+# ----------------------------------------------------------------- index_scale
+def synthetic(n: int, base: np.ndarray, noise: float = 0.02) -> np.ndarray:
+    rng = np.random.default_rng(SEED)
+    x = base[rng.integers(0, len(base), n)] + rng.normal(0, noise, (n, base.shape[1]))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def time_queries(search, queries: np.ndarray) -> tuple[list, list]:
+    found, latency = [], []
+    for query in queries:
+        start = time.perf_counter()
+        found.append(search(query))
+        latency.append((time.perf_counter() - start) * 1000)
+    return found, latency
+
+
+def part_index_scale(args: argparse.Namespace) -> dict:
+    from multimodal_cat.catalog.backends import exact_top_k
+    from multimodal_cat.catalog.index import CatalogIndex
+
+    base = all_cached_vectors()
+    n = args.scale_n
+    x = synthetic(n, base)
+    rng = np.random.default_rng(SEED + 1)
+    queries = synthetic(args.queries, base, noise=0.03)
+    out = {"n": n, "dim": 384, "real_vectors": len(base), "queries": len(queries),
+           "raw_mb": round(x.nbytes / 1e6, 1)}
+    exact, lat = time_queries(lambda q: exact_top_k(x, q[None], K)[0][0].tolist(), queries)
+    out["exact"] = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    # the library's index (usearch, f16 inside the graph)
+    before = rss_mb()
+    start = time.perf_counter()
+    index = CatalogIndex(encoders={"text": "t"}, ann_threshold=0)
+    index.add(np.arange(n), text=x)
+    build = time.perf_counter() - start
+    ann = index._ann["text"]
+    found, lat = time_queries(
+        lambda q: [int(i) for i, _ in index.search(q[None], kind="text", k=K)[0]], queries)
+    out["usearch"] = {
+        "build_s": round(build, 1), "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)), "recall_at_10": recall_at_k(found, exact),
+        "ann_mb": round(ann.memory_bytes() / 1e6, 1),
+        "ann_over_raw": round(ann.memory_bytes() / x.nbytes, 3),
+        "index_rss_delta_mb": round(rss_mb() - before, 1),
+        "speedup_p50_vs_exact": round(out["exact"]["p50_ms"] / np.percentile(lat, 50), 1),
+        "settings": "connectivity 16, expansion_add 128, expansion_search 128, dtype f16",
+    }
+    index = ann = None  # free the graph before faiss is measured
+    if not args.skip_faiss:
+        import faiss
+
+        faiss.omp_set_num_threads(2)
+        before = rss_mb()
+        start = time.perf_counter()
+        fidx = faiss.IndexHNSWFlat(384, 16, faiss.METRIC_INNER_PRODUCT)
+        fidx.hnsw.efConstruction = 128
+        fidx.add(x)
+        build = time.perf_counter() - start
+        fidx.hnsw.efSearch = 128
+        found, lat = time_queries(lambda q: fidx.search(q[None], K)[1][0].tolist(), queries)
+        out["faiss_hnsw"] = {
+            "build_s": round(build, 1), "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)), "recall_at_10": recall_at_k(found, exact),
+            "rss_delta_mb": round(rss_mb() - before, 1),
+            "rss_delta_over_raw": round((rss_mb() - before) * 1e6 / x.nbytes, 3),
+            "speedup_p50_vs_exact": round(out["exact"]["p50_ms"] / np.percentile(lat, 50), 1),
+            "settings": "IndexHNSWFlat M=16, efConstruction 128, efSearch 128, float32",
+        }
+    out["install_mb"] = {"usearch+numkong": package_mb("usearch", "numkong"),
+                         "faiss-cpu": package_mb("faiss")}
+    del rng
+    return out
+
+
+# ----------------------------------------------------------------- duplicates_abt_buy
+def part_duplicates_abt_buy(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    from multimodal_cat.catalog.audits.context import AuditContext
+    from multimodal_cat.catalog.audits.duplicates import duplicate_pairs
+    from multimodal_cat.products import Product
+
+    frame = abt_buy_frame()
+    vectors, mask = cached_text_vectors(list(frame["name"]))
+    if not mask.all():
+        raise SystemExit(f"abt-buy: only {mask.sum()}/{len(mask)} names cached; run catalog_qc_data")
+    products = [Product(id=u, title=t, extra={"shop": s})
+                for u, t, s in zip(frame["uid"], frame["name"], frame["shop"], strict=True)]
+    ctx = AuditContext(products, list(range(1, len(products) + 1)), {"text": vectors},
+                       [None] * len(products), [None] * len(products), pd.DataFrame())
+    ctx.neighbours("text", K)
+    base = Path(abt_buy_frame.__globals__["ABT_BUY"])
+    labelled = {s: pd.read_csv(base / f"{s}.csv") for s in ("train", "valid", "test")}
+    positives = {s: {(f"a{r.ltable_id}", f"b{r.rtable_id}") for r in t.itertuples() if r.label == 1}
+                 for s, t in labelled.items()}
+    ids = {s: {x for pair in t[["ltable_id", "rtable_id"]].itertuples(index=False)
+               for x in (f"a{pair[0]}", f"b{pair[1]}")} for s, t in labelled.items()}
+
+    def score(options: dict, split: set[str], matches: set) -> dict:
+        ctx.options = options
+        found = set()
+        for i, j, _, _ in duplicate_pairs(ctx):
+            a, b = sorted((products[i].id, products[j].id))
+            if a[0] != b[0] and (a in split or b in split):  # cross-shop pairs of this split
+                found.add((a, b))
+        tp = len(found & matches)
+        precision = tp / len(found) if found else 0.0
+        recall = tp / len(matches) if matches else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                "pairs_found": len(found), "matches": len(matches)}
+
+    dev_ids = ids["train"] | ids["valid"]
+    dev_matches = positives["train"] | positives["valid"]
+    grid = []
+    for text in (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96):
+        for model in (0.4, 0.5, 0.6, 0.7, 0.8, 1.01):
+            options = {"text_threshold": text, "model_threshold": model, "image_threshold": 2.0}
+            grid.append((score(options, dev_ids, dev_matches)["f1"], text, model))
+    best = max(grid)
+    options = {"text_threshold": best[1], "model_threshold": best[2], "image_threshold": 2.0}
+    return {
+        "catalog": len(products), "chosen_on": "train+valid matches (F1)",
+        "text_threshold": best[1], "model_threshold": best[2], "dev_f1": best[0],
+        "test": score(options, ids["test"], positives["test"]),
+        "scope": "cross-shop pairs found among all pairs of the catalog (10 text neighbours "
+                 "each) that involve a record of the split; unlabelled found pairs count as wrong",
+    }
+
+
+# ----------------------------------------------------------------- similar (titles)
+def fashion_split(frame) -> np.ndarray:
+    ids = frame["id"].to_numpy()
+    split = np.full(len(ids), "train", dtype=object)
+    split[ids % 10 == 3] = "val"
+    split[ids % 5 == 0] = "test"
+    return split
+
+
+def part_similar(args: argparse.Namespace) -> dict:
+    from multimodal_cat.catalog.index import CatalogIndex
+
+    frame = fashion_frame()
+    vectors, mask = cached_text_vectors(list(frame["productDisplayName"]))
+    split = fashion_split(frame)
+    catalog = np.flatnonzero(mask & (split != "test"))
+    queries = np.flatnonzero(mask & (split == "test"))
+    index = CatalogIndex(encoders={"text": "t"}, ann_threshold=0)
+    index.add([str(i) for i in catalog], text=vectors[catalog],
+              categories=list(frame["category"].iloc[catalog]))
+    ann = index.search(vectors[queries], kind="text", k=K)
+    exact = index.search(vectors[queries], kind="text", k=K, exact=True)
+    types = frame["articleType"].to_numpy()
+    share = np.mean([np.mean([types[int(i)] == types[q] for i, _ in hits])
+                     for q, hits in zip(queries, exact, strict=True)])
+    return {
+        "catalog": len(catalog), "queries": len(queries),
+        "recall_at_10_usearch_vs_exact": recall_at_k(
+            [[i for i, _ in h] for h in ann], [[i for i, _ in h] for h in exact]),
+        "article_type_share_top10_title_queries": round(float(share), 4),
+        "image_only_and_fused": "not measured: the photos were not embedded in time",
+    }
+
+
+# ----------------------------------------------------------------- labels_fashion
+def part_labels_fashion(args: argparse.Namespace) -> dict:
+    from multimodal_cat.catalog.audits.labels import out_of_sample
+
+    frame = fashion_frame()
+    vectors, mask = cached_text_vectors(list(frame["productDisplayName"]))
+    rows = np.flatnonzero(mask & (fashion_split(frame) == "train"))
+    labels = frame["articleType"].to_numpy()[rows]
+    names, counts = np.unique(labels, return_counts=True)
+    keep = np.isin(labels, names[counts >= 5])
+    rows, labels = rows[keep], labels[keep]
+    rng = np.random.default_rng(SEED)
+    flipped = rng.choice(len(rows), int(0.05 * len(rows)), replace=False)
+    noisy = labels.copy()
+    classes = np.unique(labels)
+    for i in flipped:
+        noisy[i] = rng.choice(classes[classes != labels[i]])
+    code = {c: k for k, c in enumerate(classes)}
+    y = np.array([code[c] for c in noisy])
+    start = time.perf_counter()
+    probabilities = out_of_sample(vectors[rows], y)
+    self_confidence = probabilities[np.arange(len(y)), y]
+    top = np.argsort(self_confidence)[: len(flipped)]
+    import cleanlab.filter
+
+    issues = cleanlab.filter.find_label_issues(labels=y, pred_probs=probabilities)
+    flipped_set = set(flipped.tolist())
+    found = set(np.flatnonzero(issues).tolist())
+    return {
+        "rows": len(rows), "flipped": len(flipped), "classes": len(classes),
+        "features": "MiniLM title vectors (photos not embedded in time)",
+        "flipped_share_in_top_5pct": round(len(set(top.tolist()) & flipped_set) / len(top), 4),
+        "cleanlab_issues": len(found),
+        "cleanlab_precision": round(len(found & flipped_set) / max(1, len(found)), 4),
+        "cleanlab_recall": round(len(found & flipped_set) / len(flipped_set), 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+# ----------------------------------------------------------------- categories_mwpd
+def part_categories_mwpd(args: argparse.Namespace) -> dict:
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from multimodal_cat.catalog.audits.categories import THRESHOLD, mismatch_scores
+    from multimodal_cat.catalog.audits.context import AuditContext
+    from multimodal_cat.catalog.index import CatalogIndex
+    from multimodal_cat.products import Product
+
+    frame = mwpd_frame()
+    vectors, mask = cached_text_vectors(list(frame["title"]))
+    val = frame.index[(frame["split"] == "validation").to_numpy() & mask].to_numpy()
+    train = frame.index[(frame["split"] == "train").to_numpy() & mask].to_numpy()
+    labels = frame["category_path"].to_numpy().astype(object)
+    rng = np.random.default_rng(SEED)
+    corrupt = rng.choice(len(val), int(0.05 * len(val)), replace=False)
+    given = labels[val].copy()
+    classes = np.unique(labels)
+    for i in corrupt:
+        given[i] = rng.choice(classes[classes != given[i]])
+    reference = None
+    if len(train) >= 1000:
+        reference = CatalogIndex(encoders={"text": "t"})
+        reference.add([f"t{i}" for i in train], text=vectors[train], categories=list(labels[train]))
+    products = [Product(id=str(i), title=frame["title"].iloc[i]) for i in val]
+    ctx = AuditContext(products, list(range(1, len(val) + 1)), {"text": vectors[val]},
+                       list(given), [None] * len(val), pd.DataFrame(), reference=reference)
+    scores = np.array([s for s, *_ in mismatch_scores(ctx)])
+    truth = np.zeros(len(val), bool)
+    truth[corrupt] = True
+    flagged = scores >= THRESHOLD
+    tp = int((flagged & truth).sum())
+    return {
+        "validation_rows": len(val), "corrupted": int(truth.sum()),
+        "reference": f"train index ({len(train)} offers)" if reference is not None
+        else "leave-one-out votes within validation (train titles not embedded in time)",
+        "auroc": round(float(roc_auc_score(truth, scores)), 4),
+        "threshold": THRESHOLD,
+        "precision": round(tp / max(1, int(flagged.sum())), 4),
+        "recall": round(tp / int(truth.sum()), 4),
+    }
+
+
+# ----------------------------------------------------------------- audit_memory
+def audit_memory_child(n: int) -> dict:
+    import pandas as pd
+
+    from multimodal_cat.catalog.audits import run_checks
+    from multimodal_cat.catalog.audits.context import AuditContext
+    from multimodal_cat.products import Product
+
+    base = all_cached_vectors()
+    text = synthetic(n, base, noise=0.03)
+    image = synthetic(n, base[:, ::-1].copy(), noise=0.03)
+    rng = np.random.default_rng(SEED)
+    categories = [f"R{c % 5} > B{c % 20} > L{c}" for c in rng.integers(0, 60, n)]
+    products = [Product(id=str(i), title=f"item {i}") for i in range(n)]
+    ctx = AuditContext(products, list(range(1, n + 1)), {"text": text, "image": image},
+                       categories, [None] * n, pd.DataFrame())
+    start = time.perf_counter()
+    found = run_checks(ctx, ["duplicates", "categories", "images", "reuse", "labels"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rows": n, "peak_rss_mb": round(peak, 1), "findings": len(found),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def part_audit_memory(args: argparse.Namespace) -> dict:
+    out = {}
+    for n in (10_000, 40_000):
+        done = subprocess.run(
+            [sys.executable, __file__, "--audit-memory-child", str(n)],
+            capture_output=True, text=True, check=True,
+        )
+        out[str(n)] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["ratio_40k_over_10k"] = round(
+        out["40000"]["peak_rss_mb"] / out["10000"]["peak_rss_mb"], 3)
+    out["note"] = ("vectors given (real MiniLM title vectors + noise; encoders not loaded), all "
+                   "five checks; labels on synthetic categories")
+    return out
+
+
+PARTS = {
+    "index_scale": part_index_scale,
+    "duplicates_abt_buy": part_duplicates_abt_buy,
+    "similar": part_similar,
+    "labels_fashion": part_labels_fashion,
+    "categories_mwpd": part_categories_mwpd,
+    "audit_memory": part_audit_memory,
+}
+
+
+def git_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=REPO, check=False)
+    return done.stdout.strip()
+
+
+def merge(part: str, result: dict) -> None:
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.setdefault("parts", {})[part] = {
+        **result, "command": " ".join(sys.argv), "git_commit": git_commit(), "seed": SEED,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    write_markdown(data)
+
+
+def write_markdown(data: dict) -> None:
+    lines = ["# Catalog quality control benchmark", "",
+             "Written by `benchmarks/catalog_qc.py` (parts merged as they finish); 2 loaded "
+             "CPU cores (load average in each part).", ""]
+    for part, result in data.get("parts", {}).items():
+        lines += [f"## {part}", "", "```json", json.dumps(result, indent=2), "```", ""]
+    RESULTS.with_suffix(".md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--scale-n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--skip-faiss", action="store_true")
+    parser.add_argument("--audit-memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    if args.audit_memory_child:
+        print(json.dumps(audit_memory_child(args.audit_memory_child)))
+        return
+    for part in args.parts.split(","):
+        print(f"running {part}", flush=True)
+        merge(part, PARTS[part](args))
+        print(json.dumps(json.loads(RESULTS.read_text())["parts"][part], indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()
