@@ -3,6 +3,7 @@ bad rows, an empty feed, another encoder, an unreadable query image, an unknown 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -53,11 +54,11 @@ def test_build_similar_add_remove(feed, tiny_encoders, tmp_path, capsys) -> None
     assert "row 7 (id 'bad') not indexed" in err and "indexed 6 products" in err
     # a shopper's photo alone: the same photo comes first
     assert main(["similar", str(out), "--image", str(tmp_path / "p3.png"), "-k", "3"]) == 0
-    table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert table["id"].iloc[0] == "p3" and table["kind"].iloc[0] == "image"
     assert len(table) == 3
     assert main(["similar", str(out), "--id", "p0", "--within", "Home"]) == 0
-    table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert table["id"].iloc[0] == "dup" and set(table["category"]) == {"Home > Kitchen"}
     assert "p0" not in set(table["id"])
     assert main(["similar", str(out), "--title", "product number 1", "--image",

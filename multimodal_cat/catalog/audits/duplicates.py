@@ -138,14 +138,16 @@ def groups(pairs: list[tuple[int, int, float, dict[str, Any]]]) -> list[list[int
 def check(ctx: AuditContext) -> list[dict[str, Any]]:
     """One finding per duplicate group, with every pair's cosines as evidence."""
     pairs = duplicate_pairs(ctx)
+    group_of = {member: n for n, members in enumerate(groups(pairs)) for member in members}
     by_group: dict[int, list[tuple[int, int, float, dict[str, Any]]]] = {}
-    for group in groups(pairs):
-        for pair in pairs:
-            if pair[0] in group:
-                by_group.setdefault(group[0], []).append(pair)
+    for pair in pairs:
+        by_group.setdefault(group_of[pair[0]], []).append(pair)
+    members_of: dict[int, list[int]] = {}
+    for member, n in group_of.items():
+        members_of.setdefault(n, []).append(member)
     out = []
-    for members in groups(pairs):
-        group_pairs = by_group[members[0]]
+    for n, group_pairs in by_group.items():
+        members = sorted(members_of[n])
         score = float(np.mean([p[2] for p in group_pairs]))
         evidence = {
             "pairs": [
