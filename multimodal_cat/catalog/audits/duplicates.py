@@ -1,8 +1,9 @@
 """Duplicate listings: products whose photo and/or text are near-identical, grouped.
 
 A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
-or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when
-both titles name the same model number and the text cosine reaches ``model_threshold``.
+or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
+two are each other's nearest text neighbour with a cosine of at least ``mutual_threshold``, or
+when both titles name the same model number and the text cosine reaches ``model_threshold``.
 Variants of one style are kept apart: titles that differ in a colour or size word, or name
 different model numbers, are never merged, however close their photos are.
 """
@@ -20,6 +21,8 @@ from multimodal_cat.catalog.embed import product_text
 IMAGE_THRESHOLD = 0.95
 TEXT_THRESHOLD = 0.95
 MODEL_THRESHOLD = 0.6
+MUTUAL_THRESHOLD = 1.01  # off unless chosen on labelled pairs (abt-buy: see the benchmark)
+_UNIT = re.compile(r"\d+(gb|mb|tb|in|hz|khz|mhz|ghz|mm|cm|w|v|mah|mp|ft|lb|lbs|oz|ohm|p|x)$")
 
 _COLOUR_WORDS = (
     "black white red blue green yellow pink purple orange brown grey gray silver gold beige navy "
@@ -38,12 +41,14 @@ def words(text: str) -> set[str]:
 
 
 def model_numbers(text: str) -> set[str]:
-    """Tokens that look like model numbers: letters and digits mixed, at least 4 characters,
-    separators removed (``"KDL-40V4100"`` -> ``"kdl40v4100"``)."""
+    """Tokens that look like model numbers: letters and digits mixed, at least 5 characters,
+    separators removed (``"KDL-40V4100"`` -> ``"kdl40v4100"``); sizes such as ``500GB`` or
+    ``1080p`` are not model numbers."""
     found = set()
     for token in _WORD.findall(text.lower()):
         flat = re.sub(r"[-./]", "", token)
-        if len(flat) >= 4 and re.search(r"\d", flat) and re.search(r"[a-z]", flat):
+        mixed = re.search(r"\d", flat) and re.search(r"[a-z]", flat)
+        if len(flat) >= 5 and mixed and not _UNIT.fullmatch(flat):
             found.add(flat)
     return found
 
@@ -93,7 +98,9 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_image = options.get("image_threshold", IMAGE_THRESHOLD)
     t_text = options.get("text_threshold", TEXT_THRESHOLD)
     t_model = options.get("model_threshold", MODEL_THRESHOLD)
+    t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
     texts = [product_text(p) for p in ctx.products]
+    nearest = ctx.neighbours("text")[0][:, 0] if "text" in ctx.vectors else None
     found = []
     for (i, j), scores in pair_scores(ctx).items():
         image, text = scores.get("image", 0.0), scores.get("text", 0.0)
@@ -103,6 +110,8 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
             for name, hit in (
                 ("image", image >= t_image),
                 ("text", text >= t_text),
+                ("mutual nearest", nearest is not None and text >= t_mutual
+                 and nearest[i] == j and nearest[j] == i),
                 ("model number", bool(shared) and text >= t_model),
             )
             if hit
