@@ -83,3 +83,21 @@ def test_usearch_backend_above_threshold_agrees_with_exact() -> None:
     assert all(i != "p0" for row in index.search(queries, kind="text", k=10) for i, _ in row)
     index.add(["z"], text=queries[:1], image=_vectors(1, 8))
     assert index.search(queries[:1], kind="text", k=1)[0][0][0] == "z"
+
+
+def test_saved_graphs_are_loaded_not_rebuilt(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("usearch")
+    index = _index(300, threshold=100)
+    index.remove(["p5"])
+    folder = index.save(tmp_path / "idx")
+    assert (folder / "fused.usearch").is_file()
+    from multimodal_cat.catalog import backends
+
+    def no_build(self, labels, vectors):
+        raise AssertionError("the graph was rebuilt instead of loaded")
+
+    monkeypatch.setattr(backends.USearchBackend, "add", no_build)
+    loaded = CatalogIndex.load(folder)
+    assert loaded.backend == "usearch"
+    queries = index.vectors["text"][:5]
+    assert loaded.search(queries, kind="text", k=5) == index.search(queries, kind="text", k=5)

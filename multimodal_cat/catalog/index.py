@@ -307,6 +307,11 @@ class CatalogIndex:
         folder.mkdir(parents=True, exist_ok=True)
         for kind in self.kinds:
             np.save(folder / f"{kind}.npy", self.vectors[kind])
+        np.save(folder / "labels.npy", self.labels)
+        for stale in folder.glob("*.usearch"):
+            stale.unlink()
+        for kind, backend in self._ann.items():
+            backend.save(folder / f"{kind}.usearch")
         meta = {
             "format_version": FORMAT_VERSION,
             "encoders": self.encoders,
@@ -320,7 +325,7 @@ class CatalogIndex:
 
     @classmethod
     def load(cls, folder: str | Path) -> CatalogIndex:
-        """Read an index written by :meth:`save` (ANN graphs are rebuilt above the threshold).
+        """Read an index written by :meth:`save` (its ANN graphs too, so nothing is rebuilt).
 
         Raises:
             CatalogIndexError: the folder holds no catalog index.
@@ -332,9 +337,11 @@ class CatalogIndex:
                 "Build one with: multimodal-cat index build FEED -o INDEX"
             )
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        index = cls(encoders=meta["encoders"], ann_threshold=meta["ann_threshold"])
+        threshold = meta["ann_threshold"]
+        index = cls(encoders=meta["encoders"], ann_threshold=len(meta["ids"]) + 1)
         index.specs = meta.get("specs", {})
         if not meta["ids"]:
+            index.ann_threshold = threshold
             return index
         vectors = {m: np.load(folder / f"{m}.npy") for m in meta["encoders"]}
         records = meta["records"]
@@ -345,6 +352,17 @@ class CatalogIndex:
             categories=[r.get("category") for r in records],
             records=[{k: v for k, v in r.items() if k != "category"} for r in records],
         )
+        index.ann_threshold = threshold
+        if (folder / "labels.npy").is_file():
+            index.labels = np.load(folder / "labels.npy")
+            index._next_label = int(index.labels.max(initial=-1)) + 1
+        for kind in index.kinds:
+            graph = folder / f"{kind}.usearch"
+            if graph.is_file() and len(index) >= threshold:
+                backend = USearchBackend(index.vectors[kind].shape[1])
+                backend.load(graph)
+                index._ann[kind] = backend
+        index._refresh_ann()  # builds only the graphs that were not saved
         return index
 
 
