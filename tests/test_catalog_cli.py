@@ -159,3 +159,17 @@ def test_cli_mistake_has_no_traceback(tmp_path) -> None:
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "expected a catalog index folder" in done.stderr
+
+
+def test_audit_with_a_checkpoint_uses_its_predictions(
+    feed, tiny_encoders, tiny_checkpoint, tmp_path, capsys
+) -> None:
+    vit, bert = tiny_encoders
+    rep = tmp_path / "rep"
+    code = main(["audit", str(feed), "-o", str(rep), "--checks", "images,categories",
+                 "--model", str(tiny_checkpoint), "--text-encoder", bert, "--image-encoder", vit,
+                 "--column", "id=sku", "--category-column", "curated"])
+    assert code == 0, capsys.readouterr().err
+    findings = pd.read_csv(rep / "findings.csv")
+    assert set(findings["check"]) <= {"images", "categories", "input"}
+    assert main(["audit", str(feed), "-o", str(rep), "--model", str(tmp_path / "nope")]) == 2
