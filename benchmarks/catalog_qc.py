@@ -422,10 +422,53 @@ def merge(part: str, result: dict) -> None:
     write_markdown(data)
 
 
+def _get(data: dict, *path: str):
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+TARGETS = [  # (issue key, what, path in the results, comparison, target)
+    ("similar", "recall@10 usearch vs exact", ("similar", "recall_at_10_usearch_vs_exact"),
+     ">=", 0.95),
+    ("similar", "articleType share of top 10, fused queries", ("similar", "fused_share"),
+     ">=", 0.90),
+    ("index_scale", "recall@10 at 100k", ("index_scale", "usearch", "recall_at_10"), ">=", 0.95),
+    ("index_scale", "ANN memory over raw vectors at 100k", ("index_scale", "usearch",
+     "ann_over_raw"), "<=", 1.3),
+    ("index_scale", "query speed-up over exact at 1M", ("index_scale_1m", "usearch",
+     "speedup_p50_vs_exact"), ">=", 20),
+    ("duplicates_fashion", "precision / recall of inserted pairs", ("duplicates_fashion",
+     "precision"), ">=", 0.98),
+    ("duplicates_abt_buy", "F1 on test pairs", ("duplicates_abt_buy", "test", "f1"), ">=", 0.85),
+    ("categories_mwpd", "AUROC of the mismatch score", ("categories_mwpd", "auroc"), ">=", 0.95),
+    ("images_fashion", "precision and recall", ("images_fashion", "precision"), ">=", 0.85),
+    ("labels_fashion", "flipped share among top 5%", ("labels_fashion",
+     "flipped_share_in_top_5pct"), ">=", 0.7),
+    ("audit memory", "peak RSS 40k / 10k", ("audit_memory", "ratio_40k_over_10k"), "<=", 4.5),
+]
+
+
+def target_lines(parts: dict) -> list[str]:
+    lines = ["| key | measure | value | target | verdict |", "|---|---|---|---|---|"]
+    for key, what, path, op, target in TARGETS:
+        value = _get(parts, *path)
+        if value is None:
+            verdict, shown = "not measured", "-"
+        else:
+            met = value >= target if op == ">=" else value <= target
+            verdict, shown = ("met" if met else "missed"), f"{value}"
+        lines.append(f"| {key} | {what} | {shown} | {op} {target} | {verdict} |")
+    return lines
+
+
 def write_markdown(data: dict) -> None:
     lines = ["# Catalog quality control benchmark", "",
-             "Written by `benchmarks/catalog_qc.py` (parts merged as they finish); 2 loaded "
-             "CPU cores (load average in each part).", ""]
+             "Written by `benchmarks/catalog_qc.py` (parts merged as they finish); 2 CPU cores "
+             "shared with other jobs (load average in each part).", "",
+             *target_lines(data.get("parts", {})), ""]
     for part, result in data.get("parts", {}).items():
         lines += [f"## {part}", "", "```json", json.dumps(result, indent=2), "```", ""]
     RESULTS.with_suffix(".md").write_text("\n".join(lines))

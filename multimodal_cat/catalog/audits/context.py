@@ -46,6 +46,7 @@ class AuditContext:
     predictor: Any = None
     options: dict[str, Any] = field(default_factory=dict)
     _neighbours: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)  # per-feed results checks share
 
     @property
     def ids(self) -> list[str]:

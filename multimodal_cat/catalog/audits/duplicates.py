@@ -100,11 +100,15 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_model = options.get("model_threshold", MODEL_THRESHOLD)
     t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
     texts = [product_text(p) for p in ctx.products]
+    if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
+        ctx.memo["pair_scores"] = pair_scores(ctx)
+        ctx.memo["model_numbers"] = [model_numbers(t) for t in texts]
+    models = ctx.memo["model_numbers"]
     nearest = ctx.neighbours("text")[0][:, 0] if "text" in ctx.vectors else None
     found = []
-    for (i, j), scores in pair_scores(ctx).items():
+    for (i, j), scores in ctx.memo["pair_scores"].items():
         image, text = scores.get("image", 0.0), scores.get("text", 0.0)
-        shared = model_numbers(texts[i]) & model_numbers(texts[j])
+        shared = models[i] & models[j]
         why = [
             name
             for name, hit in (
