@@ -44,6 +44,14 @@ def test_variants_and_model_numbers() -> None:
     assert variant_difference("Sony KDL-40V4100 TV", "Sony KDL40V4100 black") is None
 
 
+def test_rare_model_number_pairs_beyond_neighbours() -> None:
+    from multimodal_cat.catalog.audits.duplicates import rare_model_pairs
+
+    models = [{"kdl40v4100"}, set(), {"kdl40v4100"}, {"abc1234"}, {"abc1234"}, {"abc1234"},
+              {"abc1234"}]
+    assert rare_model_pairs(models) == {(0, 2)}  # abc1234 is named by 4 rows: a series
+
+
 def test_duplicates_grouped_variants_not_merged(encoders) -> None:
     feed = pd.DataFrame([
         _row("a", "Nike Running Shoe Red", swatch(RED), "Shoes"),

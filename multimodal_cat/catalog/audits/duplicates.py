@@ -3,7 +3,8 @@
 A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
 or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
 two are each other's nearest text neighbour with a cosine of at least ``mutual_threshold``, or
-when both titles name the same model number and the text cosine reaches ``model_threshold``.
+when both titles name the same rare model number (found through an inverted index, not only
+among neighbours) and the text cosine reaches ``model_threshold``.
 Variants of one style are kept apart: titles that differ in a colour or size word, or name
 different model numbers, are never merged, however close their photos are.
 """
@@ -21,6 +22,7 @@ from multimodal_cat.catalog.embed import product_text
 IMAGE_THRESHOLD = 0.95
 TEXT_THRESHOLD = 0.95
 MODEL_THRESHOLD = 0.6
+MODEL_MAX_ROWS = 3  # a model number named by more rows is a series name, not one product
 MUTUAL_THRESHOLD = 1.01  # off unless chosen on labelled pairs (abt-buy: see the benchmark)
 _UNIT = re.compile(r"\d+(gb|mb|tb|in|hz|khz|mhz|ghz|mm|cm|w|v|mah|mp|ft|lb|lbs|oz|ohm|p|x)$")
 
@@ -72,9 +74,26 @@ def variant_difference(a: str, b: str) -> str | None:
     return None
 
 
-def pair_scores(ctx: AuditContext) -> dict[tuple[int, int], dict[str, float]]:
-    """Image and text cosines of every neighbour pair (i < j) the kNN lists hold."""
-    pairs: dict[tuple[int, int], dict[str, float]] = {}
+def rare_model_pairs(models: list[set[str]], most: int = MODEL_MAX_ROWS) -> set[tuple[int, int]]:
+    """Pairs (i < j) whose titles share a model number that at most ``most`` rows name (an
+    inverted index: linear in the feed, however far apart the titles' vectors are)."""
+    rows_of: dict[str, list[int]] = {}
+    for row, found in enumerate(models):
+        for token in found:
+            rows_of.setdefault(token, []).append(row)
+    pairs = set()
+    for rows in rows_of.values():
+        if 1 < len(rows) <= most:
+            pairs.update((a, b) for a in rows for b in rows if a < b)
+    return pairs
+
+
+def pair_scores(
+    ctx: AuditContext, extra: set[tuple[int, int]] = frozenset()
+) -> dict[tuple[int, int], dict[str, float]]:
+    """Image and text cosines of every neighbour pair (i < j) the kNN lists hold, and of the
+    ``extra`` pairs."""
+    pairs: dict[tuple[int, int], dict[str, float]] = {pair: {} for pair in extra}
     for modality in ("image", "text"):
         if modality not in ctx.vectors:
             continue
@@ -101,8 +120,8 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
     texts = [product_text(p) for p in ctx.products]
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
-        ctx.memo["pair_scores"] = pair_scores(ctx)
         ctx.memo["model_numbers"] = [model_numbers(t) for t in texts]
+        ctx.memo["pair_scores"] = pair_scores(ctx, rare_model_pairs(ctx.memo["model_numbers"]))
     models = ctx.memo["model_numbers"]
     nearest = ctx.neighbours("text")[0][:, 0] if "text" in ctx.vectors else None
     found = []
