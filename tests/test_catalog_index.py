@@ -101,3 +101,13 @@ def test_saved_graphs_are_loaded_not_rebuilt(tmp_path, monkeypatch) -> None:
     assert loaded.backend == "usearch"
     queries = index.vectors["text"][:5]
     assert loaded.search(queries, kind="text", k=5) == index.search(queries, kind="text", k=5)
+
+
+def test_one_modality_index_keeps_no_fused_copy() -> None:
+    from multimodal_cat.catalog.similar import similar
+
+    index = CatalogIndex(encoders={"text": "text:a"})
+    index.add(["a", "b", "c"], text=_vectors(3))
+    assert index.kinds == ["text"]
+    table = similar(index, id="a", k=2)
+    assert list(table["kind"]) == ["text", "text"] and "a" not in set(table["id"])

@@ -5,9 +5,12 @@ for the audits); a backend only answers "the k nearest labels" fast. Below
 :data:`ANN_THRESHOLD` rows exact search is fast enough (about 20 ms a query at 100k x 384 on
 two cores, measured in ``benchmarks/catalog_qc.py``) and exact; above it usearch answers.
 
-usearch was chosen over faiss-cpu on our vectors (``benchmarks/results/catalog_qc.md``,
-``ann_choice``): equal recall, smaller install, incremental add and remove by key without
-rebuilding, and an Apache-2.0 licence.
+usearch was chosen over faiss-cpu after measuring both on our vectors
+(``benchmarks/results/catalog_qc.md``, ``index_scale``: 100k MiniLM vectors, same HNSW
+settings): both reach recall@10 >= 0.99 and answer in under 1 ms at the median (faiss was
+about 3x faster and built 2x faster on the loaded machine); usearch adds and removes by key
+natively (faiss's HNSW cannot remove ids without a rebuild), stores the graph's vectors as
+float16 (index 0.99x the raw vectors vs 1.1x), installs smaller (59 vs 68 MB) and is Apache-2.0.
 
 Example:
     >>> import numpy as np

@@ -2,7 +2,7 @@
 the encoders that made them, and each product's category; searchable, incremental, removable
 by id, restricted to a branch of the tree, saved to and loaded from a folder.
 
-Vectors are unit length; "fused" is the concatenation of the text and the image vector
+Vectors are unit length; "fused" (kept when the index has both modalities) is the concatenation of the text and the image vector
 (zeros where a product lacks one), scaled to unit length, so a fused score is the mean of the
 two cosines for products that have both. Exact numpy search answers below
 :data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every category-restricted
@@ -149,7 +149,8 @@ class CatalogIndex:
             if unit[modality] is None:
                 unit[modality] = np.zeros((len(ids), self._dim(modality)), np.float32)
         new = {m: unit[m] for m in self.encoders}
-        new["fused"] = fuse(new.get("text"), new.get("image"))
+        if len(new) == 2:  # a one-modality index would hold the same vectors twice
+            new["fused"] = fuse(new["text"], new["image"])
         labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
         self._next_label += len(ids)
         for kind, vectors in new.items():

@@ -53,9 +53,10 @@ def query_vector(
     """The query's vector and the kind of index vectors it searches."""
     if id is not None:
         row = index.row_of(id)
-        kind = "fused" if all(index.has[m][row] for m in index.encoders) else (
-            "text" if "text" in index.encoders and index.has["text"][row] else "image"
-        )
+        if "fused" in index.vectors and all(index.has[m][row] for m in index.encoders):
+            kind = "fused"
+        else:
+            kind = "text" if "text" in index.encoders and index.has["text"][row] else "image"
         return index.vectors[kind][row : row + 1], kind
     if encoders is None:
         wanted = {m: spec for m, spec in index.specs.items()

@@ -35,8 +35,8 @@ def claimed(ctx: AuditContext) -> list[str | None]:
 
 
 def fused_vectors(ctx: AuditContext) -> np.ndarray:
-    parts = [ctx.vectors.get("text"), ctx.vectors.get("image")]
-    return fuse(*parts)
+    present = [ctx.vectors[m] for m in ("text", "image") if m in ctx.vectors]
+    return present[0] if len(present) == 1 else fuse(*present)
 
 
 def votes(ctx: AuditContext, k: int = 10) -> list[tuple[str | None, float, dict[str, float]]]:
