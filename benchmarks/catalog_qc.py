@@ -382,6 +382,11 @@ def part_categories_mwpd(args: argparse.Namespace) -> dict:
 
 
 # ----------------------------------------------------------------- audit_memory
+# labels left out: its cross-validated regression on 40k rows did not finish in time on the
+# shared cores (its memory is the (rows x features) matrix and the (rows x classes) probabilities)
+AUDIT_MEMORY_CHECKS = ["duplicates", "categories", "images", "reuse"]
+
+
 def audit_memory_child(n: int) -> dict:
     import pandas as pd
 
@@ -398,7 +403,7 @@ def audit_memory_child(n: int) -> dict:
     ctx = AuditContext(products, list(range(1, n + 1)), {"text": text, "image": image},
                        categories, [None] * n, pd.DataFrame())
     start = time.perf_counter()
-    found = run_checks(ctx, ["duplicates", "categories", "images", "reuse", "labels"])
+    found = run_checks(ctx, AUDIT_MEMORY_CHECKS)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rows": n, "peak_rss_mb": round(peak, 1), "findings": len(found),
             "seconds": round(time.perf_counter() - start, 1)}
@@ -414,8 +419,8 @@ def part_audit_memory(args: argparse.Namespace) -> dict:
         out[str(n)] = json.loads(done.stdout.strip().splitlines()[-1])
     out["ratio_40k_over_10k"] = round(
         out["40000"]["peak_rss_mb"] / out["10000"]["peak_rss_mb"], 3)
-    out["note"] = ("vectors given (real MiniLM title vectors + noise; encoders not loaded), all "
-                   "five checks; labels on synthetic categories")
+    out["note"] = ("vectors given (real MiniLM title vectors + noise; encoders not loaded); "
+                   f"checks {', '.join(AUDIT_MEMORY_CHECKS)} (labels not run: too slow here)")
     return out
 
 
@@ -463,6 +468,8 @@ TARGETS = [  # (issue key, what, path in the results, comparison, target)
     ("index_scale", "recall@10 at 100k", ("index_scale", "usearch", "recall_at_10"), ">=", 0.95),
     ("index_scale", "ANN memory over raw vectors at 100k", ("index_scale", "usearch",
      "ann_over_raw"), "<=", 1.3),
+    ("index_scale", "query speed-up over exact at 100k (p50)", ("index_scale", "usearch",
+     "speedup_p50_vs_exact"), ">=", 20),
     ("index_scale", "query speed-up over exact at 1M", ("index_scale_1m", "usearch",
      "speedup_p50_vs_exact"), ">=", 20),
     ("duplicates_fashion", "precision / recall of inserted pairs", ("duplicates_fashion",
@@ -493,7 +500,13 @@ def write_markdown(data: dict) -> None:
     lines = ["# Catalog quality control benchmark", "",
              "Written by `benchmarks/catalog_qc.py` (parts merged as they finish); 2 CPU cores "
              "shared with other jobs (load average in each part).", "",
-             *target_lines(data.get("parts", {})), ""]
+             *target_lines(data.get("parts", {})), "",
+             "Notes: the ANN memory is usearch's own (graph + float16 vectors); the catalog "
+             "index also keeps the float32 vectors it was given (exact search, `within`, save), "
+             "so a whole one-modality index holds about 2x the raw vectors. Photos were not "
+             "embedded in time on the shared cores, so every image part is not measured and "
+             "`similar` uses title queries; `similar`'s recall forces the ANN at 7.7k products "
+             "(the library answers exactly below 20k). The 1M scale was not run.", ""]
     for part, result in data.get("parts", {}).items():
         lines += [f"## {part}", "", "```json", json.dumps(result, indent=2), "```", ""]
     RESULTS.with_suffix(".md").write_text("\n".join(lines))
