@@ -498,12 +498,17 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         return f1, precision, recall, found
 
     grid = []
-    for image in (0.95, 0.97, 0.98, 0.99, 1.01):
-        for text in (0.85, 0.90, 0.95, 1.01):
-            options = {"image_threshold": image, "text_threshold": text}
-            grid.append((evaluate(options, test_copies, dev_copies)[0], image, text))
+    for image in (0.97, 0.99, 1.01):
+        for text in (0.90, 0.95, 1.01):
+            for both_image in (0.7, 0.8, 0.85, 0.9, 1.01):
+                for both_text in (0.7, 0.8, 0.85, 0.9):
+                    options = {"image_threshold": image, "text_threshold": text,
+                               "both_image_threshold": both_image, "both_text_threshold": both_text}
+                    f1 = evaluate(options, test_copies, dev_copies)[0]
+                    grid.append((f1, image, text, both_image, both_text))
     best = max(grid)
-    options = {"image_threshold": best[1], "text_threshold": best[2]}
+    options = {"image_threshold": best[1], "text_threshold": best[2],
+               "both_image_threshold": best[3], "both_text_threshold": best[4]}
     _, precision, recall, found = evaluate(options, dev_copies, test_copies)
     # same style, another colour: catalog titles that differ only by a colour word
     base = list(frame["productDisplayName"])
@@ -525,7 +530,8 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         "alterations": "JPEG quality 30, resized to 50%, cropped 10-20%; titles reworded "
                        "(two words swapped, 'New' and 'for sale' added)",
         "thresholds": f"chosen on the first 100 inserted pairs (dev F1 {best[0]:.3f}): image "
-                      f"{best[1]}, text {best[2]}; scored on the other 100",
+                      f"{best[1]}, text {best[2]}, both image {best[3]} and text {best[4]}; "
+                      "scored on the other 100",
         "precision": round(precision, 4), "recall": round(recall, 4),
         "pairs_found": len(found),
         "colour_variant_pairs": len(colour_pairs),

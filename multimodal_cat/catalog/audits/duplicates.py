@@ -2,6 +2,7 @@
 
 A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
 or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
+photo and title both reach ``both_image_threshold`` and ``both_text_threshold``, or the
 two are each other's nearest text neighbour with a cosine of at least ``mutual_threshold``, or
 when both titles name the same rare model number (found through an inverted index, not only
 among neighbours) and the text cosine reaches ``model_threshold``.
@@ -22,6 +23,7 @@ from multimodal_cat.catalog.embed import product_text
 IMAGE_THRESHOLD = 0.95
 TEXT_THRESHOLD = 0.95
 MODEL_THRESHOLD = 0.6
+BOTH_IMAGE, BOTH_TEXT = 0.85, 0.85  # photo and title both close (a re-shot, re-worded listing)
 MODEL_MAX_ROWS = 3  # a model number named by more rows is a series name, not one product
 MUTUAL_THRESHOLD = 1.01  # off unless chosen on labelled pairs (abt-buy: see the benchmark)
 _UNIT = re.compile(r"\d+(gb|mb|tb|in|hz|khz|mhz|ghz|mm|cm|w|v|mah|mp|ft|lb|lbs|oz|ohm|p|x)$")
@@ -118,6 +120,8 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_text = options.get("text_threshold", TEXT_THRESHOLD)
     t_model = options.get("model_threshold", MODEL_THRESHOLD)
     t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
+    both_image = options.get("both_image_threshold", BOTH_IMAGE)
+    both_text = options.get("both_text_threshold", BOTH_TEXT)
     texts = [product_text(p) for p in ctx.products]
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
         ctx.memo["model_numbers"] = [model_numbers(t) for t in texts]
@@ -133,6 +137,7 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
             for name, hit in (
                 ("image", image >= t_image),
                 ("text", text >= t_text),
+                ("image and text", image >= both_image and text >= both_text),
                 ("mutual nearest", nearest is not None and text >= t_mutual
                  and nearest[i] == j and nearest[j] == i),
                 ("model number", bool(shared) and text >= t_model),
