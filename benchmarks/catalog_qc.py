@@ -626,11 +626,17 @@ TARGETS = [  # (issue key, what, path in the results, comparison, target)
      "speedup_p50_vs_exact"), ">=", 20),
     ("index_scale", "query speed-up over exact at 1M", ("index_scale_1m", "usearch",
      "speedup_p50_vs_exact"), ">=", 20),
-    ("duplicates_fashion", "precision / recall of inserted pairs", ("duplicates_fashion",
-     "precision"), ">=", 0.98),
+    ("duplicates_fashion", "precision of inserted pairs (800-photo sample)",
+     ("duplicates_fashion", "precision"), ">=", 0.98),
+    ("duplicates_fashion", "recall of inserted pairs", ("duplicates_fashion", "recall"),
+     ">=", 0.95),
+    ("duplicates_fashion", "same-style colour variants merged", ("duplicates_fashion",
+     "colour_variant_share_merged"), "<=", 0.02),
     ("duplicates_abt_buy", "F1 on test pairs", ("duplicates_abt_buy", "test", "f1"), ">=", 0.85),
     ("categories_mwpd", "AUROC of the mismatch score", ("categories_mwpd", "auroc"), ">=", 0.95),
-    ("images_fashion", "precision and recall", ("images_fashion", "precision"), ">=", 0.85),
+    ("images_fashion", "precision (800-photo sample)", ("images_fashion", "precision"),
+     ">=", 0.85),
+    ("images_fashion", "recall", ("images_fashion", "recall"), ">=", 0.85),
     ("labels_fashion", "flipped share among top 5%", ("labels_fashion",
      "flipped_share_in_top_5pct"), ">=", 0.7),
     ("audit memory", "peak RSS 40k / 10k", ("audit_memory", "ratio_40k_over_10k"), "<=", 4.5),
@@ -657,10 +663,12 @@ def write_markdown(data: dict) -> None:
              *target_lines(data.get("parts", {})), "",
              "Notes: the ANN memory is usearch's own (graph + float16 vectors); the catalog "
              "index also keeps the float32 vectors it was given (exact search, `within`, save), "
-             "so a whole one-modality index holds about 2x the raw vectors. Photos were not "
-             "embedded in time on the shared cores, so every image part is not measured and "
-             "`similar` uses title queries; `similar`'s recall forces the ANN at 7.7k products "
-             "(the library answers exactly below 20k). The 1M scale was not run.", ""]
+             "so a whole one-modality index holds about 2x the raw vectors. Only 800 fashion "
+             "photos could be embedded on the shared cores: the image parts run on that sample "
+             "(leave-one-out votes within it), `similar` uses title queries (image-only and "
+             "fused not measured) and forces the ANN at 7.7k products (the library answers "
+             "exactly below 20k). The 1M scale was not run. MWPD's reference index holds the "
+             "5,470 train offers whose titles were embedded in time.", ""]
     for part, result in data.get("parts", {}).items():
         lines += [f"## {part}", "", "```json", json.dumps(result, indent=2), "```", ""]
     RESULTS.with_suffix(".md").write_text("\n".join(lines))
