@@ -311,6 +311,17 @@ class Categorizer:
         report = self.evaluate(products, labels, columns=columns, image_root=image_root)
         return float(report.metrics["leaf_accuracy"])
 
+    def similar(self, index: Any, **query: Any) -> Any:
+        """Products of a catalog index like a photo, a title or an id (a DataFrame, best first):
+        :func:`multimodal_cat.catalog.similar` (the ``catalog`` extra).
+
+        Example:
+            >>> cat.similar("catalog.idx", image="photo.jpg", k=10)  # doctest: +SKIP
+        """
+        from multimodal_cat.catalog.similar import similar
+
+        return similar(index, **query)
+
     @classmethod
     def fit(
         cls,

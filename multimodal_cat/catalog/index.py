@@ -1,0 +1,371 @@
+"""The catalog index: image, text and fused vectors of a catalog's products, with their ids,
+the encoders that made them, and each product's category; searchable, incremental, removable
+by id, restricted to a branch of the tree, saved to and loaded from a folder.
+
+Vectors are unit length; "fused" (kept when the index has both modalities) is the concatenation of the text and the image vector
+(zeros where a product lacks one), scaled to unit length, so a fused score is the mean of the
+two cosines for products that have both. Exact numpy search answers below
+:data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every category-restricted
+query; usearch answers the others.
+
+Example:
+    >>> import numpy as np
+    >>> index = CatalogIndex(encoders={"text": "text:demo"})
+    >>> index.add(["a", "b"], text=np.eye(2, dtype=np.float32), categories=["X > Y", "Z"])
+    >>> index.search(np.array([[0.0, 1.0]], dtype=np.float32), kind="text", k=1)[0][0]
+    ('b', 1.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multimodal_cat.catalog.backends import ANN_THRESHOLD, USearchBackend, exact_top_k
+from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.taxonomy.index import path_key
+
+KINDS = ("text", "image", "fused")
+FORMAT_VERSION = 1
+META_FILE = "catalog_index.json"
+
+
+class CatalogIndexError(MultimodalCatError, ValueError):
+    """A catalog index used in a way it cannot answer (another encoder, an unknown branch,
+    an unknown id, a folder that holds no index)."""
+
+
+def unit_rows(vectors: np.ndarray | None) -> np.ndarray | None:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    if vectors is None:
+        return None
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def fuse(text: np.ndarray | None, image: np.ndarray | None) -> np.ndarray:
+    """The fused vectors of unit text and image rows (either may be None or hold zero rows)."""
+    parts = [part for part in (text, image) if part is not None]
+    if not parts:
+        raise CatalogIndexError("a fused vector needs a text or an image vector")
+    return unit_rows(np.hstack(parts))  # type: ignore[return-value]
+
+
+class CatalogIndex:
+    """Vectors, ids, categories and encoder keys of a catalog, with nearest-neighbour search.
+
+    Args:
+        encoders: encoder key per modality (``{"text": "text:minilm|...", "image": ...}``):
+            a query made with another encoder is refused.
+        ann_threshold: rows from which unrestricted queries go to the ANN library.
+    """
+
+    def __init__(self, *, encoders: dict[str, str], ann_threshold: int = ANN_THRESHOLD) -> None:
+        if not encoders or set(encoders) - {"text", "image"}:
+            raise CatalogIndexError(
+                f"expected encoders for 'text' and/or 'image'; found {sorted(encoders)}"
+            )
+        self.encoders = dict(encoders)
+        self.specs: dict[str, dict[str, Any]] = {}  # how to load each encoder again
+        self.ann_threshold = ann_threshold
+        self.ids: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.vectors: dict[str, np.ndarray] = {}
+        self.has: dict[str, np.ndarray] = {}
+        self._next_label = 0
+        self._position: dict[str, int] = {}
+        self._ann: dict[str, USearchBackend] = {}
+
+    # ----------------------------------------------------------------- contents
+    @property
+    def kinds(self) -> list[str]:
+        """The vector kinds this index holds (``text``, ``image``, ``fused``)."""
+        return [kind for kind in KINDS if kind in self.vectors]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, product_id: object) -> bool:
+        return str(product_id) in self._position
+
+    def check_encoder(self, modality: str, key: str) -> None:
+        """Refuse a query vector made by another encoder than the index's.
+
+        Raises:
+            CatalogIndexError: the index has no such modality, or was built with another encoder.
+        """
+        if modality not in self.encoders:
+            raise CatalogIndexError(
+                f"this index holds no {modality} vectors (it was built with "
+                f"{', '.join(sorted(self.encoders))} only)"
+            )
+        if self.encoders[modality] != key:
+            raise CatalogIndexError(
+                f"the index's {modality} vectors were made with encoder "
+                f"{self.encoders[modality]!r}; the query was encoded with {key!r}. "
+                "Query with the same encoder, or rebuild the index."
+            )
+
+    def add(
+        self,
+        ids: Sequence[Any],
+        *,
+        text: np.ndarray | None = None,
+        image: np.ndarray | None = None,
+        categories: Sequence[str | None] | None = None,
+        records: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """Add products (a product already in the index is replaced).
+
+        Args:
+            ids: one id per product (kept as text).
+            text, image: (n, dim) vectors; zero rows for products without that input.
+            categories: each product's category path (``"Apparel > Shoes"``), or None.
+            records: what to show for each product (title, image path, seller...).
+        """
+        ids = [str(product_id) for product_id in ids]
+        if len(set(ids)) != len(ids):
+            raise CatalogIndexError("expected unique ids; found repeated ids in one add")
+        given = {"text": text, "image": image}
+        for modality, vectors in given.items():
+            if vectors is not None and modality not in self.encoders:
+                raise CatalogIndexError(f"this index was built without {modality} vectors")
+            if vectors is not None and len(vectors) != len(ids):
+                raise CatalogIndexError(
+                    f"expected {len(ids)} {modality} vectors (one per id); found {len(vectors)}"
+                )
+        if not ids:
+            return
+        self.remove([i for i in ids if i in self._position], missing="ignore")
+        unit = {m: unit_rows(given[m]) for m in self.encoders}
+        for modality in self.encoders:
+            if unit[modality] is None:
+                unit[modality] = np.zeros((len(ids), self._dim(modality)), np.float32)
+        new = {m: unit[m] for m in self.encoders}
+        if len(new) == 2:  # a one-modality index would hold the same vectors twice
+            new["fused"] = fuse(new["text"], new["image"])
+        labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
+        self._next_label += len(ids)
+        for kind, vectors in new.items():
+            present = np.linalg.norm(vectors, axis=1) > 0
+            self.vectors[kind] = _stack(self.vectors.get(kind), vectors)
+            self.has[kind] = np.concatenate([self.has.get(kind, np.zeros(0, bool)), present])
+            if kind in self._ann:
+                self._ann[kind].add(labels[present], vectors[present])
+        categories = list(categories) if categories is not None else [None] * len(ids)
+        records = list(records) if records is not None else [{} for _ in ids]
+        for product_id, category, record in zip(ids, categories, records, strict=True):
+            self._position[product_id] = len(self.ids)
+            self.ids.append(product_id)
+            self.records.append({**record, "category": category or None})
+        self.labels = np.concatenate([self.labels, labels])
+        self._refresh_ann()
+
+    def _dim(self, modality: str) -> int:
+        if modality in self.vectors:
+            return self.vectors[modality].shape[1]
+        raise CatalogIndexError(
+            f"the first products added must carry {modality} vectors (zero rows where missing), "
+            "so the index knows their size"
+        )
+
+    def remove(self, ids: Sequence[Any], *, missing: str = "error") -> int:
+        """Remove products by id; return how many were removed.
+
+        Raises:
+            CatalogIndexError: an id is not in the index (unless ``missing="ignore"``).
+        """
+        ids = [str(product_id) for product_id in ids]
+        unknown = [i for i in ids if i not in self._position]
+        if unknown and missing == "error":
+            raise CatalogIndexError(f"ids not in the index: {unknown[:5]}")
+        rows = sorted({self._position[i] for i in ids if i in self._position})
+        if not rows:
+            return 0
+        keep = np.ones(len(self.ids), bool)
+        keep[rows] = False
+        for backend in self._ann.values():
+            backend.remove(self.labels[rows])
+        for kind in list(self.vectors):
+            self.vectors[kind] = self.vectors[kind][keep]
+            self.has[kind] = self.has[kind][keep]
+        self.labels = self.labels[keep]
+        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        self.records = [r for r, k in zip(self.records, keep, strict=True) if k]
+        self._position = {product_id: row for row, product_id in enumerate(self.ids)}
+        return len(rows)
+
+    def _refresh_ann(self) -> None:
+        """Build the ANN graphs once the index passes the threshold (later adds go in directly)."""
+        if len(self) < self.ann_threshold:
+            return
+        for kind in self.kinds:
+            if kind not in self._ann:
+                backend = USearchBackend(self.vectors[kind].shape[1])
+                backend.add(self.labels[self.has[kind]], self.vectors[kind][self.has[kind]])
+                self._ann[kind] = backend
+
+    @property
+    def backend(self) -> str:
+        """``"usearch"`` when the ANN graphs answer unrestricted queries, else ``"exact"``."""
+        return "usearch" if self._ann else "exact"
+
+    # ----------------------------------------------------------------- search
+    def row_of(self, product_id: Any) -> int:
+        """Row position of an id.
+
+        Raises:
+            CatalogIndexError: the id is not in the index.
+        """
+        try:
+            return self._position[str(product_id)]
+        except KeyError:
+            raise CatalogIndexError(f"id {product_id!r} is not in the index") from None
+
+    def branch_rows(self, within: str) -> np.ndarray:
+        """Row positions whose category is ``within`` or below it.
+
+        Raises:
+            CatalogIndexError: no product of the index is in that branch (the message suggests
+                close branch names).
+        """
+        key = path_key(within)
+        keys = [path_key(r["category"]) if r.get("category") else "" for r in self.records]
+        rows = [i for i, k in enumerate(keys) if k == key or k.startswith(key + " > ")]
+        if not rows:
+            branches = sorted({" > ".join(k.split(" > ")[:d]) for k in keys if k for d in (1, 2)})
+            close = difflib.get_close_matches(key, branches, n=3, cutoff=0.5)
+            hint = f"; close branches: {close}" if close else f"; branches: {branches[:8]}"
+            raise CatalogIndexError(
+                f"--within {within!r}: no branch of the index's tree has that path{hint}"
+            )
+        return np.asarray(rows, dtype=np.int64)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        *,
+        kind: str,
+        k: int = 10,
+        within: str | None = None,
+        exact: bool = False,
+        exclude: Sequence[str] = (),
+    ) -> list[list[tuple[str, float]]]:
+        """The ``k`` nearest products of each query: ``(id, score)`` lists, best first.
+
+        Args:
+            queries: (q, dim) vectors of ``kind`` (made with the index's encoders).
+            kind: ``"text"``, ``"image"`` or ``"fused"``.
+            within: restrict to a branch of the tree (``"Apparel > Shoes"``).
+            exact: force exact search.
+            exclude: ids never returned (e.g. the query product itself).
+        """
+        if kind not in self.vectors:
+            raise CatalogIndexError(f"this index holds no {kind} vectors; it has {self.kinds}")
+        queries = unit_rows(np.atleast_2d(queries))
+        wanted = k + len(exclude)
+        if within is not None:
+            allowed = self.branch_rows(within)
+            allowed = allowed[self.has[kind][allowed]]
+            rows, scores = exact_top_k(self.vectors[kind][allowed], queries, wanted)
+            rows = allowed[rows]
+        elif exact or kind not in self._ann:
+            allowed = np.flatnonzero(self.has[kind])
+            rows, scores = exact_top_k(self.vectors[kind][allowed], queries, wanted)
+            rows = allowed[rows]
+        else:
+            labels, scores = self._ann[kind].search(queries, wanted)
+            rows = self._rows_of_labels(labels)
+        skip = set(map(str, exclude))
+        out = []
+        for row_list, score_list in zip(rows, scores, strict=True):
+            hits = [
+                (self.ids[r], round(float(s), 6))
+                for r, s in zip(row_list, score_list, strict=True)
+                if r >= 0 and self.ids[r] not in skip
+            ]
+            out.append(hits[:k])
+        return out
+
+    def _rows_of_labels(self, labels: np.ndarray) -> np.ndarray:
+        order = np.argsort(self.labels)
+        found = np.searchsorted(self.labels, labels, sorter=order)
+        found = np.clip(found, 0, len(order) - 1)
+        rows = order[found]
+        return np.where(self.labels[rows] == labels, rows, -1)
+
+    # ----------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write the index into ``folder`` (created): vectors as .npy, the rest as JSON."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind in self.kinds:
+            np.save(folder / f"{kind}.npy", self.vectors[kind])
+        np.save(folder / "labels.npy", self.labels)
+        for stale in folder.glob("*.usearch"):
+            stale.unlink()
+        for kind, backend in self._ann.items():
+            backend.save(folder / f"{kind}.usearch")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "encoders": self.encoders,
+            "specs": self.specs,
+            "ann_threshold": self.ann_threshold,
+            "ids": self.ids,
+            "records": self.records,
+        }
+        (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CatalogIndex:
+        """Read an index written by :meth:`save` (its ANN graphs too, so nothing is rebuilt).
+
+        Raises:
+            CatalogIndexError: the folder holds no catalog index.
+        """
+        folder = Path(folder)
+        if not (folder / META_FILE).is_file():
+            raise CatalogIndexError(
+                f"{folder}: expected a catalog index folder (with {META_FILE}); found none. "
+                "Build one with: multimodal-cat index build FEED -o INDEX"
+            )
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        threshold = meta["ann_threshold"]
+        index = cls(encoders=meta["encoders"], ann_threshold=len(meta["ids"]) + 1)
+        index.specs = meta.get("specs", {})
+        if not meta["ids"]:
+            index.ann_threshold = threshold
+            return index
+        vectors = {m: np.load(folder / f"{m}.npy") for m in meta["encoders"]}
+        records = meta["records"]
+        index.add(
+            meta["ids"],
+            text=vectors.get("text"),
+            image=vectors.get("image"),
+            categories=[r.get("category") for r in records],
+            records=[{k: v for k, v in r.items() if k != "category"} for r in records],
+        )
+        index.ann_threshold = threshold
+        if (folder / "labels.npy").is_file():
+            index.labels = np.load(folder / "labels.npy")
+            index._next_label = int(index.labels.max(initial=-1)) + 1
+        for kind in index.kinds:
+            graph = folder / f"{kind}.usearch"
+            if graph.is_file() and len(index) >= threshold:
+                backend = USearchBackend(index.vectors[kind].shape[1])
+                backend.load(graph)
+                index._ann[kind] = backend
+        index._refresh_ann()  # builds only the graphs that were not saved
+        return index
+
+
+def _stack(old: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    return new if old is None else np.vstack([old, new])

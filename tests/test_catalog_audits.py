@@ -1,0 +1,155 @@
+"""Audits on small feeds with deterministic encoders (tests/catalog_helpers.py): each check
+finds what it should and leaves what it should alone; bad rows are reported; empty feeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from catalog_helpers import ColourEncoder, WordsEncoder, swatch
+
+from multimodal_cat.catalog.audits import AuditError, audit, parse_checks
+from multimodal_cat.catalog.audits.context import relation
+from multimodal_cat.catalog.audits.duplicates import model_numbers, variant_difference
+from multimodal_cat.catalog.embed import CatalogEncoders
+from multimodal_cat.encoders.cache import EmbeddingCache
+
+RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
+
+
+@pytest.fixture
+def encoders(tmp_path, monkeypatch) -> CatalogEncoders:
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path / "cache"))
+    return CatalogEncoders(WordsEncoder(), ColourEncoder(), cache=EmbeddingCache(tmp_path / "c"))
+
+
+def _row(pid, title, image, category, seller="s1", seller_category=""):
+    return {"id": pid, "title": title, "image": image, "curated": category, "seller": seller,
+            "seller_category": seller_category}
+
+
+def test_relation_is_tree_aware() -> None:
+    assert relation("A > B", "A > B > C") == "ancestor"
+    assert relation("A > B > C", "A > B > D") == "sibling"
+    assert relation("A > B > C", "A > E > F") == "cousin"
+    assert relation("A > B", "X > B") == "other-root"
+    assert relation("Bags", "Electronics") == "other-root"  # two roots are not siblings
+
+
+def test_variants_and_model_numbers() -> None:
+    assert variant_difference("Nike Tee Red", "Nike Tee Blue") == "colour: red vs blue"
+    assert variant_difference("Tee Size M", "Tee Size XL").startswith("size")
+    assert model_numbers("Sony Bravia KDL-40V4100 LCD") == {"kdl40v4100"}
+    assert variant_difference("Sony KDL-40V4100", "Sony KDL-46V4100").startswith("model")
+    assert variant_difference("Sony KDL-40V4100 TV", "Sony KDL40V4100 black") is None
+
+
+def test_rare_model_number_pairs_beyond_neighbours() -> None:
+    from multimodal_cat.catalog.audits.duplicates import rare_model_pairs
+
+    models = [{"kdl40v4100"}, set(), {"kdl40v4100"}, {"abc1234"}, {"abc1234"}, {"abc1234"},
+              {"abc1234"}]
+    assert rare_model_pairs(models) == {(0, 2)}  # abc1234 is named by 4 rows: a series
+
+
+def test_duplicates_grouped_variants_not_merged(encoders) -> None:
+    feed = pd.DataFrame([
+        _row("a", "Nike Running Shoe Red", swatch(RED), "Shoes"),
+        _row("b", "Nike Running Shoe Red", swatch(RED).resize((30, 30)), "Shoes"),  # re-encoded
+        _row("c", "Nike Running Shoe Red", swatch(RED), "Shoes"),
+        _row("d", "Nike Running Shoe Blue", swatch(RED), "Shoes"),  # colour variant
+        _row("e", "Steel Frying Pan", swatch(GREEN, stripe=5), "Kitchen"),
+    ])
+    found = audit(feed, encoders, checks="duplicates", category="curated")
+    assert list(found["check"]) == ["duplicates"]
+    assert sorted(found.iloc[0]["ids"]) == ["a", "b", "c"]  # grouped, the blue variant apart
+    pair = found.iloc[0]["evidence"]["pairs"][0]
+    assert pair["image_cosine"] > 0.95 and "text" in pair["by"]
+
+
+def test_reuse_same_photo_other_seller_and_category(encoders) -> None:
+    feed = pd.DataFrame([
+        _row("a", "Leather handbag brown", swatch(BLUE, stripe=3), "Bags", seller="s1"),
+        _row("b", "Wireless earbuds", swatch(BLUE, stripe=3), "Electronics", seller="s2"),
+        _row("c", "Cotton socks", swatch(GREEN), "Socks", seller="s1"),
+    ])
+    found = audit(feed, encoders, checks=["reuse"], category="curated")
+    assert len(found) == 1 and sorted(found.iloc[0]["ids"]) == ["a", "b"]
+    reasons = " ".join(found.iloc[0]["evidence"]["reasons"])
+    assert "sellers" in reasons and "titles differ" in reasons and "categories" in reasons
+
+
+def _labelled_feed(n: int = 12) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rows.append(_row(f"s{i}", f"running shoe sneaker model {i}", swatch(RED),
+                         "Footwear > Shoes > Sneakers"))
+        rows.append(_row(f"k{i}", f"kitchen frying pan steel {i}", swatch(GREEN, stripe=4),
+                         "Home > Kitchen > Pans"))
+    return rows
+
+
+def test_categories_flags_a_wrong_root_not_an_ancestor(encoders) -> None:
+    rows = _labelled_feed()
+    rows[0]["curated"] = "Home > Kitchen > Pans"  # a sneaker listed as a pan: other root
+    rows[2]["curated"] = "Footwear > Shoes"  # an ancestor of the truth: fine
+    found = audit(pd.DataFrame(rows), encoders, checks="categories", category="curated")
+    assert list(found["ids"].str[0]) == ["s0"]
+    assert found.iloc[0]["evidence"]["relation"] == "other-root"
+    assert found.iloc[0]["severity"] == "high"
+
+
+def test_categories_from_the_sellers_tree_through_a_mapping(encoders) -> None:
+    rows = _labelled_feed()
+    for row in rows:
+        row["seller_category"] = "shoes" if row["id"].startswith("s") else "pans"
+        row["curated"] = None
+    rows[3]["seller_category"] = "shoes"  # a pan the seller filed under shoes
+    mapping = {"shoes": "Footwear > Shoes > Sneakers", "pans": "Home > Kitchen > Pans"}
+    found = audit(pd.DataFrame(rows), encoders, checks="categories", seller_mapping=mapping,
+                  category="curated")
+    assert [ids[0] for ids in found["ids"]] == [rows[3]["id"]]
+    assert found.iloc[0]["evidence"]["seller_category"] == "shoes"
+
+
+def test_images_flags_a_swapped_photo(encoders) -> None:
+    rows = _labelled_feed()
+    rows[4]["image"] = swatch(GREEN, stripe=4)  # a sneaker with a pan's photo
+    found = audit(pd.DataFrame(rows), encoders, checks="images", category="curated")
+    assert [ids[0] for ids in found["ids"]] == [rows[4]["id"]]
+    evidence = found.iloc[0]["evidence"]
+    assert evidence["image_says"].startswith("Home") and evidence["text_says"].startswith("Foot")
+
+
+def test_labels_finds_flipped_labels_with_cleanlab(encoders) -> None:
+    pytest.importorskip("cleanlab")
+    rows = _labelled_feed(15)
+    rows[1]["curated"] = "Footwear > Shoes > Sneakers"  # a pan labelled as a sneaker
+    found = audit(pd.DataFrame(rows), encoders, checks="labels", category="curated")
+    assert rows[1]["id"] in [ids[0] for ids in found["ids"]]
+    assert found.iloc[0]["evidence"]["likely"] == "Home > Kitchen > Pans"
+
+
+def test_bad_rows_reported_never_dropped_and_sorted_by_severity(encoders) -> None:
+    rows = _labelled_feed(6)
+    rows[0]["curated"] = "Home > Kitchen > Pans"
+    rows.append({"id": "bad", "title": None, "image": None, "curated": "X", "seller": "s"})
+    found = audit(pd.DataFrame(rows), encoders, checks="categories", category="curated")
+    assert list(found["check"]) == ["categories", "input"]
+    assert found.iloc[-1]["ids"] == ["bad"] and found.iloc[-1]["severity"] == "bad-row"
+    assert found.iloc[-1]["rows"] == [len(rows)]
+
+
+def test_empty_feed_and_unknown_check(encoders) -> None:
+    empty = audit([], encoders, checks="all")
+    assert empty.empty and list(empty.columns)[:4] == ["check", "finding", "severity", "score"]
+    with pytest.raises(AuditError, match="expected checks among"):
+        parse_checks("duplicates,spelling")
+
+
+def test_neighbour_memory_is_n_times_k(encoders) -> None:
+    from multimodal_cat.catalog.audits import audit_context
+
+    ctx = audit_context(pd.DataFrame(_labelled_feed(30)), encoders)
+    rows, sims = ctx.neighbours("text")
+    assert rows.shape == (60, 10) and sims.dtype == np.float32

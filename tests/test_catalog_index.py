@@ -1,0 +1,113 @@
+"""CatalogIndex: exact and usearch search, ids, encoder checks, add, remove, branches, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError
+from multimodal_cat.errors import MultimodalCatError
+
+
+def _vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+def _index(n: int = 50, threshold: int = 20_000) -> CatalogIndex:
+    index = CatalogIndex(encoders={"text": "text:a", "image": "image:b"}, ann_threshold=threshold)
+    categories = ["Apparel > Shoes > Boots" if i % 2 else "Home > Kitchen" for i in range(n)]
+    index.add(
+        [f"p{i}" for i in range(n)], text=_vectors(n), image=_vectors(n, 8, 1),
+        categories=categories, records=[{"title": f"t{i}"} for i in range(n)],
+    )
+    return index
+
+
+def test_search_finds_the_product_itself_first_and_kinds() -> None:
+    index = _index()
+    assert index.kinds == ["text", "image", "fused"]
+    hits = index.search(index.vectors["text"][[3]], kind="text", k=5)[0]
+    assert hits[0][0] == "p3" and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 5 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
+def test_within_restricts_to_a_branch_and_unknown_branch_is_an_error() -> None:
+    index = _index()
+    hits = index.search(index.vectors["fused"][[2]], kind="fused", k=10, within="Apparel > Shoes")
+    assert hits[0] and all(int(i[1:]) % 2 == 1 for i, _ in hits[0])
+    with pytest.raises(CatalogIndexError, match="no branch") as error:
+        index.search(index.vectors["fused"][[2]], kind="fused", within="Apparel > Hats")
+    assert isinstance(error.value, MultimodalCatError) and isinstance(error.value, ValueError)
+    assert "apparel" in str(error.value)  # suggests close branches
+
+
+def test_another_encoder_is_refused() -> None:
+    index = _index()
+    index.check_encoder("text", "text:a")
+    with pytest.raises(CatalogIndexError, match="made with encoder 'text:a'"):
+        index.check_encoder("text", "text:other")
+
+
+def test_add_replaces_and_remove_by_id(tmp_path) -> None:
+    index = _index(10)
+    index.add(["p1", "new"], text=_vectors(2, seed=5), image=np.zeros((2, 8), np.float32))
+    assert len(index) == 11 and "new" in index
+    assert not index.has["image"][index.row_of("new")]  # a product without a photo
+    assert index.remove(["p1", "p2"]) == 2 and "p1" not in index
+    with pytest.raises(CatalogIndexError, match="not in the index"):
+        index.remove(["nope"])
+    hits = index.search(index.vectors["image"], kind="image", k=20)
+    assert all(i != "new" for row in hits for i, _ in row)  # no image: never an image hit
+    loaded = CatalogIndex.load(index.save(tmp_path / "idx"))
+    assert loaded.ids == index.ids and loaded.encoders == index.encoders
+    assert np.allclose(loaded.vectors["fused"], index.vectors["fused"])
+    assert loaded.records[0]["category"] == index.records[0]["category"]
+
+
+def test_load_of_a_folder_without_index_is_clear(tmp_path) -> None:
+    with pytest.raises(CatalogIndexError, match="expected a catalog index folder"):
+        CatalogIndex.load(tmp_path)
+
+
+def test_usearch_backend_above_threshold_agrees_with_exact() -> None:
+    pytest.importorskip("usearch")
+    index = _index(400, threshold=100)
+    assert index.backend == "usearch"
+    queries = index.vectors["text"][:20] + 0.05 * _vectors(20, seed=9)
+    ann = index.search(queries, kind="text", k=10)
+    exact = index.search(queries, kind="text", k=10, exact=True)
+    recall = np.mean([len({i for i, _ in a} & {i for i, _ in e}) / 10 for a, e in
+                      zip(ann, exact, strict=True)])
+    assert recall >= 0.9
+    index.remove(["p0"])
+    assert all(i != "p0" for row in index.search(queries, kind="text", k=10) for i, _ in row)
+    index.add(["z"], text=queries[:1], image=_vectors(1, 8))
+    assert index.search(queries[:1], kind="text", k=1)[0][0][0] == "z"
+
+
+def test_saved_graphs_are_loaded_not_rebuilt(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("usearch")
+    index = _index(300, threshold=100)
+    index.remove(["p5"])
+    folder = index.save(tmp_path / "idx")
+    assert (folder / "fused.usearch").is_file()
+    from multimodal_cat.catalog import backends
+
+    def no_build(self, labels, vectors):
+        raise AssertionError("the graph was rebuilt instead of loaded")
+
+    monkeypatch.setattr(backends.USearchBackend, "add", no_build)
+    loaded = CatalogIndex.load(folder)
+    assert loaded.backend == "usearch"
+    queries = index.vectors["text"][:5]
+    assert loaded.search(queries, kind="text", k=5) == index.search(queries, kind="text", k=5)
+
+
+def test_one_modality_index_keeps_no_fused_copy() -> None:
+    from multimodal_cat.catalog.similar import similar
+
+    index = CatalogIndex(encoders={"text": "text:a"})
+    index.add(["a", "b", "c"], text=_vectors(3))
+    assert index.kinds == ["text"]
+    table = similar(index, id="a", k=2)
+    assert list(table["kind"]) == ["text", "text"] and "a" not in set(table["id"])
