@@ -26,7 +26,6 @@ _EXPORTS = {
     "CatalogEncoders": "multimodal_cat.catalog.embed",
     "CatalogIndex": "multimodal_cat.catalog.index",
     "CatalogIndexError": "multimodal_cat.catalog.index",
-    "similar": "multimodal_cat.catalog.similar",
 }
 __all__ = [
     "CatalogEncoders",
@@ -38,3 +37,7 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+# Eager: the function shares its module's name, and a lazy attribute would be shadowed by the
+# submodule as soon as anything imports ``multimodal_cat.catalog.similar``.
+from multimodal_cat.catalog.similar import similar  # noqa: E402
