@@ -22,7 +22,7 @@ from multimodal_cat.cli.errors import UserError
 __all__ = ["UserError", "build_parser", "main"]
 
 # Sub-command modules, in the order they appear in --help.
-COMMAND_MODULES = ("taxonomy", "categorize", "train", "review")
+COMMAND_MODULES = ("taxonomy", "categorize", "train", "review", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
