@@ -12,8 +12,8 @@ Example:
     >>> from multimodal_cat.feeds.rows import OutputRows
     >>> from multimodal_cat.predictors import DryRunPredictor
     >>> app = create_app(Service(lambda: Engine(OutputRows(DryRunPredictor()), None, "dry-run")))
-    >>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
-    ['/v1/categorize']
+    >>> sorted(app.openapi()["paths"])
+    ['/health', '/healthz', '/metrics', '/predict', '/readyz', '/setup', '/v1/categorize', '/webhook']
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8080, *, grace_s: float
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(grace_s)
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     service = getattr(app.state, "service", None)
     if service is not None:
         service.on_load_error = lambda: setattr(server, "should_exit", True)
@@ -67,3 +68,20 @@ def running(
         server.should_exit = True
         thread.join(timeout=grace_s + 10)
 
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGINT/SIGTERM it shut down for gracefully is not raised
+    again afterwards: the command then exits 0, as a service stopped on purpose should."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
