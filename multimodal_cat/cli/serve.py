@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     batching = p.add_argument_group("micro-batching")
-    batching.add_argument("--max-batch", type=int, default=32,
+    batching.add_argument("--max-batch", type=int, default=64,
                           help="most products per model call; 1 turns batching off (default: %(default)s)")
     batching.add_argument("--batch-window-ms", type=float, default=5.0,
                           help="how long a product waits for others to join its batch (default: %(default)s)")
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     from multimodal_cat.feeds.images import ImageLoader
 
-    settings = ServeSettings(**_settings(args))  # ValueError: caught below as a user mistake
+    settings = ServeSettings(**_settings(args))
     images = ImageLoader(
         None, timeout=args.image_timeout, max_bytes=args.max_image_bytes,
         max_pixels=args.max_image_pixels, retries=0, workers=16,
@@ -143,6 +143,16 @@ def _engine(args: argparse.Namespace) -> Any:
         n for n in targets if not any(matches(n, wanted) for wanted in args.map_to)
     ]
     rows = OutputRows(predictor, mapper, names, min_confidence=args.min_confidence, router=router)
+    _warm_up(rows)
     version = f"{Path(args.model).name}" if args.model else f"zero-shot:{predictor.taxonomy.name}"
     print(f"multimodal-cat: model {version} loaded", file=sys.stderr)
     return Engine(rows, predictor.taxonomy, version)
+
+
+def _warm_up(rows: Any) -> None:
+    """One prediction before ``/readyz`` turns green: a zero-shot predictor builds its category
+    index on first use, which would otherwise land on the first request."""
+    from multimodal_cat.feeds.rows import RowItem, start_item
+    from multimodal_cat.products import Product
+
+    rows.predict([start_item(RowItem(0), Product(title="warm-up product"), None)])

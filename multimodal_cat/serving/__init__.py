@@ -9,5 +9,5 @@ page at ``/``). Needs the ``serve`` extra: ``pip install 'multimodal-cat[serve]'
 Example:
     $ multimodal-cat serve --taxonomy shopify --map-to google --port 8080
     $ curl -s localhost:8080/v1/categorize -H 'Content-Type: application/json' \\
-        -d '{"title": "Women\\'s leather ankle boots"}'
+        -d '{"title": "Leather ankle boots"}'
 """

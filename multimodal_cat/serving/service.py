@@ -117,6 +117,15 @@ class Service:
             {"Retry-After": str(self.settings.retry_after_s)},
         )
 
+    def refuse_when_full(self) -> None:
+        """503 with ``Retry-After`` at once when the queue is already full."""
+        if self.batcher.depth >= self.settings.max_queue:
+            raise RequestError(
+                503, f"the service is busy: the queue is full ({self.batcher.depth} products "
+                f"waiting, at most {self.settings.max_queue}); try again shortly",
+                {"Retry-After": str(self.settings.retry_after_s)},
+            )
+
     async def categorize(
         self, records: list[dict[str, Any]], *, on_image_error: str | None = None
     ) -> list[tuple[RowItem, dict[str, Any]]]:

@@ -34,7 +34,7 @@ class ServeSettings:
         retry_after_s: The ``Retry-After`` sent with 503 answers.
     """
 
-    max_batch: int = 32
+    max_batch: int = 64
     window_ms: float = 5.0
     max_queue: int = 256
     request_timeout: float = 10.0
