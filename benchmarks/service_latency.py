@@ -7,7 +7,7 @@ requests and stops. Measured, all in one run:
 - ``single.<case>``: 500 sequential warm requests, one product each; ``p50_ms``, ``p99_ms``
   against ``inprocess_ms`` (p50 of the same products through the same per-batch step,
   :class:`~multimodal_cat.feeds.rows.OutputRows`, called in this process, image decoding
-  included) and their ratio. Cases: ``zero_shot_title`` (zero-shot into Shopify, real offline
+  included) and their ratio; the two are measured in alternating blocks of 50. Cases: ``zero_shot_title`` (zero-shot into Shopify, real offline
   MiniLM, Flipkart titles) and ``fashion_title_image`` (a fashion checkpoint, title + image sent
   as base64, Myntra test-split products).
 - ``load.<clients>`` (8, 32, 64 concurrent clients), with micro-batching (default flags) and
@@ -150,7 +150,9 @@ async def _load(url: str, products: list[dict[str, str]], clients: int, total: i
     statuses: list[int] = []
     kinds: dict[str, int] = {}
     counter = iter(range(total))
-    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+    # idle connections expire on the client first (uvicorn closes them after 5 s): no reuse race
+    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8,
+                          keepalive_expiry=2.0)
 
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
@@ -264,6 +266,19 @@ def feed_job_rate(rows: Any, products: list[dict[str, str]], folder: Path) -> di
             "products_per_s": round(summary.rows / summary.seconds, 1)}
 
 
+def paired(rows: Any, url: str, products: list[dict[str, str]], count: int, block: int = 50) -> dict[str, Any]:
+    """Service and in-process latencies measured in alternating blocks of ``block`` requests
+    (the same products, in the same order), so a change in the machine's load hits both."""
+    served: list[float] = []
+    local: list[float] = []
+    for start in range(0, count, block):
+        chunk = products[start % len(products):] + products[: start % len(products)]
+        size = min(block, count - start)
+        local += inprocess(rows, chunk, size)
+        served += sequential(url, chunk, size)
+    return _single(served, local)
+
+
 def _single(server_lat: list[float], local_lat: list[float]) -> dict[str, Any]:
     p50, inproc = float(np.percentile(server_lat, 50)), float(np.percentile(local_lat, 50))
     return {
@@ -305,10 +320,8 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print("zero-shot: in-process baseline and feed job", file=sys.stderr)
     rows = build_rows({"taxonomy": "shopify"}, args.threads)
     inprocess(rows, titles, 20)  # warm
-    local_zero = inprocess(rows, titles, args.requests)
     feed = feed_job_rate(rows, titles[: args.load_requests], folder)
     result["feed_job"] = feed
-    del rows
 
     print("zero-shot server, batching", file=sys.stderr)
     Server(zero_shot, args.threads).stop()  # first start fills the caches
@@ -316,7 +329,8 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result["ready_s"] = round(server.ready_s, 2)
     try:
         sequential(server.url, titles, 20)  # warm
-        result["single"]["zero_shot_title"] = _single(sequential(server.url, titles, args.requests), local_zero)
+        result["single"]["zero_shot_title"] = paired(rows, server.url, titles, args.requests)
+        del rows
         for clients in args.clients:
             level = load(server.url, titles, clients, args.load_requests)
             level["batch_ratio"] = round(level["rps"] / feed["products_per_s"], 3)
@@ -367,14 +381,10 @@ def fashion_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     products = fashion_products(200)
     rows = build_rows({"model": args.fashion_model}, args.threads)
     inprocess(rows, products, 10)
-    local_fashion = inprocess(rows, products, args.requests)
-    del rows
     server = Server(["--model", args.fashion_model], args.threads)
     try:
         sequential(server.url, products, 10)
-        result["single"]["fashion_title_image"] = _single(
-            sequential(server.url, products, args.requests), local_fashion
-        )
+        result["single"]["fashion_title_image"] = paired(rows, server.url, products, args.requests)
     finally:
         server.stop()
 
