@@ -312,30 +312,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    """Zero-shot into Shopify, titles: single, load, memory, overload, ready time."""
+    """Zero-shot into Shopify, titles: single, load, memory, overload, ready time.
+
+    The batching and the non-batching servers run side by side and each load level is measured
+    on one, then the other, right after the feed job's own rate: a change in the machine's
+    load during the run then hits all three alike.
+    """
     folder = Path(tempfile.mkdtemp(prefix="service-latency-"))
     titles = title_products(max(args.load_requests, 2000))
     zero_shot = ["--taxonomy", "shopify"]
 
-    print("zero-shot: in-process baseline and feed job", file=sys.stderr)
+    print("zero-shot: in-process baseline, servers", file=sys.stderr)
     rows = build_rows({"taxonomy": "shopify"}, args.threads)
     inprocess(rows, titles, 20)  # warm
-    feed = feed_job_rate(rows, titles[: args.load_requests], folder)
-    result["feed_job"] = feed
-
-    print("zero-shot server, batching", file=sys.stderr)
     Server(zero_shot, args.threads).stop()  # first start fills the caches
-    server = Server(zero_shot, args.threads)
-    result["ready_s"] = round(server.ready_s, 2)
+    batching = Server(zero_shot, args.threads)
+    result["ready_s"] = round(batching.ready_s, 2)
+    plain = Server([*zero_shot, "--max-batch", "1"], args.threads)
     try:
-        sequential(server.url, titles, 20)  # warm
-        result["single"]["zero_shot_title"] = paired(rows, server.url, titles, args.requests)
-        del rows
+        sequential(batching.url, titles, 20)  # warm
+        sequential(plain.url, titles, 20)
+        result["single"]["zero_shot_title"] = paired(rows, batching.url, titles, args.requests)
+        result["feed_job"] = {}
         for clients in args.clients:
-            level = load(server.url, titles, clients, args.load_requests)
-            level["batch_ratio"] = round(level["rps"] / feed["products_per_s"], 3)
-            result["load"]["batching"][str(clients)] = level
-            print(f"  {clients} clients: {level}", file=sys.stderr)
+            feed = feed_job_rate(rows, titles[: args.load_requests], folder)
+            result["feed_job"][str(clients)] = feed
+            for mode, server in (("batching", batching), ("no_batching", plain)):
+                level = load(server.url, titles, clients, args.load_requests)
+                level["batch_ratio"] = round(level["rps"] / feed["products_per_s"], 3)
+                result["load"][mode][str(clients)] = level
+                print(f"  {clients} clients, {mode}: {level} (feed job {feed})", file=sys.stderr)
+    finally:
+        batching.stop()
+        plain.stop()
+    del rows
+
+    print("zero-shot server, overload", file=sys.stderr)
+    queue = args.overload_queue
+    server = Server([*zero_shot, "--max-queue", str(queue)], args.threads)
+    try:
+        sequential(server.url, titles, 10)
+        result["overload"] = {"max_queue": queue, **asyncio.run(_burst(server.url, titles, args.overload_burst))}
     finally:
         server.stop()
 
@@ -352,27 +369,6 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
                             "ratio": round(rss_all / rss_1k, 3), "errors": first["errors"] + rest["errors"]}
     finally:
         server.stop()
-
-    print("zero-shot server, no batching", file=sys.stderr)
-    server = Server([*zero_shot, "--max-batch", "1"], args.threads)
-    try:
-        for clients in args.clients:
-            level = load(server.url, titles, clients, args.load_requests)
-            level["batch_ratio"] = round(level["rps"] / feed["products_per_s"], 3)
-            result["load"]["no_batching"][str(clients)] = level
-            print(f"  {clients} clients: {level}", file=sys.stderr)
-    finally:
-        server.stop()
-
-    print("zero-shot server, overload", file=sys.stderr)
-    queue = args.overload_queue
-    server = Server([*zero_shot, "--max-queue", str(queue)], args.threads)
-    try:
-        sequential(server.url, titles, 10)
-        result["overload"] = {"max_queue": queue, **asyncio.run(_burst(server.url, titles, args.overload_burst))}
-    finally:
-        server.stop()
-
 
 
 def fashion_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -423,19 +419,20 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for case, s in r["single"].items():
         lines.append(f"| {case} | {s['requests']} | {s['p50_ms']} | {s['p99_ms']} | {s['inprocess_ms']} | {s['p50_ratio']} |")
-    feed = r["feed_job"]
     lines += [
         "",
-        f"## Concurrent clients (zero-shot, titles); feed job: {feed['products_per_s']} products/s "
-        f"({feed['products']} products, batch 64)",
+        "## Concurrent clients (zero-shot, titles), against the feed job (batch 64) measured just before",
         "",
-        "| clients | batching | products/s | p50 ms | p99 ms | errors | products/s over feed job |",
-        "|---|---|---|---|---|---|---|",
+        "| clients | batching | products/s | p50 ms | p99 ms | errors | feed job products/s | ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for mode in ("batching", "no_batching"):
-        for clients, level in r["load"][mode].items():
+    for clients in r["load"]["batching"]:
+        feed = r["feed_job"][clients]
+        for mode in ("batching", "no_batching"):
+            level = r["load"][mode][clients]
             lines.append(f"| {clients} | {'on' if mode == 'batching' else 'off'} | {level['rps']} | "
-                         f"{level['p50_ms']} | {level['p99_ms']} | {level['errors']} | {level['batch_ratio']} |")
+                         f"{level['p50_ms']} | {level['p99_ms']} | {level['errors']} | "
+                         f"{feed['products_per_s']} | {level['batch_ratio']} |")
     o, m = r["overload"], r["memory"]
     lines += [
         "",
