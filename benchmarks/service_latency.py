@@ -62,17 +62,31 @@ def title_products(count: int) -> list[dict[str, str]]:
     return [{"id": str(i), "title": str(t)} for i, t in zip(frame["id"], frame["title"], strict=True)]
 
 
-def fashion_products(count: int) -> list[dict[str, str]]:
-    """Myntra test-split products (``id % 5 == 0``): title + the image file as base64."""
+def fashion_products(count: int, skip: int = 300) -> list[dict[str, str]]:
+    """Myntra test-split products (``id % 5 == 0``) after the first ``skip`` (earlier runs
+    cached those): title + the image file as base64."""
     import pandas as pd
 
     frame = pd.read_csv(DATA / "fashion" / "styles_with_images.csv")
-    frame = frame[frame["id"] % 5 == 0].head(count)
+    frame = frame[frame["id"] % 5 == 0].iloc[skip : skip + count]
     out = []
     for pid, title, image in zip(frame["id"], frame["productDisplayName"], frame["image"], strict=True):
         data = (DATA / "fashion" / image).read_bytes()
         out.append({"id": str(pid), "title": str(title), "image_base64": base64.b64encode(data).decode()})
     return out
+
+
+class _Fresh:
+    """Hands out products in order, each once."""
+
+    def __init__(self, products: list[dict[str, str]]) -> None:
+        self.products, self.next = products, 0
+
+    def take(self, count: int) -> list[dict[str, str]]:
+        if self.next + count > len(self.products):
+            raise ValueError(f"out of fresh products ({len(self.products)})")
+        self.next += count
+        return self.products[self.next - count : self.next]
 
 
 # --- the server process ----------------------------------------------------------------------
@@ -267,15 +281,18 @@ def feed_job_rate(rows: Any, products: list[dict[str, str]], folder: Path) -> di
 
 
 def paired(rows: Any, url: str, products: list[dict[str, str]], count: int, block: int = 50) -> dict[str, Any]:
-    """Service and in-process latencies measured in alternating blocks of ``block`` requests
-    (the same products, in the same order), so a change in the machine's load hits both."""
+    """Service and in-process latencies measured in alternating blocks of ``block`` requests,
+    so a change in the machine's load hits both. The predictors cache each product's embeddings,
+    so every request is a product neither side has seen: the even ones in-process, the odd ones
+    through the service (``products`` holds at least ``2 * count``)."""
+    if len(products) < 2 * count:
+        raise ValueError(f"expected at least {2 * count} products; found {len(products)}")
     served: list[float] = []
     local: list[float] = []
-    for start in range(0, count, block):
-        chunk = products[start % len(products):] + products[: start % len(products)]
-        size = min(block, count - start)
-        local += inprocess(rows, chunk, size)
-        served += sequential(url, chunk, size)
+    for start in range(0, 2 * count, 2 * block):
+        chunk = products[start : start + 2 * block]
+        local += inprocess(rows, chunk[0::2], len(chunk[0::2]))
+        served += sequential(url, chunk[1::2], len(chunk[1::2]))
     return _single(served, local)
 
 
@@ -319,26 +336,29 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     load during the run then hits all three alike.
     """
     folder = Path(tempfile.mkdtemp(prefix="service-latency-"))
-    titles = title_products(max(args.load_requests, 2000))
+    titles = title_products(20_000)
+    earlier = {p["id"] for p in title_products(2000)}  # what earlier runs sent (cached)
+    fresh = _Fresh([p for p in titles if p["id"] not in earlier])  # never seen: embeddings are cached
     zero_shot = ["--taxonomy", "shopify"]
 
     print("zero-shot: in-process baseline, servers", file=sys.stderr)
     rows = build_rows({"taxonomy": "shopify"}, args.threads)
-    inprocess(rows, titles, 20)  # warm
+    inprocess(rows, fresh.take(20), 20)  # warm
     Server(zero_shot, args.threads).stop()  # first start fills the caches
     batching = Server(zero_shot, args.threads)
     result["ready_s"] = round(batching.ready_s, 2)
     plain = Server([*zero_shot, "--max-batch", "1"], args.threads)
     try:
-        sequential(batching.url, titles, 20)  # warm
-        sequential(plain.url, titles, 20)
-        result["single"]["zero_shot_title"] = paired(rows, batching.url, titles, args.requests)
+        sequential(batching.url, fresh.take(20), 20)  # warm
+        sequential(plain.url, fresh.take(20), 20)
+        singles = fresh.take(2 * args.requests)
+        result["single"]["zero_shot_title"] = paired(rows, batching.url, singles, args.requests)
         result["feed_job"] = {}
         for clients in args.clients:
-            feed = feed_job_rate(rows, titles[: args.load_requests], folder)
+            feed = feed_job_rate(rows, fresh.take(args.load_requests), folder)
             result["feed_job"][str(clients)] = feed
             for mode, server in (("batching", batching), ("no_batching", plain)):
-                level = load(server.url, titles, clients, args.load_requests)
+                level = load(server.url, fresh.take(args.load_requests), clients, args.load_requests)
                 level["batch_ratio"] = round(level["rps"] / feed["products_per_s"], 3)
                 result["load"][mode][str(clients)] = level
                 print(f"  {clients} clients, {mode}: {level} (feed job {feed})", file=sys.stderr)
@@ -351,8 +371,9 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     queue = args.overload_queue
     server = Server([*zero_shot, "--max-queue", str(queue)], args.threads)
     try:
-        sequential(server.url, titles, 10)
-        result["overload"] = {"max_queue": queue, **asyncio.run(_burst(server.url, titles, args.overload_burst))}
+        sequential(server.url, fresh.take(10), 10)
+        burst = fresh.take(args.overload_burst)
+        result["overload"] = {"max_queue": queue, **asyncio.run(_burst(server.url, burst, args.overload_burst))}
     finally:
         server.stop()
 
@@ -360,7 +381,7 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     server = Server(zero_shot, args.threads)
     try:
         before = server.rss_mb()
-        first = load(server.url, titles, 32, 1000)
+        first = load(server.url, titles, 32, 1000)  # memory: repeats are fine
         rss_1k = server.rss_mb()
         rest = load(server.url, titles, 32, args.memory_requests - 1000)
         rss_all = server.rss_mb()
@@ -374,13 +395,14 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
 def fashion_part(args: argparse.Namespace, result: dict[str, Any]) -> None:
     """A fashion checkpoint, title + image (base64): single requests against in-process."""
     print("fashion checkpoint: in-process baseline, then server", file=sys.stderr)
-    products = fashion_products(200)
+    fresh = _Fresh(fashion_products(2 * args.requests + 20))
     rows = build_rows({"model": args.fashion_model}, args.threads)
-    inprocess(rows, products, 10)
+    inprocess(rows, fresh.take(10), 10)
     server = Server(["--model", args.fashion_model], args.threads)
     try:
-        sequential(server.url, products, 10)
-        result["single"]["fashion_title_image"] = paired(rows, server.url, products, args.requests)
+        sequential(server.url, fresh.take(10), 10)
+        singles = fresh.take(2 * args.requests)
+        result["single"]["fashion_title_image"] = paired(rows, server.url, singles, args.requests)
     finally:
         server.stop()
 
