@@ -70,7 +70,7 @@ def test_serve_a_checkpoint_answer_and_stop_cleanly(tiny_checkpoint):
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            code = process.wait(timeout=60)
+            code = process.wait(timeout=300)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -81,7 +81,7 @@ def test_an_unset_api_key_variable_is_a_user_mistake():
     result = subprocess.run(
         [sys.executable, "-m", "multimodal_cat", "serve", "--api-key-env", "MMCAT_SURELY_UNSET"],
         capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "MMCAT_SURELY_UNSET"},
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == 2
     assert "MMCAT_SURELY_UNSET: that environment variable is empty or unset" in result.stderr
