@@ -79,7 +79,8 @@ def to_products(
     if load_images:
         _load_images(products, root)
     for product in products:
-        if "error" not in product.extra and not product.has_text and not product.has_image:
+        image = product.has_image or (not load_images and bool(product.image_ref))
+        if "error" not in product.extra and not product.has_text and not image:
             product.extra["error"] = (
                 f"no usable text and the image could not be used ({product.extra['image_problem']})"
                 if "image_problem" in product.extra

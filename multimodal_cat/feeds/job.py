@@ -29,8 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -46,23 +45,17 @@ from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import (
     matches,
     output_columns,
-    prediction_cells,
 )
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
+from multimodal_cat.feeds.rows import OutputRows, RowItem, start_item
 from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
-from multimodal_cat.predictions import Prediction
-from multimodal_cat.products import Product
-from multimodal_cat.review.routing import unusable_confidence
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
+    from multimodal_cat.feeds.rows import Router
     from multimodal_cat.mapping.apply import CategoryMapper
     from multimodal_cat.predictors.base import Predictor
-
-    Router = Callable[[Product, Prediction], tuple[bool, str]]
 
 # Freed encoder buffers go back to the OS every this many batches (see feeds/memory.py).
 TRIM_EVERY_BATCHES = 20
@@ -88,17 +81,6 @@ class FeedSummary:
             f"{self.failed:,} failed -> {self.output} ({self.seconds:.1f} s, {rate:.1f} rows/s)"
         )
 
-
-@dataclass
-class _Item:
-    raw: RawRow
-    product: Product | None = None
-    future: Future[Any] | None = None
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    status: str = "ok"
-    prediction: Prediction | None = None
-    keep: dict[str, Any] = field(default_factory=dict)
 
 
 def categorize_feed(
@@ -230,8 +212,10 @@ class _Job:
         min_confidence: float | None = None,
         router: Router | None = None,
     ) -> None:
-        self.predictor, self.mapper, self.names = predictor, mapper, names
-        self.min_confidence, self.router = min_confidence, router
+        self.predictor = predictor
+        self.output_rows = OutputRows(
+            predictor, mapper, names, min_confidence=min_confidence, router=router
+        )
         self.cmap, self.keep, self.loader, self.writer = cmap, keep, loader, writer
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
@@ -245,7 +229,7 @@ class _Job:
             return
         rows = self._rows(reader, index, count)
         bar = _progress_bar(reader, count, self.resumed_from, progress)
-        pending: list[_Item] | None = None
+        pending: list[RowItem] | None = None
         try:
             for number, batch in enumerate(_chunks(rows, batch_size), start=1):
                 prepared = [self._prepare(raw) for raw in batch]  # starts image loads
@@ -272,8 +256,8 @@ class _Job:
             self.feed_records = raw.number
             yield raw
 
-    def _prepare(self, raw: RawRow) -> _Item:
-        item = _Item(raw, warnings=list(raw.warnings), error=raw.error)
+    def _prepare(self, raw: RawRow) -> RowItem:
+        item = RowItem(raw.number, warnings=list(raw.warnings), error=raw.error, source=raw)
         if raw.values is None:
             return item
         item.keep = {out: raw.values.get(col) for col, out in self.keep.items()}
@@ -282,70 +266,15 @@ class _Job:
         except Exception as error:  # whatever the bytes, a bad row stays that row's error
             item.error = f"line {raw.line}: cannot read this row ({type(error).__name__})"
             return item
-        item.warnings += product.extra.pop("warnings")
-        item.product = product
-        if product.image_ref:
-            item.future = self.loader.submit(product.image_ref)
-        elif not product.has_text:
-            item.error = "no usable text (title, description and brand are empty) and no image"
-        return item
+        return start_item(item, product, self.loader)
 
-    def _finish(self, items: list[_Item]) -> None:
-        todo: list[_Item] = []
-        for item in items:
-            if item.future is not None:
-                image, warning = item.future.result()
-                item.future = None
-                if warning is None:
-                    item.product.image = image  # type: ignore[union-attr]
-                elif item.product.has_text:  # type: ignore[union-attr]
-                    item.status = "degraded"
-                    item.warnings.append(f"{warning}; predicted from text only")
-                else:
-                    item.error = f"no usable text and the image could not be used ({warning})"
-            if item.error is None:
-                todo.append(item)
-        products = [i.product for i in todo]
-        predictions = (
-            self.predictor.predict(products, min_confidence=self.min_confidence) if todo else []  # type: ignore[arg-type]
-        )
-        if len(predictions) != len(todo):
-            raise RuntimeError(
-                f"predictor returned {len(predictions)} predictions for {len(todo)} products"
-            )
-        if self.mapper is not None:
-            self.mapper.apply(predictions)
-        for item, prediction in zip(todo, predictions, strict=True):
-            item.product.image = None  # type: ignore[union-attr]
-            item.warnings += prediction.warnings
-            item.prediction = prediction
-        rows = [self._row(item) for item in items]
+    def _finish(self, items: list[RowItem]) -> None:
+        rows = self.output_rows(items)
         for item, row in zip(items, rows, strict=True):
             self.counts[row["status"]] += 1
-            self.digest.update(item.raw)
+            self.digest.update(item.source)
         self.writer.input_digest = self.digest.hexdigest()
         self.writer.write_batch(rows, self.counts)
-
-    def _row(self, item: _Item) -> dict[str, Any]:
-        product = item.product
-        row: dict[str, Any] = {
-            "row": item.raw.number,
-            "id": product.id if product else "",
-            "status": "error" if item.error else item.status,
-            "warnings": item.warnings,
-            "error": item.error,
-            **item.keep,
-        }
-        prediction = item.prediction
-        if item.error or prediction is None:
-            return row
-        row.update(prediction_cells(prediction, self.names))
-        broken = unusable_confidence(prediction)
-        if broken:  # never `ok`: an error row, kept with its cells and routed to review
-            row["status"], row["error"] = "error", broken
-        if self.router is not None:
-            row["needs_review"], row["review_reason"] = self.router(product, prediction)
-        return row
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
