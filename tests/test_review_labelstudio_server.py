@@ -8,13 +8,6 @@ failure, not a skip.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
-
 import pytest
 
 from multimodal_cat.predictions import CategoryScore, Prediction
@@ -22,34 +15,9 @@ from multimodal_cat.products import Product
 from multimodal_cat.review import apply_corrections, labeling_config, read_export, to_tasks
 from multimodal_cat.review.labelstudio_client import LabelStudioClient, LabelStudioError
 from multimodal_cat.taxonomy import Taxonomy
+from tests.labelstudio_server import running_label_studio
 
 pytestmark = pytest.mark.labelstudio
-TOKEN = "5a1e5d0c0ffee0ddba11c0de5eed5a1e5d0c0ffe"
-START_SECONDS = 240  # first start migrates a fresh database: ~30 s idle, minutes when loaded
-
-
-def _program() -> str | None:
-    return os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen) -> None:
-    stop = time.monotonic() + START_SECONDS
-    while time.monotonic() < stop:
-        if process.poll() is not None:
-            raise RuntimeError(f"Label Studio exited with code {process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"Label Studio did not answer on {url} within {START_SECONDS} s")
 
 
 @pytest.fixture(scope="module")
@@ -60,37 +28,10 @@ def document_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory, document_root):
-    program = _program()
-    if program is None:
-        if os.environ.get("MULTIMODAL_CAT_REQUIRE_LABEL_STUDIO"):
-            pytest.fail("Label Studio is required here but no label-studio program was found")
-        pytest.skip("label-studio is not installed (pip install label-studio, in its own venv)")
-    port = _free_port()
-    data = tmp_path_factory.mktemp("label-studio")
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
-    }
-    command = [
-        program, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-        "--host", f"http://127.0.0.1:{port}", "--username", "reviewer@example.com",
-        "--password", "review-pass-123", "--user-token", TOKEN,
-    ]
-    with open(data / "server.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
-        try:
-            _wait_until_up(f"http://127.0.0.1:{port}", process)
-            yield LabelStudioClient(f"http://127.0.0.1:{port}", TOKEN)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    env = {"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root)}
+    with running_label_studio(tmp_path_factory.mktemp("label-studio"), env) as client:
+        yield client
 
 
 TREE = Taxonomy.from_paths(

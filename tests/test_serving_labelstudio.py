@@ -10,12 +10,7 @@ missing one fails instead of skipping.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,12 +22,12 @@ import httpx  # noqa: E402
 from multimodal_cat.feeds.rows import OutputRows  # noqa: E402
 from multimodal_cat.predictions import CategoryScore, Prediction  # noqa: E402
 from multimodal_cat.review import labeling_config, read_corrections  # noqa: E402
-from multimodal_cat.review.labelstudio_client import LabelStudioClient  # noqa: E402
 from multimodal_cat.serving.app import create_app  # noqa: E402
 from multimodal_cat.serving.server import running  # noqa: E402
 from multimodal_cat.serving.service import Engine, Service  # noqa: E402
 from multimodal_cat.serving.settings import ServeSettings  # noqa: E402
 from multimodal_cat.taxonomy import Taxonomy  # noqa: E402
+from tests.labelstudio_server import running_label_studio  # noqa: E402
 
 TREE = Taxonomy.from_paths(
     ["Toys > Construction Sets", "Toys > Dolls", "Hardware > Masonry > Bricks"],
@@ -136,69 +131,12 @@ def test_backend_endpoints_take_the_api_key_as_label_studio_sends_it(tmp_path):
 
 # --- the round trip through a real Label Studio --------------------------------------------
 
-TOKEN = "5a1e5d0c0ffee0ddba11c0de5eed5a1e5d0c0ffe"
-
-
-def _program() -> str | None:
-    default = Path(os.environ.get("TMPDIR", "/tmp")) / "multimodal-cat-label-studio" / "bin" / "label-studio"
-    found = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
-    return found or (str(default) if default.exists() else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
-    program = _program()
-    if program is None:
-        if os.environ.get("MULTIMODAL_CAT_REQUIRE_LABEL_STUDIO"):
-            pytest.fail("Label Studio is required here but no label-studio program was found")
-        pytest.skip("label-studio is not installed (pip install label-studio, in its own venv)")
-    port = _free_port()
-    data = tmp_path_factory.mktemp("label-studio-ml")
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "ML_BLOCK_LOCAL_IP": "false",  # the ML backend runs on 127.0.0.1 beside it
-        "SSRF_PROTECTION_ENABLED": "false",  # so do its webhooks
-    }
-    command = [
-        program, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-        "--host", f"http://127.0.0.1:{port}", "--username", "reviewer@example.com",
-        "--password", "review-pass-123", "--user-token", TOKEN,
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with open(data / "server.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
-        try:
-            _wait_until_up(url, process)
-            yield LabelStudioClient(url, TOKEN)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 240) -> None:
-    stop = time.monotonic() + seconds
-    while time.monotonic() < stop:
-        if process.poll() is not None:
-            raise RuntimeError(f"Label Studio exited with code {process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"Label Studio did not answer on {url} within {seconds} s")
+    env = {"ML_BLOCK_LOCAL_IP": "false",  # the ML backend runs on 127.0.0.1 beside it
+           "SSRF_PROTECTION_ENABLED": "false"}  # so do its webhooks
+    with running_label_studio(tmp_path_factory.mktemp("label-studio-ml"), env) as client:
+        yield client
 
 
 @pytest.mark.labelstudio
