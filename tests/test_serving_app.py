@@ -53,7 +53,7 @@ def _bomb_png(width=20_000, height=20_000) -> bytes:
 
 
 @contextmanager
-def served(predictor, *, mapper=None, names=(), images=None, load=None, **settings):
+def served(predictor, *, mapper=None, names=(), images=None, load=None, catalog=None, **settings):
     """A running service over ``predictor``; yields ``(client, service)``."""
 
     def engine():
@@ -61,7 +61,7 @@ def served(predictor, *, mapper=None, names=(), images=None, load=None, **settin
             load()
         return Engine(OutputRows(predictor, mapper, names), predictor.taxonomy, "fake-1")
 
-    service = Service(engine, ServeSettings(**settings), images)
+    service = Service(engine, ServeSettings(**settings), images, catalog)
     with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=30) as client:
         if load is None:
             _wait_ready(client)
@@ -324,3 +324,35 @@ def _wait_until(condition, seconds: float = 10.0) -> None:
         if time.monotonic() > stop:
             raise AssertionError("condition not reached")
         time.sleep(0.01)
+
+
+def test_similar_products_from_a_loaded_catalog_index(fake_predictor, tmp_path):
+    """/v1/similar answers from the index loaded beside the model; bad queries are 4xx."""
+    from multimodal_cat.catalog import build_index
+    from multimodal_cat.catalog.embed import CatalogEncoders
+    from multimodal_cat.encoders import EmbeddingCache
+    from tests.catalog_helpers import ColourEncoder, WordsEncoder
+
+    words = WordsEncoder()
+    words.max_length = 64  # recorded in the index's encoder specs
+    encoders = CatalogEncoders(words, ColourEncoder(), cache=EmbeddingCache(tmp_path / "c"))
+    products = [{"id": "b1", "title": "red leather boots", "kind": "Apparel > Shoes"},
+                {"id": "s1", "title": "blue linen shirt", "kind": "Apparel > Shirts"},
+                {"id": "m1", "title": "black ceramic mug", "kind": "Home > Mugs"}]
+    index = build_index(products, encoders, category="kind").index
+    with served(fake_predictor(), catalog=lambda: (index, encoders)) as (client, _):
+        found = client.post("/v1/similar", json={"title": "red boots", "k": 2})
+        assert found.status_code == 200 and found.json()[0]["id"] == "b1"
+        within = client.post("/v1/similar", json={"id": "b1", "k": 2, "within": "Apparel"}).json()
+        assert [hit["id"] for hit in within] == ["s1"]  # the query itself is left out
+        assert client.post("/v1/similar", json={"k": 2}).status_code == 422  # nothing to search by
+        assert client.post("/v1/similar", json={"title": "x", "within": "Garden"}).status_code == 422
+        assert client.post("/v1/similar", json={"title": "x", "k": 0}).status_code == 422
+        assert client.post("/v1/similar", content=b"{oops").status_code == 400
+        _still_serving(client)
+
+
+def test_similar_without_an_index_is_404(fake_predictor):
+    with served(fake_predictor()) as (client, _):
+        answer = client.post("/v1/similar", json={"title": "red boots"})
+        assert answer.status_code == 404 and "--index" in answer.json()["detail"]

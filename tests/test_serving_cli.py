@@ -98,3 +98,10 @@ def test_a_model_that_cannot_load_stops_the_server_with_exit_2(tmp_path):
     stderr = process.stderr.read()
     assert code == 2, stderr
     assert "the model could not be loaded" in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_index_folder_is_refused_before_anything_loads(tmp_path, capsys):
+    from multimodal_cat.cli.main import main
+
+    assert main(["serve", "--taxonomy", "shopify", "--index", str(tmp_path / "no-index")]) == 2
+    assert "--index folder not found" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from multimodal_cat.cli.checks import check_folder
 from multimodal_cat.cli.errors import UserError
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import probability
@@ -76,6 +77,8 @@ def add_parser(subparsers: Any) -> None:
                         help="largest image, width x height (default: %(default)s)")
     limits.add_argument("--allow-private-hosts", action="store_true",
                         help="also download images from loopback, private and link-local addresses")
+    p.add_argument("--index", metavar="INDEX",
+                   help="a catalog index (multimodal-cat index build) for POST /v1/similar")
     p.add_argument("--corrections", metavar="FILE",
                    help="Label Studio's webhook appends reviewers' answers to this JSON lines file")
     add_routing_arguments(p)
@@ -84,6 +87,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns the exit code."""
+    check_folder(args.index, "--index folder")
     try:
         from multimodal_cat.serving.app import create_app
         from multimodal_cat.serving.server import serve
@@ -101,7 +105,12 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_image_pixels, retries=0, workers=16,
         allow_private_hosts=args.allow_private_hosts,
     )
-    service = Service(lambda: _engine(args), settings, images)
+    catalog = None
+    if args.index:
+        from multimodal_cat.serving.similar import load_catalog
+
+        catalog = lambda: load_catalog(args.index)  # noqa: E731
+    service = Service(lambda: _engine(args), settings, images, catalog)
     serve(create_app(service), args.host, args.port)
     if service.load_error:
         raise UserError(f"the model could not be loaded: {service.load_error}")

@@ -33,6 +33,7 @@ from multimodal_cat.serving.inputs import parse_json, parse_multipart
 from multimodal_cat.serving.limits import RequestError, check_api_key, read_body
 from multimodal_cat.serving.service import Engine, Service
 from multimodal_cat.serving.settings import ON_IMAGE_ERROR
+from multimodal_cat.serving.similar import add_similar_route
 
 __all__ = ["Engine", "Service", "create_app"]
 
@@ -97,6 +98,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_exception_handler(RequestError, _refusal)  # type: ignore[arg-type]
     app.add_middleware(_Measure)
     _add_routes(app, service)
+    add_similar_route(app, service)
     from multimodal_cat.serving.labelstudio import router
 
     app.include_router(router)

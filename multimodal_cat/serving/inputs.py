@@ -102,7 +102,7 @@ def _check(record: Any, number: int) -> dict[str, Any]:
         if len(value) > cap:
             raise RequestError(422, f"{where}: {key} is {len(value):,} characters, more than the {cap:,} allowed")
         clean[key] = value
-    image = _image_ref(record, where)
+    image = image_reference(record, where)
     if image:
         clean["image"] = image
     if not image and not any(clean.get(k, "").strip() for k in ("title", "description", "brand")):
@@ -114,7 +114,7 @@ def _check(record: Any, number: int) -> dict[str, Any]:
     return clean
 
 
-def _image_ref(record: dict[str, Any], where: str) -> str:
+def image_reference(record: dict[str, Any], where: str) -> str:
     if record.get("image") and record.get("image_base64"):
         raise RequestError(422, f"{where}: expected one of image and image_base64; found both")
     encoded = record.get("image_base64")

@@ -53,6 +53,8 @@ class Service:
         settings: Batching and limits.
         images: The image loader (its URL rules, timeout, byte and pixel caps); default: a
             loader with the feed job's rules, no retries and a 5 s download deadline.
+        catalog: Loads ``(catalog index, its encoders)`` for ``/v1/similar`` (runs once, after
+            the model); ``None``: no index.
     """
 
     def __init__(
@@ -60,8 +62,11 @@ class Service:
         load: Callable[[], Engine],
         settings: ServeSettings | None = None,
         images: ImageLoader | None = None,
+        catalog: Callable[[], tuple[Any, Any]] | None = None,
     ) -> None:
         self.load_engine = load
+        self.load_catalog = catalog
+        self.catalog: tuple[Any, Any] | None = None
         self.settings = settings or ServeSettings()
         self.images = images or ImageLoader(None, timeout=5.0, retries=0, workers=16)
         self.metrics = ServiceMetrics()
@@ -96,6 +101,8 @@ class Service:
     async def _load(self) -> None:
         try:
             self.engine = await asyncio.to_thread(self.load_engine)
+            if self.load_catalog is not None:
+                self.catalog = await asyncio.to_thread(self.load_catalog)
         except Exception as error:  # reported by /readyz; /healthz stays up
             self.load_error = f"{type(error).__name__}: {error}"
             logger.error("the model could not be loaded: %s", self.load_error)
