@@ -4,7 +4,8 @@
 file) and answers the feed job's output row for each (category, confidence, alternatives,
 tags, mapped categories, ``needs_review`` when routing is on, warnings, error). ``GET
 /healthz`` says the process is up, ``GET /readyz`` that the model is loaded, ``GET /metrics``
-serves Prometheus metrics, ``GET /`` a page to try it, ``/docs`` the OpenAPI documentation;
+serves Prometheus metrics, ``GET /`` a page to try it, ``/docs`` the OpenAPI documentation,
+``POST /v1/similar`` the products of a catalog index like a query (:mod:`.similar`);
 ``/health``, ``/setup``, ``/predict`` and ``/webhook`` are Label Studio's ML backend
 (:mod:`.labelstudio`).
 
@@ -13,7 +14,7 @@ Example:
     >>> from multimodal_cat.predictors import DryRunPredictor
     >>> app = create_app(Service(lambda: Engine(OutputRows(DryRunPredictor()), None, "dry-run")))
     >>> sorted(app.openapi()["paths"])
-    ['/health', '/healthz', '/metrics', '/predict', '/readyz', '/setup', '/v1/categorize', '/webhook']
+    ['/health', '/healthz', '/metrics', '/predict', '/readyz', '/setup', '/v1/categorize', '/v1/similar', '/webhook']
 """
 
 from __future__ import annotations
