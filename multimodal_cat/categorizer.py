@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multimodal_cat.errors import MultimodalCatError
-from multimodal_cat.inputs import ColumnsLike, input_index, to_products
+from multimodal_cat.inputs import (
+    ColumnsLike,
+    InputColumnError,
+    column_values,
+    input_index,
+    to_products,
+)
 from multimodal_cat.mapping.apply import CategoryMapper
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.predictors.base import Predictor
@@ -393,19 +399,7 @@ def label_values(products: Sequence[Product], labels: Sequence[str] | str) -> li
                 f"{len(products)} products"
             )
         return values
-    names = [n.strip() for n in labels.split(",") if n.strip()]
-    found = {key for p in products for key in p.extra}
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise CategorizerError(
-            f"no label column {', '.join(map(repr, missing))}; the products' other columns are "
-            f"{', '.join(sorted(k for k in found if k not in ('warnings', 'status'))) or '(none)'}"
-        )
-    return [" > ".join(_label_part(p.extra.get(n)) for n in names if _label_part(p.extra.get(n)))
-            for p in products]
-
-
-def _label_part(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value).strip()
+    try:
+        return [value or "" for value in column_values(products, labels, what="label")]
+    except InputColumnError as error:
+        raise CategorizerError(str(error)) from None

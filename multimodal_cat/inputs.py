@@ -34,7 +34,7 @@ from typing import Any
 
 from PIL import Image
 
-from multimodal_cat.errors import InputTypeError
+from multimodal_cat.errors import InputTypeError, MultimodalCatError
 from multimodal_cat.feeds.columns import FIELDS, ColumnMap, row_to_product
 from multimodal_cat.products import Product
 
@@ -87,6 +87,39 @@ def to_products(
                 else NO_INPUT
             )
     return products
+
+
+class InputColumnError(MultimodalCatError, ValueError):
+    """A column named for the products' labels or categories is in none of them."""
+
+
+def column_values(products: Sequence[Product], columns: str, *, what: str = "label") -> list[str | None]:
+    """Each product's value of the column(s) ``columns`` names: comma-separated names are
+    joined as a path (``"kind,leaf"`` -> ``"Toys > Dolls"``); ``None`` where a product has none.
+
+    Raises:
+        InputColumnError: A named column is in none of the (non-empty) products; the message
+            calls it a ``what`` column and lists the columns found.
+
+    Example:
+        >>> column_values([Product(extra={"kind": "Toys", "leaf": "Dolls"}), Product()], "kind,leaf")
+        ['Toys > Dolls', None]
+    """
+    names = [name.strip() for name in columns.split(",") if name.strip()]
+    found = {key for p in products for key in p.extra}
+    missing = [name for name in names if name not in found]
+    if missing and products:
+        others = sorted(k for k in found if k not in ("warnings", "status"))
+        raise InputColumnError(
+            f"no {what} column {', '.join(map(repr, missing))}; the products' other columns are "
+            f"{', '.join(others) or '(none)'}"
+        )
+    return [" > ".join(filter(None, (cell_text(p.extra.get(n)) for n in names))) or None for p in products]
+
+
+def cell_text(value: Any) -> str:
+    """A column value as text; ``""`` for None, NaN and blanks."""
+    return "" if value is None or _is_nan(value) else str(value).strip()
 
 
 def input_index(data: Any, count: int) -> list[Any]:

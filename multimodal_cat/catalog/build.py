@@ -20,7 +20,13 @@ import pandas as pd
 
 from multimodal_cat.catalog.embed import CatalogEncoders
 from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError
-from multimodal_cat.inputs import ColumnsLike, to_products
+from multimodal_cat.inputs import (
+    ColumnsLike,
+    InputColumnError,
+    cell_text,
+    column_values,
+    to_products,
+)
 from multimodal_cat.products import Product
 
 SELLER_COLUMNS = ("seller", "shop", "merchant", "vendor", "seller_id")
@@ -50,30 +56,16 @@ def category_values(products: Sequence[Product], category: str | Sequence[str] |
                 f"expected one category per product ({len(products)}); found {len(values)}"
             )
         return [str(v) if v is not None and v == v else None for v in values]
-    names = [name.strip() for name in category.split(",") if name.strip()]
-    found = {key for p in products for key in p.extra}
-    missing = [name for name in names if name not in found]
-    if missing and products:
-        raise CatalogIndexError(
-            f"no category column {', '.join(map(repr, missing))}; the products' other columns "
-            f"are {', '.join(sorted(k for k in found if k not in ('warnings', 'status')))}"
-        )
-    return [_join(p, names) for p in products]
-
-
-def _join(product: Product, names: list[str]) -> str | None:
-    parts = [str(product.extra.get(n)).strip() for n in names if _present(product.extra.get(n))]
-    return " > ".join(parts) or None
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value == value and str(value).strip() != ""
+    try:
+        return column_values(products, category, what="category")
+    except InputColumnError as error:
+        raise CatalogIndexError(str(error)) from None
 
 
 def seller_of(product: Product) -> str:
     """The product's seller or shop column, when the feed has one."""
     for name in SELLER_COLUMNS:
-        if _present(product.extra.get(name)):
+        if cell_text(product.extra.get(name)):
             return str(product.extra[name])
     return ""
 
