@@ -210,25 +210,25 @@ class Categorizer:
         Raises:
             CategorizerError: ``target_precision`` has no stored threshold.
         """
-        from multimodal_cat.review.routing import ReviewRouter
+        from multimodal_cat.review.routing import (
+            ReviewRouter,
+            StoredThresholdError,
+            stored_router,
+            stored_thresholds,
+        )
 
         if review_below is not None:
             return ReviewRouter(self.taxonomy, float(review_below), "review_below")
-        config = getattr(getattr(self.predictor, "model", None), "config", None)
-        stored = getattr(config, "confidence_thresholds", None) or {}
-        if target_precision is None:
-            target_precision = 0.98 if "0.98" in stored else None
-            if target_precision is None:
+        if target_precision is None:  # a calibrated checkpoint routes at its 98% threshold
+            if "0.98" not in stored_thresholds(self.predictor):
                 return None
-        key = str(target_precision)
-        if key not in stored:
-            known = f"; it stores {', '.join(sorted(stored))}" if stored else ""
+            target_precision = 0.98
+        try:
+            return stored_router(self.predictor, target_precision)
+        except StoredThresholdError as error:
             raise CategorizerError(
-                f"no stored threshold for precision {target_precision} in this predictor{known}: "
-                "give review_below=P, or train with an evaluation set"
-            )
-        source = f"{float(key):.0%} precision on the checkpoint's held-out rows"
-        return ReviewRouter(self.taxonomy, float(stored[key]), source)
+                f"{error}: give review_below=P, or train with an evaluation set"
+            ) from None
 
     def predict_proba(
         self,

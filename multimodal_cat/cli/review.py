@@ -447,30 +447,14 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
         raise UserError("--target-precision must be above 0 (every row would be auto-accepted)")
     if args.holdout:
         return ReviewRouter(predictor.taxonomy, *_holdout_threshold(args, predictor))
-    stored = getattr(getattr(getattr(predictor, "model", None), "config", None), "confidence_thresholds", None)
-    key = str(args.target_precision)
-    if stored and key in stored:
-        source = f"{args.target_precision:.0%} precision on the checkpoint's held-out rows"
-        return ReviewRouter(predictor.taxonomy, _stored_threshold(stored[key], key), source)
-    known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
-    raise UserError(
-        f"no held-out threshold for precision {args.target_precision} in this predictor{known}: "
-        "give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
-    )
+    from multimodal_cat.review.routing import StoredThresholdError, stored_router
 
-
-def _stored_threshold(value: Any, key: str) -> float:
-    """A checkpoint's stored threshold, refused unless it is a number in [0, 1]."""
     try:
-        threshold = float(value)
-    except (TypeError, ValueError):
-        threshold = float("nan")
-    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        return stored_router(predictor, args.target_precision)
+    except StoredThresholdError as error:
         raise UserError(
-            f"the checkpoint's threshold for precision {key} is {value!r}; expected a number "
-            "between 0 and 1 (config.json confidence_thresholds): give --review-below P or --holdout"
-        )
-    return threshold
+            f"{error}: give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
+        ) from None
 
 
 def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float, str]:

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from multimodal_cat.errors import ConfigurationError
 from multimodal_cat.predictions import Prediction
@@ -165,3 +166,46 @@ class ReviewRouter:
             f"{self.flagged:,} of {self.seen:,} categorized rows ({share:.0%}) need review "
             f"(auto-accept at confidence >= {self.threshold:.3f}{'; ' + self.source if self.source else ''})"
         )
+
+
+class StoredThresholdError(ConfigurationError):
+    """A predictor stores no usable auto-accept threshold for the precision asked for."""
+
+
+def stored_thresholds(predictor: Any) -> dict[str, Any]:
+    """The auto-accept thresholds a calibrated checkpoint stores, by target precision
+    (``{"0.98": 0.71, ...}``); empty for other predictors."""
+    config = getattr(getattr(predictor, "model", None), "config", None)
+    return dict(getattr(config, "confidence_thresholds", None) or {})
+
+
+def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
+    """A router at the threshold the predictor's checkpoint stores for ``target_precision``
+    (chosen on its held-out rows when it was trained).
+
+    Raises:
+        StoredThresholdError: None is stored for that precision (the message lists those that
+            are), or the stored value is not a number in [0, 1].
+
+    Example:
+        >>> stored_router(object(), 0.98)
+        Traceback (most recent call last):
+        ...
+        multimodal_cat.review.routing.StoredThresholdError: no stored threshold for precision 0.98 in this predictor
+    """
+    stored, key = stored_thresholds(predictor), str(target_precision)
+    if key not in stored:
+        known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
+        raise StoredThresholdError(f"no stored threshold for precision {key} in this predictor{known}")
+    value = stored[key]
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise StoredThresholdError(
+            f"the checkpoint's threshold for precision {key} is {value!r}; expected a number "
+            "between 0 and 1 (config.json confidence_thresholds)"
+        )
+    source = f"{target_precision:.0%} precision on the checkpoint's held-out rows"
+    return ReviewRouter(predictor.taxonomy, threshold, source)
