@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multimodal_cat.feeds.columns import ColumnMap
+from multimodal_cat.feeds.columns import FIELDS, ColumnMap
 from multimodal_cat.training.errors import TrainingInputError
 
 FEED_NAME = "fit_feed.jsonl"
@@ -108,8 +108,7 @@ def _column_pairs(columns: Any) -> list[str]:
     if columns is None:
         return []
     if isinstance(columns, ColumnMap):
-        fields = ("id", "title", "description", "brand", "seller_category", "image")
-        return [f"{f}={getattr(columns, f)}" for f in fields if getattr(columns, f)]
+        return [f"{f}={getattr(columns, f)}" for f in FIELDS if getattr(columns, f)]
     if isinstance(columns, Mapping):
         return [f"{k}={v}" for k, v in columns.items()]
     return list(columns)
