@@ -36,9 +36,7 @@ from PIL import Image
 
 from multimodal_cat.errors import InputTypeError, MultimodalCatError
 from multimodal_cat.feeds.columns import FIELDS, ColumnMap, row_to_product
-from multimodal_cat.products import Product
-
-NO_INPUT = "no usable text (title, description and brand are empty) and no image"
+from multimodal_cat.products import NO_INPUT, Product, unusable_image
 
 ColumnsLike = ColumnMap | Mapping[str, str] | Sequence[str] | None
 
@@ -81,11 +79,7 @@ def to_products(
     for product in products:
         image = product.has_image or (not load_images and bool(product.image_ref))
         if "error" not in product.extra and not product.has_text and not image:
-            product.extra["error"] = (
-                f"no usable text and the image could not be used ({product.extra['image_problem']})"
-                if "image_problem" in product.extra
-                else NO_INPUT
-            )
+            product.extra["error"] = NO_INPUT
     return products
 
 
@@ -257,8 +251,9 @@ def _load_images(products: list[Product], root: str | Path) -> None:
     finally:
         loader.close()
     for product, problem in problems:
-        if product.has_text:
-            product.extra["status"] = "degraded"
-            product.extra.setdefault("warnings", []).append(f"{problem}; predicted from text only")
+        warning, error = unusable_image(product.has_text, problem)
+        if error:
+            product.extra["error"] = error
         else:
-            product.extra["image_problem"] = problem
+            product.extra["status"] = "degraded"
+            product.extra.setdefault("warnings", []).append(warning)

@@ -50,3 +50,19 @@ class Product:
     def has_image(self) -> bool:
         """True when a decoded image is attached."""
         return self.image is not None
+
+
+NO_INPUT = "no usable text (title, description and brand are empty) and no image"
+
+
+def unusable_image(has_text: bool, problem: str) -> tuple[str | None, str | None]:
+    """``(warning, error)`` for a product whose image could not be used: with text it is
+    answered from the text (a warning); without, it cannot be answered (an error).
+
+    Example:
+        >>> unusable_image(True, "file not found")
+        ('file not found; predicted from text only', None)
+    """
+    if has_text:
+        return f"{problem}; predicted from text only", None
+    return None, f"no usable text and the image could not be used ({problem})"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.feeds.output_row import prediction_cells
 from multimodal_cat.predictions import Prediction
-from multimodal_cat.products import Product
+from multimodal_cat.products import NO_INPUT, Product, unusable_image
 from multimodal_cat.review.routing import unusable_confidence
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     Router = Callable[[Product, Prediction], tuple[bool, str]]
 
-NO_INPUT = "no usable text (title, description and brand are empty) and no image"
 
 
 @dataclass
@@ -88,11 +87,13 @@ def attach_image(item: RowItem, image: Any, warning: str | None) -> None:
     product = item.product
     if warning is None:
         product.image = image  # type: ignore[union-attr]
-    elif product.has_text:  # type: ignore[union-attr]
-        item.status = "degraded"
-        item.warnings.append(f"{warning}; predicted from text only")
+        return
+    note, error = unusable_image(product.has_text, warning)  # type: ignore[union-attr]
+    if error:
+        item.error = error
     else:
-        item.error = f"no usable text and the image could not be used ({warning})"
+        item.status = "degraded"
+        item.warnings.append(note)
 
 
 class OutputRows:
