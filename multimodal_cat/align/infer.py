@@ -7,6 +7,12 @@ the re-ranker, and each picks its best candidate or backs off to an ancestor hol
 probability mass (:mod:`~multimodal_cat.align.backoff`); siblings contesting one target
 share them out jointly. The chosen target's probability (or mass) is the confidence.
 
+The mode follows the trees' languages (:mod:`~multimodal_cat.align.mode`): across languages
+the families are matched as a whole by names and shape first
+(:mod:`~multimodal_cat.align.families`). A rule whose category and descendants vote for
+another target branch is listed for review with its confidence lowered
+(:func:`~multimodal_cat.align.review.vote_support`).
+
 Example:
     >>> from multimodal_cat.taxonomy import Taxonomy
     >>> src = Taxonomy.from_paths(["Shoes", "Shoes > Boots", "Shoes > Boots > Rain Boots"])
@@ -19,8 +25,9 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,9 +42,17 @@ from multimodal_cat.align.candidates import (
 )
 from multimodal_cat.align.embeddings import TreeView, encoding_settings, resolve_text_encoder
 from multimodal_cat.align.families import FamilyMatcher, matched_items
+from multimodal_cat.align.language import TreeLanguage, tree_language
+from multimodal_cat.align.mode import (
+    MULTILINGUAL,
+    LanguageWarning,
+    choose_mode,
+    encoder_advice,
+    encoder_name,
+)
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
-from multimodal_cat.align.review import review_list
+from multimodal_cat.align.review import review_list, vote_support
 from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
@@ -70,8 +85,8 @@ class MappingAligner:
         review_fraction, review_below: the least confident share of inferred rules, and every
             rule below ``review_below``, go on the review list (with the structural signals).
         ranker: candidate scorer; default weights are used until :meth:`fit` is called
-            (``SEMANTIC_WEIGHTS`` when under ``lexical_min_share`` of the source categories
-            share a path prefix or a name with the target: e.g. two languages).
+            (``SEMANTIC_WEIGHTS``, without the word features, when the trees are in two
+            languages: see :mod:`~multimodal_cat.align.mode`).
         ancestor_threshold, ahead: back-off (see :func:`~multimodal_cat.align.backoff.choose`);
             0.5 was chosen on a held-out fifth of the Shopify 2024-07 -> Google rules, ahead 3
             on legacy 2022-02 -> 2025-01. ``None`` keeps the best candidate.
@@ -85,7 +100,13 @@ class MappingAligner:
             sent to one target root (child of the parent's target); ``None``: siblings alone.
         family_structure: match each family of siblings as a whole by names and shape first
             (:mod:`~multimodal_cat.align.families`); ``None`` (default): on when the trees
-            share little wording (the semantic ranker is used: e.g. a translated tree).
+            are in different languages (:mod:`~multimodal_cat.align.language`); where a
+            tree's language is not recognised, when under ``lexical_min_share`` of the source
+            categories share a path prefix or a name with the target.
+        multilingual: the encoder (a name or an object, as ``text_encoder``) used instead of
+            an English-only ``text_encoder`` when a tree is in another language and that
+            encoder is installed (and nothing was fitted);
+            ``None``: only warn (:class:`~multimodal_cat.align.mode.LanguageWarning`).
         bf16: encode the trees under bf16 autocast. ``None`` (default): on when the text
             encoder is a :class:`~multimodal_cat.encoders.TextEncoder` on hardware that runs
             bf16 natively (2.4x faster on this AMX CPU; MiniLM vectors keep a cosine
@@ -123,6 +144,7 @@ class MappingAligner:
         lexical_min_share: float = 0.2,
         family_penalty: float | None = 1.0,
         family_structure: bool | None = None,
+        multilingual: Any = MULTILINGUAL,
         bf16: bool | None = None,
         workers: int | None = None,
         progress: bool = True,
@@ -143,6 +165,7 @@ class MappingAligner:
         self.lexical_min_share = lexical_min_share
         self.family_penalty = family_penalty
         self.family_structure = family_structure
+        self.multilingual = multilingual
         self.ancestor_threshold = ancestor_threshold
         self.ahead = ahead
         self.lexical_floor = lexical_floor
@@ -152,23 +175,40 @@ class MappingAligner:
         self.bf16 = bf16
         self.workers = workers
         self.progress = progress
-        self._encoder: Any = None
-        self._views: dict[int, tuple[Taxonomy, TreeView]] = {}
+        self._encoders: dict[Any, Any] = {}  # name (or the object's id) -> encoder
+        self._views: dict[tuple[int, Any], tuple[Taxonomy, TreeView]] = {}
         self.reference_: tuple[TreeView, dict[int, str]] | None = None
 
-    def view(self, taxonomy: Taxonomy) -> TreeView:
-        """The embedded view of ``taxonomy`` (computed once per tree object)."""
-        found = self._views.get(id(taxonomy))
+    def view(self, taxonomy: Taxonomy, encoder: Any = None) -> TreeView:
+        """The embedded view of ``taxonomy`` (computed once per tree object and encoder;
+        ``encoder`` defaults to ``text_encoder``)."""
+        spec = self.text_encoder if encoder is None else encoder
+        name = spec if spec is None or isinstance(spec, str) else id(spec)
+        found = self._views.get((id(taxonomy), name))
         if found is not None and found[0] is taxonomy:
             return found[1]
-        if self._encoder is None and self.text_encoder is not None:
-            self._encoder = resolve_text_encoder(self.text_encoder)
-        bf16, workers = encoding_settings(self._encoder, self.bf16, self.workers)
+        if name not in self._encoders:
+            self._encoders[name] = resolve_text_encoder(spec)
+        resolved = self._encoders[name]
+        bf16, workers = encoding_settings(resolved, self.bf16, self.workers)
         view = TreeView.from_taxonomy(
-            taxonomy, self._encoder, self.cache, bf16=bf16, workers=workers, progress=self.progress
+            taxonomy, resolved, self.cache, bf16=bf16, workers=workers, progress=self.progress
         )
-        self._views[id(taxonomy)] = (taxonomy, view)
+        self._views[(id(taxonomy), name)] = (taxonomy, view)
         return view
+
+    def _encoder_for(self, source: TreeLanguage, target: TreeLanguage) -> tuple[Any, list[str]]:
+        """The encoder for trees in these languages, and the warnings to give (see
+        :func:`~multimodal_cat.align.mode.encoder_advice`); a fitted aligner keeps its own."""
+        fitted = self.reference_ is not None
+        switch_to, message = encoder_advice(
+            self.text_encoder, source, target, switch_to=None if fitted else self.multilingual
+        )
+        if not message:
+            return None, []
+        if switch_to is None:
+            warnings.warn(message, LanguageWarning, stacklevel=3)
+        return switch_to, [message]
 
     # ------------------------------------------------------------------ learning
     def fit(
@@ -331,14 +371,22 @@ class MappingAligner:
             An :class:`AlignmentResult` (mapping, review list, timings).
         """
         start = time.perf_counter()
-        s_view, t_view = self.view(source), self.view(target)
+        languages = tree_language(source), tree_language(target)
+        encoder, notes = self._encoder_for(*languages)
+        s_view, t_view = self.view(source, encoder), self.view(target, encoder)
         embedded = time.perf_counter()
         kept = rule_positions(published, s_view, t_view) if published is not None else {}
         index = build_index(s_view, t_view, top_k=self.top_k, reference=self._reference(t_view))
         share = lexical_share(s_view, index)
-        semantic = self._default_ranker and share < self.lexical_min_share
+        mode = choose_mode(
+            *languages,
+            family_structure=self.family_structure,
+            lexical_share=share,
+            min_share=self.lexical_min_share,
+        )
+        semantic = self._default_ranker and mode.semantic
         ranker = ReRanker(dict(SEMANTIC_WEIGHTS)) if semantic else self.ranker
-        structural = semantic if self.family_structure is None else self.family_structure
+        structural = mode.family_structure
         ctx = _Context(
             s_view,
             t_view,
@@ -380,6 +428,9 @@ class MappingAligner:
                 chosen[c], items[c] = t_view.index.position(item.target_id), item
                 if item.kind == "back-off" or chosen[c] == anchor:
                     missing.add(c)
+        unrelated = vote_support(items, ctx.below, ctx.votes, t_view.parents, chosen)
+        for s, factor in unrelated.items():
+            items[s] = replace(items[s], confidence=round(items[s].confidence * factor, 4))
         for item in items.values():
             rules.append(
                 MappingRule(item.source_id, (item.target_id,), "inferred", item.confidence)
@@ -391,10 +442,21 @@ class MappingAligner:
             chosen,
             fraction=self.review_fraction,
             below=self.review_below,
+            unrelated=unrelated,
         )
         mapping = Mapping(rules, source, target, unmapped_ids=sorted(unmapped & set(source.ids())))
         done = time.perf_counter()
         timings = {"embed_s": round(embedded - start, 3), "infer_s": round(done - embedded, 3)}
         kind = "semantic" if semantic else "default" if self._default_ranker else "fitted/given"
-        details = {"lexical_share": round(share, 4), "ranker": kind, "family_structure": structural}
+        details = {
+            "mode": mode.name,
+            "mode_reason": mode.reason,
+            "languages": {"source": languages[0].code, "target": languages[1].code},
+            "language_evidence": {"source": languages[0].evidence, "target": languages[1].evidence},
+            "encoder": encoder_name(encoder or self.text_encoder),
+            "warnings": notes,
+            "lexical_share": round(share, 4),
+            "ranker": kind,
+            "family_structure": structural,
+        }
         return AlignmentResult(mapping, review, timings, details)

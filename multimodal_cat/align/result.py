@@ -44,9 +44,14 @@ class AlignmentResult:
         review: the rules to check (see :mod:`multimodal_cat.align.review`): the least
             confident first, then the structurally suspicious ones, each with its ``reason``.
         timings: seconds spent embedding the trees and inferring the rules.
-        details: ``lexical_share`` (share of source categories with a shared path prefix or a
-            same-named target) and ``ranker`` (``default``; ``semantic`` when that share is
-            below ``lexical_min_share``; ``fitted/given``).
+        details: ``mode`` (``same-language`` or ``cross-language``, see
+            :mod:`~multimodal_cat.align.mode`) and ``mode_reason`` (why, in words);
+            ``languages`` and ``language_evidence`` (each tree's detected language, see
+            :mod:`~multimodal_cat.align.language`); ``encoder`` (the text encoder that ran);
+            ``warnings`` (e.g. an English-only encoder on a tree in another language);
+            ``lexical_share`` (share of source categories with a shared path prefix or a
+            same-named target); ``ranker`` (``default``; ``semantic`` across languages;
+            ``fitted/given``) and ``family_structure``.
     """
 
     mapping: Mapping

