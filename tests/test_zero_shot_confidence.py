@@ -1,0 +1,173 @@
+"""Zero-shot confidence: the transferable confidence model, calibration from reviews, storage,
+routing at the reviewed thresholds, and ``multimodal-cat calibrate`` (too few reviews)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from multimodal_cat.calibration import (
+    MIN_REVIEWS,
+    fit_review_calibration,
+    recalibrate,
+    reviewed_threshold,
+    wilson_interval,
+)
+from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
+from multimodal_cat.review.routing import StoredThresholdError, stored_router, stored_thresholds
+from multimodal_cat.taxonomy import Taxonomy
+from multimodal_cat.zero_shot.confidence import confidence_features
+from multimodal_cat.zero_shot.reviewed import calibrate_from_reviews, load_calibration
+from tests.test_align_engine import BagOfWordsEncoder
+
+TREE = Taxonomy.from_paths(
+    ["Toys > Dolls", "Toys > Puzzles", "Tools > Drills", "Tools > Saws", "Food > Pasta"],
+    name="small",
+)
+TITLES = {
+    "Toys > Dolls": "fashion doll with dress",
+    "Toys > Puzzles": "jigsaw puzzles 1000 pieces",
+    "Tools > Drills": "cordless drills 18v",
+    "Tools > Saws": "circular saws 7 inch",
+    "Food > Pasta": "spaghetti pasta 500 g",
+}
+
+
+@pytest.fixture()
+def calibration_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    folder = tmp_path / "calibration"
+    monkeypatch.setenv("MULTIMODAL_CAT_CALIBRATION", str(folder))
+    return folder
+
+
+def _reviews(n: int, wrong_every: int = 0) -> tuple[list[str], list[str]]:
+    """``n`` reviewed titles; every ``wrong_every``-th is reviewed into another category."""
+    paths = list(TITLES)
+    titles, labels = [], []
+    for i in range(n):
+        path = paths[i % len(paths)]
+        titles.append(f"{TITLES[path]} model {i}")
+        wrong = wrong_every and i % wrong_every == 0
+        labels.append(paths[(i + 1) % len(paths)] if wrong else path)
+    return titles, labels
+
+
+def test_wilson_interval_known_values() -> None:
+    low, high = wilson_interval(95, 100)
+    assert (round(low, 3), round(high, 3)) == (0.888, 0.978)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_too_few_reviews_claims_no_precision() -> None:
+    conf = np.linspace(0.5, 0.99, MIN_REVIEWS - 1)
+    calib = fit_review_calibration(conf, np.ones_like(conf, dtype=bool))
+    assert calib.temperature == 1.0 and "too few reviews" in calib.note
+    for target in ("0.9", "0.95", "0.98"):
+        threshold = calib.thresholds["any"][target]
+        assert threshold.value is None and threshold.note.startswith("too few reviews")
+        assert "no threshold (too few reviews" in threshold.describe()
+
+
+def test_a_threshold_rests_on_enough_reviews_and_reports_its_interval() -> None:
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.3, 1.0, 600)
+    right = rng.uniform(size=600) < conf
+    t = reviewed_threshold(conf, right, 0.9)
+    above = conf >= t.value
+    assert t.reviews == int(above.sum()) >= 30
+    assert t.precision == pytest.approx(right[above].mean())
+    assert t.precision >= 0.9 and t.interval[0] < t.precision < t.interval[1]
+    # a high target that only a handful of answers reach: no threshold, and it says why
+    few = reviewed_threshold(conf, conf > 0.995, 0.999)
+    assert few.value is None and "too few reviews" in few.note
+
+
+def test_recalibration_fits_an_over_confident_tree() -> None:
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.6, 0.99, 2000)
+    right = rng.uniform(size=2000) < conf - 0.25  # right 25 points less often than claimed
+    calib = fit_review_calibration(conf, right)
+    fixed = recalibrate(conf, calib.temperature, calib.bias)
+    assert abs(fixed.mean() - right.mean()) < 0.03 < abs(conf.mean() - right.mean())
+
+
+def test_confidence_features_are_tree_agnostic_numbers() -> None:
+    scores = np.array([[1.0, 0.2, 0.1, 0.0], [0.5, 0.49, 0.1, 0.0]])
+    probs = np.exp(scores / 0.1) / np.exp(scores / 0.1).sum(1, keepdims=True)
+    feats = confidence_features(scores, probs, probs.max(1), np.array([0, 0, 1, 1]), np.array([0, 1]))
+    assert feats.shape == (2, 6)
+    assert feats[0, 1] == pytest.approx(0.8) and feats[1, 1] == pytest.approx(0.01)  # margins
+    assert feats[0, 5] == 1.0 and feats[1, 5] == 0.0  # the embedding alone agrees / not
+    assert feats[0, 4] == pytest.approx(np.log(4))
+
+
+def test_calibrate_from_reviews_is_stored_and_routes_categorize(calibration_dir: Path) -> None:
+    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    titles, labels = _reviews(200, wrong_every=10)
+    fit = calibrate_from_reviews(zs, titles, labels, targets=(0.8,))
+    assert fit.path is not None and fit.path.parent == calibration_dir
+    assert fit.calibration.reviews == 200
+    stored = fit.calibration.threshold(0.8)
+    assert stored.value is not None and stored.reviews >= 30
+    # a new predictor on the same tree and encoder finds it; another tree does not
+    fresh = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    assert stored_thresholds(fresh) == {"0.8": stored.value}
+    router = stored_router(fresh, 0.8)
+    assert router.threshold == stored.value and "200 reviewed answers" in router.source
+    other = ZeroShotCategorizer(Taxonomy.from_paths(["Toys > Dolls"]), BagOfWordsEncoder(), cache=False)
+    with pytest.raises(StoredThresholdError, match="no stored threshold for precision 0.8"):
+        stored_router(other, 0.8)
+    # the stored temperature refines the confidences the predictor gives
+    raw = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, reviewed=False)
+    before = raw.predict(titles[:5])
+    after = fresh.predict(titles[:5])
+    c = load_calibration(TREE, BagOfWordsEncoder.key)
+    expected = recalibrate(np.array([p.confidence for p in before]), c.temperature, c.bias)
+    assert [p.confidence for p in after] == pytest.approx(expected, abs=1e-3)
+
+
+def test_thresholds_by_input_type_fall_back_to_any() -> None:
+    class Config:
+        confidence_thresholds = {"any": {"0.95": 0.8}, "image+text": {"0.95": 0.6}}
+
+    class Model:
+        config = Config()
+
+    class Predictor:
+        model = Model()
+        taxonomy = TREE
+
+    assert stored_thresholds(Predictor(), "image+text") == {"0.95": 0.6}
+    assert stored_thresholds(Predictor(), "text") == {"0.95": 0.8}
+    assert stored_router(Predictor(), 0.95, input_type="image+text").threshold == 0.6
+
+
+def test_cli_calibrate_says_too_few_reviews(
+    tmp_path: Path, tiny_short_names: None, calibration_dir: Path
+) -> None:
+    tree = tmp_path / "tree.csv"
+    nodes = list(dict.fromkeys(n for p in TITLES for n in (p.split(" > ")[0], p)))
+    tree.write_text("id,path\n" + "".join(f"{i},{p}\n" for i, p in enumerate(nodes)), encoding="utf-8")
+    reviews = tmp_path / "reviewed.csv"
+    titles, labels = _reviews(12)
+    rows = [f'"{t}","{lab}"' for t, lab in zip(titles, labels, strict=True)]
+    reviews.write_text("title,category\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "multimodal_cat", "calibrate", str(reviews), "--taxonomy", str(tree),
+         "--target-precision", "0.95"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "12 reviewed answers" in result.stderr
+    assert "precision 95%: no threshold (too few reviews: 12 < 50)" in result.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "multimodal_cat", "calibrate", str(reviews), "--taxonomy", str(tree),
+         "--label-column", "nope"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "expected a category column 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
