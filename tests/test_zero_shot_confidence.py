@@ -171,3 +171,20 @@ def test_cli_calibrate_says_too_few_reviews(
     )  # fmt: skip
     assert missing.returncode == 2 and "expected a category column 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accuracy() -> None:
+    from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, FEED_MIN
+
+    titles, _ = _reviews(FEED_MIN + 50)
+    raw = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, feed_calibration=False)
+    before = np.array([p.confidence for p in raw.predict(titles)])
+    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    first = zs.predict(titles[:10])  # fewer than FEED_MIN seen: the model's own confidence
+    assert [p.confidence for p in first] == pytest.approx(before[:10], abs=1e-3)
+    after = np.array([p.confidence for p in zs.predict(titles[10:])])
+    assert zs.feed_shift_ != 0.0
+    target = DEFAULT_CONFIDENCE.estimated_accuracy(before)
+    assert after.mean() == pytest.approx(target, abs=0.02)
+    order = np.argsort(before[10:], kind="stable")  # the order is kept (ties aside)
+    assert np.all(np.diff(after[order]) >= -1e-3)

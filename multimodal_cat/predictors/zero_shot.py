@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,11 @@ from multimodal_cat.zero_shot.backoff import (
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
 from multimodal_cat.zero_shot.confidence import (
     DEFAULT_CONFIDENCE,
+    FEED_MIN,
+    FEED_SEEN,
     confidence_features,
     root_columns,
+    shifted,
 )
 from multimodal_cat.zero_shot.product_text import ProductText, product_texts
 from multimodal_cat.zero_shot.reviewed import load_calibration
@@ -127,6 +131,11 @@ class ZeroShotCategorizer:
         reviewed: read the tree's calibration from reviewed answers when one is stored
             (:mod:`~multimodal_cat.zero_shot.reviewed`, written by ``multimodal-cat calibrate``):
             its temperature refines the confidences and its thresholds route reviews.
+        feed_calibration: without a reviewed calibration, calibrate the confidences on the
+            feed's own score distribution, with no label
+            (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
+            products this predictor scored, once it has seen ``FEED_MIN`` (100); the first
+            ones get the model's confidence as it is.
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -153,6 +162,7 @@ class ZeroShotCategorizer:
         tags: bool = True,
         adapt: bool = False,
         reviewed: bool = True,
+        feed_calibration: bool = True,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -178,6 +188,9 @@ class ZeroShotCategorizer:
         self.tags = tags
         self.adapt = adapt
         self.reviewed = reviewed
+        self.feed_calibration = feed_calibration
+        self.feed_shift_ = 0.0
+        self.feed_seen_: deque[float] = deque(maxlen=FEED_SEEN)
         self._ready = False
 
     def _prepare(self) -> None:
@@ -299,8 +312,13 @@ class ZeroShotCategorizer:
         confidence = DEFAULT_CONFIDENCE(features)
         if self.calibration_ is not None:
             c = self.calibration_
-            confidence = recalibrate(confidence, c.temperature, c.bias)
-        return confidence
+            return recalibrate(confidence, c.temperature, c.bias)
+        if not self.feed_calibration:
+            return confidence
+        self.feed_seen_.extend(confidence.tolist())
+        if len(self.feed_seen_) >= FEED_MIN:
+            self.feed_shift_ = DEFAULT_CONFIDENCE.feed_shift(np.asarray(self.feed_seen_))
+        return shifted(confidence, self.feed_shift_)
 
     @property
     def confidence_thresholds(self) -> dict[str, float]:

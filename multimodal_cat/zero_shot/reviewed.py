@@ -125,7 +125,7 @@ class ReviewFit:
 
 def reviewed_answers(predictor: Any, products: Sequence[Any], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """``(confidence, right, unknown)``: the predictor's own confidence on each reviewed
-    product (its reviewed calibration set aside) and whether its answer is the reviewed
+    product (its reviewed calibration and feed shift set aside) and whether its answer is the reviewed
     category or a branch above it; products whose label is not in the tree are left out."""
     taxonomy = predictor.taxonomy
     keep, truth = [], []
@@ -137,10 +137,11 @@ def reviewed_answers(predictor: Any, products: Sequence[Any], labels: Sequence[s
             continue
     predictor._prepare()
     stored, predictor.calibration_ = predictor.calibration_, None
-    try:
+    feed, predictor.feed_calibration = predictor.feed_calibration, False
+    try:  # the model's own confidence: no stored calibration, no shift from the reviewed rows
         predictions = predictor.predict([products[i] for i in keep]) if keep else []
     finally:
-        predictor.calibration_ = stored
+        predictor.calibration_, predictor.feed_calibration = stored, feed
     confidence = np.array([p.confidence for p in predictions], dtype=np.float64)
     right = np.array(
         [
