@@ -47,6 +47,7 @@ from multimodal_cat.zero_shot.adapt import smooth_over_neighbours
 from multimodal_cat.zero_shot.backoff import (
     DEFAULT_BRANCH_MIN,
     DEFAULT_LEAF_MIN,
+    Choice,
     back_off,
     back_off_warning,
 )
@@ -59,6 +60,7 @@ from multimodal_cat.zero_shot.confidence import (
     root_columns,
     shifted,
 )
+from multimodal_cat.zero_shot.kind import kind_warning, load_kind_head, overrule, root_groups
 from multimodal_cat.zero_shot.product_text import ProductText, product_texts
 from multimodal_cat.zero_shot.reviewed import load_calibration
 from multimodal_cat.zero_shot.search import (
@@ -81,6 +83,7 @@ class _Scored:
     lexical: np.ndarray
     probs: np.ndarray
     texts: list[ProductText]
+    vectors: np.ndarray | None = None
 
 
 def _prompt(view: TreeView, i: int) -> str:
@@ -136,6 +139,9 @@ class ZeroShotCategorizer:
             (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
             products this predictor scored, once it has seen ``FEED_MIN`` (100); the first
             ones get the model's confidence as it is.
+        product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
+            overrule a best leaf in a branch the product is surely not of
+            (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -163,6 +169,7 @@ class ZeroShotCategorizer:
         adapt: bool = False,
         reviewed: bool = True,
         feed_calibration: bool = True,
+        product_kind: bool = True,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -189,6 +196,7 @@ class ZeroShotCategorizer:
         self.adapt = adapt
         self.reviewed = reviewed
         self.feed_calibration = feed_calibration
+        self.product_kind = product_kind
         self.feed_shift_ = 0.0
         self.feed_seen_: deque[float] = deque(maxlen=FEED_SEEN)
         self._ready = False
@@ -206,6 +214,8 @@ class ZeroShotCategorizer:
         )
         self.index_ = CategoryIndex(view, self.candidates, matrix)
         self.roots_ = root_columns(self.index_)
+        self.kind_head_ = load_kind_head(self.encoder_) if self.product_kind else None
+        self.kind_groups_ = root_groups(self.index_, self.kind_head_) if self.kind_head_ else None
         key = "none" if self.encoder_ is None else str(self.encoder_.key)
         self.calibration_ = load_calibration(self.taxonomy, key) if self.reviewed else None
         self.classes_ = self.index_.ids
@@ -300,7 +310,7 @@ class ZeroShotCategorizer:
         probs = softmax(scores, self.temperature)
         if self.adapt and vectors is not None:
             probs = smooth_over_neighbours(probs, vectors)
-        return _Scored(scores, lexical, probs, texts)
+        return _Scored(scores, lexical, probs, texts, vectors)
 
     def confidences(self, scored: _Scored, answer_probability: np.ndarray) -> np.ndarray:
         """The chance that each answer is right (:mod:`~multimodal_cat.zero_shot.confidence`),
@@ -357,9 +367,11 @@ class ZeroShotCategorizer:
             back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
             for row in probs
         ]
+        overruled = self._kind_checks(scored, choices)
         sure = self.confidences(scored, np.array([c.confidence for c in choices]))
         out = []
-        for item, row, choice, confidence in zip(items, probs, choices, sure, strict=True):
+        rows = zip(items, probs, choices, sure, strict=True)
+        for item_index, (item, row, choice, confidence) in enumerate(rows):
             order = np.argsort(-row)[:keep]
             alternatives = [
                 CategoryScore(self.classes_[j], self.paths_[j], round(float(row[j]), 4))
@@ -373,10 +385,30 @@ class ZeroShotCategorizer:
             )
             if choice.backed_off:
                 prediction.warnings.append(back_off_warning(choice, self.index_))
+            if item_index in overruled:
+                prediction.warnings.append(overruled[item_index])
             if self.tagger_ is not None:
                 prediction.tags = self._tags(item, view.ids[choice.position])
             out.append(prediction)
         return self._say_inputs(items, texts, out)
+
+    def _kind_checks(self, scored: _Scored, choices: list[Choice]) -> dict[int, str]:
+        """Replace, in ``choices``, the answers the product-kind head overrules; their warnings
+        by row."""
+        if self.kind_groups_ is None or scored.vectors is None:
+            return {}
+        head = self.kind_head_
+        verdicts = overrule(scored.probs, head.probabilities(scored.vectors), self.kind_groups_, head)
+        view, out = self.index_.view, {}
+        for i, verdict in enumerate(verdicts):
+            if verdict.column < 0:
+                continue
+            leaf = self.index_.positions[int(np.argmax(scored.probs[i]))]
+            position = self.index_.positions[verdict.column]
+            confidence = float(scored.probs[i, verdict.column])
+            choices[i] = Choice(position, confidence, False, position, confidence)
+            out[i] = kind_warning(verdict, view.paths[leaf], view.paths[position])
+        return out
 
     def _say_inputs(
         self,
