@@ -350,7 +350,9 @@ class ZeroShotCategorizer:
         """One :class:`Prediction` per item: a valid path, its confidence, top-k alternatives
         (``top_k`` defaults to the constructor's), tags, and a warning when it backed off.
         ``min_confidence`` replaces the default back-off: the deepest category on the best
-        leaf's path whose probability (summed over the leaves below it) reaches it."""
+        leaf's path whose probability (summed over the leaves below it) reaches it. The
+        confidence is the chance that the answer is right
+        (:mod:`~multimodal_cat.zero_shot.confidence`), read from that probability."""
         scored = self._probabilities(items)
         probs, texts = scored.probs, scored.texts
         keep = max(1, self.top_k if top_k is None else top_k)
@@ -358,6 +360,9 @@ class ZeroShotCategorizer:
             chosen = coarse_predictions(
                 self.taxonomy, self.classes_, probs, min_confidence, top_k=keep, decimals=4
             )
+            summed = np.array([p.confidence for p in chosen])  # the answer's subtree probability
+            for prediction, confidence in zip(chosen, self.confidences(scored, summed), strict=True):
+                prediction.confidence = round(float(confidence), 4)
             if self.tagger_ is not None:
                 for item, prediction in zip(items, chosen, strict=True):
                     prediction.tags = self._tags(item, prediction.category_id)
