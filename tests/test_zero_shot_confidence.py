@@ -188,3 +188,25 @@ def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accu
     assert after.mean() == pytest.approx(target, abs=0.02)
     order = np.argsort(before[10:], kind="stable")  # the order is kept (ties aside)
     assert np.all(np.diff(after[order]) >= -1e-3)
+
+
+def test_calibrate_reads_a_corrections_file(tmp_path: Path) -> None:
+    import argparse
+
+    from multimodal_cat.cli.calibrate import _read_reviews
+    from multimodal_cat.review.corrections import Correction, write_corrections
+
+    path = tmp_path / "corrections.jsonl"
+    write_corrections(
+        [
+            Correction("p1", "accepted", "t-1", "Toys > Dolls", title="fashion doll"),
+            Correction("p2", "changed", "t-2", "Toys > Puzzles", title="jigsaw", description="1000 pieces"),
+            Correction("p3", "skipped"),
+            Correction("p4", "accepted", "t-1"),  # no product text: cannot be scored again
+        ],
+        path,
+    )
+    args = argparse.Namespace(reviews=str(path), label_column="category", column=None)
+    products, labels = _read_reviews(args)
+    assert [p.title for p in products] == ["fashion doll", "jigsaw"]
+    assert products[1].description == "1000 pieces" and labels == ["t-1", "t-2"]
