@@ -5,7 +5,7 @@ with ``md5 % 5 != 0``, fashion ids ``% 5 != 0``, MWPD ``train``), each labelled 
 top level that its own top level (or, where the top level is mixed, its second level) maps to
 by hand in :data:`TO_SHOPIFY`; rows whose category has no clear Shopify twin are left out, and
 each Shopify root keeps at most :data:`CAP` rows (seeded) so apparel does not drown the rest.
-The head reads the engine's product vectors (MiniLM, title + head phrase + noun). Held-out
+The head reads the unit MiniLM vectors of the titles. Held-out
 root accuracy is measured on Flipkart test and MWPD validation (mapped the same way); the
 effect on answers is measured on the hand-judged products (``sample30``, ``general40``), the
 engine alone against the engine with the head, into Shopify. Writes
@@ -109,6 +109,13 @@ def labelled(data: Path) -> dict[str, tuple[list[str], list[str | None]]]:
     }
 
 
+def title_vectors(zs: ZeroShotCategorizer, titles: list[str]) -> np.ndarray:
+    """Unit title vectors, through the embedding cache (what the predictor gives the head)."""
+    from multimodal_cat.encoders._arrays import l2_normalize
+
+    return l2_normalize(zs._embed(titles))
+
+
 def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
     """Fit the head on the training sources (capped per root); held-out root accuracy."""
     from sklearn.linear_model import LogisticRegression
@@ -124,7 +131,7 @@ def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
     chosen = np.concatenate([
         rng.permutation(np.flatnonzero(roots_arr == r))[:CAP] for r in sorted(set(roots))
     ])  # fmt: skip
-    vectors = zs.text_vectors([titles[i] for i in chosen])
+    vectors = title_vectors(zs, [titles[i] for i in chosen])
     fit = LogisticRegression(C=10.0, max_iter=500).fit(vectors, roots_arr[chosen])
     head = KindHead(
         fit.coef_.astype(np.float32), fit.intercept_.astype(np.float32), [str(c) for c in fit.classes_],
@@ -135,7 +142,7 @@ def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
     for name in ("flipkart_test", "mwpd_validation"):
         t, r = sets[name]
         keep = [i for i, x in enumerate(r) if x]
-        probs = head.probabilities(zs.text_vectors([t[i] for i in keep]))
+        probs = head.probabilities(title_vectors(zs, [t[i] for i in keep]))
         guess = np.array(head.roots)[probs.argmax(1)]
         truth = np.array([r[i] for i in keep])
         sure = probs.max(1) >= 0.8

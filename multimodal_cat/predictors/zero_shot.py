@@ -403,7 +403,9 @@ class ZeroShotCategorizer:
         if self.kind_groups_ is None or scored.vectors is None:
             return {}
         head = self.kind_head_
-        verdicts = overrule(scored.probs, head.probabilities(scored.vectors), self.kind_groups_, head)
+        titles = self._embed([t.title for t in scored.texts])  # cached: text_vectors read them
+        kinds = head.probabilities(l2_normalize(titles))
+        verdicts = overrule(scored.probs, kinds, self.kind_groups_, head)
         view, out = self.index_.view, {}
         for i, verdict in enumerate(verdicts):
             if verdict.column < 0:

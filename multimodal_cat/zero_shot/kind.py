@@ -2,8 +2,8 @@
 
 Zero-shot search reads titles literally: "LEGO City Police Car" lands in real Police Cars and
 "Atomic Habits (Paperback)" in Garbage Disposals. A light head (multinomial logistic
-regression on the default encoder's product vectors, 26 x 384 weights shipped as
-``data/kind_head.npz``, about 40 kB) says which of Shopify's top-level categories a product
+regression on the default encoder's unit title vectors, 16 x 384 weights shipped as
+``data/kind_head.npz``, about 12 kB) says which of Shopify's top-level categories a product
 belongs to. It was trained on every labelled title the project has (Flipkart, fashion, MWPD
 train), their own top levels mapped by hand to Shopify's (``benchmarks/zero_shot_kind.py``;
 rows whose top level has no clear Shopify twin were left out). For a tree whose top-level names
