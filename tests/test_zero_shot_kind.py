@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import multimodal_cat.predictors.zero_shot as zero_shot_module
+import multimodal_cat.zero_shot.kind as kind_module
 from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.zero_shot.kind import KIND_FILE, KindHead, load_kind_head, overrule
@@ -32,6 +33,8 @@ def test_overrule_needs_a_sure_head_and_a_vetoed_root() -> None:
     assert verdicts[0].column == 1 and verdicts[0].kind == "Toys & Games"  # best leaf under Toys
     assert verdicts[1].column == -1  # the head is not sure enough
     assert verdicts[2].column == -1  # the leaf's own root keeps a real chance (0.10)
+    implausible = np.array([[0.01, 0.02, 0.9, 0.07]])  # the engine finds no toy at all
+    assert overrule(implausible, kinds[:1], groups, head)[0].column == -1
 
 
 def test_predictor_moves_lego_out_of_masonry_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,6 +43,7 @@ def test_predictor_moves_lego_out_of_masonry_with_a_warning(monkeypatch: pytest.
     before = plain.predict(["LEGO bricks set"])[0]
     assert before.category_path == "Hardware > Masonry > Bricks"
     monkeypatch.setattr(zero_shot_module, "load_kind_head", lambda enc: _head(encoder))
+    monkeypatch.setattr(kind_module, "KIND_PLAUSIBLE", 0.0)  # this toy encoder is too sharp for it
     after = ZeroShotCategorizer(TREE, encoder, cache=False).predict(["LEGO bricks set"])[0]
     assert after.category_path.startswith("Toys & Games > ")
     assert any("product-kind check" in w and "Hardware > Masonry > Bricks" in w for w in after.warnings)

@@ -8,9 +8,12 @@ belongs to. It was trained on every labelled title the project has (Flipkart, fa
 train), their own top levels mapped by hand to Shopify's (``benchmarks/zero_shot_kind.py``;
 rows whose top level has no clear Shopify twin were left out). For a tree whose top-level names
 are Shopify's (Shopify itself, or a tree built on its roots), the engine overrules the best leaf
-when the head is sure (:data:`KIND_SURE`) that the product is of another kind and gives the
-leaf's own root almost no chance (:data:`KIND_VETO`): the answer moves to the best leaf under the
-head's root, and the prediction carries a warning saying so. Roots the head never saw in
+when the head is sure (:data:`KIND_SURE`) that the product is of another kind, gives the
+leaf's own root almost no chance (:data:`KIND_VETO`), and the engine itself finds a plausible
+leaf of that kind (:data:`KIND_PLAUSIBLE`): the answer moves to that leaf, and the prediction
+carries a warning saying so. (Without the last condition the head, trained on narrow data,
+moved right answers into wrong branches: a digital piano into computer keyboards; see
+``benchmarks/results/zero_shot_general.json``, key ``general40``.) Roots the head never saw in
 training (Business & Industrial, Software...) are never vetoed.
 
 Example:
@@ -30,6 +33,7 @@ import numpy as np
 KIND_FILE = Path(__file__).parent / "data" / "kind_head.npz"
 KIND_SURE = 0.8  # the head's probability for its root that lets it overrule
 KIND_VETO = 0.05  # ... when it gives the best leaf's own root less than this
+KIND_PLAUSIBLE = 0.2  # ... and the engine gives the new answer this share of the best leaf's
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,9 @@ class KindVerdict:
 def overrule(
     probs: np.ndarray, kind_probs: np.ndarray, groups: dict[int, np.ndarray], head: KindHead
 ) -> list[KindVerdict]:
-    """Per row: move to the best leaf under the head's root when the head is sure and gives
-    the best leaf's root less than :data:`KIND_VETO`."""
+    """Per row: move to the best leaf under the head's root when the head is sure, gives the
+    best leaf's root less than :data:`KIND_VETO`, and the engine itself finds that leaf
+    plausible (at least :data:`KIND_PLAUSIBLE` of the best leaf's probability)."""
     column_root = np.full(probs.shape[1], -1)
     for k, cols in groups.items():
         column_root[cols] = k
@@ -124,8 +129,10 @@ def overrule(
         if kind_row[kind] < KIND_SURE or leaf_p >= KIND_VETO:
             out.append(KindVerdict(-1, head.roots[kind], float(kind_row[kind]), leaf_p))
             continue
-        cols = groups[kind]
-        out.append(KindVerdict(int(cols[np.argmax(row[cols])]), head.roots[kind], float(kind_row[kind]), leaf_p))
+        column = int(groups[kind][np.argmax(row[groups[kind]])])
+        if row[column] < KIND_PLAUSIBLE * row[best]:  # the engine finds nothing of that kind
+            column = -1
+        out.append(KindVerdict(column, head.roots[kind], float(kind_row[kind]), leaf_p))
     return out
 
 
