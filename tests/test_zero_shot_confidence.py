@@ -121,6 +121,11 @@ def test_calibrate_from_reviews_is_stored_and_routes_categorize(calibration_dir:
     other = ZeroShotCategorizer(Taxonomy.from_paths(["Toys > Dolls"]), BagOfWordsEncoder(), cache=False)
     with pytest.raises(StoredThresholdError, match="no stored threshold for precision 0.8"):
         stored_router(other, 0.8)
+    # Categorizer.predict routes at it (a zero-shot tree has no other stored threshold)
+    from multimodal_cat.categorizer import Categorizer
+
+    routed = Categorizer(fresh).predict(titles[:20], target_precision=0.8)
+    assert all((p.confidence < stored.value) == p.needs_review for p in routed)
     # the stored temperature refines the confidences the predictor gives
     raw = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, reviewed=False)
     before = raw.predict(titles[:5])
