@@ -59,6 +59,11 @@ FEATURE_SETS = {
     "logit_p+z_top+root_mass+agree": ("logit_p", "z_top", "root_mass", "agree"),
     "all": FEATURES,
 }
+CONFIDENCE_KEYS = (
+    "confidence_run", "confidence_model", "mwpd_validation", "flipkart_test_confidence",
+    "calibrate_from_reviews", "calibrate_from_reviews_flipkart_test", "sample30", "general40",
+    "product_kind_head",
+)  # what this module adds to zero_shot_general.json
 REVIEWS = 200
 TARGET = 0.95
 TARGETS = (0.8, 0.9, 0.95)
