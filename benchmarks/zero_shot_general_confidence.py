@@ -345,14 +345,18 @@ def main() -> int:
         fa_dev = (fa_rows["id"] % 5 != 0).to_numpy()
         models = fit_models([(fk_f[~test], fk_ok[~test]), (fa_f[fa_dev], fa_ok[fa_dev])])
         zs_mw = ZeroShotCategorizer(tax_mw, tags=False)
-        checks = {"flipkart_test": (fk_f[test], fk_ok[test]), "fashion_test": (fa_f[~fa_dev], fa_ok[~fa_dev])}
+        checks = {
+            "flipkart_dev": (fk_f[~test], fk_ok[~test]), "fashion_dev": (fa_f[fa_dev], fa_ok[fa_dev]),
+            "flipkart_test": (fk_f[test], fk_ok[test]), "fashion_test": (fa_f[~fa_dev], fa_ok[~fa_dev]),
+        }  # fmt: skip
         for full in (False, True):
             name = f"mwpd_validation_{'title_description_seller' if full else 'titles'}"
             checks[name] = engine_features(zs_mw, offers(val, full), val["category_id"].tolist())[:2]
         report["confidence_model"] = {
             "fitted_on": "Flipkart dev + fashion dev (ids % 5 != 0), equal weight per domain",
             "package_default": {"weights": list(DEFAULT_CONFIDENCE.weights), "bias": DEFAULT_CONFIDENCE.bias,
-                                "feed_threshold": DEFAULT_CONFIDENCE.feed_threshold},
+                                "feed_threshold": DEFAULT_CONFIDENCE.feed_threshold,
+                                "prior_shift": DEFAULT_CONFIDENCE.prior_shift},
             "feature_sets": {
                 name: {"weights": dict(zip(FEATURES, model.weights, strict=True)), "bias": model.bias,
                        "feed_threshold": model.feed_threshold,

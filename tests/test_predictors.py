@@ -52,6 +52,7 @@ def test_every_predictor_keeps_the_contract(checkpoint: str, zero_shot) -> None:
 def test_zero_shot_min_confidence_zero_answers_the_best_leaf(zero_shot, monkeypatch) -> None:
     """min_confidence replaces the default back-off; 0 keeps the best leaf, as leaf_min=0 does."""
     monkeypatch.setattr(zero_shot, "leaf_min", 0.0)
+    monkeypatch.setattr(zero_shot, "feed_calibration", False)  # two calls: no feed history
     plain = zero_shot.predict(TITLES, top_k=3)
     backed = zero_shot.predict(TITLES, top_k=3, min_confidence=0.0)
 
@@ -62,6 +63,7 @@ def test_zero_shot_min_confidence_zero_answers_the_best_leaf(zero_shot, monkeypa
 
 
 def test_zero_shot_backs_off_to_the_deepest_sure_ancestor(zero_shot) -> None:
+    zero_shot.feed_calibration = False  # the confidence model's own reading, call after call
     tree = zero_shot.taxonomy
     probs = zero_shot.predict_proba(TITLES)
     classes = zero_shot.classes_

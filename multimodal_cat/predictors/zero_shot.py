@@ -54,7 +54,6 @@ from multimodal_cat.zero_shot.backoff import (
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
 from multimodal_cat.zero_shot.confidence import (
     DEFAULT_CONFIDENCE,
-    FEED_MIN,
     FEED_SEEN,
     confidence_features,
     root_columns,
@@ -137,8 +136,8 @@ class ZeroShotCategorizer:
         feed_calibration: without a reviewed calibration, calibrate the confidences on the
             feed's own score distribution, with no label
             (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
-            products this predictor scored, once it has seen ``FEED_MIN`` (100); the first
-            ones get the model's confidence as it is.
+            products this predictor scored (the batch included), leaning on a cautious prior
+            while they are few.
         product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
             overrule a best leaf in a branch the product is surely not of
             (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
@@ -326,8 +325,7 @@ class ZeroShotCategorizer:
         if not self.feed_calibration:
             return confidence
         self.feed_seen_.extend(confidence.tolist())
-        if len(self.feed_seen_) >= FEED_MIN:
-            self.feed_shift_ = DEFAULT_CONFIDENCE.feed_shift(np.asarray(self.feed_seen_))
+        self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(np.asarray(self.feed_seen_))
         return shifted(confidence, self.feed_shift_)
 
     @property
