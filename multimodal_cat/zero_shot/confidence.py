@@ -156,7 +156,7 @@ def confidence_features(
     )[rows]
 
 
-# Fitted on the dev rows of Flipkart and fashion (benchmarks/zero_shot_general.py).
+# Fitted on the dev rows of Flipkart and fashion (benchmarks/zero_shot_general_confidence.py).
 # The other features were measured not to transfer better (key ``confidence_model``). The
 # prior shift is the more cautious of the two dev domains' own shifts (Flipkart dev's, -0.537; fashion
 # dev's is positive).
