@@ -323,10 +323,15 @@ class ReviewedThreshold:
         if self.value is None:
             return f"precision {self.target_precision:.0%}: no threshold ({self.note})"
         low, high = self.interval
+        caveat = (
+            f"; more reviews needed to rule out a precision as low as {low:.3f}"
+            if low < self.target_precision
+            else ""
+        )
         return (
             f"precision {self.target_precision:.0%}: auto-accept at confidence >= {self.value:.3f} "
             f"({self.share:.0%} of the reviewed answers; measured {self.precision:.3f} on "
-            f"{self.reviews} reviews, 95% interval {low:.3f}-{high:.3f})"
+            f"{self.reviews} reviews, 95% interval {low:.3f}-{high:.3f}{caveat})"
         )
 
 

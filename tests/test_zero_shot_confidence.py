@@ -81,6 +81,8 @@ def test_a_threshold_rests_on_enough_reviews_and_reports_its_interval() -> None:
     assert t.reviews == int(above.sum()) >= 30
     assert t.precision == pytest.approx(right[above].mean())
     assert t.precision >= 0.9 and t.interval[0] < t.precision < t.interval[1]
+    assert f"on {t.reviews} reviews, 95% interval" in t.describe()
+    assert "more reviews needed to rule out a precision as low as" in t.describe()  # low < 0.9
     # a high target that only a handful of answers reach: no threshold, and it says why
     few = reviewed_threshold(conf, conf > 0.995, 0.999)
     assert few.value is None and "too few reviews" in few.note
