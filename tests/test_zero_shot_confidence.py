@@ -218,3 +218,26 @@ def test_calibrate_reads_a_corrections_file(tmp_path: Path) -> None:
     products, labels = _read_reviews(args)
     assert [p.title for p in products] == ["fashion doll", "jigsaw"]
     assert products[1].description == "1000 pieces" and labels == ["t-1", "t-2"]
+
+
+def test_calibrate_reads_a_label_studio_export(tmp_path: Path) -> None:
+    import argparse
+    import json
+
+    from multimodal_cat.cli.calibrate import _read_reviews
+
+    tree = tmp_path / "tree.csv"
+    nodes = list(dict.fromkeys(n for p in TITLES for n in (p.split(" > ")[0], p)))
+    tree.write_text("id,path\n" + "".join(f"n{i},{p}\n" for i, p in enumerate(nodes)), encoding="utf-8")
+    export = [
+        {"id": 1, "data": {"id": "p1", "suggested_id": "n1", "title": "fashion doll"},
+         "annotations": [{"id": 1, "was_cancelled": False, "updated_at": "2026-12-01T10:00:00Z", "result": [
+             {"from_name": "category", "to_name": "title", "type": "taxonomy",
+              "value": {"taxonomy": [["Toys", "Puzzles"]]}}]}]},
+    ]  # fmt: skip
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export), encoding="utf-8")
+    args = argparse.Namespace(reviews=str(path), label_column="category", column=None, taxonomy=str(tree))
+    products, labels = _read_reviews(args)
+    assert [p.title for p in products] == ["fashion doll"]
+    assert labels == ["n2"]  # the reviewer changed Dolls (n1) to Puzzles

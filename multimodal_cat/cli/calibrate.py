@@ -1,7 +1,7 @@
 """``multimodal-cat calibrate``: fit a tree's confidence and auto-accept thresholds from reviews.
 
-Reads reviewed answers (a corrections file written by ``multimodal-cat review import`` from a
-Label Studio export, or any labelled feed: CSV, TSV, JSON lines, Parquet with a category
+Reads reviewed answers (a Label Studio JSON export, a corrections file written by
+``multimodal-cat review import``, or any labelled feed: CSV, TSV, JSON lines, Parquet with a category
 column), runs the zero-shot engine on the reviewed products, fits the tree's confidence
 temperature and the auto-accept threshold of each target precision, and stores them where
 ``categorize --target-precision``, ``serve`` and ``Categorizer.predict`` find them. It prints
@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from multimodal_cat._progress import info
@@ -35,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "reviews",
         metavar="REVIEWS",
-        help="a corrections file (review import) or a labelled feed (CSV, TSV, JSON lines, Parquet)",
+        help="a Label Studio JSON export, a corrections file (review import) or a labelled feed "
+        "(CSV, TSV, JSON lines, Parquet)",
     )
     p.add_argument("--taxonomy", default="shopify", help="the tree (default: %(default)s)")
     p.add_argument(
@@ -90,10 +92,17 @@ def _read_reviews(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     from multimodal_cat.feeds.columns import ColumnMap, row_to_product
     from multimodal_cat.feeds.read import FeedReader
 
+    if Path(args.reviews).suffix.lower() == ".json":  # a Label Studio export
+        from multimodal_cat.review.labelstudio import read_export
+        from multimodal_cat.taxonomy import Taxonomy
+
+        return _from_corrections(read_export(args.reviews, Taxonomy.load(args.taxonomy)), args.reviews)
     with FeedReader(args.reviews) as reader:
         columns = list(reader.columns)
         if {"product_id", "action"} <= set(columns):
-            return _read_corrections(args.reviews)
+            from multimodal_cat.review.corrections import read_corrections
+
+            return _from_corrections(read_corrections(args.reviews), args.reviews)
         if args.label_column not in columns:
             raise UserError(
                 f"{args.reviews}: expected a category column {args.label_column!r} (or a "
@@ -106,16 +115,15 @@ def _read_reviews(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     return products, [str(r.values[args.label_column]) for r in labelled]
 
 
-def _read_corrections(path: str) -> tuple[list[Any], list[str]]:
+def _from_corrections(corrections: list[Any], path: str) -> tuple[list[Any], list[str]]:
     """Accepted and changed corrections that carry their product's text."""
     from multimodal_cat.products import Product
-    from multimodal_cat.review.corrections import read_corrections
 
-    kept = [c for c in read_corrections(path) if c.label is not None and c.has_product]
+    kept = [c for c in corrections if c.label is not None and c.has_product]
     if not kept:
         raise UserError(
-            f"{path}: no reviewed answer carries its product's text (title, description); "
-            "import the Label Studio export again with review import"
+            f"{path}: no reviewed answer carries its product's text (title, description): "
+            "give the tasks' products a title (review tasks does), or a labelled feed"
         )
     products = [
         Product(id=c.product_id, title=c.title, description=c.description, brand=c.brand)
