@@ -241,3 +241,30 @@ def test_calibrate_reads_a_label_studio_export(tmp_path: Path) -> None:
     products, labels = _read_reviews(args)
     assert [p.title for p in products] == ["fashion doll"]
     assert labels == ["n2"]  # the reviewer changed Dolls (n1) to Puzzles
+
+
+def test_calibrate_never_reads_the_label_as_the_sellers_category(tmp_path: Path) -> None:
+    import argparse
+
+    from multimodal_cat.cli.calibrate import _read_reviews
+
+    path = tmp_path / "reviewed.csv"
+    path.write_text("title,category\nfashion doll,Toys > Dolls\n", encoding="utf-8")
+    args = argparse.Namespace(reviews=str(path), label_column="category", column=None)
+    products, labels = _read_reviews(args)
+    assert labels == ["Toys > Dolls"] and products[0].seller_category == ""
+
+
+def test_holdout_threshold_never_reads_the_label_as_the_sellers_category(tmp_path: Path, fake_predictor) -> None:
+    import argparse
+
+    from multimodal_cat.cli.review import _holdout_threshold
+
+    path = tmp_path / "holdout.csv"
+    path.write_text("title,category\nyoga pants,aa-1-1\n", encoding="utf-8")
+    seen = []
+    predictor = fake_predictor(category=lambda p: seen.append(p.seller_category) or fake_predictor.ACTIVEWEAR)
+    args = argparse.Namespace(holdout=str(path), holdout_label_column="category", column=None,
+                              target_precision=0.9)  # fmt: skip
+    _holdout_threshold(args, predictor)
+    assert seen == [""]
