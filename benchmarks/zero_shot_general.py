@@ -30,6 +30,7 @@ import pandas as pd
 
 from benchmarks.fashion_model import RESULTS, environment, write_results
 from benchmarks.zero_shot_benchmark import load as load_fashion
+from benchmarks.zero_shot_general_confidence import CONFIDENCE_KEYS
 from benchmarks.zero_shot_general_eval import (
     HEADS,
     SAMPLE30_TRUTH,
@@ -299,10 +300,21 @@ def main() -> int:
         },
         "sample30_shopify": None if args.skip_sample30 else sample30(data),
     }
-    write_results(
-        Path(args.out) if args.out else RESULTS / "zero_shot_general", report, markdown(report)
-    )
+    stem = Path(args.out) if args.out else RESULTS / "zero_shot_general"
+    report.update(kept_confidence_keys(stem.with_suffix(".json")))
+    write_results(stem, report, markdown(report))
     return 0
+
+
+def kept_confidence_keys(path: Path) -> dict:
+    """The keys ``benchmarks/zero_shot_general_confidence.py`` wrote into the same file (this
+    run does not remake them; run that module after this one to refresh them)."""
+    import json
+
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    return {k: old[k] for k in CONFIDENCE_KEYS if k in old}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,3 +240,248 @@ def reliability_diagram(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+# --- Calibration from a team's own reviews -------------------------------------------------
+
+MIN_REVIEWS = 50  # fewer reviewed answers: no temperature or threshold is claimed
+MIN_ACCEPTED_REVIEWS = 30  # reviews at or above a threshold that it must rest on
+REVIEW_TARGETS = (0.9, 0.95, 0.98)
+ANY_INPUT = "any"  # the thresholds' key when they hold for every input type
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a proportion ``successes / n``.
+
+    Example:
+        >>> [round(x, 3) for x in wilson_interval(95, 100)]
+        [0.888, 0.978]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0 - 1e-6)
+    return np.log(p / (1.0 - p))
+
+
+def fit_platt(confidence: np.ndarray, correct: np.ndarray, *, prior: float = 1.0) -> tuple[float, float]:
+    """``(temperature, bias)`` so that ``sigmoid(logit(confidence) / temperature + bias)``
+    matches ``correct`` (Newton steps on the log-likelihood, with a light pull of strength
+    ``prior`` towards the identity, so a few reviews move it only a little)."""
+    x = _logit(confidence)
+    y = np.asarray(correct, dtype=np.float64)
+    theta = np.array([1.0, 0.0])  # slope (1 / temperature), bias
+    design = np.column_stack([x, np.ones_like(x)])
+    for _ in range(50):
+        p = np.exp(-np.logaddexp(0.0, -(design @ theta)))
+        grad = design.T @ (p - y) + prior * (theta - np.array([1.0, 0.0]))
+        hess = (design * (p * (1 - p))[:, None]).T @ design + prior * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    slope = max(float(theta[0]), 1e-3)
+    return 1.0 / slope, float(theta[1])
+
+
+def recalibrate(confidence: np.ndarray, temperature: float, bias: float) -> np.ndarray:
+    """``sigmoid(logit(confidence) / temperature + bias)``: a tree's reviewed calibration."""
+    z = _logit(confidence) / temperature + bias
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+@dataclass(frozen=True)
+class ReviewedThreshold:
+    """An auto-accept threshold chosen on reviewed answers, with what it rests on.
+
+    Attributes:
+        target_precision: What was asked for.
+        value: Accept at or above this confidence; ``None`` when the reviews cannot support it.
+        reviews: Reviewed answers at or above ``value`` (what the precision rests on).
+        precision: Their measured precision.
+        interval: Its 95% Wilson interval.
+        share: Share of the reviewed answers at or above ``value``.
+        note: Why there is no threshold, in plain words (empty when there is one).
+    """
+
+    target_precision: float
+    value: float | None
+    reviews: int
+    precision: float
+    interval: tuple[float, float]
+    share: float
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for people."""
+        if self.value is None:
+            return f"precision {self.target_precision:.0%}: no threshold ({self.note})"
+        low, high = self.interval
+        caveat = (
+            f"; more reviews needed to rule out a precision as low as {low:.3f}"
+            if low < self.target_precision
+            else ""
+        )
+        return (
+            f"precision {self.target_precision:.0%}: auto-accept at confidence >= {self.value:.3f} "
+            f"({self.share:.0%} of the reviewed answers; measured {self.precision:.3f} on "
+            f"{self.reviews} reviews, 95% interval {low:.3f}-{high:.3f}{caveat})"
+        )
+
+
+def reviewed_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target_precision: float
+) -> ReviewedThreshold:
+    """The lowest threshold at which the reviewed answers reach ``target_precision``, both as
+    measured and as the recalibrated confidences expect, resting on at least
+    :data:`MIN_ACCEPTED_REVIEWS` reviews; otherwise no threshold, and a note saying why."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    order = np.argsort(-confidence, kind="stable")
+    conf, ok = confidence[order], correct[order].astype(np.float64)
+    count = np.arange(1, len(conf) + 1)
+    measured = np.cumsum(ok) / count
+    expected = np.cumsum(conf) / count
+    cuttable = np.append(conf[1:] < conf[:-1], True)
+    good = np.flatnonzero(
+        (measured >= target_precision) & (expected >= target_precision) & cuttable
+        & (count >= MIN_ACCEPTED_REVIEWS)
+    )
+    if len(confidence) < MIN_REVIEWS:
+        return _no_threshold(
+            target_precision, f"too few reviews: {len(confidence)} < {MIN_REVIEWS}"
+        )
+    if not len(good):
+        return _no_threshold(
+            target_precision,
+            f"too few reviews: no confidence has {MIN_ACCEPTED_REVIEWS} or more reviewed "
+            f"answers above it at precision {target_precision:.0%}",
+        )
+    last = int(good[-1])
+    hits = int(ok[: last + 1].sum())
+    return ReviewedThreshold(
+        target_precision=target_precision,
+        value=float(conf[last]),
+        reviews=last + 1,
+        precision=float(measured[last]),
+        interval=wilson_interval(hits, last + 1),
+        share=float((last + 1) / len(conf)),
+    )
+
+
+def _no_threshold(target: float, note: str) -> ReviewedThreshold:
+    return ReviewedThreshold(target, None, 0, 0.0, (0.0, 1.0), 0.0, note)
+
+
+@dataclass(frozen=True)
+class ReviewCalibration:
+    """A tree's calibration fitted on reviewed answers: a temperature and bias applied to the
+    confidence (:func:`recalibrate`) and auto-accept thresholds by input type and precision.
+
+    Attributes:
+        reviews: Reviewed answers it was fitted on.
+        accuracy: Their share right (as predicted before the calibration).
+        temperature, bias: The fitted recalibration (1, 0 is the identity).
+        thresholds: ``{input type: {str(target): ReviewedThreshold}}``; :data:`ANY_INPUT`
+            holds for every input type.
+        note: Why the temperature was not fitted, when it was not.
+    """
+
+    reviews: int
+    accuracy: float
+    temperature: float = 1.0
+    bias: float = 0.0
+    thresholds: dict[str, dict[str, ReviewedThreshold]] | None = None
+    note: str = ""
+
+    def threshold(self, target_precision: float, input_type: str = ANY_INPUT) -> ReviewedThreshold | None:
+        """The stored threshold for ``target_precision`` (``None`` when none was fitted)."""
+        table = (self.thresholds or {}).get(input_type) or (self.thresholds or {}).get(ANY_INPUT, {})
+        return table.get(str(target_precision))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {
+            "reviews": self.reviews,
+            "accuracy": self.accuracy,
+            "temperature": self.temperature,
+            "bias": self.bias,
+            "note": self.note,
+            "thresholds": {
+                kind: {k: {**vars(t), "interval": list(t.interval)} for k, t in table.items()}
+                for kind, table in (self.thresholds or {}).items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReviewCalibration:
+        """The inverse of :meth:`to_dict`."""
+        thresholds = {
+            kind: {
+                k: ReviewedThreshold(**{**t, "interval": tuple(t["interval"])})
+                for k, t in table.items()
+            }
+            for kind, table in (data.get("thresholds") or {}).items()
+        }
+        return cls(
+            reviews=int(data["reviews"]),
+            accuracy=float(data["accuracy"]),
+            temperature=float(data.get("temperature", 1.0)),
+            bias=float(data.get("bias", 0.0)),
+            thresholds=thresholds,
+            note=str(data.get("note", "")),
+        )
+
+    def describe(self) -> list[str]:
+        """Lines for people: what it rests on, the temperature, each threshold."""
+        lines = [
+            f"{self.reviews} reviewed answers, {self.accuracy:.1%} of them right as predicted",
+            self.note
+            or f"confidence temperature {self.temperature:.3f}, bias {self.bias:+.3f}",
+        ]
+        for kind, table in (self.thresholds or {}).items():
+            prefix = "" if kind == ANY_INPUT else f"[{kind}] "
+            lines += [prefix + t.describe() for t in table.values()]
+        return lines
+
+
+def fit_review_calibration(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    targets: Sequence[float] = REVIEW_TARGETS,
+) -> ReviewCalibration:
+    """A :class:`ReviewCalibration` from the confidences of reviewed answers and whether each
+    was right. With fewer than :data:`MIN_REVIEWS` reviews nothing is fitted and every
+    threshold says "too few reviews".
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> conf = rng.uniform(0.5, 1.0, 400)
+        >>> calib = fit_review_calibration(conf, rng.uniform(size=400) < conf)
+        >>> calib.threshold(0.9).value is not None
+        True
+        >>> fit_review_calibration(conf[:10], conf[:10] > 0.6).threshold(0.9).note
+        'too few reviews: 10 < 50'
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.shape != correct.shape:
+        raise InvalidArgumentError(
+            f"expected one right/wrong per confidence; found {correct.shape} and {confidence.shape}"
+        )
+    accuracy = float(correct.mean()) if len(correct) else 0.0
+    if len(confidence) < MIN_REVIEWS:
+        note = f"too few reviews to fit a temperature: {len(confidence)} < {MIN_REVIEWS}"
+        temperature, bias = 1.0, 0.0
+    else:
+        note = ""
+        temperature, bias = fit_platt(confidence, correct)
+    calibrated = recalibrate(confidence, temperature, bias)
+    table = {str(t): reviewed_threshold(calibrated, correct, t) for t in targets}
+    return ReviewCalibration(len(confidence), accuracy, temperature, bias, {ANY_INPUT: table}, note)

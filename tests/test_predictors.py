@@ -14,6 +14,7 @@ from multimodal_cat.predictors.checkpoint import ModelPredictor
 from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
+from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, logit, sigmoid
 from tests.test_align_engine import BagOfWordsEncoder
 from tests.test_align_zero_shot import FASHION
 
@@ -51,6 +52,7 @@ def test_every_predictor_keeps_the_contract(checkpoint: str, zero_shot) -> None:
 def test_zero_shot_min_confidence_zero_answers_the_best_leaf(zero_shot, monkeypatch) -> None:
     """min_confidence replaces the default back-off; 0 keeps the best leaf, as leaf_min=0 does."""
     monkeypatch.setattr(zero_shot, "leaf_min", 0.0)
+    monkeypatch.setattr(zero_shot, "feed_calibration", False)  # two calls: no feed history
     plain = zero_shot.predict(TITLES, top_k=3)
     backed = zero_shot.predict(TITLES, top_k=3, min_confidence=0.0)
 
@@ -61,6 +63,7 @@ def test_zero_shot_min_confidence_zero_answers_the_best_leaf(zero_shot, monkeypa
 
 
 def test_zero_shot_backs_off_to_the_deepest_sure_ancestor(zero_shot) -> None:
+    zero_shot.feed_calibration = False  # the confidence model's own reading, call after call
     tree = zero_shot.taxonomy
     probs = zero_shot.predict_proba(TITLES)
     classes = zero_shot.classes_
@@ -78,7 +81,9 @@ def test_zero_shot_backs_off_to_the_deepest_sure_ancestor(zero_shot) -> None:
             assert all(nodes[row, ids.index(d)] < threshold for d in deeper)
             if prediction.category_id != best:
                 backed_off += 1
-                assert prediction.confidence == pytest.approx(reached)
+                # the confidence model's reading of the branch's summed probability
+                w, b = DEFAULT_CONFIDENCE.weights[0], DEFAULT_CONFIDENCE.bias
+                assert prediction.confidence == pytest.approx(sigmoid(w * logit(reached) + b), abs=1e-4)
             if reached >= threshold:
                 assert not prediction.warnings
             else:  # not even the top level is sure enough

@@ -27,7 +27,9 @@ from multimodal_cat.cli.outputs import check_outputs
 __all__ = ["UserError", "build_parser", "main"]
 
 # Sub-command modules, in the order they appear in --help.
-COMMAND_MODULES = ("taxonomy", "categorize", "evaluate", "train", "review", "catalog", "serve")
+COMMAND_MODULES = (
+    "taxonomy", "categorize", "evaluate", "calibrate", "train", "review", "catalog", "serve"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

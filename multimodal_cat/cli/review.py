@@ -425,7 +425,8 @@ def add_routing_arguments(p: argparse.ArgumentParser) -> None:
                        help="rows under confidence P need review (plus seller-category disagreements)")
     which.add_argument("--target-precision", type=probability, metavar="P",
                        help="auto-accept only at the confidence where held-out rows reach precision P "
-                       "(a checkpoint's stored thresholds, or --holdout)")
+                       "(a checkpoint's stored thresholds, a tree's from multimodal-cat calibrate, "
+                       "or --holdout)")
     group.add_argument("--holdout", metavar="FEED",
                        help="labelled products (same columns + a category column) to choose the "
                        "--target-precision threshold on")
@@ -453,7 +454,8 @@ def build_router(args: argparse.Namespace, predictor: Any) -> Any:
         return stored_router(predictor, args.target_precision)
     except StoredThresholdError as error:
         raise UserError(
-            f"{error}: give --holdout LABELLED_FEED to choose it on labelled products, or --review-below P"
+            f"{error}: give --holdout LABELLED_FEED to choose it on labelled products, run "
+            "multimodal-cat calibrate on reviewed answers, or give --review-below P"
         ) from None
 
 
@@ -471,7 +473,8 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
                     f"{args.holdout}: expected a category column {label!r}; "
                     f"found {', '.join(reader.columns)}"
                 )
-            columns = ColumnMap.from_args(args.column).resolve(reader.columns)
+            # the label is the answer, never an input (a "category" column is a seller-category alias)
+            columns = ColumnMap.from_args(args.column).resolve([c for c in reader.columns if c != label])
             rows = [r for r in reader if not r.error]
         if len(rows) < MIN_HOLDOUT_ROWS:
             print(

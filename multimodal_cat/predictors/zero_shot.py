@@ -27,12 +27,15 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
+from multimodal_cat.calibration import recalibrate
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.errors import InvalidArgumentError
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
@@ -44,11 +47,21 @@ from multimodal_cat.zero_shot.adapt import smooth_over_neighbours
 from multimodal_cat.zero_shot.backoff import (
     DEFAULT_BRANCH_MIN,
     DEFAULT_LEAF_MIN,
+    Choice,
     back_off,
     back_off_warning,
 )
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
+from multimodal_cat.zero_shot.confidence import (
+    DEFAULT_CONFIDENCE,
+    FEED_SEEN,
+    confidence_features,
+    root_columns,
+    shifted,
+)
+from multimodal_cat.zero_shot.kind import kind_warning, load_kind_head, overrule, root_groups
 from multimodal_cat.zero_shot.product_text import ProductText, product_texts
+from multimodal_cat.zero_shot.reviewed import load_calibration
 from multimodal_cat.zero_shot.search import (
     DEFAULT_WEIGHTS,
     CategoryIndex,
@@ -59,6 +72,17 @@ from multimodal_cat.zero_shot.store import tree_matrix
 from multimodal_cat.zero_shot.tags import ZeroShotTagger
 
 __all__ = ["DEFAULT_WEIGHTS", "ZeroShotCategorizer"]
+
+
+@dataclass
+class _Scored:
+    """One batch's raw scores, their lexical part, probabilities and the texts read."""
+
+    scores: np.ndarray
+    lexical: np.ndarray
+    probs: np.ndarray
+    texts: list[ProductText]
+    vectors: np.ndarray | None = None
 
 
 def _prompt(view: TreeView, i: int) -> str:
@@ -106,6 +130,17 @@ class ZeroShotCategorizer:
         tags: fill ``Prediction.tags`` from Shopify's attribute vocabularies.
         adapt: smooth each batch's probabilities over its products' nearest neighbours
             (no labels; helps on large batches).
+        reviewed: read the tree's calibration from reviewed answers when one is stored
+            (:mod:`~multimodal_cat.zero_shot.reviewed`, written by ``multimodal-cat calibrate``):
+            its temperature refines the confidences and its thresholds route reviews.
+        feed_calibration: without a reviewed calibration, calibrate the confidences on the
+            feed's own score distribution, with no label
+            (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
+            products this predictor scored (the batch included), leaning on a cautious prior
+            while they are few.
+        product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
+            overrule a best leaf in a branch the product is surely not of
+            (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -131,6 +166,9 @@ class ZeroShotCategorizer:
         branch_min: float = DEFAULT_BRANCH_MIN,
         tags: bool = True,
         adapt: bool = False,
+        reviewed: bool = True,
+        feed_calibration: bool = True,
+        product_kind: bool = True,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -155,6 +193,11 @@ class ZeroShotCategorizer:
         self.branch_min = branch_min
         self.tags = tags
         self.adapt = adapt
+        self.reviewed = reviewed
+        self.feed_calibration = feed_calibration
+        self.product_kind = product_kind
+        self.feed_shift_ = 0.0
+        self.feed_seen_: deque[float] = deque(maxlen=FEED_SEEN)
         self._ready = False
 
     def _prepare(self) -> None:
@@ -169,6 +212,11 @@ class ZeroShotCategorizer:
             self.taxonomy, self.encoder_, self.weights, self.cache, bf16=self.bf16
         )
         self.index_ = CategoryIndex(view, self.candidates, matrix)
+        self.roots_ = root_columns(self.index_)
+        self.kind_head_ = load_kind_head(self.encoder_) if self.product_kind else None
+        self.kind_groups_ = root_groups(self.index_, self.kind_head_) if self.kind_head_ else None
+        key = "none" if self.encoder_ is None else str(self.encoder_.key)
+        self.calibration_ = load_calibration(self.taxonomy, key) if self.reviewed else None
         self.classes_ = self.index_.ids
         self.paths_ = self.index_.paths
         self.image_pair_ = resolve_image_text_encoder(self.image_encoder)
@@ -249,19 +297,46 @@ class ZeroShotCategorizer:
 
     def predict_proba(self, items: Sequence[str | Product]) -> np.ndarray:
         """Probabilities (n, len(classes_)), rows sum to 1; columns follow :attr:`classes_`."""
-        return self._probabilities(items)[0]
+        return self._probabilities(items).probs
 
-    def _probabilities(
-        self, items: Sequence[str | Product]
-    ) -> tuple[np.ndarray, list[ProductText]]:
-        """:meth:`predict_proba`'s answer and the product texts it read."""
+    def _probabilities(self, items: Sequence[str | Product]) -> _Scored:
+        """:meth:`predict_proba`'s answer, the scores behind it and the product texts read."""
         self._prepare()
         texts = product_texts(items)
         vectors = self._vectors(texts, None)
-        probs = softmax(self._scores(items, texts, vectors), self.temperature)
+        lexical = self.index_.lexical(texts, self.weights)
+        scores = self._scores(items, texts, vectors)
+        probs = softmax(scores, self.temperature)
         if self.adapt and vectors is not None:
             probs = smooth_over_neighbours(probs, vectors)
-        return probs, texts
+        return _Scored(scores, lexical, probs, texts, vectors)
+
+    def confidences(self, scored: _Scored, answer_probability: np.ndarray) -> np.ndarray:
+        """The chance that each answer is right (:mod:`~multimodal_cat.zero_shot.confidence`),
+        refined by the tree's reviewed calibration when one is stored."""
+        embedding_best = (scored.scores - scored.lexical).argmax(axis=1)
+        features = confidence_features(
+            scored.scores, scored.probs, answer_probability, self.roots_, embedding_best
+        )
+        confidence = DEFAULT_CONFIDENCE(features)
+        if self.calibration_ is not None:
+            c = self.calibration_
+            return recalibrate(confidence, c.temperature, c.bias)
+        if not self.feed_calibration:
+            return confidence
+        self.feed_seen_.extend(confidence.tolist())
+        self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(np.asarray(self.feed_seen_))
+        return shifted(confidence, self.feed_shift_)
+
+    @property
+    def confidence_thresholds(self) -> dict[str, float]:
+        """Auto-accept thresholds by target precision from the tree's reviewed calibration
+        (``{"0.95": 0.83}``); empty without one (see ``multimodal-cat calibrate``)."""
+        self._prepare()
+        if self.calibration_ is None:
+            return {}
+        table = (self.calibration_.thresholds or {}).get("any", {})
+        return {k: t.value for k, t in table.items() if t.value is not None}
 
     def predict(
         self,
@@ -273,38 +348,72 @@ class ZeroShotCategorizer:
         """One :class:`Prediction` per item: a valid path, its confidence, top-k alternatives
         (``top_k`` defaults to the constructor's), tags, and a warning when it backed off.
         ``min_confidence`` replaces the default back-off: the deepest category on the best
-        leaf's path whose probability (summed over the leaves below it) reaches it."""
-        probs, texts = self._probabilities(items)
+        leaf's path whose probability (summed over the leaves below it) reaches it. The
+        confidence is the chance that the answer is right
+        (:mod:`~multimodal_cat.zero_shot.confidence`), read from that probability."""
+        scored = self._probabilities(items)
+        probs, texts = scored.probs, scored.texts
         keep = max(1, self.top_k if top_k is None else top_k)
         if min_confidence is not None:
             chosen = coarse_predictions(
                 self.taxonomy, self.classes_, probs, min_confidence, top_k=keep, decimals=4
             )
+            summed = np.array([p.confidence for p in chosen])  # the answer's subtree probability
+            for prediction, confidence in zip(chosen, self.confidences(scored, summed), strict=True):
+                prediction.confidence = round(float(confidence), 4)
             if self.tagger_ is not None:
                 for item, prediction in zip(items, chosen, strict=True):
                     prediction.tags = self._tags(item, prediction.category_id)
             return self._say_inputs(items, texts, chosen)
         view = self.index_.view
+        choices = [
+            back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
+            for row in probs
+        ]
+        overruled = self._kind_checks(scored, choices)
+        sure = self.confidences(scored, np.array([c.confidence for c in choices]))
         out = []
-        for item, row in zip(items, probs, strict=True):
+        rows = zip(items, probs, choices, sure, strict=True)
+        for item_index, (item, row, choice, confidence) in enumerate(rows):
             order = np.argsort(-row)[:keep]
             alternatives = [
                 CategoryScore(self.classes_[j], self.paths_[j], round(float(row[j]), 4))
                 for j in order
             ]
-            choice = back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
             prediction = Prediction(
                 view.ids[choice.position],
                 view.paths[choice.position],
-                choice.confidence,
+                round(float(confidence), 4),
                 alternatives,
             )
             if choice.backed_off:
                 prediction.warnings.append(back_off_warning(choice, self.index_))
+            if item_index in overruled:
+                prediction.warnings.append(overruled[item_index])
             if self.tagger_ is not None:
                 prediction.tags = self._tags(item, view.ids[choice.position])
             out.append(prediction)
         return self._say_inputs(items, texts, out)
+
+    def _kind_checks(self, scored: _Scored, choices: list[Choice]) -> dict[int, str]:
+        """Replace, in ``choices``, the answers the product-kind head overrules; their warnings
+        by row."""
+        if self.kind_groups_ is None or scored.vectors is None:
+            return {}
+        head = self.kind_head_
+        titles = self._embed([t.title for t in scored.texts])  # cached: text_vectors read them
+        kinds = head.probabilities(l2_normalize(titles))
+        verdicts = overrule(scored.probs, kinds, self.kind_groups_, head)
+        view, out = self.index_.view, {}
+        for i, verdict in enumerate(verdicts):
+            if verdict.column < 0:
+                continue
+            leaf = self.index_.positions[int(np.argmax(scored.probs[i]))]
+            position = self.index_.positions[verdict.column]
+            confidence = float(scored.probs[i, verdict.column])
+            choices[i] = Choice(position, confidence, False, position, confidence)
+            out[i] = kind_warning(verdict, view.paths[leaf], view.paths[position])
+        return out
 
     def _say_inputs(
         self,

@@ -172,16 +172,51 @@ class StoredThresholdError(ConfigurationError):
     """A predictor stores no usable auto-accept threshold for the precision asked for."""
 
 
-def stored_thresholds(predictor: Any) -> dict[str, Any]:
-    """The auto-accept thresholds a calibrated checkpoint stores, by target precision
-    (``{"0.98": 0.71, ...}``); empty for other predictors."""
+def stored_thresholds(predictor: Any, input_type: str | None = None) -> dict[str, Any]:
+    """The auto-accept thresholds a predictor stores, by target precision
+    (``{"0.98": 0.71, ...}``): a calibrated checkpoint's (``config.confidence_thresholds``),
+    or a zero-shot tree's fitted on reviewed answers (``multimodal-cat calibrate``); empty
+    for other predictors.
+
+    A table may hold one level per input type (``{"image+text": {"0.98": 0.7}, "any": ...}``):
+    ``input_type`` then picks its own, else the ``"any"`` one.
+    """
     config = getattr(getattr(predictor, "model", None), "config", None)
-    return dict(getattr(config, "confidence_thresholds", None) or {})
+    table = getattr(config, "confidence_thresholds", None)
+    if not table:
+        table = getattr(predictor, "confidence_thresholds", None)
+    return _for_input_type(dict(table or {}), input_type)
 
 
-def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
-    """A router at the threshold the predictor's checkpoint stores for ``target_precision``
-    (chosen on its held-out rows when it was trained).
+def _for_input_type(table: dict[str, Any], input_type: str | None) -> dict[str, Any]:
+    """The flat ``{precision: threshold}`` level of ``table`` for ``input_type``."""
+    nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if not nested:
+        return table
+    chosen = nested.get(input_type or "any") or nested.get("any") or {}
+    return dict(chosen)
+
+
+def threshold_source(predictor: Any, target_precision: float) -> str:
+    """Where the predictor's stored threshold comes from, in words."""
+    calibration = getattr(predictor, "calibration_", None)
+    reviewed = calibration.threshold(target_precision) if calibration is not None else None
+    if reviewed is None or reviewed.value is None:
+        return f"{target_precision:.0%} precision on the checkpoint's held-out rows"
+    low, high = reviewed.interval
+    return (
+        f"{target_precision:.0%} precision on {calibration.reviews} reviewed answers of this tree: "
+        f"measured {reviewed.precision:.3f} on the {reviewed.reviews} at or above it "
+        f"(95% interval {low:.3f}-{high:.3f})"
+    )
+
+
+def stored_router(
+    predictor: Any, target_precision: float, *, input_type: str | None = None
+) -> ReviewRouter:
+    """A router at the threshold the predictor stores for ``target_precision`` (chosen on a
+    checkpoint's held-out rows when it was trained, or on a tree's reviewed answers by
+    ``multimodal-cat calibrate``).
 
     Raises:
         StoredThresholdError: None is stored for that precision (the message lists those that
@@ -193,7 +228,7 @@ def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
         ...
         multimodal_cat.review.routing.StoredThresholdError: no stored threshold for precision 0.98 in this predictor
     """
-    stored, key = stored_thresholds(predictor), str(target_precision)
+    stored, key = stored_thresholds(predictor, input_type), str(target_precision)
     if key not in stored:
         known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
         raise StoredThresholdError(f"no stored threshold for precision {key} in this predictor{known}")
@@ -204,8 +239,7 @@ def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
         threshold = float("nan")
     if not 0.0 <= threshold <= 1.0:  # NaN fails too
         raise StoredThresholdError(
-            f"the checkpoint's threshold for precision {key} is {value!r}; expected a number "
-            "between 0 and 1 (config.json confidence_thresholds)"
+            f"the stored threshold for precision {key} is {value!r}; expected a number "
+            "between 0 and 1 (config.json confidence_thresholds, or multimodal-cat calibrate)"
         )
-    source = f"{target_precision:.0%} precision on the checkpoint's held-out rows"
-    return ReviewRouter(predictor.taxonomy, threshold, source)
+    return ReviewRouter(predictor.taxonomy, threshold, threshold_source(predictor, target_precision))

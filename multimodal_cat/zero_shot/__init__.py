@@ -3,9 +3,11 @@
 Modules, in data-flow order: :mod:`.product_text` (a product's title, head phrase and noun),
 :mod:`.lexical` (name matches, path-word overlap), :mod:`.search` (scores over whole paths),
 :mod:`.store` (category matrices, shipped for the default encoder), :mod:`.calibration`
-(temperature, ECE), :mod:`.backoff` (an unsure leaf answers its sure branch), :mod:`.adapt`
-(label-free smoothing over a feed), :mod:`.tags` (attribute values from Shopify's
-vocabularies). :class:`~multimodal_cat.align.ZeroShotCategorizer` is the predictor over them.
+(temperature, ECE), :mod:`.confidence` (the chance an answer is right, calibrated on the
+feed's own scores), :mod:`.reviewed` (a tree's calibration from reviewed answers, stored),
+:mod:`.kind` (a product-kind head that vetoes absurd branches), :mod:`.backoff` (an unsure leaf
+answers its sure branch), :mod:`.adapt` (label-free smoothing over a feed), :mod:`.tags`
+(attribute values from Shopify's vocabularies). :class:`~multimodal_cat.align.ZeroShotCategorizer` is the predictor over them.
 
 Example:
     >>> from multimodal_cat.zero_shot import head_phrase
@@ -23,6 +25,7 @@ from multimodal_cat.zero_shot.calibration import (
     softmax,
 )
 from multimodal_cat.zero_shot.product_text import head_noun, head_phrase, product_text
+from multimodal_cat.zero_shot.reviewed import calibrate_from_reviews
 from multimodal_cat.zero_shot.search import DEFAULT_WEIGHTS, CategoryIndex, ScoreWeights
 from multimodal_cat.zero_shot.tags import ZeroShotTagger
 
@@ -33,6 +36,7 @@ __all__ = [
     "ScoreWeights",
     "ZeroShotTagger",
     "back_off",
+    "calibrate_from_reviews",
     "expected_calibration_error",
     "fit_temperature",
     "head_noun",

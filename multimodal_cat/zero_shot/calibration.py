@@ -24,5 +24,8 @@ from multimodal_cat.calibration import (  # noqa: F401 (the zero-shot engine's n
 )
 
 # Fitted (NLL) on the Flipkart non-test rows (benchmarks/zero_shot_general.py). On fashion,
-# where zero-shot is right far more often, the same temperature is under-confident.
+# where zero-shot is right far more often, the same temperature is under-confident, and on
+# MWPD's GS1 tree over-confident: an answer's confidence is therefore not this softmax but
+# the chance it is right, from multimodal_cat.zero_shot.confidence (the probabilities and
+# alternatives keep this temperature).
 DEFAULT_TEMPERATURE = 0.086
