@@ -82,7 +82,7 @@ def test_zero_shot_backs_off_to_the_deepest_sure_ancestor(zero_shot) -> None:
             if prediction.category_id != best:
                 backed_off += 1
                 # the confidence model's reading of the branch's summed probability
-                w, b = DEFAULT_CONFIDENCE.weights[0], DEFAULT_CONFIDENCE.bias
+                w, b = DEFAULT_CONFIDENCE.weights[0], DEFAULT_CONFIDENCE.bias + DEFAULT_CONFIDENCE.prior_shift
                 assert prediction.confidence == pytest.approx(sigmoid(w * logit(reached) + b), abs=1e-4)
             if reached >= threshold:
                 assert not prediction.warnings

@@ -184,9 +184,12 @@ def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accu
     from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, FEED_PRIOR, shifted
 
     titles, _ = _reviews(20 * FEED_PRIOR)
-    raw = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, feed_calibration=False)
-    before = np.array([p.confidence for p in raw.predict(titles)])
-    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    plain = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)  # the prior's shift only
+    prior = np.array([p.confidence for p in plain.predict(titles)])
+    again = np.array([p.confidence for p in plain.predict(titles[:5])])
+    assert again == pytest.approx(prior[:5])  # off: the same answer whatever came before
+    before = shifted(prior, -DEFAULT_CONFIDENCE.prior_shift)  # the model's own reading
+    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, feed_calibration=True)
     first = zs.predict(titles[:1])  # one product: the cautious prior, barely moved
     expected = shifted(before[:1], DEFAULT_CONFIDENCE.shift_for(before[:1]))
     assert first[0].confidence == pytest.approx(expected[0], abs=1e-3)

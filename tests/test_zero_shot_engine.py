@@ -124,10 +124,10 @@ def test_back_off_answers_the_sure_branch_with_its_summed_probability() -> None:
     probs = zs.predict_proba(["Set of 3 dolls"])[0]
     assert pred.category_path == "Toys > Dolls"
     assert pred.category_id == tree.find("Toys > Dolls").id
-    # the confidence model reads the branch's summed probability (no feed shift here)
+    # the confidence model reads the branch's summed probability (the prior's shift, no feed's)
     from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, logit, sigmoid
 
-    w, b = DEFAULT_CONFIDENCE.weights[0], DEFAULT_CONFIDENCE.bias
+    w, b = DEFAULT_CONFIDENCE.weights[0], DEFAULT_CONFIDENCE.bias + DEFAULT_CONFIDENCE.prior_shift
     assert pred.confidence == pytest.approx(sigmoid(w * logit(probs[:2].sum()) + b), abs=1e-4)
     assert pred.confidence > sigmoid(w * logit(max(probs[:2])) + b)
     assert len(pred.warnings) == 1 and "Toys > Dolls" in pred.warnings[0]

@@ -137,7 +137,9 @@ class ZeroShotCategorizer:
             feed's own score distribution, with no label
             (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
             products this predictor scored (the batch included), leaning on a cautious prior
-            while they are few.
+            while they are few. Off by default: a product's confidence would then depend on
+            the products scored before it (a resumed job, a Ray worker or the service would
+            answer it differently); off, every product gets the cautious prior's shift.
         product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
             overrule a best leaf in a branch the product is surely not of
             (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
@@ -167,7 +169,7 @@ class ZeroShotCategorizer:
         tags: bool = True,
         adapt: bool = False,
         reviewed: bool = True,
-        feed_calibration: bool = True,
+        feed_calibration: bool = False,
         product_kind: bool = True,
     ) -> None:
         if candidates not in ("leaves", "all"):
@@ -321,9 +323,9 @@ class ZeroShotCategorizer:
         confidence = DEFAULT_CONFIDENCE(features)
         if self.calibration_ is not None:
             c = self.calibration_
-            return recalibrate(confidence, c.temperature, c.bias)
-        if not self.feed_calibration:
-            return confidence
+            return recalibrate(shifted(confidence, DEFAULT_CONFIDENCE.prior_shift), c.temperature, c.bias)
+        if not self.feed_calibration:  # the same answer for a product whatever came before it
+            return shifted(confidence, DEFAULT_CONFIDENCE.prior_shift)
         self.feed_seen_.extend(confidence.tolist())
         self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(np.asarray(self.feed_seen_))
         return shifted(confidence, self.feed_shift_)
