@@ -371,9 +371,9 @@ def test_a_lone_request_is_not_held_for_the_batching_window(fake_predictor):
 
 def test_a_full_service_answers_503_before_reading_the_body(fake_predictor):
     """Admission is the first thing a request meets, and it counts every request in progress,
-    not only queued products: two requests still sending their bodies fill a door of
-    max_queue + max_batch = 2 (before the fix, whose check read the queue alone, a third was
-    let in), and the third, whose body never comes either, is answered 503 at once."""
+    not only queued products: two requests still sending their bodies fill a queue of 2
+    (before the fix, whose check read the batch queue alone, a third was let in), and the
+    third, whose body never comes either, is answered 503 at once."""
     import socket
     from urllib.parse import urlsplit
 
@@ -381,7 +381,7 @@ def test_a_full_service_answers_503_before_reading_the_body(fake_predictor):
         b"POST /v1/categorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000\r\n\r\n{not json"  # 9 of the 1000 bytes promised
     )
-    with served(fake_predictor(), max_batch=1, max_queue=1) as (client, service):
+    with served(fake_predictor(), max_queue=2) as (client, service):
         where = urlsplit(str(client.base_url))
         sockets = [socket.create_connection((where.hostname, where.port), timeout=20) for _ in range(3)]
         try:
@@ -394,7 +394,7 @@ def test_a_full_service_answers_503_before_reading_the_body(fake_predictor):
             for sock in sockets:
                 sock.close()
         assert head.startswith("HTTP/1.1 503") and "retry-after: 1" in head.lower()
-        assert "queue is full (2 requests in progress, at most 2)" in head
+        assert "queue is full (2 requests waiting, at most 2)" in head
         _wait_until(lambda: service.door.inside == 0)
         metrics = client.get("/metrics").text
         assert 'multimodal_cat_requests_total{route="/v1/categorize",status="503"} 1.0' in metrics

@@ -1,7 +1,7 @@
 """Admission control at the very front: a full service answers 503 before any work.
 
 :class:`Door` counts the categorization requests inside the service (taken in, not yet
-answered). :class:`AdmissionMiddleware` is a plain ASGI middleware around the whole app: a
+answered) and lets in at most ``capacity`` beyond those whose products are in the model. :class:`AdmissionMiddleware` is a plain ASGI middleware around the whole app: a
 ``POST`` to a categorization route that finds the door full is answered ``503`` with
 ``Retry-After`` at once, before routing, before the body is read or decoded, so an overloaded
 service refuses in microseconds instead of after parsing what it will not categorize. The
@@ -9,16 +9,19 @@ count also tells the micro-batcher whether anyone is on the way (a lone request 
 without waiting out the batching window).
 
 Example:
-    >>> door = Door(capacity=2)
+    >>> in_the_model = [0]
+    >>> door = Door(capacity=2, exempt=lambda: in_the_model[0])
     >>> door.enter(), door.enter(), door.enter()
     (True, True, False)
-    >>> door.leave(); door.inside
-    1
+    >>> in_the_model[0] = 1  # one of them reached the model: one more may wait
+    >>> door.enter(), door.waiting
+    (True, 2)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,21 +30,28 @@ ADMITTED_PATHS = frozenset({"/v1/categorize", "/predict"})
 
 
 class Door:
-    """How many categorization requests are inside, at most ``capacity``.
+    """How many categorization requests are inside: at most ``capacity`` waiting.
 
     Args:
-        capacity: Most requests inside at once (queued, being read or being categorized).
+        capacity: Most requests waiting at once (being read, queued for a batch).
+        exempt: How many of those inside are not waiting (their products are in the model);
+            default none.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, exempt: Callable[[], int] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"expected a capacity of at least 1; found {capacity}")
-        self.capacity = capacity
+        self.capacity, self.exempt = capacity, exempt
         self.inside = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests inside that are not in the model."""
+        return self.inside - (self.exempt() if self.exempt is not None else 0)
 
     def enter(self) -> bool:
         """Take one request in; ``False`` (nothing counted) when the door is full."""
-        if self.inside >= self.capacity:
+        if self.waiting >= self.capacity:
             return False
         self.inside += 1
         return True
@@ -78,7 +88,7 @@ class AdmissionMiddleware:
 
 async def _refuse(service: Any, door: Door, send: Send) -> None:
     detail = (
-        f"the service is busy: the queue is full ({door.inside} requests in progress, at most "
+        f"the service is busy: the queue is full ({door.waiting} requests waiting, at most "
         f"{door.capacity}); try again shortly"
     )
     body = json.dumps({"detail": detail}).encode()

@@ -86,6 +86,7 @@ class MicroBatcher(Generic[T, R]):
             )
         self.process, self.on_batch, self.arriving = process, on_batch, arriving
         self.callers = 0  # submit() calls waiting for their results
+        self.running = 0  # items in the batch the model is working on
         self.max_batch, self.window, self.max_queue = max_batch, window_ms / 1000, max_queue
         self._queue: asyncio.Queue[_Waiting | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -194,6 +195,7 @@ class MicroBatcher(Generic[T, R]):
         if self.on_batch is not None:
             self.on_batch(len(live))
         loop = asyncio.get_running_loop()
+        self.running = len(live)
         try:
             results = await loop.run_in_executor(
                 self._executor, self.process, [e.item for e in live]
@@ -205,6 +207,8 @@ class MicroBatcher(Generic[T, R]):
                 if not entry.future.done():
                     entry.future.set_exception(error)
             return
+        finally:
+            self.running = 0
         for entry, result in zip(live, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(result)

@@ -77,8 +77,8 @@ class Service:
         self.load_error: str | None = None
         self.started = time.monotonic()
         self.ready_s: float | None = None
-        # requests inside at once: a full queue plus the batch in the model
-        self.door = Door(self.settings.max_queue + self.settings.max_batch)
+        # at most a full queue of requests waiting, besides those in the model
+        self.door = Door(self.settings.max_queue, exempt=lambda: self.batcher.running)
         self.batcher: MicroBatcher[RowItem, dict[str, Any]] = MicroBatcher(
             self._process,
             max_batch=self.settings.max_batch,

@@ -22,8 +22,7 @@ class ServeSettings:
         window_ms: How long a product waits for others to join its batch, while other
             requests are on their way (a lone request goes at once).
         max_queue: Most products waiting; more are answered 503 with ``Retry-After``, as are
-            requests beyond ``max_queue + max_batch`` in progress (refused before their body
-            is read).
+            requests beyond ``max_queue`` waiting (refused before their body is read).
         request_timeout: Seconds one request may take in all (image downloads included);
             past it the answer is 504.
         max_body_bytes: Largest request body (a base64 image counts); more is 413.
