@@ -326,7 +326,17 @@ def build_rows(flags: dict[str, Any], threads: int) -> Any:
     from multimodal_cat.predictors.build import build_predictor
 
     torch.set_num_threads(threads)
+    limit_threads(threads)
     return OutputRows(build_predictor(num_threads=threads, **flags))
+
+
+def limit_threads(threads: int) -> None:
+    """Give this process's BLAS/OpenMP pools ``threads`` threads, as ``OMP_NUM_THREADS`` gives
+    the server's: left at the core count, numpy's scoring spun idle threads that doubled the
+    in-process CPU time per product (41 ms against the server's 19 in an earlier run)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
 
 
 def inprocess(rows: Any, products: list[dict[str, str]]) -> list[float]:
@@ -404,16 +414,21 @@ def paired(rows: Any, server: Server, products: list[dict[str, str]]) -> dict[st
 
 # --- the run ---------------------------------------------------------------------------------
 
+PARTS = ("zero_shot", "overload", "memory", "fashion")
+ZERO_SHOT = ["--taxonomy", "shopify"]  # the zero-shot server's flags
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The parts asked for; a fashion-only run updates the results file's other figures."""
+    """The parts asked for; the results file's other parts are kept (each run is listed under
+    ``runs``, with its commit, date and load averages)."""
     load_before = list(os.getloadavg())
     out = Path(args.out).with_suffix(".json")
     result: dict[str, Any] = {"single": {}, "load": {"batching": {}, "no_batching": {}}}
-    if "zero_shot" not in args.parts and out.exists():
+    if set(args.parts) != set(PARTS) and out.exists():
         result = json.loads(out.read_text())
     caches = Caches(Path(tempfile.mkdtemp(prefix="service-latency-caches-")))
     try:
-        if "zero_shot" in args.parts:
+        if {"zero_shot", "overload", "memory"} & set(args.parts):
             zero_shot_part(args, result, caches)
         if "fashion" in args.parts and args.fashion_model:
             fashion_part(args, result, caches)
@@ -431,18 +446,28 @@ def _loadavg() -> list[float]:
 
 
 def zero_shot_part(args: argparse.Namespace, result: dict[str, Any], caches: Caches) -> None:
-    """Zero-shot into Shopify, titles: single, load, overload, memory, ready time."""
-    folder = Path(tempfile.mkdtemp(prefix="service-latency-"))
+    """Zero-shot into Shopify, titles: single, load and ready time; overload; memory."""
     pool = Pool(title_products(100_000))
-    zero_shot = ["--taxonomy", "shopify"]
     print(f"zero-shot: {len(pool.products)} distinct titles; warm-start cache", file=sys.stderr)
-    Server(zero_shot, args.threads, caches.base).stop()  # fills the category vectors
+    Server(ZERO_SHOT, args.threads, caches.base).stop()  # fills the category vectors
+    if "zero_shot" in args.parts:
+        single_and_load(args, result, caches, pool)
+    warm = pool.take(20)
+    if "overload" in args.parts:
+        overload(args, result, caches, pool, warm)
+    if "memory" in args.parts:
+        memory(args, result, caches)
+
+
+def single_and_load(args: argparse.Namespace, result: dict[str, Any], caches: Caches, pool: Pool) -> None:
+    """Single requests against in-process calls, then each load level against the feed job."""
+    folder = Path(tempfile.mkdtemp(prefix="service-latency-"))
 
     use_cache(caches.fresh("inprocess"))
     rows = build_rows({"taxonomy": "shopify"}, args.threads)
-    batching = Server(zero_shot, args.threads, caches.fresh("batching"))
+    batching = Server(ZERO_SHOT, args.threads, caches.fresh("batching"))
     result["ready_s"] = round(batching.ready_s, 2)
-    plain = Server([*zero_shot, "--max-batch", "1"], args.threads, caches.fresh("no-batching"))
+    plain = Server([*ZERO_SHOT, "--max-batch", "1"], args.threads, caches.fresh("no-batching"))
     try:
         warm = pool.take(20)
         inprocess(rows, warm)
@@ -471,9 +496,14 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any], caches: Cac
     finally:
         batching.stop()
         plain.stop()
+    del rows
 
+
+def overload(args: argparse.Namespace, result: dict[str, Any], caches: Caches, pool: Pool,
+             warm: list[dict[str, str]]) -> None:
+    """A burst beyond the queue: how fast the refusals come, how the admitted fare."""
     print("zero-shot server, overload", file=sys.stderr)
-    server = Server([*zero_shot, "--max-queue", str(args.overload_queue)], args.threads, caches.fresh("overload"))
+    server = Server([*ZERO_SHOT, "--max-queue", str(args.overload_queue)], args.threads, caches.fresh("overload"))
     try:
         sequential(server.url, warm)
         payloads = bodies(pool.take(args.overload_burst))
@@ -484,9 +514,12 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any], caches: Cac
     finally:
         server.stop()
 
+
+def memory(args: argparse.Namespace, result: dict[str, Any], caches: Caches) -> None:
+    """The server's RSS after 1,000 requests and after ``--memory-requests``."""
     print("zero-shot server, memory", file=sys.stderr)
     titles = title_products(100_000)  # a server of its own: these are new to it
-    server = Server(zero_shot, args.threads, caches.fresh("memory"))
+    server = Server(ZERO_SHOT, args.threads, caches.fresh("memory"))
     try:
         before = server.rss_mb()
         first = load(server.url, titles[:1000], 32)
@@ -499,7 +532,6 @@ def zero_shot_part(args: argparse.Namespace, result: dict[str, Any], caches: Cac
                             "ratio": round(rss_all / rss_1k, 3), "errors": first["errors"] + rest["errors"]}
     finally:
         server.stop()
-    del rows
 
 
 def load_level(args: argparse.Namespace, rows: Any, servers: tuple[Server, Server],
@@ -616,8 +648,9 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fashion-model", help="a fashion checkpoint for the title + image case")
-    parser.add_argument("--parts", nargs="+", choices=("zero_shot", "fashion"), default=["zero_shot", "fashion"],
-                        help="what to measure (fashion alone updates an existing results file)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to measure (zero_shot: single requests, load, ready time); "
+                        "fewer than all update an existing results file")
     parser.add_argument("--requests", type=int, default=500, help="sequential requests per case")
     parser.add_argument("--load-requests", type=int, default=1000, help="requests per load level")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32, 64])

@@ -413,3 +413,40 @@ def test_freed_memory_goes_back_to_the_os_every_so_many_products(fake_predictor,
             answer = client.post("/v1/categorize", json=[{"title": f"Shirt {n}-{k}"} for k in range(4)])
             assert answer.status_code == 200
             assert len(trims) == [0, 1, 1, 2][n]
+
+
+def test_in_a_burst_refusals_go_out_before_admitted_requests_are_read(fake_predictor):
+    """Two requests arrive together at a door with room for one: the refused one's 503 is
+    sent before the admitted one's body is even read (it used to wait behind that parsing)."""
+    import asyncio
+
+    predictor = fake_predictor()
+    service = Service(lambda: Engine(OutputRows(predictor), predictor.taxonomy, "fake"), ServeSettings(max_queue=1))
+    app = create_app(service)
+    events: list[str] = []
+
+    def scope() -> dict:
+        return {"type": "http", "method": "POST", "path": "/v1/categorize", "raw_path": b"/v1/categorize",
+                "query_string": b"", "headers": [(b"content-type", b"application/json")],
+                "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+                "root_path": "", "state": {}}
+
+    async def receive() -> dict:
+        events.append("admitted: body read")
+        return {"type": "http.request", "body": json.dumps(GOOD).encode(), "more_body": False}
+
+    def sender(name: str):
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                events.append(f"{name}: {message['status']}")
+        return send
+
+    async def main() -> None:
+        await service.start()
+        while service.engine is None:
+            await asyncio.sleep(0.01)
+        await asyncio.gather(app(scope(), receive, sender("admitted")), app(scope(), receive, sender("refused")))
+        await service.stop()
+
+    asyncio.run(main())
+    assert events == ["refused: 503", "admitted: body read", "admitted: 200"]

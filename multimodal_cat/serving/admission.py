@@ -4,7 +4,9 @@
 answered) and lets in at most ``capacity`` beyond those whose products are in the model. :class:`AdmissionMiddleware` is a plain ASGI middleware around the whole app: a
 ``POST`` to a categorization route that finds the door full is answered ``503`` with
 ``Retry-After`` at once, before routing, before the body is read or decoded, so an overloaded
-service refuses in microseconds instead of after parsing what it will not categorize. The
+service refuses in microseconds instead of after parsing what it will not categorize; an
+admitted request yields once first, so a burst's refusals are not queued behind the parsing
+of the requests let in with them. The
 count also tells the micro-batcher whether anyone is on the way (a lone request then goes
 without waiting out the batching window).
 
@@ -20,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +84,8 @@ class AdmissionMiddleware:
             await _refuse(service, door, send)
             return
         try:
+            # requests that arrived together with this one are refused before its work starts
+            await asyncio.sleep(0)
             await self.app(scope, receive, send)
         finally:
             door.leave()
