@@ -641,6 +641,13 @@ def markdown(r: dict[str, Any]) -> str:
         f"requests, {m['rss_mb_after_all']} MB after {m['requests']:,} (ratio {m['ratio']}, "
         f"{m['errors']} errors). Ready {r['ready_s']} s after the process started (warm cache).",
         "",
+        "## Runs behind these figures",
+        "",
+        "| parts | commit | date | load average before -> after |",
+        "|---|---|---|---|",
+        *(f"| {', '.join(x['parts'])} | `{x['git_commit'][:8]}` | {x['date']} | "
+          f"{x['load_average_before']} -> {x['load_average_after']} |" for x in r.get("runs", [])),
+        "",
     ]
     return "\n".join(lines)
 
