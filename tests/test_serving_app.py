@@ -356,3 +356,97 @@ def test_similar_without_an_index_is_404(fake_predictor):
     with served(fake_predictor()) as (client, _):
         answer = client.post("/v1/similar", json={"title": "red boots"})
         assert answer.status_code == 404 and "--index" in answer.json()["detail"]
+
+
+def test_a_lone_request_is_not_held_for_the_batching_window(fake_predictor):
+    """A minute-long window: a request with nobody else on the way goes to the model at once
+    (before the fix it waited the window out and got 504 after the 10 s request timeout)."""
+    predictor = fake_predictor()
+    with served(predictor, window_ms=60_000) as (client, _):
+        for n in range(3):
+            answer = client.post("/v1/categorize", json={"title": f"Shirt {n}"})
+            assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    assert predictor.batches == [1, 1, 1]
+
+
+def test_a_full_service_answers_503_before_reading_the_body(fake_predictor):
+    """Admission is the first thing a request meets, and it counts every request in progress,
+    not only queued products: two requests still sending their bodies fill a queue of 2
+    (before the fix, whose check read the batch queue alone, a third was let in), and the
+    third, whose body never comes either, is answered 503 at once."""
+    import socket
+    from urllib.parse import urlsplit
+
+    partial = (
+        b"POST /v1/categorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{not json"  # 9 of the 1000 bytes promised
+    )
+    with served(fake_predictor(), max_queue=2) as (client, service):
+        where = urlsplit(str(client.base_url))
+        sockets = [socket.create_connection((where.hostname, where.port), timeout=20) for _ in range(3)]
+        try:
+            for sock in sockets[:2]:
+                sock.sendall(partial)
+            _wait_until(lambda: service.door.inside == 2)
+            sockets[2].sendall(partial)
+            head = sockets[2].recv(4096).decode()
+        finally:
+            for sock in sockets:
+                sock.close()
+        assert head.startswith("HTTP/1.1 503") and "retry-after: 1" in head.lower()
+        assert "queue is full (2 requests waiting, at most 2)" in head
+        _wait_until(lambda: service.door.inside == 0)
+        metrics = client.get("/metrics").text
+        assert 'multimodal_cat_requests_total{route="/v1/categorize",status="503"} 1.0' in metrics
+        _still_serving(client)
+
+
+def test_freed_memory_goes_back_to_the_os_every_so_many_products(fake_predictor, monkeypatch):
+    """A long-running service trims the heap as the feed job does (its RSS crept up without)."""
+    from multimodal_cat.serving import service as service_module
+
+    trims: list[int] = []
+    monkeypatch.setattr(service_module, "TRIM_EVERY_PRODUCTS", 5)
+    monkeypatch.setattr(service_module, "release_freed_memory", lambda: trims.append(1) or True)
+    with served(fake_predictor()) as (client, _):
+        for n in range(4):  # 4 + 4 + 4 products: a trim after the 2nd and after the 3rd request
+            answer = client.post("/v1/categorize", json=[{"title": f"Shirt {n}-{k}"} for k in range(4)])
+            assert answer.status_code == 200
+            assert len(trims) == [0, 1, 1, 2][n]
+
+
+def test_in_a_burst_refusals_go_out_before_admitted_requests_are_read(fake_predictor):
+    """Two requests arrive together at a door with room for one: the refused one's 503 is
+    sent before the admitted one's body is even read (it used to wait behind that parsing)."""
+    import asyncio
+
+    predictor = fake_predictor()
+    service = Service(lambda: Engine(OutputRows(predictor), predictor.taxonomy, "fake"), ServeSettings(max_queue=1))
+    app = create_app(service)
+    events: list[str] = []
+
+    def scope() -> dict:
+        return {"type": "http", "method": "POST", "path": "/v1/categorize", "raw_path": b"/v1/categorize",
+                "query_string": b"", "headers": [(b"content-type", b"application/json")],
+                "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+                "root_path": "", "state": {}}
+
+    async def receive() -> dict:
+        events.append("admitted: body read")
+        return {"type": "http.request", "body": json.dumps(GOOD).encode(), "more_body": False}
+
+    def sender(name: str):
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                events.append(f"{name}: {message['status']}")
+        return send
+
+    async def main() -> None:
+        await service.start()
+        while service.engine is None:
+            await asyncio.sleep(0.01)
+        await asyncio.gather(app(scope(), receive, sender("admitted")), app(scope(), receive, sender("refused")))
+        await service.stop()
+
+    asyncio.run(main())
+    assert events == ["refused: 503", "admitted: body read", "admitted: 200"]

@@ -71,6 +71,38 @@ def test_a_lone_request_goes_alone_after_the_window():
     assert batches == [[1], [2]] and first == [10] and second == [20]
 
 
+def test_a_lone_item_with_nobody_on_the_way_does_not_wait_out_the_window():
+    """An hour-long window: with no caller arriving, the batch goes at once (before the
+    fix the first item always waited the whole window, and this test hung)."""
+
+    async def main():
+        process = _Recorder()
+        batcher = await _started(process, max_batch=64, window_ms=3_600_000, arriving=lambda: 0)
+        answer = await asyncio.wait_for(batcher.submit([1]), 30)
+        await batcher.stop()
+        return process.batches, answer
+
+    assert _run(main()) == ([[1]], [10])
+
+
+def test_the_window_waits_for_callers_on_their_way_and_takes_what_is_queued():
+    async def main():
+        process = _Recorder()
+        on_the_way = [1]
+        batcher = await _started(process, max_batch=64, window_ms=3_600_000, arriving=lambda: on_the_way[0])
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0.05)  # the batch waits: one caller is still on its way
+        assert process.batches == []
+        on_the_way[0] = 0
+        second = asyncio.ensure_future(batcher.submit([2, 3]))  # it arrives: nobody else is coming
+        answers = await asyncio.wait_for(asyncio.gather(first, second), 30)
+        await batcher.stop()
+        return process.batches, answers, batcher.callers
+
+    batches, answers, callers = _run(main())
+    assert batches == [[1, 2, 3]] and answers == [[10], [20, 30]] and callers == 0
+
+
 def test_a_full_queue_refuses_at_once_and_recovers():
     async def main():
         gate = threading.Event()

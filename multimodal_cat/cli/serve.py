@@ -51,10 +51,11 @@ def add_parser(subparsers: Any) -> None:
     batching.add_argument("--max-batch", type=int, default=64,
                           help="most products per model call; 1 turns batching off (default: %(default)s)")
     batching.add_argument("--batch-window-ms", type=float, default=5.0,
-                          help="how long a product waits for others to join its batch (default: %(default)s)")
+                          help="how long a product waits for others to join its batch while more "
+                          "requests are on their way; a lone request goes at once (default: %(default)s)")
     batching.add_argument("--max-queue", type=int, default=256,
-                          help="most products waiting; beyond it the answer is 503 with Retry-After "
-                          "(default: %(default)s)")
+                          help="most products (and requests) waiting; beyond it the answer is 503 "
+                          "with Retry-After, before the body is read (default: %(default)s)")
     limits = p.add_argument_group("limits")
     limits.add_argument("--request-timeout", type=float, default=10.0,
                         help="seconds one request may take, image download included; then 504 "

@@ -2,7 +2,8 @@
 
 Rooms: :mod:`.app` (routes), :mod:`.service` (model, images, batcher of one running service),
 :mod:`.batcher` (micro-batching), :mod:`.inputs` (request bodies -> products),
-:mod:`.limits` (body size, API key, refusals), :mod:`.metrics` (Prometheus),
+:mod:`.limits` (body size, API key, refusals), :mod:`.admission` (503 at the front when
+full), :mod:`.metrics` (Prometheus),
 :mod:`.labelstudio` (Label Studio's ML backend), :mod:`.server` (uvicorn), ``page/`` (the
 page at ``/``). Needs the ``serve`` extra: ``pip install 'multimodal-cat[serve]'``.
 

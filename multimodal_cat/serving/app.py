@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from multimodal_cat import __version__
+from multimodal_cat.serving.admission import ADMITTED_PATHS, AdmissionMiddleware
 from multimodal_cat.serving.inputs import parse_json, parse_multipart
 from multimodal_cat.serving.limits import RequestError, check_api_key, read_body
 from multimodal_cat.serving.service import Engine, Service
@@ -97,6 +98,7 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     app.add_exception_handler(RequestError, _refusal)  # type: ignore[arg-type]
+    app.add_middleware(AdmissionMiddleware)  # inside _Measure, which counts its 503s too
     app.add_middleware(_Measure)
     _add_routes(app, service)
     add_similar_route(app, service)
@@ -115,8 +117,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             raise RequestError(
                 422, f"on_image_error must be one of {', '.join(ON_IMAGE_ERROR)}; found {on_image_error!r}"
             )
-        service.require_engine()
-        service.refuse_when_full()  # before reading the body: an overloaded service answers fast
+        service.require_engine()  # a full service was refused before this (AdmissionMiddleware)
         records, single = await _records(request, service.settings.max_body_bytes, service.settings.max_products)
         answered = await service.categorize(records, on_image_error=on_image_error)
         rows = [row for _, row in answered]
@@ -193,7 +194,9 @@ class _Measure:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", "other")
+            route = getattr(scope.get("route"), "path", None)
+            if route is None:  # refused before routing, or no such route
+                route = scope["path"] if scope["path"] in ADMITTED_PATHS else "other"
             metrics = scope["app"].state.service.metrics
             metrics.requests.labels(route, str(status[0])).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -1,10 +1,12 @@
 """Micro-batching: gather concurrent requests' products into one predictor call.
 
-Requests put their products on a bounded queue and wait. One loop takes the first product,
-keeps collecting for at most ``window_ms`` (or until ``max_batch`` products), then runs the
-batch in a worker thread, so the event loop keeps answering while the model works. While a
-batch runs, new products queue up and form the next batch, so under load batches fill by
-themselves; a lone request waits at most the window. A full queue refuses new products at
+Requests put their products on a bounded queue and wait. One loop takes the first product
+and whatever else is queued, keeps collecting for at most ``window_ms`` (or until
+``max_batch`` products) while other callers are on their way (``arriving``: requests taken in
+but not yet queued), then runs the batch in a worker thread, so the event loop keeps
+answering while the model works. While a batch runs, new products queue up and form the next
+batch, so under load batches fill by themselves; a lone request, with nobody on the way, goes
+at once, and never waits more than the window. A full queue refuses new products at
 once (:class:`QueueFullError`, the service's 503 with ``Retry-After``) instead of growing,
 and products whose deadline passed while queued are dropped before they reach the model.
 
@@ -62,6 +64,9 @@ class MicroBatcher(Generic[T, R]):
         max_queue: Most items waiting; beyond it :meth:`submit` raises
             :class:`QueueFullError`.
         on_batch: Called with each batch's size (metrics).
+        arriving: How many more callers are on their way to :meth:`submit` (e.g. requests
+            still being read); the window is waited out only while this is above 0.
+            ``None``: unknown, so every batch waits out its window.
     """
 
     def __init__(
@@ -72,13 +77,16 @@ class MicroBatcher(Generic[T, R]):
         window_ms: float = 5.0,
         max_queue: int = 256,
         on_batch: Callable[[int], None] | None = None,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or window_ms < 0:
             raise ValueError(
                 f"expected max_batch >= 1, max_queue >= 1 and window_ms >= 0; found "
                 f"{max_batch}, {max_queue} and {window_ms}"
             )
-        self.process, self.on_batch = process, on_batch
+        self.process, self.on_batch, self.arriving = process, on_batch, arriving
+        self.callers = 0  # submit() calls waiting for their results
+        self.running = 0  # items in the batch the model is working on
         self.max_batch, self.window, self.max_queue = max_batch, window_ms / 1000, max_queue
         self._queue: asyncio.Queue[_Waiting | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -126,7 +134,11 @@ class MicroBatcher(Generic[T, R]):
         waiting = [_Waiting(item, loop.create_future(), deadline) for item in items]
         for entry in waiting:
             self._queue.put_nowait(entry)
-        results = await asyncio.gather(*(w.future for w in waiting), return_exceptions=True)
+        self.callers += 1
+        try:
+            results = await asyncio.gather(*(w.future for w in waiting), return_exceptions=True)
+        finally:
+            self.callers -= 1
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed
@@ -144,23 +156,29 @@ class MicroBatcher(Generic[T, R]):
         # stop() is called after new items are refused: nothing remains behind the sentinel.
 
     async def _collect(self, first: _Waiting) -> tuple[list[_Waiting], bool]:
-        """The first item and whatever joins it within the window (up to ``max_batch``)."""
+        """The first item, whatever is queued behind it, and whatever joins within the window
+        while callers are on their way (up to ``max_batch``)."""
         assert self._queue is not None
         batch, end = [first], time.monotonic() + self.window
         while len(batch) < self.max_batch:
-            left = end - time.monotonic()
-            try:
-                entry = (
-                    self._queue.get_nowait()
-                    if left <= 0
-                    else await asyncio.wait_for(self._queue.get(), left)
-                )
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                break
+            if self._queue.empty():
+                left = end - time.monotonic()
+                if left <= 0 or not self._expecting():
+                    break
+                try:
+                    entry = await asyncio.wait_for(self._queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+            else:
+                entry = self._queue.get_nowait()
             if entry is None:
                 return batch, True
             batch.append(entry)
         return batch, False
+
+    def _expecting(self) -> bool:
+        """Whether anyone may still join: callers on their way (unknown counts as yes)."""
+        return self.arriving is None or self.arriving() > 0
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:
         now = time.monotonic()
@@ -177,6 +195,7 @@ class MicroBatcher(Generic[T, R]):
         if self.on_batch is not None:
             self.on_batch(len(live))
         loop = asyncio.get_running_loop()
+        self.running = len(live)
         try:
             results = await loop.run_in_executor(
                 self._executor, self.process, [e.item for e in live]
@@ -188,6 +207,8 @@ class MicroBatcher(Generic[T, R]):
                 if not entry.future.done():
                     entry.future.set_exception(error)
             return
+        finally:
+            self.running = 0
         for entry, result in zip(live, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(result)

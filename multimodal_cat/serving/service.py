@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from multimodal_cat.feeds.images import ImageLoader
+from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.rows import OutputRows, RowItem, attach_image, start_item
+from multimodal_cat.serving.admission import Door
 from multimodal_cat.serving.batcher import DeadlineError, MicroBatcher, QueueFullError
 from multimodal_cat.serving.inputs import products_from_records
 from multimodal_cat.serving.limits import RequestError
@@ -28,6 +30,7 @@ from multimodal_cat.serving.metrics import ServiceMetrics
 from multimodal_cat.serving.settings import ServeSettings
 
 logger = logging.getLogger("multimodal_cat.serving")
+TRIM_EVERY_PRODUCTS = 1024  # hand freed heap pages back to the OS this often (see feeds.memory)
 
 
 @dataclass
@@ -74,14 +77,18 @@ class Service:
         self.load_error: str | None = None
         self.started = time.monotonic()
         self.ready_s: float | None = None
+        # at most a full queue of requests waiting, besides those in the model
+        self.door = Door(self.settings.max_queue, exempt=lambda: self.batcher.running)
         self.batcher: MicroBatcher[RowItem, dict[str, Any]] = MicroBatcher(
             self._process,
             max_batch=self.settings.max_batch,
             window_ms=self.settings.window_ms,
             max_queue=self.settings.max_queue,
             on_batch=self.metrics.batch_size.observe,
+            arriving=lambda: self.door.inside - self.batcher.callers,
         )
         self.metrics.track_queue(lambda: self.batcher.depth)
+        self._untrimmed = 0  # products predicted since freed memory was last handed back
         self._loading: asyncio.Task[None] | None = None
         self.on_load_error: Callable[[], None] | None = None  # e.g. stop the server
 
@@ -123,15 +130,6 @@ class Service:
             503, "the model is still loading; try again shortly",
             {"Retry-After": str(self.settings.retry_after_s)},
         )
-
-    def refuse_when_full(self) -> None:
-        """503 with ``Retry-After`` at once when the queue is already full."""
-        if self.batcher.depth >= self.settings.max_queue:
-            raise RequestError(
-                503, f"the service is busy: the queue is full ({self.batcher.depth} products "
-                f"waiting, at most {self.settings.max_queue}); try again shortly",
-                {"Retry-After": str(self.settings.retry_after_s)},
-            )
 
     async def categorize(
         self, records: list[dict[str, Any]], *, on_image_error: str | None = None
@@ -186,5 +184,13 @@ class Service:
         return list(zip(items, rows, strict=True))
 
     def _process(self, items: list[RowItem]) -> list[dict[str, Any]]:
+        """One batch's rows (in the batcher's worker thread). Every ``TRIM_EVERY_PRODUCTS``
+        products, the heap pages the encoders freed go back to the OS, as in the feed job:
+        without it the resident memory of a long-running service creeps up."""
         assert self.engine is not None
-        return self.engine.rows(items)
+        rows = self.engine.rows(items)
+        self._untrimmed += len(items)
+        if self._untrimmed >= TRIM_EVERY_PRODUCTS:
+            self._untrimmed = 0
+            release_freed_memory()
+        return rows

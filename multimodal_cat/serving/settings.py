@@ -19,8 +19,10 @@ class ServeSettings:
 
     Attributes:
         max_batch: Most products per predictor call (1: no micro-batching).
-        window_ms: How long a product waits for others to join its batch.
-        max_queue: Most products waiting; more are answered 503 with ``Retry-After``.
+        window_ms: How long a product waits for others to join its batch, while other
+            requests are on their way (a lone request goes at once).
+        max_queue: Most products waiting; more are answered 503 with ``Retry-After``, as are
+            requests beyond ``max_queue`` waiting (refused before their body is read).
         request_timeout: Seconds one request may take in all (image downloads included);
             past it the answer is 504.
         max_body_bytes: Largest request body (a base64 image counts); more is 413.
