@@ -285,7 +285,8 @@ class Categorizer:
         """
         from multimodal_cat.evaluation import evaluate_predictions
 
-        items = to_products(products, columns=columns, image_root=image_root)
+        items = to_products(products, columns=columns, image_root=image_root,
+                            answers=labels if isinstance(labels, str) else None)
         truth = label_values(items, labels)
         predictions = self._predict_products(items, min_confidence=min_confidence)
         report = evaluate_predictions(predictions, truth, self.taxonomy, plots_dir=plots_dir)

@@ -47,6 +47,7 @@ def to_products(
     columns: ColumnsLike = None,
     image_root: str | Path | None = None,
     load_images: bool = True,
+    answers: str | None = None,
 ) -> list[Product]:
     """Turn titles, records, a DataFrame, a ``datasets.Dataset`` or a feed path into products.
 
@@ -58,6 +59,9 @@ def to_products(
         load_images: Decode the images that products name (with the feed job's size, pixel and
             address limits); a failure becomes a warning, or the product's error when it has no
             text either.
+        answers: The column(s) holding the answer (comma-separated, as ``labels`` names them):
+            never read as a product field, even where the name is a field's alias (a
+            ``category`` column is otherwise the seller's category), and kept in ``extra``.
 
     Returns:
         One product per input item, in order; ``extra["warnings"]`` says what was changed or
@@ -69,10 +73,10 @@ def to_products(
             lists the columns found and the names expected), or a named column is missing.
     """
     if isinstance(data, Path):
-        products = _feed_products(data, columns)
+        products = _feed_products(data, columns, _names(answers))
         root = image_root if image_root is not None else data.parent
     else:
-        products = _records_products(as_items(data), columns)
+        products = _records_products(as_items(data), columns, _names(answers))
         root = image_root if image_root is not None else Path.cwd()
     if load_images:
         _load_images(products, root)
@@ -166,9 +170,13 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
 
-def _records_products(items: list[Any], columns: ColumnsLike) -> list[Product]:
+def _names(answers: str | None) -> frozenset[str]:
+    return frozenset(n.strip() for n in answers.split(",")) if answers else frozenset()
+
+
+def _records_products(items: list[Any], columns: ColumnsLike, answers: frozenset[str]) -> list[Product]:
     records = [item for item in items if isinstance(item, Mapping)]
-    resolved = _resolve(records, columns) if records else None
+    resolved = _resolve(records, columns, answers) if records else None
     products = []
     for number, item in enumerate(items, start=1):
         if isinstance(item, Product):
@@ -181,11 +189,12 @@ def _records_products(items: list[Any], columns: ColumnsLike) -> list[Product]:
     return products
 
 
-def _resolve(records: list[Mapping[str, Any]], columns: ColumnsLike) -> ColumnMap:
-    """The column map resolved against the union of the records' keys, in first-seen order."""
+def _resolve(records: list[Mapping[str, Any]], columns: ColumnsLike, answers: frozenset[str]) -> ColumnMap:
+    """The column map resolved against the union of the records' keys (the answer columns
+    left out), in first-seen order."""
     names: dict[str, None] = {}
     for record in records:
-        names.update(dict.fromkeys(str(key) for key in record))
+        names.update(dict.fromkeys(str(key) for key in record if str(key) not in answers))
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
     return cmap.resolve(list(names))
 
@@ -203,14 +212,14 @@ def _record_product(record: Mapping[str, Any], columns: ColumnMap, number: int) 
     return product
 
 
-def _feed_products(path: Path, columns: ColumnsLike) -> list[Product]:
+def _feed_products(path: Path, columns: ColumnsLike, answers: frozenset[str]) -> list[Product]:
     """Every record of a feed file; an unreadable one stays in place with its reason."""
     from multimodal_cat.feeds.read import FeedReader
 
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
     products = []
     with FeedReader(path) as reader:
-        resolved = cmap.resolve(reader.columns)
+        resolved = cmap.resolve([c for c in reader.columns if c not in answers])
         for row in reader:
             if row.values is None or row.error:
                 product = Product(id=str(row.number), extra={"warnings": [], "error": row.error})

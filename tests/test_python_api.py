@@ -174,3 +174,14 @@ def test_fashion_csv_as_it_comes(categorizer: Categorizer) -> None:
     frame = pd.read_csv(FASHION / "styles_with_images.csv", nrows=5)
     products = to_products(frame, image_root=FASHION)
     assert all(p.title and p.has_image for p in products)
+
+
+def test_a_label_column_named_category_is_the_answer_never_an_input() -> None:
+    """'category' is also the seller-category alias: as the label it must not leak into the engine."""
+    from multimodal_cat.inputs import column_values, to_products
+
+    frame = pd.DataFrame({"title": ["red shoe"], "category": ["Apparel > Shoes"]})
+    assert to_products(frame)[0].seller_category == "Apparel > Shoes"  # an input when not the label
+    product = to_products(frame, answers="category")[0]
+    assert product.seller_category in (None, "")
+    assert column_values([product], "category") == ["Apparel > Shoes"]
