@@ -167,7 +167,7 @@ class OutputWriter:
                 f"cannot resume: the checkpoint {self.checkpoint} is unreadable ({error}); "
                 "rerun without --resume to start over"
             ) from None
-        differs = _differences(state, self.columns, self.fingerprint)
+        differs = fingerprint_differences(state, self.columns, self.fingerprint)
         if differs:
             raise ResumeError(
                 f"cannot resume {self.path}: it was written by a job with other options "
@@ -362,7 +362,7 @@ def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
         )
 
 
-def _differences(state: dict[str, Any], columns: list[str], fingerprint: dict[str, Any]) -> str:
+def fingerprint_differences(state: dict[str, Any], columns: list[str], fingerprint: dict[str, Any]) -> str:
     """The settings in which a checkpoint differs from this job (empty when none)."""
     recorded = state.get("fingerprint") or {}
     keys = sorted(set(recorded) | set(fingerprint))
