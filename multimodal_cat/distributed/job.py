@@ -36,6 +36,7 @@ from multimodal_cat.distributed.staging import (
     StagedFeed,
     check_same_feed,
     load_staged,
+    read_parts,
     stage_feed,
 )
 from multimodal_cat.errors import InvalidArgumentError
@@ -210,13 +211,15 @@ def _run(
     started = time.monotonic()
     with ray_session(address, progress=progress) as ray:
         startup = time.monotonic() - started
+        finished = frozenset(r for p in partial for r in range(p.first, p.last + 1) if r in done)
         paths = staged.paths(full + partial)
-        dataset = ray.data.read_parquet(
-            paths, columns=["row", "line", "record"], override_num_blocks=len(paths)
+        # one block per staged part (read_parquet would pool small files into one block: one
+        # worker busy, and a resume redoing everything)
+        dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
+        dataset = dataset.map_batches(
+            read_parts, fn_kwargs={"skip": finished}, batch_size=1, batch_format="pyarrow",
+            num_cpus=0.25,
         )
-        if partial:
-            finished = {r for p in partial for r in range(p.first, p.last + 1) if r in done}
-            dataset = dataset.filter(lambda record: record["row"] not in finished)
         result = categorize_dataset(
             dataset, job.spec, batch_size=batch_size, workers=workers,
             gpus_per_worker=gpus_per_worker, job=job,

@@ -128,6 +128,19 @@ def check_same_feed(reader: FeedReader, staged: StagedFeed) -> None:
         )
 
 
+def read_parts(batch: Any, skip: frozenset[int] = frozenset()) -> Any:
+    """The staged records of the parts named in ``batch["path"]``, less the rows in ``skip``
+    (a batch function for Ray: one block per part)."""
+    pa = optional_import("pyarrow", extra="ray", purpose="Staging a feed for Ray")
+    pq = optional_import("pyarrow.parquet", extra="ray", purpose="Staging a feed for Ray")
+
+    table = pa.concat_tables([pq.read_table(p) for p in batch.column("path").to_pylist()])
+    if skip:
+        keep = [r not in skip for r in table.column("row").to_pylist()]
+        table = table.filter(pa.array(keep, pa.bool_()))
+    return table
+
+
 def encode_records(records: list[RawRow]) -> Any:
     """A Parquet-ready table of records: ``row``, ``line`` and the pickled ``record``."""
     pa = optional_import("pyarrow", extra="ray", purpose="Staging a feed for Ray")
