@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -219,8 +220,13 @@ def ray_session(
         )
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
+    quiet = logging.getLogger("ray.data")
+    level, quiet.level = quiet.level, logging.WARNING  # not every step of the plan
     try:
-        yield ray
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"ray\.")  # Ray's advice to Ray's users
+            yield ray
     finally:
+        quiet.setLevel(level)
         if started:
             ray.shutdown()
