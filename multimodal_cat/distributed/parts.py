@@ -21,12 +21,11 @@ import heapq
 import logging
 import pickle
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError, optional_import
-from multimodal_cat.feeds.write import OutputWriter, checkpoint_path
+from multimodal_cat.feeds.write import OrderedWrite, write_in_order
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +65,10 @@ def finished_rows(folder: Path) -> set[int]:
     return done
 
 
-@dataclass
-class MergeResult:
-    """Totals of a merge: rows written, per-status counts, and rows found more than once."""
-
-    rows: int
-    counts: dict[str, int]
-    repeated: int
-
-
 def merge_parts(
     folder: Path, output: Path, columns: list[str], expected: int, protect: Sequence[Path] = ()
-) -> MergeResult:
-    """Write the rows of every part in ``folder`` into ``output`` in ``row`` order.
+) -> OrderedWrite:
+    """Write the rows of every part in ``folder`` into ``output`` in ``row`` order, each once.
 
     Args:
         folder: The Ray job's output parts.
@@ -87,41 +77,23 @@ def merge_parts(
         expected: The feed's record count: rows 1 to ``expected`` must each be found.
         protect: Files the output must not be (the feed).
 
+    Returns:
+        Rows written, per-status counts, and rows found twice (a retried task's; skipped).
+
     Raises:
         MissingRowsError: A row is missing (nothing is left at ``output``).
     """
-    counts = {"ok": 0, "degraded": 0, "error": 0}
-    repeated, number = 0, 0
-    writer = OutputWriter(output, columns, protect=protect)  # refusals leave ``output`` alone
-    try:
-        batch: list[dict[str, Any]] = []
-        for row_number, record in _in_order(sorted(folder.glob("*.parquet"))):
-            if row_number == number:
-                repeated += 1  # written twice (a retried task): keep the first
-                continue
-            if row_number != number + 1:
-                break
-            number = row_number
-            counts[record["status"]] += 1
-            batch.append(record)
-            if len(batch) >= 5_000:
-                writer.write_batch(batch, counts)
-                batch = []
-        if number != expected:
-            raise MissingRowsError(
-                f"row {number + 1:,} of {expected:,} is missing from the Ray output parts "
-                f"in {folder}; rerun the same command with --resume to redo the missing rows"
-            )
-        writer.write_batch(batch, counts)
-        writer.finish()
-    except BaseException:
-        for leftover in (output, writer.data_path):
-            leftover.unlink(missing_ok=True)  # never leave half a merge behind
-        raise
-    finally:
-        writer.close()
-        checkpoint_path(output).unlink(missing_ok=True)  # the merged output is finished
-    return MergeResult(number, counts, repeated)
+
+    def gap(row: int, found: int | None) -> MissingRowsError:
+        return MissingRowsError(
+            f"row {row:,} of {expected:,} is missing from the Ray output parts in {folder}; "
+            "rerun the same command with --resume to redo the missing rows"
+        )
+
+    rows = (record for _, record in _in_order(sorted(folder.glob("*.parquet"))))
+    return write_in_order(
+        output, columns, rows, gap=gap, expected=expected, skip_repeats=True, protect=protect
+    )
 
 
 def _in_order(paths: list[Path]) -> Iterator[tuple[int, dict[str, Any]]]:
