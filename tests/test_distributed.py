@@ -162,6 +162,15 @@ def test_resume_of_a_finished_output_is_refused(hostile_feed, tmp_path):
         _on_ray(hostile_feed, PredictorSpec(dry_run=True), out, resume=True)
 
 
+def test_a_second_job_on_the_same_output_is_refused(hostile_feed, tmp_path):
+    from multimodal_cat.feeds.lock import OutputLock, OutputLockedError
+
+    out = tmp_path / "out.csv"
+    with OutputLock(ray_job.work_folder(out)), pytest.raises(OutputLockedError):
+        _on_ray(hostile_feed, PredictorSpec(dry_run=True), out)
+    assert not out.exists()
+
+
 def test_a_failing_batch_becomes_rows_not_a_failed_job(tmp_path):
     """The batch function never raises: a batch the model fails on is retried row by row and
     the row that still fails is an error row saying why."""
@@ -200,20 +209,22 @@ def decode_rows_of(record: dict) -> dict:
     return pickle.loads(record["record"])
 
 
-def test_cli_engine_ray_same_output_and_summary(hostile_feed, tmp_path, capsys):
+def test_cli_engine_ray_same_output_summary_and_review(hostile_feed, tiny_checkpoint, tmp_path, capsys):
+    """The command line on Ray: same output, same summary lines (totals, then review routing
+    counted over the whole output) as the local engine."""
+    flags = ["--model", str(tiny_checkpoint), "--review-below", "0.5", "--batch-size", "8",
+             "--no-progress"]
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
-    assert main(["categorize", str(hostile_feed), "--dry-run", "-o", str(local), "--no-progress"]) == 0
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    code = main(["categorize", str(hostile_feed), "--dry-run", "-o", str(remote), "--no-progress",
+    assert main(["categorize", str(hostile_feed), "-o", str(local), *flags]) == 0
+    expected = capsys.readouterr().err.strip().splitlines()[-2:]
+    code = main(["categorize", str(hostile_feed), "-o", str(remote), *flags,
                  "--engine", "ray", "--workers", "2"])
     assert code == 0
-    err = capsys.readouterr().err
+    found = capsys.readouterr().err.strip().splitlines()[-2:]
     assert remote.read_bytes() == local.read_bytes()
-    summary = [x for x in err.splitlines() if " rows: " in x][-1]
-    assert summary.split(" -> ")[0] == line.split(" -> ")[0]  # the same totals
-    assert [json.loads(x)["row"] for x in remote.read_text().splitlines()][-1] == len(
-        remote.read_text().splitlines()
-    )
+    assert found[0].split(" -> ")[0] == expected[0].split(" -> ")[0]  # the same totals
+    assert found[1] == expected[1] and "review" in found[1]  # the same routing summary
+    assert all("needs_review" in json.loads(x) for x in remote.read_text().splitlines())
 
 
 @pytest.mark.parametrize(

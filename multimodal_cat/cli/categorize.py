@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     info(str(replace(summary, output=shown(args.output))))
     if router is not None:
-        if summary.resumed_from:  # the router saw this run's rows only: count the whole output
+        if summary.resumed_from or args.engine == "ray":  # the router saw none or some rows: count the output
             router.seen, router.flagged = _review_totals(args.output)
         info(str(router))
     index, count = resolve_shard(args.shard)

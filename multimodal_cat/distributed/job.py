@@ -111,6 +111,7 @@ def categorize_feed_on_ray(
         ResumeError: ``resume`` on a finished output, another job's work, or a changed feed.
         FeedColumnError: A named column is missing.
         MissingRowsError: Rows are missing after the run (rerun with ``resume``).
+        OutputLockedError: Another job is writing the same output.
     """
     start = time.monotonic()
     if batch_size < 1:
@@ -118,8 +119,28 @@ def categorize_feed_on_ray(
     output, folder = Path(output), work_folder(output)
     part_rows = part_rows or 16 * batch_size
     part_rows = -(-part_rows // batch_size) * batch_size  # whole batches: the local job's batches
+    named = [Path(feed)] if isinstance(feed, (str, Path)) and str(feed) != "-" else []
+    check_output_path(output, named)  # not the feed; its folder made (the lock file goes there)
     built = built or spec.build()
-    with FeedReader(feed, format) as reader, OutputLock(folder):
+    with OutputLock(folder):  # one job per output, from staging to the merge
+        summary = _categorize(
+            feed, spec, built, output, folder, columns=columns, format=format,
+            batch_size=batch_size, resume=resume, images=images, keep_columns=keep_columns,
+            min_confidence=min_confidence, address=address, workers=workers,
+            gpus_per_worker=gpus_per_worker, part_rows=part_rows, progress=progress,
+        )
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def _categorize(
+    feed: Any, spec: PredictorSpec, built: BuiltPredictor, output: Path, folder: Path, *,
+    columns: Any, format: str | None, batch_size: int, resume: bool, images: ImageLoader | None,
+    keep_columns: Sequence[str], min_confidence: float | None, address: str | None,
+    workers: int | None, gpus_per_worker: float, part_rows: int, progress: bool,
+) -> RayFeedSummary:
+    """The job itself, under the output's lock (see :func:`categorize_feed_on_ray`)."""
+    with FeedReader(feed, format) as reader:
         protect = [reader.path] if reader.path else []
         check_output_path(output, protect)
         if resume and not folder.exists():
@@ -149,7 +170,6 @@ def categorize_feed_on_ray(
         failed=result.counts["error"],
         resumed_from=len(done),
         output=str(output),
-        seconds=time.monotonic() - start,
         startup_seconds=startup,
         redone=result.repeated,
     )
