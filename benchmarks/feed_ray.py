@@ -35,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,14 @@ def worker_loss_case(work: Path, feed: Path, rows: int, reference: Path, args: a
     }
 
 
+def _forget_cluster() -> None:
+    """Remove the address ``ray start --head`` recorded for this benchmark's (killed) cluster."""
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    with contextlib.suppress(OSError):
+        if record.read_text().strip().endswith(f":{PORT}"):
+            record.unlink()
+
+
 def cluster_case(work: Path, feed: Path, rows: int, reference: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One node, then two (each started afresh with its own cache), the same job on each."""
     found: dict[str, Any] = {}
@@ -257,6 +266,7 @@ def cluster_case(work: Path, feed: Path, rows: int, reference: Path, args: argpa
         finally:
             for member in reversed(members):
                 kill_group(member)
+            _forget_cluster()
             time.sleep(3)
         result["identical_to_local"] = same_bytes(out, reference)
         found[f"{nodes}_node"] = result

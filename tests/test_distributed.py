@@ -33,8 +33,8 @@ BATCH = 8
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
     """One small local Ray for the module; stopped after it."""
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=200 * 1024**2,
+             include_dashboard=False, log_to_driver=False)  # never a cluster `ray start` left
     yield
     ray.shutdown()
 

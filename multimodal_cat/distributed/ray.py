@@ -206,13 +206,14 @@ def ray_session(
     address: str | None = None, *, num_cpus: int | None = None, progress: bool = True
 ) -> Iterator[Any]:
     """Connect to a Ray cluster (``address``: ``auto``, ``ray://host:port``; ``None``: start a
-    local one), yielding the ``ray`` module; shuts down only what it started or joined.
-    A session already initialized (by the caller) is used as it is."""
+    new local one, whatever cluster ``ray start`` left recorded), yielding the ``ray`` module;
+    shuts down only what it started or joined. A session already initialized (by the caller)
+    is used as it is."""
     ray = optional_import("ray", extra="ray", purpose="Categorizing on Ray")
     started = not ray.is_initialized()
     if started:
         ray.init(
-            address=address,
+            address=address or "local",  # not a cluster recorded by an earlier `ray start`
             num_cpus=num_cpus if address is None else None,
             include_dashboard=False,
             log_to_driver=False,
