@@ -233,6 +233,7 @@ def worker_loss_case(work: Path, feed: Path, rows: int, reference: Path, args: a
         **summary,
         "complete": summary.get("rows") == rows,
         "identical_to_uninterrupted": same_bytes(out, reference),
+        "equal_but_scores": rows_equal_but(out, reference) if out.exists() else False,
     }
 
 
@@ -269,6 +270,7 @@ def cluster_case(work: Path, feed: Path, rows: int, reference: Path, args: argpa
             _forget_cluster()
             time.sleep(3)
         result["identical_to_local"] = same_bytes(out, reference)
+        result["equal_but_scores"] = rows_equal_but(out, reference) if out.exists() else False
         found[f"{nodes}_node"] = result
     one, two = found["1_node"], found["2_node"]
     if "job_s" in one and "job_s" in two:
@@ -287,8 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taxonomy", default="shopify")
     parser.add_argument("--work", default="/tmp/multimodal_cat_feed_ray")
     parser.add_argument("--skip", action="append", default=[], help="resume, worker_loss, cluster")
+    parser.add_argument("--render", action="store_true", help="rewrite the markdown from the JSON")
+    parser.add_argument("--cases", help="rerun only these cases (comma-separated) into the JSON, "
+                        "with the earlier run's outputs as references")
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads((RESULTS / "feed_ray.json").read_text())
+        derive(report)
+        _save(report)
+        return 0
     work = Path(args.work)
+    if args.cases:
+        return rerun_cases(work, args)
     work.mkdir(parents=True, exist_ok=True)
     feed = work / f"feed_{args.rows}.csv"
     mix = build_feed(feed, args.rows, seed=0)
@@ -322,13 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "byte_for_byte_one_thread_each": same_bytes(local1, ray1),
         "rows_in": args.rows, "rows_out": report["ray"].get("rows"),
     }
-    ray_run, local_run = report["ray"], report["local"]
-    if "startup_s" in ray_run:
-        report["overhead"] = {
-            "wall_ratio_without_startup": round((ray_run["wall_s"] - ray_run["startup_s"]) / local_run["wall_s"], 2),
-            "wall_ratio": round(ray_run["wall_s"] / local_run["wall_s"], 2),
-            "startup_s": ray_run["startup_s"],
-        }
+    derive(report)
     _save(report)
     for name, case in (("resume", resume_case), ("worker_loss", worker_loss_case), ("cluster", cluster_case)):
         if name not in args.skip:
@@ -337,6 +343,35 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_at_end"] = os.getloadavg()
     _save(report)
     return 0
+
+
+def rerun_cases(work: Path, args: argparse.Namespace) -> int:
+    report = json.loads((RESULTS / "feed_ray.json").read_text())
+    feed = work / f"feed_{report['rows']}.csv"
+    cases = {"resume": resume_case, "worker_loss": worker_loss_case, "cluster": cluster_case}
+    for name in args.cases.split(","):
+        reference = work / ("local.csv" if name == "cluster" else "ray.csv")
+        report[name] = cases[name](work, feed, report["rows"], reference, args)
+        report[name]["rerun"] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                 "commit": _git_commit(), "load_average": os.getloadavg()}
+        _save(report)
+    return 0
+
+
+def derive(report: dict[str, Any]) -> None:
+    """Ray's wall time over the local job's, per pair of runs (default threads, one thread)."""
+    overhead: dict[str, Any] = {}
+    for name, (local, ray) in {"default_threads": ("local", "ray"),
+                               "one_thread_each": ("local_threads_1", "ray_threads_1")}.items():
+        local_run, ray_run = report.get(local), report.get(ray)
+        if local_run and ray_run and "startup_s" in ray_run:
+            overhead[name] = {
+                "wall_ratio_without_startup": round(
+                    (ray_run["wall_s"] - ray_run["startup_s"]) / local_run["wall_s"], 2),
+                "wall_ratio": round(ray_run["wall_s"] / local_run["wall_s"], 2),
+                "startup_s": ray_run["startup_s"],
+            }
+    report["overhead"] = overhead
 
 
 def _save(report: dict[str, Any]) -> None:
@@ -362,6 +397,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"{local.get('degraded')} | {local.get('failed')} |",
         f"| --engine ray, 2 workers | {ray['wall_s']} | {ray.get('startup_s')} | {ray.get('rows')} | "
         f"{ray.get('ok')} | {ray.get('degraded')} | {ray.get('failed')} |",
+        *(f"| {label} | {r['wall_s']} | {r.get('startup_s', '-')} | {r.get('rows')} | {r.get('ok')} | "
+          f"{r.get('degraded')} | {r.get('failed')} |"
+          for label, r in (("local job, --threads 1", report.get("local_threads_1")),
+                           ("--engine ray, 2 workers, --threads 1", report.get("ray_threads_1")))
+          if r),
         "",
         f"- equal: rows in {report['equal']['rows_in']:,}, rows out {report['equal']['rows_out']}; "
         f"byte for byte with one torch thread per process (`--threads 1` on both engines): "
@@ -371,10 +411,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"**{report['equal']['equal_but_scores_default_threads']}**, rows differing "
         f"{report['equal']['rows_with_other_confidence_default_threads']}.",
     ]
-    if "overhead" in report:
-        o = report["overhead"]
-        lines.append(f"- overhead: wall ratio Ray/local **{o['wall_ratio_without_startup']}** without "
-                     f"the start-up ({o['startup_s']} s), {o['wall_ratio']} with it.")
+    for name, o in report.get("overhead", {}).items():
+        lines.append(f"- overhead ({name.replace('_', ' ')}): wall ratio Ray/local "
+                     f"**{o['wall_ratio_without_startup']}** without the start-up "
+                     f"({o['startup_s']} s), {o['wall_ratio']} with it.")
     if "resume" in report:
         r = report["resume"]
         lines.append(f"- resume: driver killed with {r['rows_in_parts_when_killed']:,} rows in finished "
@@ -382,17 +422,22 @@ def markdown(report: dict[str, Any]) -> str:
                      f"**{r['finished_rows_redone']}** finished rows (share {r['redone_share']}); "
                      f"identical to the uninterrupted output: {r['identical_to_uninterrupted']} "
                      f"(equal but scores: {r['equal_but_scores']}).")
+        if "rerun" in r:
+            lines.append(f"  (rerun {r['rerun']['when']}, git {r['rerun']['commit']})")
     if "worker_loss" in report:
         w = report["worker_loss"]
         lines.append(f"- worker_loss: worker {w['killed_worker_pid']} killed; exit {w['rc']}, "
                      f"complete {w['complete']}, identical to the uninterrupted output: "
-                     f"{w['identical_to_uninterrupted']}.")
+                     f"{w['identical_to_uninterrupted']}, every column but the scores equal: "
+                     f"{w.get('equal_but_scores')}.")
     if "cluster" in report:
         c = report["cluster"]
         one, two = c["1_node"], c["2_node"]
         lines.append(f"- cluster: 1 node {one.get('job_s')} s (start-up {one.get('startup_s')} s), "
-                     f"2 nodes {two.get('job_s')} s (start-up {two.get('startup_s')} s); outputs equal "
+                     f"2 nodes {two.get('job_s')} s (start-up {two.get('startup_s')} s); outputs byte-equal "
                      f"to the local job's: {one['identical_to_local']}, {two['identical_to_local']}; "
+                     f"every column but the scores equal: {one.get('equal_but_scores')}, "
+                     f"{two.get('equal_but_scores')}; "
                      f"speed-up {c.get('speedup')}, scaling efficiency **{c.get('scaling_efficiency')}** "
                      f"({c['note']}).")
     if "load_average_at_end" in report:

@@ -100,7 +100,7 @@ def categorize_feed_on_ray(
         address: Ray cluster (``auto``, ``ray://host:10001``); ``None``: a local one.
         workers: Actors, each with its own predictor (default: one per CPU).
         gpus_per_worker: GPUs each actor reserves.
-        part_rows: Records per staged part (default: 16 batches).
+        part_rows: Records per staged part (default: 8 batches).
         progress: Show progress bars.
         built: ``spec`` already built by the caller (saves building it again).
 
@@ -117,7 +117,7 @@ def categorize_feed_on_ray(
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size}")
     output, folder = Path(output), work_folder(output)
-    part_rows = part_rows or 16 * batch_size
+    part_rows = part_rows or 8 * batch_size  # a resume redoes at most the parts in flight
     part_rows = -(-part_rows // batch_size) * batch_size  # whole batches: the local job's batches
     named = [Path(feed)] if isinstance(feed, (str, Path)) and str(feed) != "-" else []
     check_output_path(output, named)  # not the feed; its folder made (the lock file goes there)
