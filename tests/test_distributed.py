@@ -241,6 +241,18 @@ def test_cli_engine_mistakes_exit_2(hostile_feed, tmp_path, capsys, flags, messa
     assert message in capsys.readouterr().err
 
 
+def test_cli_without_ray_installed_names_the_extra(hostile_feed, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    out = tmp_path / "o.csv"
+    code = main(["categorize", str(hostile_feed), "--dry-run", "-o", str(out), "--engine", "ray"])
+    assert code == 2
+    assert "pip install 'multimodal-cat[ray]'" in capsys.readouterr().err
+    assert not ray_job.work_folder(out).exists()  # refused before staging anything
+
+
 def test_a_stale_work_folder_is_not_resumed_without_resume(hostile_feed, tmp_path, monkeypatch):
     out = tmp_path / "out.csv"
     _interrupted(hostile_feed, PredictorSpec(dry_run=True), out, monkeypatch)

@@ -39,7 +39,7 @@ from multimodal_cat.distributed.staging import (
     read_parts,
     stage_feed,
 )
-from multimodal_cat.errors import InvalidArgumentError
+from multimodal_cat.errors import InvalidArgumentError, optional_import
 from multimodal_cat.feeds.columns import ColumnMap
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.job import FeedSummary, check_unfinished, plan_output
@@ -112,6 +112,7 @@ def categorize_feed_on_ray(
         FeedColumnError: A named column is missing.
         MissingRowsError: Rows are missing after the run (rerun with ``resume``).
         OutputLockedError: Another job is writing the same output.
+        MissingPackageError: Ray is not installed (the ``ray`` extra).
     """
     start = time.monotonic()
     if batch_size < 1:
@@ -119,6 +120,8 @@ def categorize_feed_on_ray(
     output, folder = Path(output), work_folder(output)
     part_rows = part_rows or 8 * batch_size  # a resume redoes at most the parts in flight
     part_rows = -(-part_rows // batch_size) * batch_size  # whole batches: the local job's batches
+    for module in ("ray", "ray.data"):  # before any staging
+        optional_import(module, extra="ray", purpose="--engine ray")
     named = [Path(feed)] if isinstance(feed, (str, Path)) and str(feed) != "-" else []
     check_output_path(output, named)  # not the feed; its folder made (the lock file goes there)
     built = built or spec.build()
