@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     loader = _image_loader(args)
     spec = _spec(args, absolute=args.engine == "ray")
     try:
-        built = _build_predictor(args, spec)
+        built = _build(args, spec)
         router = build_router(args, built.predictor) if not args.dry_run else None
     except BaseException:
         loader.close()
@@ -493,8 +493,15 @@ def _spec(args: argparse.Namespace, *, absolute: bool = False) -> Any:
     )
 
 
-def _build_predictor(args: argparse.Namespace, spec: Any) -> BuiltPredictor:
-    """The bare predictor, and the mapper for ``--map-to`` (``None`` without targets)."""
+def _build_predictor(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The bare predictor, and the mapper for ``--map-to`` (``None`` without targets); the
+    flags are the same for ``serve``."""
+    built = _build(args, _spec(args))
+    return built.predictor, built.mapper
+
+
+def _build(args: argparse.Namespace, spec: Any) -> BuiltPredictor:
+    """What ``spec`` builds; mistakes in the flags become a :class:`UserError`."""
     try:
         built = spec.build()
     except ImportError as error:
