@@ -57,6 +57,7 @@ def test_example_feed_with_taxonomy(built, tmp_path, capsys):
         "bf16": True,
         "num_threads": None,
         "image_encoder": None,
+        "text_encoder": "minilm",
         "adapt": False,
     }
     rows = list(read_output(out))

@@ -48,8 +48,7 @@ from multimodal_cat.feeds.write import (
 )
 
 if TYPE_CHECKING:
-    from multimodal_cat.mapping.apply import CategoryMapper
-    from multimodal_cat.predictors.base import Predictor
+    from multimodal_cat.distributed.spec import BuiltPredictor
 
 # ImageLoader option -> the command-line flag that sets it
 _LOADER_FLAGS = {
@@ -160,6 +159,7 @@ def add_parser(subparsers: Any) -> None:
         help="merge the N finished shard parts of -o and exit",
     )
     add_routing_arguments(p)
+    _add_engine_arguments(p)
     images = p.add_argument_group("images")
     images.add_argument(
         "--image-root", help="folder for relative image paths (default: the feed's folder)"
@@ -209,6 +209,36 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    engine = p.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: workers of a Ray cluster (needs the ray extra), "
+        "same output (default: %(default)s)",
+    )
+    engine.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --engine ray: the cluster (auto, or ray://HOST:10001); default: start one "
+        "on this machine",
+    )
+    engine.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --engine ray: workers, each with its own model (default: one per CPU)",
+    )
+    engine.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="with --engine ray: GPUs each worker reserves, e.g. 1 or 0.5 (default: %(default)s)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     if args.merge_shards is not None:
@@ -217,19 +247,24 @@ def run(args: argparse.Namespace) -> int:
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
     loader = _image_loader(args)
+    spec = _spec(args, absolute=args.engine == "ray")
     try:
-        predictor, mapper = _build_predictor(args)
-        router = build_router(args, predictor) if not args.dry_run else None
+        built = _build(args, spec)
+        router = build_router(args, built.predictor) if not args.dry_run else None
     except BaseException:
         loader.close()
         raise
-    with output_path(args.output, _stdout_suffix(args)) as output:
-        code, summary = _categorize(args, predictor, mapper, router, loader, str(output))
+    predictor, mapper = built.predictor, built.mapper
+    if args.engine == "ray":
+        code, summary = _categorize_on_ray(args, spec, built, router, loader)
+    else:
+        with output_path(args.output, _stdout_suffix(args)) as output:
+            code, summary = _categorize(args, predictor, mapper, router, loader, str(output))
     if code:
         return code
     info(str(replace(summary, output=shown(args.output))))
     if router is not None:
-        if summary.resumed_from:  # the router saw this run's rows only: count the whole output
+        if summary.resumed_from or args.engine == "ray":  # the router saw none or some rows: count the output
             router.seen, router.flagged = _review_totals(args.output)
         info(str(router))
     index, count = resolve_shard(args.shard)
@@ -272,19 +307,57 @@ def _categorize(
     except (KeyboardInterrupt, UserError):
         raise  # (SIGTERM's Terminated is a BaseException: it passes, like Ctrl-C)
     except Exception as error:
-        kept = (
-            "the rows written so far went to stdout"
-            if is_stdout(args.output)
-            else "Rows written so far are kept; rerun the same command with --resume to continue."
-        )
-        print(
-            f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n{kept}",
-            file=sys.stderr,
-        )
-        return 1, None
+        return _stopped(args, error), None
     finally:
         loader.close()
     return 0, summary
+
+
+def _categorize_on_ray(
+    args: argparse.Namespace, spec: Any, built: Any, router: Any, loader: ImageLoader
+) -> tuple[int, Any]:
+    """Run the feed job on Ray into ``args.output``; ``(exit code, summary)``."""
+    from dataclasses import replace as with_fields
+
+    from multimodal_cat.errors import MissingPackageError
+
+    try:
+        from multimodal_cat.distributed.job import categorize_feed_on_ray
+
+        spec = with_fields(
+            spec,
+            review_threshold=getattr(router, "threshold", None),
+            review_source=getattr(router, "source", ""),
+        )
+        built.router = router
+        summary = categorize_feed_on_ray(
+            args.feed, spec, args.output, columns=args.column, format=args.format,
+            batch_size=args.batch_size, resume=args.resume, images=loader,
+            keep_columns=args.keep, min_confidence=args.min_confidence,
+            address=args.ray_address, workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker, progress=bars_enabled(), built=built,
+        )
+    except (*_INPUT_ERRORS, MissingPackageError) as error:
+        raise UserError(str(error)) from None
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as error:  # the cluster failed, or rows are missing: --resume redoes them
+        return _stopped(args, error), None
+    finally:
+        loader.close()
+    info(f"ray: {summary.startup_seconds:.1f} s to start, {summary.redone:,} rows done twice")
+    return 0, summary
+
+
+def _stopped(args: argparse.Namespace, error: Exception) -> int:
+    """Say the job stopped (and what is kept); the exit code 1."""
+    kept = (
+        "the rows written so far went to stdout"
+        if is_stdout(args.output)
+        else "Rows written so far are kept; rerun the same command with --resume to continue."
+    )
+    print(f"multimodal-cat: the job stopped: {type(error).__name__}: {error}\n{kept}", file=sys.stderr)
+    return 1
 
 
 def _stdout_suffix(args: argparse.Namespace) -> str:
@@ -325,6 +398,7 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    _check_engine(args)
     _check_stdout(args)
     try:
         if not is_stdout(args.output):
@@ -334,10 +408,28 @@ def _check_args(args: argparse.Namespace) -> None:
     except (ValueError, ShardError) as error:
         raise UserError(str(error)) from None
     _check_paths(args)
-    if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if args.shard is None and args.engine == "local" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         args.shard = "auto"  # under accelerate launch / torchrun: one shard per process
     if args.feed == "-" and args.image_root is None:
         args.image_root = str(Path.cwd())
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    """Ray's flags need ``--engine ray``; Ray splits the feed itself (no shards, no stdout)."""
+    if args.engine != "ray":
+        for flag, given in (("--ray-address", args.ray_address), ("--workers", args.workers),
+                            ("--gpus-per-worker", args.gpus_per_worker)):
+            if given:
+                raise UserError(f"{flag} is for --engine ray; add --engine ray or drop {flag}")
+        return
+    for flag, given in (("--shard", args.shard), ("--merge", args.merge),
+                        ("-o -", is_stdout(args.output))):
+        if given:
+            raise UserError(f"{flag} is for the local engine; --engine ray splits the feed itself")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.gpus_per_worker < 0:
+        raise UserError(f"--gpus-per-worker must be 0 or more, got {args.gpus_per_worker}")
 
 
 def _check_stdout(args: argparse.Namespace) -> None:
@@ -380,50 +472,48 @@ def _preflight(args: argparse.Namespace) -> None:
         raise UserError(str(error)) from None
 
 
-def _build_predictor(args: argparse.Namespace) -> tuple[Predictor, CategoryMapper | None]:
-    """The bare predictor and the mapper for ``--map-to`` (``None`` without targets)."""
-    if args.dry_run:
-        from multimodal_cat.predictors.dry_run import DryRunPredictor
+def _spec(args: argparse.Namespace, *, absolute: bool = False) -> Any:
+    """The :class:`~multimodal_cat.distributed.spec.PredictorSpec` the flags ask for;
+    ``absolute``: files named by absolute paths (for workers running in another folder)."""
+    from multimodal_cat.distributed.spec import PredictorSpec
 
-        return DryRunPredictor(), None  # placeholder categories: nothing to map
+
+    def where(name: str | None) -> str | None:
+        return str(Path(name).resolve()) if absolute and name and Path(name).exists() else name
+
+    return PredictorSpec(
+        model=where(args.model),
+        taxonomy=where(args.taxonomy) if args.taxonomy else (None if args.model else "shopify"),
+        dry_run=args.dry_run,
+        bf16=args.bf16,
+        num_threads=args.threads,
+        image_encoder=where(args.image_encoder),
+        adapt=args.adapt,
+        map_to=tuple(where(t) for t in args.map_to),
+    )
+
+
+def _build_predictor(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The bare predictor, and the mapper for ``--map-to`` (``None`` without targets); the
+    flags are the same for ``serve``."""
+    built = _build(args, _spec(args))
+    return built.predictor, built.mapper
+
+
+def _build(args: argparse.Namespace, spec: Any) -> BuiltPredictor:
+    """What ``spec`` builds; mistakes in the flags become a :class:`UserError`."""
     try:
-        from multimodal_cat.mapping import Mapping
-        from multimodal_cat.mapping.apply import CategoryMapper
-        from multimodal_cat.predictors.build import build_predictor
+        built = spec.build()
     except ImportError as error:
         raise UserError(
             f"no categorizer is available in this installation ({error}); try --dry-run"
         ) from None
-    taxonomy = args.taxonomy or (None if args.model else "shopify")
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)  # zero-shot encoders; a checkpoint sets its own
-    try:
-        predictor = build_predictor(
-            model=args.model,
-            taxonomy=taxonomy,
-            bf16=args.bf16,
-            num_threads=args.threads,
-            image_encoder=args.image_encoder,
-            adapt=args.adapt,
-        )
-        targets = [_map_target(target, predictor.taxonomy) for target in args.map_to]
-        mapper = CategoryMapper.to_targets(predictor.taxonomy, targets) if targets else None
-        # the output's columns: a mapping file's target tree by its short name (google_...)
-        args.map_to = [t.target_name.split("/")[0] if isinstance(t, Mapping) else t for t in targets]
     except (ValueError, KeyError, OSError) as error:  # OSError: a checkpoint that cannot load
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UserError(f"cannot build the predictor: {message}") from None
-    return predictor, mapper
-
-
-def _map_target(target: str, source: Any) -> Any:
-    """A ``--map-to`` value: a mapping file read against the predictor's tree, else the name."""
-    from multimodal_cat.mapping.rules_io import is_mapping_file
-    from multimodal_cat.mapping.shipped import load_mapping_file
-
-    return load_mapping_file(target, source=source) if is_mapping_file(target) else target
+    if not args.dry_run:
+        args.map_to = built.names  # the output's columns: a mapping file's tree by its short name
+    return built
 
 
 def _merge(args: argparse.Namespace) -> int:

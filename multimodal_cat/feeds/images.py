@@ -104,6 +104,10 @@ class ImageLoader:
         self.allow_private_hosts = allow_private_hosts
         self._pool: ThreadPoolExecutor | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The options only: a copy (another process's, e.g. a Ray worker's) starts its own pool."""
+        return {**self.__dict__, "_pool": None}
+
     @property
     def max_bytes(self) -> int:
         """Largest file or download accepted."""

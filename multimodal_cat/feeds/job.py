@@ -35,11 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.errors import InvalidArgumentError
-from multimodal_cat.feeds.columns import (
-    ColumnMap,
-    passthrough_columns,
-    row_to_product,
-)
+from multimodal_cat.feeds.columns import ColumnMap, passthrough_columns
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import (
@@ -48,7 +44,7 @@ from multimodal_cat.feeds.output_row import (
 )
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
-from multimodal_cat.feeds.rows import OutputRows, RowItem, start_item
+from multimodal_cat.feeds.rows import OutputRows, RowItem, feed_item
 from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
 
@@ -139,25 +135,19 @@ def categorize_feed(
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size}")
     index, count = resolve_shard(shard)
-    targets = mapper.target_names if mapper is not None else []
-    names = list(map_to) + [n for n in targets if not _matches_any(n, map_to)]
     with FeedReader(feed, format) as reader:
-        cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
-        cmap = cmap.resolve(reader.columns)
-        taken = output_columns(names, review=router is not None)
-        keep = passthrough_columns(keep_columns, reader.columns, taken)
-        out_columns = [*taken, *keep.values()]
+        plan = plan_output(reader, columns, keep_columns, mapper, map_to, review=router is not None)
+        cmap, names, keep, out_columns = plan.cmap, plan.names, plan.keep, plan.columns
         out_path = shard_path(output, index, count) if count > 1 else Path(output)
         root = reader.path.parent if reader.path else Path.cwd()
         loader = images or ImageLoader(root)
-        fingerprint = job_fingerprint(
-            feed, reader, predictor, cmap, mapper, names, keep, loader,
-            shard=[index, count], min_confidence=min_confidence,
-            review_threshold=getattr(router, "threshold", None),
+        fingerprint = plan.fingerprint(
+            feed, reader, predictor, mapper, loader,
+            shard=[index, count], min_confidence=min_confidence, router=router,
         )
         protect = [reader.path] if reader.path else []
         if resume and count == 1:
-            _check_unfinished(out_path)
+            check_unfinished(out_path)
         with OutputWriter(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
         ) as writer:
@@ -184,7 +174,53 @@ def categorize_feed(
     )
 
 
-def _check_unfinished(output: Path) -> None:
+@dataclass
+class OutputPlan:
+    """What a feed's output holds: the resolved column map, the mapped trees that get
+    columns, the kept input columns (input -> output name) and every output column in order."""
+
+    cmap: ColumnMap
+    names: list[str]
+    keep: dict[str, str]
+    columns: list[str]
+
+    def fingerprint(
+        self, feed: Any, reader: FeedReader, predictor: Any, mapper: Any, loader: ImageLoader,
+        *, shard: list[int], min_confidence: float | None, router: Any,
+    ) -> dict[str, Any]:
+        """The job's fingerprint (see :func:`~.resume.job_fingerprint`), the same for either engine."""
+        return job_fingerprint(
+            feed, reader, predictor, self.cmap, mapper, self.names, self.keep, loader,
+            shard=shard, min_confidence=min_confidence,
+            review_threshold=getattr(router, "threshold", None),
+        )
+
+
+def plan_output(
+    reader: FeedReader,
+    columns: ColumnMap | dict[str, str] | Sequence[str] | None,
+    keep_columns: Sequence[str],
+    mapper: CategoryMapper | None,
+    map_to: Sequence[str],
+    *,
+    review: bool,
+) -> OutputPlan:
+    """The output of a job over ``reader``'s feed (names of ``mapper``'s targets are added to
+    ``map_to``).
+
+    Raises:
+        FeedColumnError: A named column is missing from the feed.
+    """
+    targets = mapper.target_names if mapper is not None else []
+    names = list(map_to) + [n for n in targets if not _matches_any(n, map_to)]
+    cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
+    cmap = cmap.resolve(reader.columns)
+    taken = output_columns(names, review=review)
+    keep = passthrough_columns(keep_columns, reader.columns, taken)
+    return OutputPlan(cmap, names, keep, [*taken, *keep.values()])
+
+
+def check_unfinished(output: Path) -> None:
     """Refuse to resume an output that finished: its progress file was removed at the end."""
     if output.exists() and not checkpoint_path(output).exists():
         raise ResumeError(
@@ -231,7 +267,7 @@ class _Job:
         bar = _progress_bar(reader, count, self.resumed_from, progress)
         pending: list[RowItem] | None = None
         try:
-            for number, batch in enumerate(_chunks(rows, batch_size), start=1):
+            for number, batch in enumerate(chunked(rows, batch_size), start=1):
                 prepared = [self._prepare(raw) for raw in batch]  # starts image loads
                 if pending is not None:
                     self._finish(pending)
@@ -257,16 +293,7 @@ class _Job:
             yield raw
 
     def _prepare(self, raw: RawRow) -> RowItem:
-        item = RowItem(raw.number, warnings=list(raw.warnings), error=raw.error, source=raw)
-        if raw.values is None:
-            return item
-        item.keep = {out: raw.values.get(col) for col, out in self.keep.items()}
-        try:
-            product = row_to_product(raw.values, self.cmap, raw.number)
-        except Exception as error:  # whatever the bytes, a bad row stays that row's error
-            item.error = f"line {raw.line}: cannot read this row ({type(error).__name__})"
-            return item
-        return start_item(item, product, self.loader)
+        return feed_item(raw, self.cmap, self.keep, self.loader)
 
     def _finish(self, items: list[RowItem]) -> None:
         rows = self.output_rows(items)
@@ -277,7 +304,8 @@ class _Job:
         self.writer.write_batch(rows, self.counts)
 
 
-def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+def chunked(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+    """Consecutive lists of ``size`` records (the last one shorter)."""
     batch: list[RawRow] = []
     for row in rows:
         batch.append(row)

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from multimodal_cat.feeds.columns import row_to_product
 from multimodal_cat.feeds.output_row import prediction_cells
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import NO_INPUT, Product, unusable_image
@@ -32,7 +33,9 @@ from multimodal_cat.review.routing import unusable_confidence
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from multimodal_cat.feeds.columns import ColumnMap
     from multimodal_cat.feeds.images import ImageLoader
+    from multimodal_cat.feeds.read import RawRow
     from multimodal_cat.mapping.apply import CategoryMapper
     from multimodal_cat.predictors.base import Predictor
 
@@ -79,6 +82,26 @@ def start_item(item: RowItem, product: Product, loader: ImageLoader | None) -> R
     elif product.image is None and not product.has_text:
         item.error = NO_INPUT
     return item
+
+
+def feed_item(
+    raw: RawRow, columns: ColumnMap, keep: dict[str, str], loader: ImageLoader | None
+) -> RowItem:
+    """The item of one feed record (its kept columns, its product, its image load started).
+
+    A record that could not be parsed, or whose cells cannot make a product, keeps its error;
+    the raw record stays on the item as its ``source``.
+    """
+    item = RowItem(raw.number, warnings=list(raw.warnings), error=raw.error, source=raw)
+    if raw.values is None:
+        return item
+    item.keep = {out: raw.values.get(col) for col, out in keep.items()}
+    try:
+        product = row_to_product(raw.values, columns, raw.number)
+    except Exception as error:  # whatever the bytes, a bad row stays that row's error
+        item.error = f"line {raw.line}: cannot read this row ({type(error).__name__})"
+        return item
+    return start_item(item, product, loader)
 
 
 def attach_image(item: RowItem, image: Any, warning: str | None) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
-from multimodal_cat.feeds.write import OutputWriter, checkpoint_path, output_format, read_output
+from multimodal_cat.feeds.write import checkpoint_path, output_format, read_output, write_in_order
 
 # Key, in a finished part's checkpoint counts, of the number of records in the whole feed.
 FEED_RECORDS = "feed_records"
@@ -89,7 +89,6 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
     states = [_finished_state(part, i, count) for i, part in enumerate(parts)]
     _check_one_job(parts, states)
     columns = states[0]["columns"]
-    counts = {key: sum(s["counts"].get(key, 0) for s in states) for key in ("ok", "degraded", "error")}
     records = _feed_records(parts, states)
     total = sum(int(s["rows"]) for s in states)
     if records is not None and total != records:
@@ -99,7 +98,7 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
             "rerun the shards"
         )
     try:
-        expected = _write_merged(output, parts, columns, counts)
+        expected = _write_merged(output, parts, columns)
     except ShardError:
         for leftover in (Path(output), checkpoint_path(output)):
             leftover.unlink(missing_ok=True)  # never leave half a merge behind
@@ -111,25 +110,13 @@ def merge_shards(output: str | Path, count: int, *, remove_parts: bool = False) 
     return expected
 
 
-def _write_merged(output: str | Path, parts: list[Path], columns: list[str], counts: dict[str, int]) -> int:
+def _write_merged(output: str | Path, parts: list[Path], columns: list[str]) -> int:
     merged = heapq.merge(*(read_output(p) for p in parts), key=lambda r: int(r["row"]))
-    expected = 1
-    with OutputWriter(output, columns or []) as writer:
-        batch: list[dict] = []
-        for row in merged:
-            if int(row["row"]) != expected:
-                raise ShardError(
-                    f"row {expected} is missing from the shard parts (found row {row['row']})"
-                )
-            expected += 1
-            batch.append(row)
-            if len(batch) >= 5_000:
-                writer.write_batch(batch, counts)
-                batch = []
-        writer.write_batch(batch, counts)
-        writer.finish()
-    checkpoint_path(output).unlink(missing_ok=True)  # the merged output is finished
-    return expected - 1
+
+    def gap(row: int, found: int | None) -> ShardError:
+        return ShardError(f"row {row} is missing from the shard parts (found row {found})")
+
+    return write_in_order(output, columns or [], merged, gap=gap).rows
 
 
 def _finished_state(part: Path, index: int, count: int) -> dict[str, Any]:

@@ -28,7 +28,8 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ class OutputWriter:
                 f"cannot resume: the checkpoint {self.checkpoint} is unreadable ({error}); "
                 "rerun without --resume to start over"
             ) from None
-        differs = _differences(state, self.columns, self.fingerprint)
+        differs = fingerprint_differences(state, self.columns, self.fingerprint)
         if differs:
             raise ResumeError(
                 f"cannot resume {self.path}: it was written by a job with other options "
@@ -305,6 +306,71 @@ class OutputWriter:
         return text.getvalue().encode("utf-8")
 
 
+@dataclass
+class OrderedWrite:
+    """What :func:`write_in_order` wrote: rows, per-status counts, rows seen twice (skipped)."""
+
+    rows: int
+    counts: dict[str, int]
+    repeated: int
+
+
+def write_in_order(
+    output: str | Path,
+    columns: Sequence[str],
+    rows: Iterable[dict[str, Any]],
+    *,
+    gap: Callable[[int, int | None], Exception],
+    expected: int | None = None,
+    skip_repeats: bool = False,
+    protect: Sequence[str | Path] = (),
+) -> OrderedWrite:
+    """Write rows sorted by ``row`` into a finished ``output``: rows 1, 2, 3... each once.
+
+    The merge of shard parts and of a Ray job's parts (each sorted by ``row`` first).
+
+    Args:
+        output: The output file (its format from the extension).
+        columns: Output columns, in order.
+        rows: Output rows in ``row`` order.
+        gap: Builds the error raised when row ``n`` is missing (with the row found instead, or
+            ``None`` at the end); nothing is left at ``output`` then.
+        expected: The number of rows there must be (``None``: as many as come).
+        skip_repeats: A row given again right after itself is skipped (else it is a gap).
+        protect: Files the output must not be.
+    """
+    counts = {"ok": 0, "degraded": 0, "error": 0}
+    number = repeated = 0
+    writer = OutputWriter(output, columns, protect=protect)  # refusals leave ``output`` alone
+    try:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            found = int(row["row"])
+            if found == number and skip_repeats:
+                repeated += 1
+                continue
+            if found != number + 1:
+                raise gap(number + 1, found)
+            number = found
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            batch.append(row)
+            if len(batch) >= 5_000:
+                writer.write_batch(batch, counts)
+                batch = []
+        if expected is not None and number != expected:
+            raise gap(number + 1, None)
+        writer.write_batch(batch, counts)
+        writer.finish()
+    except BaseException:
+        for leftover in (writer.path, writer.data_path):
+            leftover.unlink(missing_ok=True)  # never leave half a merge behind
+        raise
+    finally:
+        writer.close()
+        checkpoint_path(output).unlink(missing_ok=True)  # the merged output is finished
+    return OrderedWrite(number, counts, repeated)
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes, read 1 MiB at a time."""
     digest = hashlib.sha256()
@@ -362,7 +428,7 @@ def check_output_path(path: Path, protect: Sequence[str | Path]) -> None:
         )
 
 
-def _differences(state: dict[str, Any], columns: list[str], fingerprint: dict[str, Any]) -> str:
+def fingerprint_differences(state: dict[str, Any], columns: list[str], fingerprint: dict[str, Any]) -> str:
     """The settings in which a checkpoint differs from this job (empty when none)."""
     recorded = state.get("fingerprint") or {}
     keys = sorted(set(recorded) | set(fingerprint))
