@@ -161,9 +161,10 @@ def calibration_summary(model: ConfidenceModel, feats: np.ndarray, ok: np.ndarra
     return out
 
 
-def package_run(tax: Taxonomy, items: list, truth: list[str], batch: int | None = None, feed: bool = False) -> dict:
-    """The package defaults as a user runs them (one call, or calls of ``batch`` products);
-    ``feed``: with ``feed_calibration=True`` (the no-label shift read from the feed itself)."""
+def package_run(tax: Taxonomy, items: list, truth: list[str], batch: int | None = None, feed: bool = True) -> dict:
+    """The package defaults as a user runs them (one call, or calls of ``batch`` products, as
+    the feed job's batches); ``feed=False``: ``feed_calibration=False`` (the prior's shift only,
+    no shift read from the call's own products)."""
     zs = ZeroShotCategorizer(tax, tags=False, feed_calibration=feed)
     step = batch or len(items)
     preds = [p for s in range(0, len(items), step) for p in zs.predict(items[s : s + step])]
@@ -371,14 +372,14 @@ def main() -> int:
         items, truth = offers(val, full), val["category_id"].tolist()
         entry = package_run(tax_mw, items, truth)
         entry["batches_of_64"] = package_run(tax_mw, items, truth, batch=64)
-        entry["with_feed_calibration"] = package_run(tax_mw, items, truth, feed=True)
-        entry["with_feed_calibration_batches_of_64"] = package_run(tax_mw, items, truth, batch=64, feed=True)
+        entry["without_feed_calibration"] = package_run(tax_mw, items, truth, feed=False)
         entry["before"] = engine_features(ZeroShotCategorizer(tax_mw, tags=False), items, truth)[2]
         report["mwpd_validation"][name] = entry
     test_titles = [t for t, k in zip(fk_titles, test, strict=True) if k]
     test_truth = [t for t, k in zip(fk_truth, test, strict=True) if k]
     report["flipkart_test_confidence"] = package_run(tax_fk, test_titles, test_truth)
-    report["flipkart_test_confidence"]["with_feed_calibration"] = package_run(tax_fk, test_titles, test_truth, feed=True)
+    report["flipkart_test_confidence"]["batches_of_64"] = package_run(tax_fk, test_titles, test_truth, batch=64)
+    report["flipkart_test_confidence"]["without_feed_calibration"] = package_run(tax_fk, test_titles, test_truth, feed=False)
     report["flipkart_test_confidence"]["before"] = engine_features(
         ZeroShotCategorizer(tax_fk, tags=False), test_titles, test_truth
     )[2]

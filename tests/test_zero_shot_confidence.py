@@ -184,12 +184,10 @@ def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accu
     from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, FEED_PRIOR, shifted
 
     titles, _ = _reviews(20 * FEED_PRIOR)
-    plain = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)  # the prior's shift only
-    prior = np.array([p.confidence for p in plain.predict(titles)])
-    again = np.array([p.confidence for p in plain.predict(titles[:5])])
-    assert again == pytest.approx(prior[:5])  # off: the same answer whatever came before
+    plain = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, feed_calibration=False)
+    prior = np.array([p.confidence for p in plain.predict(titles)])  # the prior's shift only
     before = shifted(prior, -DEFAULT_CONFIDENCE.prior_shift)  # the model's own reading
-    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False, feed_calibration=True)
+    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
     first = zs.predict(titles[:1])  # one product: the cautious prior, barely moved
     expected = shifted(before[:1], DEFAULT_CONFIDENCE.shift_for(before[:1]))
     assert first[0].confidence == pytest.approx(expected[0], abs=1e-3)
@@ -271,3 +269,14 @@ def test_holdout_threshold_never_reads_the_label_as_the_sellers_category(tmp_pat
                               target_precision=0.9)  # fmt: skip
     _holdout_threshold(args, predictor)
     assert seen == [""]
+
+
+def test_feed_calibration_reads_only_the_calls_own_products() -> None:
+    """A batch answers the same whatever was scored before it (resume, Ray workers, service)."""
+    titles, _ = _reviews(200)
+    zs = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    first = [p.confidence for p in zs.predict(titles[:64])]
+    zs.predict(titles[64:])  # other products in between
+    again = [p.confidence for p in zs.predict(titles[:64])]
+    fresh = ZeroShotCategorizer(TREE, BagOfWordsEncoder(), cache=False)
+    assert again == first == [p.confidence for p in fresh.predict(titles[:64])]

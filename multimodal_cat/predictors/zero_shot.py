@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,6 @@ from multimodal_cat.zero_shot.backoff import (
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
 from multimodal_cat.zero_shot.confidence import (
     DEFAULT_CONFIDENCE,
-    FEED_SEEN,
     confidence_features,
     root_columns,
     shifted,
@@ -134,12 +132,11 @@ class ZeroShotCategorizer:
             (:mod:`~multimodal_cat.zero_shot.reviewed`, written by ``multimodal-cat calibrate``):
             its temperature refines the confidences and its thresholds route reviews.
         feed_calibration: without a reviewed calibration, calibrate the confidences on the
-            feed's own score distribution, with no label
-            (:mod:`~multimodal_cat.zero_shot.confidence`): over the last ``FEED_SEEN`` (5,000)
-            products this predictor scored (the batch included), leaning on a cautious prior
-            while they are few. Off by default: a product's confidence would then depend on
-            the products scored before it (a resumed job, a Ray worker or the service would
-            answer it differently); off, every product gets the cautious prior's shift.
+            score distribution of the products of each call, with no label
+            (:mod:`~multimodal_cat.zero_shot.confidence`), leaning on a cautious prior while
+            they are few (a lone product gets the prior's shift). Only the call's own products
+            count, never earlier calls, so a resumed job or a Ray worker answers a batch as the
+            local job did; ``False``: every product gets the prior's shift.
         product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
             overrule a best leaf in a branch the product is surely not of
             (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
@@ -169,7 +166,7 @@ class ZeroShotCategorizer:
         tags: bool = True,
         adapt: bool = False,
         reviewed: bool = True,
-        feed_calibration: bool = False,
+        feed_calibration: bool = True,
         product_kind: bool = True,
     ) -> None:
         if candidates not in ("leaves", "all"):
@@ -199,7 +196,6 @@ class ZeroShotCategorizer:
         self.feed_calibration = feed_calibration
         self.product_kind = product_kind
         self.feed_shift_ = 0.0
-        self.feed_seen_: deque[float] = deque(maxlen=FEED_SEEN)
         self._ready = False
 
     def _prepare(self) -> None:
@@ -324,10 +320,10 @@ class ZeroShotCategorizer:
         if self.calibration_ is not None:
             c = self.calibration_
             return recalibrate(shifted(confidence, DEFAULT_CONFIDENCE.prior_shift), c.temperature, c.bias)
-        if not self.feed_calibration:  # the same answer for a product whatever came before it
+        if not self.feed_calibration:
             return shifted(confidence, DEFAULT_CONFIDENCE.prior_shift)
-        self.feed_seen_.extend(confidence.tolist())
-        self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(np.asarray(self.feed_seen_))
+        # read from this call's products only: the same call answers the same, whatever came before
+        self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(confidence)
         return shifted(confidence, self.feed_shift_)
 
     @property

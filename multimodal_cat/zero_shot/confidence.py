@@ -14,12 +14,13 @@ from features that mean the same on every tree:
 * ``agree``: 1 when the embedding alone and the full score pick the same leaf.
 
 A tree the engine knows less well gives lower scores everywhere, which no per-answer feature
-shows. So, with no label, a feed is calibrated on its own score distribution: the share of
-its answers above a confidence fitted on the dev rows
-(average thresholded confidence, ATC) estimates the feed's accuracy, and one logit shift
-brings the feed's mean confidence to that estimate (:meth:`ConfidenceModel.feed_shift`). Before
-a feed has shown much, the shift leans on a cautious prior (:meth:`ConfidenceModel.shift_for`):
-the first product of an unknown tree is not trusted as if the tree were an easy one.
+shows. So, with no label, each call's products (a feed job's batch) are calibrated on their
+own score distribution: the share of their answers above a confidence fitted on the dev rows
+(average thresholded confidence, ATC) estimates their accuracy, and one logit shift brings
+their mean confidence to that estimate (:meth:`ConfidenceModel.feed_shift`). The fewer the
+products, the more the shift leans on a cautious prior (:meth:`ConfidenceModel.shift_for`):
+a lone product of an unknown tree is not trusted as if the tree were an easy one. Only the
+call's own products count, so a batch gets the same answers whatever was scored before it.
 
 The weights were fitted (logistic regression) on the dev rows of Flipkart and fashion, and
 checked on MWPD's GS1 tree, which no setting was chosen on
@@ -40,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 
 FEED_PRIOR = 50  # weight, in products, of the prior shift against the feed's own estimate
-FEED_SEEN = 5000  # the feed calibration reads the last this many products seen
 FEATURES = ("logit_p", "margin", "z_top", "root_mass", "log_candidates", "agree")
 _EPS = 1e-6
 
