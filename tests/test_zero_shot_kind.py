@@ -44,11 +44,11 @@ def test_predictor_moves_lego_out_of_masonry_with_a_warning(monkeypatch: pytest.
     assert before.category_path == "Hardware > Masonry > Bricks"
     monkeypatch.setattr(zero_shot_module, "load_kind_head", lambda enc: _head(encoder))
     monkeypatch.setattr(kind_module, "KIND_PLAUSIBLE", 0.0)  # this toy encoder is too sharp for it
-    after = ZeroShotCategorizer(TREE, encoder, cache=False).predict(["LEGO bricks set"])[0]
+    after = ZeroShotCategorizer(TREE, encoder, cache=False, product_kind=True).predict(["LEGO bricks set"])[0]
     assert after.category_path.startswith("Toys & Games > ")
     assert any("product-kind check" in w and "Hardware > Masonry > Bricks" in w for w in after.warnings)
     # a product the head agrees with is left alone, without a warning
-    drill = ZeroShotCategorizer(TREE, encoder, cache=False).predict(["masonry cement drills"])[0]
+    drill = ZeroShotCategorizer(TREE, encoder, cache=False, product_kind=True).predict(["masonry cement drills"])[0]
     assert not any("product-kind" in w for w in drill.warnings)
 
 

@@ -140,6 +140,9 @@ class ZeroShotCategorizer:
         product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
             overrule a best leaf in a branch the product is surely not of
             (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
+            Off by default: the shipped head is trained on Flipkart and fashion titles only
+            (MWPD may not be redistributed), which hold 2 food, 12 media and 12 pet titles,
+            so it does not know those kinds (measured: ``benchmarks/results/zero_shot_kind.json``).
 
     Example:
         >>> zs = ZeroShotCategorizer(Taxonomy.load("google"), "minilm")  # doctest: +SKIP
@@ -167,7 +170,7 @@ class ZeroShotCategorizer:
         adapt: bool = False,
         reviewed: bool = True,
         feed_calibration: bool = True,
-        product_kind: bool = True,
+        product_kind: bool = False,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
