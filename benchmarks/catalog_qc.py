@@ -101,11 +101,17 @@ def package_mb(*names: str) -> float:
 
 
 # ----------------------------------------------------------------- index_scale
-def synthetic(n: int, base: np.ndarray, noise: float = 0.02) -> np.ndarray:
+def synthetic(n: int, base: np.ndarray, noise: float = 0.02, chunk: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors: real vectors drawn with replacement plus Gaussian noise (float32,
+    made in chunks so 1M rows never hold a float64 copy)."""
     rng = np.random.default_rng(SEED)
-    x = base[rng.integers(0, len(base), n)] + rng.normal(0, noise, (n, base.shape[1]))
-    x = x.astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x = np.empty((n, base.shape[1]), np.float32)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        part = base[rng.integers(0, len(base), m)].astype(np.float32)
+        part += rng.normal(0, noise, (m, base.shape[1])).astype(np.float32)
+        x[start : start + m] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return x
 
 
 def time_queries(search, queries: np.ndarray) -> tuple[list, list]:
@@ -117,12 +123,12 @@ def time_queries(search, queries: np.ndarray) -> tuple[list, list]:
     return found, latency
 
 
-def part_index_scale(args: argparse.Namespace) -> dict:
+def part_index_scale(args: argparse.Namespace, n: int | None = None) -> dict:
     from multimodal_cat.catalog.backends import exact_top_k
     from multimodal_cat.catalog.index import CatalogIndex
 
     base = all_cached_vectors()
-    n = args.scale_n
+    n = n or args.scale_n
     x = synthetic(n, base)
     rng = np.random.default_rng(SEED + 1)
     queries = synthetic(args.queries, base, noise=0.03)
@@ -145,6 +151,7 @@ def part_index_scale(args: argparse.Namespace) -> dict:
         "ann_mb": round(ann.memory_bytes() / 1e6, 1),
         "ann_over_raw": round(ann.memory_bytes() / x.nbytes, 3),
         "index_rss_delta_mb": round(rss_mb() - before, 1),
+        "index_rss_delta_over_raw": round((rss_mb() - before) * 1e6 / x.nbytes, 3),
         "speedup_p50_vs_exact": round(out["exact"]["p50_ms"] / np.percentile(lat, 50), 1),
         "settings": "connectivity 16, expansion_add 128, expansion_search 128, dtype f16",
     }
@@ -199,43 +206,62 @@ def part_duplicates_abt_buy(args: argparse.Namespace) -> dict:
     ids = {s: {x for pair in t[["ltable_id", "rtable_id"]].itertuples(index=False)
                for x in (f"a{pair[0]}", f"b{pair[1]}")} for s, t in labelled.items()}
 
-    def score(options: dict, split: set[str], matches: set, hidden: set) -> dict:
-        """Pairs found that involve a record of ``split``; a pair labelled a match only in the
-        other splits (``hidden``) counts neither way, so no split's labels leak into another."""
-        ctx.options = options
-        found = set()
-        for i, j, _, _ in duplicate_pairs(ctx):
-            a, b = sorted((products[i].id, products[j].id))
-            if a[0] != b[0] and (a in split or b in split) and (a, b) not in hidden:
-                found.add((a, b))
-        tp = len(found & matches)
-        precision = tp / len(found) if found else 0.0
-        recall = tp / len(matches) if matches else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                "pairs_found": len(found), "matches": len(matches)}
+    labels = {s: {(f"a{r.ltable_id}", f"b{r.rtable_id}"): int(r.label) for r in t.itertuples()}
+              for s, t in labelled.items()}
 
-    dev_ids = ids["train"] | ids["valid"]
-    dev_matches = positives["train"] | positives["valid"]
+    def found_pairs(options: dict) -> set[tuple[str, str]]:
+        ctx.options = options
+        return {tuple(sorted((products[i].id, products[j].id)))
+                for i, j, _, _ in duplicate_pairs(ctx)}
+
+    def prf(tp: int, found: int, wanted: int) -> dict:
+        precision, recall = tp / max(1, found), tp / max(1, wanted)
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+    def on_pairs(found: set, splits: tuple[str, ...]) -> dict:
+        """As Ditto is scored: the labelled pairs of the splits, each judged a match when the
+        audit found it among all pairs of the catalog."""
+        pairs = {p: y for s in splits for p, y in labels[s].items()}
+        predicted = [p for p in pairs if p in found]
+        tp = sum(pairs[p] for p in predicted)
+        return {**prf(tp, len(predicted), sum(pairs.values())), "labelled_pairs": len(pairs),
+                "predicted_matches": len(predicted)}
+
+    def strict(found: set, split: set[str], matches: set, hidden: set) -> dict:
+        """Every cross-shop pair found that involves a record of the split; unlabelled found
+        pairs count as wrong; pairs labelled matches only in other splits count neither way."""
+        kept = {p for p in found if p[0][0] != p[1][0] and (p[0] in split or p[1] in split)
+                and p not in hidden}
+        tp = len(kept & matches)
+        return {**prf(tp, len(kept), len(matches)), "pairs_found": len(kept),
+                "matches": len(matches)}
+
     grid = []
-    for text in (0.85, 0.90, 0.95):
-        for model in (0.4, 0.6, 0.8, 1.01):
-            for mutual in (0.5, 0.6, 0.7, 0.8, 1.01):
+    for text in (0.90, 0.95, 1.01):
+        for model in (0.3, 0.4, 0.5, 0.6, 1.01):
+            for mutual in (0.4, 0.5, 0.6, 0.7, 1.01):
                 options = {"text_threshold": text, "model_threshold": model,
                            "mutual_threshold": mutual, "image_threshold": 2.0}
-                dev = score(options, dev_ids, dev_matches, positives["test"] - dev_matches)
-                grid.append((dev["f1"], text, model, mutual))
+                dev = on_pairs(found_pairs(options), ("train", "valid"))
+                grid.append((dev["f1"], -text, -model, -mutual))
     best = max(grid)
-    options = {"text_threshold": best[1], "model_threshold": best[2],
-               "mutual_threshold": best[3], "image_threshold": 2.0}
+    options = {"text_threshold": -best[1], "model_threshold": -best[2],
+               "mutual_threshold": -best[3], "image_threshold": 2.0}
+    found = found_pairs(options)
+    dev_matches = positives["train"] | positives["valid"]
     return {
-        "catalog": len(products), "chosen_on": "train+valid matches (F1)",
-        "text_threshold": best[1], "model_threshold": best[2], "mutual_threshold": best[3],
-        "dev_f1": best[0],
-        "test": score(options, ids["test"], positives["test"], dev_matches - positives["test"]),
-        "scope": "cross-shop pairs found among all pairs of the catalog (10 text neighbours "
-                 "each) that involve a record of the split; unlabelled found pairs count as "
-                 "wrong; pairs labelled matches only in the other splits are left out",
+        "catalog": len(products), "chosen_on": "train+valid labelled pairs (F1)",
+        "text_threshold": options["text_threshold"], "model_threshold": options["model_threshold"],
+        "mutual_threshold": options["mutual_threshold"], "dev_f1": best[0],
+        "test": on_pairs(found, ("test",)),
+        "test_strict": strict(found, ids["test"], positives["test"],
+                              dev_matches - positives["test"]),
+        "scope": "the audit searches all pairs of the 2,173-offer catalog (10 text neighbours "
+                 "each, plus pairs sharing a rare model number); 'test': the 1,916 labelled "
+                 "test pairs, each predicted a match when the audit found it (as Ditto's 0.89 "
+                 "is scored); 'test_strict': every cross-shop pair found that involves a test "
+                 "record, unlabelled found pairs counted as wrong",
     }
 
 
@@ -601,6 +627,9 @@ PARTS = {
     "duplicates_fashion": part_duplicates_fashion,
     "images_fashion": part_images_fashion,
     "index_scale": part_index_scale,
+    # 1M: the library's index only (faiss's float32 HNSW measured at 100k)
+    "index_scale_1m": lambda args: part_index_scale(
+        argparse.Namespace(**{**vars(args), "skip_faiss": True}), n=1_000_000),
     "duplicates_abt_buy": part_duplicates_abt_buy,
     "similar": part_similar,
     "labels_fashion": part_labels_fashion,

@@ -1,11 +1,14 @@
 """Image-title conflicts: the photo says one branch of the tree, the text another (a wrong or
 swapped photo).
 
-Each product gets an image-only and a text-only category: similarity-weighted votes of its
-nearest labelled neighbours by image and by text (a reference index with categories when one
-is given, else the feed's own categories, leaving the product out). A finding needs both
-votes confident and their categories apart in the tree (a sibling or further); its score is
-the smaller confidence times the relation's weight.
+Each product gets an image-only and a text-only category vote: similarity-weighted shares of
+its nearest labelled neighbours' categories by image and by text (a reference index with
+categories when one is given, else the feed's own categories, leaving the product out), or
+the checkpoint's image-only and text-only heads. The score is the expected disagreement of the
+two votes in the tree: the sum over category pairs of (image share x text share x the weight
+of the pair's relation), so two votes spread over siblings of one branch (T-shirts, tops,
+shirts) agree, and a photo whose neighbours sit in another branch than the title's scores
+near that branch's weight (1 for another root). A finding from :data:`THRESHOLD` up.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from multimodal_cat.catalog.audits.context import (
     vote,
 )
 
-THRESHOLD = 0.5
+THRESHOLD = 0.5  # chosen on the fashion validation split (benchmarks/catalog_qc.py)
 
 
 def modality_votes(ctx: AuditContext, modality: str, k: int = 10) -> list[tuple]:
@@ -56,19 +59,37 @@ def by_input_votes(ctx: AuditContext) -> tuple[list[tuple], list[tuple]]:
     return image_votes, text_votes
 
 
+def disagreement(image_shares: dict[str, float], text_shares: dict[str, float],
+                 weight_of: dict[tuple[str, str], float] | None = None) -> float:
+    """Expected relation weight between a category drawn from each vote.
+
+    Example:
+        >>> disagreement({"A > x": 1.0}, {"B > y": 1.0}), disagreement({"A > x": 1.0}, {"A > x": 1.0})
+        (1.0, 0.0)
+    """
+    weight_of = {} if weight_of is None else weight_of
+    total = 0.0
+    for a, share_a in image_shares.items():
+        for b, share_b in text_shares.items():
+            if (a, b) not in weight_of:
+                weight_of[(a, b)] = RELATION_WEIGHT[relation(a, b)]
+            total += share_a * share_b * weight_of[(a, b)]
+    return total
+
+
 def conflict_scores(ctx: AuditContext) -> list[tuple[float, tuple, tuple, str]]:
-    """``(score, image vote, text vote, relation)`` per product."""
+    """``(score, image vote, text vote, relation of the two top categories)`` per product."""
     if "image" not in ctx.vectors or "text" not in ctx.vectors:
         return [(0.0, (None, 0.0, {}), (None, 0.0, {}), "unknown")] * len(ctx.products)
     if ctx.predictor is not None:  # a checkpoint's towers: what each input alone says
         image_votes, text_votes = by_input_votes(ctx)
     else:
         image_votes, text_votes = modality_votes(ctx, "image"), modality_votes(ctx, "text")
+    weight_of: dict[tuple[str, str], float] = {}
     out = []
     for image_vote, text_vote in zip(image_votes, text_votes, strict=True):
-        link = relation(image_vote[0], text_vote[0])
-        score = min(image_vote[1], text_vote[1]) * RELATION_WEIGHT[link]
-        out.append((score, image_vote, text_vote, link))
+        score = disagreement(image_vote[2], text_vote[2], weight_of)
+        out.append((score, image_vote, text_vote, relation(image_vote[0], text_vote[0])))
     return out
 
 
