@@ -1,6 +1,8 @@
 """Duplicate listings: products whose photo and/or text are near-identical, grouped.
 
-A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
+A pair is a candidate when its photos match crop-tolerantly (``catalog.thumbs``: a
+re-encoded, resized or centre-cropped copy; ``photo_threshold``) and its text cosine reaches
+``photo_text_threshold``, or when its image cosine reaches ``image_threshold`` (re-encoded, resized
 or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
 photo and title both reach ``both_image_threshold`` and ``both_text_threshold``, or the
 two listings of different sellers are each other's best match among the other sellers' listings
@@ -27,8 +29,10 @@ import numpy as np
 from multimodal_cat.catalog.audits.context import AuditContext, finding
 from multimodal_cat.catalog.build import seller_of
 from multimodal_cat.catalog.embed import product_text
+from multimodal_cat.catalog.thumbs import photo_matches
 
-IMAGE_THRESHOLD = 0.95
+IMAGE_THRESHOLD = 0.995  # encoder cosine of one photo re-saved (see catalog.thumbs for copies)
+PHOTO_THRESHOLD, PHOTO_TEXT = 0.985, 0.7  # chosen on the fashion benchmark's dev half
 TEXT_THRESHOLD = 0.95
 MODEL_THRESHOLD = 0.3  # chosen on Abt-Buy's train + valid labelled pairs
 BOTH_IMAGE, BOTH_TEXT = 0.9, 0.85  # both close (chosen on the fashion benchmark's dev half)
@@ -164,6 +168,9 @@ def pair_scores(
                 a, b = ctx.vectors[modality][i], ctx.vectors[modality][j]
                 if a.any() and b.any():
                     scores[modality] = float(a @ b)
+    if ctx.thumbs is not None:
+        for pair, score in photo_matches(*ctx.thumbs, pairs).items():
+            pairs[pair]["photo"] = score
     return pairs
 
 
@@ -206,6 +213,8 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
     both_image = options.get("both_image_threshold", BOTH_IMAGE)
     both_text = options.get("both_text_threshold", BOTH_TEXT)
+    t_photo = options.get("photo_threshold", PHOTO_THRESHOLD)
+    t_photo_text = options.get("photo_text_threshold", PHOTO_TEXT)
     texts = [product_text(p) for p in ctx.products]
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
         _code_evidence(ctx, texts)
@@ -221,11 +230,12 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
     found = []
     for (i, j), scores in ctx.memo["pair_scores"].items():
-        image, text = scores.get("image", 0.0), scores.get("text", 0.0)
+        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
         agree = scores["codes"] == "same"
         why = [
             name
             for name, hit in (
+                ("same photo", photo >= t_photo and text >= t_photo_text),
                 ("image", image >= t_image),
                 ("text", text >= t_text),
                 ("image and text", image >= both_image and text >= both_text),
@@ -237,9 +247,11 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
         if not why or variant_difference(texts[i], texts[j]):
             continue
         evidence = {"image_cosine": round(image, 4), "text_cosine": round(text, 4), "by": why}
+        if "photo" in scores:
+            evidence["photo_match"] = round(photo, 4)
         if agree:
             evidence["model_numbers"] = sorted(codes[i] | codes[j])
-        found.append((i, j, max(image, text), evidence))
+        found.append((i, j, max(image, text, photo), evidence))
     return found
 
 
