@@ -548,7 +548,7 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         return f1, precision, recall, found, wrong
 
     grid = []
-    for photo in (0.97, 0.975, 0.98, 0.985, 0.99):
+    for photo in (0.86, 0.88, 0.9, 0.92, 0.94):
         for photo_text in (0.5, 0.6, 0.7, 0.8):
             for image_t in (0.995, 1.01):
                 for both in ((0.95, 0.9), (1.01, 1.01)):
@@ -562,6 +562,10 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
                "image_threshold": -best[3], "both_image_threshold": best[4][0],
                "both_text_threshold": best[4][1]}
     _, precision, recall, found, wrong = evaluate(options, dev_copies, test_copies)
+    for i, j in sorted(found - correct)[:15]:  # what the wrong pairs look like (in the log)
+        scores = ctx.memo["pair_scores"][(i, j)]
+        print("wrong pair:", titles[i], "|", titles[j], {k: v for k, v in scores.items()
+                                                         if k in ("image", "text", "photo")})
     tp = len(found & {p for p in inserted if p[1] in test_copies})
     colour_pairs = set()
     by_rest: dict[str, list[int]] = {}
@@ -770,26 +774,33 @@ def _get(data: dict, *path: str):
 TARGETS = [  # (issue key, what, path in the results, comparison, target)
     ("similar", "recall@10 usearch vs exact", ("similar", "recall_at_10_usearch_vs_exact"),
      ">=", 0.95),
-    ("similar", "articleType share of top 10, fused queries (800-photo sample)",
+    ("similar", "articleType share of top 10, fused queries",
      ("similar_photos", "article_type_share_top10_fused"), ">=", 0.90),
+    ("similar", "same, fused queries re-ranked by kind (library default)",
+     ("similar_photos", "article_type_share_top10_fused_same_kind"), ">=", 0.90),
     ("index_scale", "recall@10 at 100k", ("index_scale", "usearch", "recall_at_10"), ">=", 0.95),
     ("index_scale", "ANN memory over raw vectors at 100k", ("index_scale", "usearch",
      "ann_over_raw"), "<=", 1.3),
     ("index_scale", "query speed-up over exact at 100k (p50)", ("index_scale", "usearch",
      "speedup_p50_vs_exact"), ">=", 20),
+    ("index_scale", "recall@10 at 1M", ("index_scale_1m", "usearch", "recall_at_10"), ">=", 0.95),
     ("index_scale", "query speed-up over exact at 1M", ("index_scale_1m", "usearch",
      "speedup_p50_vs_exact"), ">=", 20),
-    ("duplicates_fashion", "precision of inserted pairs (800-photo sample)",
-     ("duplicates_fashion", "precision"), ">=", 0.98),
+    ("duplicates_fashion", "precision of the pairs found", ("duplicates_fashion", "precision"),
+     ">=", 0.98),
     ("duplicates_fashion", "recall of inserted pairs", ("duplicates_fashion", "recall"),
      ">=", 0.95),
     ("duplicates_fashion", "same-style colour variants merged", ("duplicates_fashion",
      "colour_variant_share_merged"), "<=", 0.02),
-    ("duplicates_abt_buy", "F1 on test pairs", ("duplicates_abt_buy", "test", "f1"), ">=", 0.85),
-    ("categories_mwpd", "AUROC of the mismatch score", ("categories_mwpd", "auroc"), ">=", 0.95),
-    ("images_fashion", "precision (800-photo sample)", ("images_fashion", "precision"),
+    ("duplicates_abt_buy", "F1 on the labelled test pairs", ("duplicates_abt_buy", "test", "f1"),
      ">=", 0.85),
-    ("images_fashion", "recall", ("images_fashion", "recall"), ">=", 0.85),
+    ("duplicates_abt_buy", "F1, every pair found (strict)", ("duplicates_abt_buy", "test_strict",
+     "f1"), ">=", 0.85),
+    ("categories_mwpd", "AUROC of the mismatch score", ("categories_mwpd", "auroc"), ">=", 0.95),
+    ("images_fashion", "precision at the default threshold", ("images_fashion", "precision"),
+     ">=", 0.85),
+    ("images_fashion", "recall at the default threshold", ("images_fashion", "recall"),
+     ">=", 0.85),
     ("labels_fashion", "flipped share among top 5%", ("labels_fashion",
      "flipped_share_in_top_5pct"), ">=", 0.7),
     ("audit memory", "peak RSS 40k / 10k", ("audit_memory", "ratio_40k_over_10k"), "<=", 4.5),
@@ -816,11 +827,14 @@ def write_markdown(data: dict) -> None:
              *target_lines(data.get("parts", {})), "",
              "Notes: the ANN memory is usearch's own (graph + float16 vectors); the catalog "
              "index also keeps the float32 vectors it was given (exact search, `within`, save), "
-             "so a whole one-modality index holds about 2x the raw vectors. Only 800 fashion "
-             "photos could be embedded on the shared cores: the image parts run on that sample "
-             "(leave-one-out votes within it), `similar` on all 9.6k titles uses title queries and forces the ANN at 7.7k products (the library answers "
-             "exactly below 20k). The 1M scale was not run. MWPD's reference index holds the "
-             "5,470 train offers whose titles were embedded in time.", ""]
+             "so a whole one-modality index holds about 2x the raw vectors. The photo parts "
+             "(`similar_photos`, `duplicates_fashion`, `images_fashion`) use every fashion "
+             "photo whose DINOv2-small vector `benchmarks/embed_fashion.py` had cached when "
+             "they ran (`photos` / `catalog_photos` in each part; the shared machine's 2 cores "
+             "did not finish all 9.6k in time). `similar` on all 9.6k titles forces the ANN at "
+             "7.7k products (the library answers exactly below 20k). The 1M scale "
+             "(`--parts index_scale_1m`) did not run: its HNSW build needs about an hour of "
+             "the two shared cores.", ""]
     for part, result in data.get("parts", {}).items():
         lines += [f"## {part}", "", "```json", json.dumps(result, indent=2), "```", ""]
     RESULTS.with_suffix(".md").write_text("\n".join(lines))

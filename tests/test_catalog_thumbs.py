@@ -19,7 +19,7 @@ from multimodal_cat.encoders.cache import EmbeddingCache
 def textured(seed: int, size: int = 160) -> Image.Image:
     """A smooth random picture (blurred noise, upsampled): a stand-in for a product photo."""
     rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
     return Image.fromarray(small, "RGB").resize((size, size), Image.BICUBIC)
 
 
@@ -37,7 +37,7 @@ def test_a_cropped_recompressed_copy_matches_and_another_photo_does_not() -> Non
     photo = textured(0)
     thumbs, present = thumbnails([photo, copy_of(photo, 0.2), textured(1), None])
     scores = photo_matches(thumbs, present, [(0, 1), (0, 2), (0, 3)])
-    assert scores[(0, 1)] > 0.97
+    assert scores[(0, 1)] > 0.92
     assert scores[(0, 2)] < 0.9
     assert scores[(0, 3)] == 0.0  # no photo: no match
 
@@ -56,4 +56,4 @@ def test_duplicates_audit_finds_a_copied_photo_under_a_reworded_title(tmp_path) 
                            "both_image_threshold": 2.0})
     assert [sorted(ids) for ids in found["ids"]] == [["a", "b"]]  # d: another colour
     (pair,) = found.iloc[0]["evidence"]["pairs"]
-    assert pair["by"] == ["same photo"] and pair["photo_match"] > 0.97
+    assert pair["by"] == ["same photo"] and pair["photo_match"] > 0.9

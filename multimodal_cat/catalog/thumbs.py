@@ -5,18 +5,21 @@ Encoder cosines are a poor witness here: on fashion photos (white backgrounds) D
 puts half of all products within cosine 0.977 of another product, while a copy cropped by
 10-20%, halved and saved at JPEG quality 30 lands at 0.94 from its original (median). Pixels
 tell copies apart: each photo is kept as a small colour thumbnail (:data:`SIZE` pixels a side,
-about 7 KB); two photos match as well as the best Pearson correlation between one thumbnail
-and a centre crop of the other (crops from :data:`SMALLEST` of the side up to the whole,
-either way round), both resampled to :data:`COMPARE` pixels. A copy scores about 0.99 against
-its original; another product's photo rarely passes 0.97 unless it is the same photo.
+12 KB); two photos match as well as the best Pearson correlation between one thumbnail and a
+centre crop of the other (crops from :data:`SMALLEST` of the side up to the whole, either way
+round), both resampled to :data:`COMPARE` pixels and high-passed (the picture less its
+Gaussian blur, so the white background and the silhouette, which every product shot shares,
+do not dominate). On fashion photos a copy scores 0.92-0.98 against its original (median
+0.98), while the 10 nearest other products (by title and DINOv2, the same photo left out)
+stay under 0.88 (99th percentile 0.84).
 
 Example:
-    >>> from PIL import Image
+    >>> from PIL import Image, ImageFilter
     >>> photo = Image.radial_gradient("L").convert("RGB")
     >>> copy = photo.crop((20, 20, 236, 236)).resize((108, 108))
     >>> thumbs, present = thumbnails([photo, copy, Image.new("RGB", (50, 50), "red")])
     >>> scores = photo_matches(thumbs, present, [(0, 1), (0, 2)])
-    >>> bool(scores[(0, 1)] > 0.98), round(scores[(0, 2)], 3)  # a plain red square: no match
+    >>> bool(scores[(0, 1)] > 0.9), round(scores[(0, 2)], 3)  # a plain red square: no match
     (True, 0.0)
 """
 
@@ -25,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
-SIZE = 48  # thumbnail side kept per photo
-COMPARE = 32  # side both crops are resampled to before correlating
+SIZE = 64  # thumbnail side kept per photo
+COMPARE = 48  # side both crops are resampled to before correlating
+BLUR = 2  # radius of the Gaussian blur taken away (the high-pass)
 SMALLEST = 0.76  # smallest centre crop tried (a copy cropped by up to 24%)
 SCALES = np.round(np.arange(SMALLEST, 1.0001, 0.02), 2)
 
@@ -56,7 +60,8 @@ def _standardised(pixels: np.ndarray) -> np.ndarray:
 
 
 def centre_crops(thumb: np.ndarray) -> np.ndarray:
-    """Each of :data:`SCALES`' centre crops of a thumbnail, resampled and standardised: rows
+    """Each of :data:`SCALES`' centre crops of a thumbnail, resampled, high-passed and
+    standardised: rows
     of ``COMPARE * COMPARE * 3`` (the last row is the whole thumbnail)."""
     image = Image.fromarray(thumb, "RGB")
     crops = []
@@ -64,7 +69,9 @@ def centre_crops(thumb: np.ndarray) -> np.ndarray:
         side = int(round(SIZE * scale))
         start = (SIZE - side) // 2
         box = (start, start, start + side, start + side)
-        crops.append(np.asarray(image.crop(box).resize((COMPARE, COMPARE), Image.BILINEAR)))
+        crop = image.crop(box).resize((COMPARE, COMPARE), Image.BILINEAR)
+        blurred = np.asarray(crop.filter(ImageFilter.GaussianBlur(BLUR)), np.float32)
+        crops.append(np.asarray(crop, np.float32) - blurred)
     return _standardised(np.stack(crops))
 
 

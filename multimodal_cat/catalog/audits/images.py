@@ -31,7 +31,7 @@ from multimodal_cat.catalog.audits.context import (
 )
 from multimodal_cat.catalog.audits.labels import out_of_sample
 
-THRESHOLD = 0.5  # chosen on the fashion validation split (benchmarks/catalog_qc.py)
+THRESHOLD = 0.7  # chosen on the fashion validation split (benchmarks/catalog_qc.py)
 PROBE_MAX_ROWS = 20_000  # a feed's own probe is cross-validated up to this many labelled rows
 MIN_SHARE = 0.01  # probe probabilities below this are left out of a vote
 
