@@ -548,10 +548,10 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         return f1, precision, recall, found, wrong
 
     grid = []
-    for photo in (0.86, 0.88, 0.9, 0.92, 0.94):
-        for photo_text in (0.5, 0.6, 0.7, 0.8):
+    for photo in (0.88, 0.9, 0.92):
+        for photo_text in (0.6, 0.7, 0.8):
             for image_t in (0.995, 1.01):
-                for both in ((0.95, 0.9), (1.01, 1.01)):
+                for both in ((1.01, 1.01),):
                     options = {"photo_threshold": photo, "photo_text_threshold": photo_text,
                                "image_threshold": image_t, "both_image_threshold": both[0],
                                "both_text_threshold": both[1]}

@@ -106,7 +106,20 @@ def test_duplicates_grouped_variants_not_merged(encoders) -> None:
     assert list(found["check"]) == ["duplicates"]
     assert sorted(found.iloc[0]["ids"]) == ["a", "b", "c"]  # grouped, the blue variant apart
     pair = found.iloc[0]["evidence"]["pairs"][0]
-    assert pair["image_cosine"] > 0.95 and "text" in pair["by"]
+    assert pair["image_cosine"] > 0.95 and "image" in pair["by"]
+    assert "text" not in pair["by"]  # both photos at hand: the title alone is no evidence
+
+
+def test_identical_titles_with_different_photos_are_not_duplicates(encoders) -> None:
+    with_photos = pd.DataFrame([
+        _row("a", "Kids Boys Check Blue Shirt", swatch(RED, stripe=2), "Shirts"),
+        _row("b", "Kids Boys Check Blue Shirt", swatch(GREEN, stripe=20), "Shirts"),
+    ])
+    assert audit(with_photos, encoders, checks="duplicates").empty
+    without = pd.DataFrame([_row("a", "Kids Boys Check Blue Shirt", None, "Shirts"),
+                            _row("b", "Kids Boys Check Blue Shirt", None, "Shirts")])
+    found = audit(without, encoders, checks="duplicates")
+    assert found.iloc[0]["evidence"]["pairs"][0]["by"] == ["text"]
 
 
 def test_reuse_same_photo_other_seller_and_category(encoders) -> None:

@@ -2,8 +2,9 @@
 
 A pair is a candidate when its photos match crop-tolerantly (``catalog.thumbs``: a
 re-encoded, resized or centre-cropped copy; ``photo_threshold``) and its text cosine reaches
-``photo_text_threshold``, or when its image cosine reaches ``image_threshold`` (re-encoded, resized
-or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
+``photo_text_threshold``, or when its image cosine reaches ``image_threshold`` (one photo
+re-saved) or its text cosine reaches ``text_threshold`` (reworded titles; only when a listing
+lacks a photo: with both photos at hand, the photos must match), or when the
 photo and title both reach ``both_image_threshold`` and ``both_text_threshold``, or the
 two listings of different sellers are each other's best match among the other sellers' listings
 (text cosine, plus :data:`CODE_BONUS` when their model numbers agree; two shops listing one
@@ -228,16 +229,20 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
         sellers = [seller_of(p) for p in ctx.products]
         ctx.memo["best"] = _best_matches(pairs, sellers, "match")
     codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
+    photos = ctx.thumbs[1] if ctx.thumbs is not None else None
     found = []
     for (i, j), scores in ctx.memo["pair_scores"].items():
         image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
         agree = scores["codes"] == "same"
+        # with both photos at hand a title alone proves nothing (one title often names several
+        # products: fashion has 5 "Kids Boys Check Blue Shirts" with 5 different photos)
+        both_photos = photos is not None and photos[i] and photos[j]
         why = [
             name
             for name, hit in (
                 ("same photo", photo >= t_photo and text >= t_photo_text),
                 ("image", image >= t_image),
-                ("text", text >= t_text),
+                ("text", text >= t_text and not both_photos),
                 ("image and text", image >= both_image and text >= both_text),
                 ("mutual best match", text >= t_mutual and best[i] == j and best[j] == i),
                 ("model number", agree and text >= t_model),
