@@ -21,7 +21,7 @@ from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError, fuse
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.imaging import open_image
 
-SAME_KIND = 0.2  # re-ranking weight by the neighbourhood's category (fashion validation split)
+SAME_KIND = 0.4  # re-ranking weight by the neighbourhood's category (fashion validation split)
 COLUMNS = ["rank", "id", "score", "title", "category", "seller", "image_ref", "kind"]
 
 
