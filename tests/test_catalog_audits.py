@@ -44,6 +44,48 @@ def test_variants_and_model_numbers() -> None:
     assert variant_difference("Sony KDL-40V4100 TV", "Sony KDL40V4100 black") is None
 
 
+def test_model_numbers_agree_across_spellings_and_suffixes() -> None:
+    from multimodal_cat.catalog.audits.duplicates import codes_agree, spellings
+
+    def agree(a: str, b: str) -> str:
+        return codes_agree(model_numbers(a), model_numbers(b), spellings(a), spellings(b))
+
+    assert agree("Panasonic Lumix DMCFZ28K black", "Panasonic Lumix DMC-FZ28 camera") == "same"
+    assert agree("Nikon camera coolpixp6000bk", "Nikon Coolpix P6000 13 megapixels") == "same"
+    assert agree("TomTom XL 1EG005200", "TomTom XL 330 maps 1EG0 .052.00") == "same"
+    assert agree("Sony KDL-40V4100", "Sony KDL-46V4100") == "conflict"
+    assert agree("Sony DSCW150R red", "Sony DSC-W150N gold") == "conflict"  # not a suffix
+    assert agree("Kenwood 6-disc changer", "Onkyo 6-disc changer DXC390") == "none"
+    assert model_numbers("Onkyo 6-disc 24-port 3pack") == set()  # counts, not codes
+
+
+def _context(titles: list[str], text: np.ndarray, shops: list[str] | None):
+    from multimodal_cat.catalog.audits.context import AuditContext
+    from multimodal_cat.products import Product
+
+    products = [Product(id=str(i), title=t, extra={"shop": shops[i]} if shops else {})
+                for i, t in enumerate(titles)]
+    n = len(products)
+    return AuditContext(products, list(range(1, n + 1)), {"text": text}, [None] * n,
+                        [None] * n, pd.DataFrame())
+
+
+def test_mutual_best_match_links_two_shops_listings_only() -> None:
+    from multimodal_cat.catalog.audits.duplicates import duplicate_pairs
+
+    def unit(*rows):
+        x = np.array(rows, np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    titles = ["acme blender", "acme blender jug", "acme mixer bowl", "garden hose"]
+    text = unit([1, 0.2, 0, 0], [1, 0, 0.9, 0], [0.1, 1, 0, 0], [0, 0, 0, 1])
+    # 0 and 1 (shop a vs b) are each other's best cross-shop match at cosine ~0.7
+    found = {(i, j) for i, j, _, _ in duplicate_pairs(_context(titles, text, list("abaa")))}
+    assert found == {(0, 1)}
+    one_shop = duplicate_pairs(_context(titles, text, None))  # one seller: the rule is inert
+    assert one_shop == []
+
+
 def test_rare_model_number_pairs_beyond_neighbours() -> None:
     from multimodal_cat.catalog.audits.duplicates import rare_model_pairs
 
@@ -64,7 +106,20 @@ def test_duplicates_grouped_variants_not_merged(encoders) -> None:
     assert list(found["check"]) == ["duplicates"]
     assert sorted(found.iloc[0]["ids"]) == ["a", "b", "c"]  # grouped, the blue variant apart
     pair = found.iloc[0]["evidence"]["pairs"][0]
-    assert pair["image_cosine"] > 0.95 and "text" in pair["by"]
+    assert pair["image_cosine"] > 0.95 and "image" in pair["by"]
+    assert "text" not in pair["by"]  # both photos at hand: the title alone is no evidence
+
+
+def test_identical_titles_with_different_photos_are_not_duplicates(encoders) -> None:
+    with_photos = pd.DataFrame([
+        _row("a", "Kids Boys Check Blue Shirt", swatch(RED, stripe=2), "Shirts"),
+        _row("b", "Kids Boys Check Blue Shirt", swatch(GREEN, stripe=20), "Shirts"),
+    ])
+    assert audit(with_photos, encoders, checks="duplicates").empty
+    without = pd.DataFrame([_row("a", "Kids Boys Check Blue Shirt", None, "Shirts"),
+                            _row("b", "Kids Boys Check Blue Shirt", None, "Shirts")])
+    found = audit(without, encoders, checks="duplicates")
+    assert found.iloc[0]["evidence"]["pairs"][0]["by"] == ["text"]
 
 
 def test_reuse_same_photo_other_seller_and_category(encoders) -> None:

@@ -173,3 +173,31 @@ def test_audit_with_a_checkpoint_uses_its_predictions(
     findings = pd.read_csv(rep / "findings.csv")
     assert set(findings["check"]) <= {"images", "categories", "input"}
     assert main(["audit", str(feed), "-o", str(rep), "--model", str(tmp_path / "nope")]) == 2
+
+
+def test_index_build_with_a_checkpoints_towers(feed, tiny_checkpoint, tiny_encoders, tmp_path,
+                                               capsys) -> None:
+    out = tmp_path / "idx"
+    assert main(["index", "build", str(feed), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--column", "id=sku", "--category-column", "curated"]) == 0
+    capsys.readouterr()
+    index = CatalogIndex.load(out)
+    assert index.encoders["text"].startswith("text:tower-")
+    assert index.encoders["image"].startswith("image:tower-")
+    assert index.specs["text"] == {"checkpoint": str(tiny_checkpoint)}
+    # queries are encoded by the same towers, loaded again from the index's record
+    assert main(["similar", str(out), "--image", str(tmp_path / "p3.png"), "-k", "2"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["id"].iloc[0] == "p3"
+    # an index built with the plain encoders refuses a checkpoint's query vectors
+    plain = tmp_path / "plain"
+    _build(feed, tiny_encoders, plain, capsys)
+    with pytest.raises(CatalogIndexError, match="made with encoder"):
+        similar(plain, title="product", encoders=CatalogEncoders.from_checkpoint(tiny_checkpoint))
+
+
+def test_index_build_with_a_missing_checkpoint_exits_2(feed, tmp_path, capsys) -> None:
+    code = main(["index", "build", str(feed), "-o", str(tmp_path / "i"), "--model",
+                 str(tmp_path / "nowhere")])
+    assert code == 2
+    assert "cannot load the model" in capsys.readouterr().err

@@ -111,3 +111,30 @@ def test_one_modality_index_keeps_no_fused_copy() -> None:
     assert index.kinds == ["text"]
     table = similar(index, id="a", k=2)
     assert list(table["kind"]) == ["text", "text"] and "a" not in set(table["id"])
+
+
+def test_same_kind_reranks_by_the_neighbourhoods_category_and_keeps_the_query_first() -> None:
+    from multimodal_cat.catalog.index import CatalogIndex
+
+    query = np.array([1.0, 0, 0, 0], np.float32)
+    near = [np.array(v, np.float32) for v in ([0.95, 0.31, 0, 0], [0.9, 0, 0.43, 0],
+                                              [0.88, 0, 0, 0.47], [0.86, 0, -0.51, 0])]
+    index = CatalogIndex(encoders={"text": "t"})
+    index.add(["self", "odd", "a1", "a2", "a3"], text=np.stack([query, *near]),
+              categories=["Shoes > Boots", "Home > Mugs", "Shoes > Boots", "Shoes > Boots",
+                          "Shoes > Boots"])
+    plain = [i for i, _ in index.search(query, kind="text", k=5)[0]]
+    assert plain[:2] == ["self", "odd"]
+    ranked = [i for i, _ in index.search(query, kind="text", k=5, same_kind=0.5)[0]]
+    assert ranked[0] == "self" and ranked[-1] == "odd"  # the odd kind goes last
+
+
+def test_fused_vectors_weight_text_and_image() -> None:
+    from multimodal_cat.catalog.index import fuse
+
+    text = np.array([[1.0, 0.0]], np.float32)
+    image = np.array([[0.0, 1.0]], np.float32)
+    fused = fuse(text, image, text_weight=0.8)
+    assert np.allclose(fused, [[0.8, 0.0, 0.0, 0.6]])
+    with pytest.raises(CatalogIndexError, match="text weight"):
+        fuse(text, image, text_weight=1.5)

@@ -37,6 +37,28 @@ def pixel_hash(image: Image.Image) -> str:
     return content_hash(f"{image.mode}{image.size}".encode() + image.tobytes())
 
 
+class CheckpointTower:
+    """One tower of a trained checkpoint (its pooled output, what the fusion head reads) seen
+    as a catalog encoder: ``key`` names the tower's weights, so an index built with one
+    checkpoint refuses queries encoded by another."""
+
+    def __init__(self, tower: Any, checkpoint: str, kind: str, max_length: int | None) -> None:
+        self.tower, self.checkpoint, self.kind = tower, checkpoint, kind
+        self.key, self.name, self.max_length = tower.key, checkpoint, max_length
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            probe = ["a"] if self.kind == "text" else [Image.new("RGB", (32, 32))]
+            self._dim = int(self.tower.encode(probe, 1).shape[1])
+        return self._dim
+
+    def encode(self, items: Sequence, batch_size: int = 32, normalize: bool = False,
+               bf16: bool = False, **_: Any) -> np.ndarray:
+        return self.tower.encode(list(items), batch_size, normalize=normalize, bf16=bf16)
+
+
 class CatalogEncoders:
     """The text and/or image encoder of a catalog index, with the embedding cache.
 
@@ -80,6 +102,24 @@ class CatalogEncoders:
             cache=cache,
         )
 
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: str, *, cache: EmbeddingCache | None = None
+    ) -> CatalogEncoders:
+        """The towers of a trained checkpoint (``multimodal-cat train`` output) as encoders.
+
+        Raises:
+            CheckpointError: the folder holds no loadable checkpoint.
+        """
+        from multimodal_cat.predictors.checkpoint import TowerEmbedder, load_checkpoint
+
+        model, processor = load_checkpoint(str(checkpoint))
+        model.eval()
+        towers = {kind: CheckpointTower(tower, str(checkpoint), kind,
+                                        processor.max_length if kind == "text" else None)
+                  for kind, tower in TowerEmbedder(model, processor).towers.items()}
+        return cls(towers.get("text"), towers.get("image"), cache=cache)
+
     @property
     def keys(self) -> dict[str, str]:
         """Encoder key per modality: what an index records and checks queries against."""
@@ -90,6 +130,11 @@ class CatalogEncoders:
     def specs(self) -> dict[str, dict[str, Any]]:
         """How to load these encoders again (saved with an index, read by :meth:`from_specs`)."""
         specs: dict[str, dict[str, Any]] = {}
+        for modality, enc in (("text", self.text), ("image", self.image)):
+            if isinstance(enc, CheckpointTower):
+                specs[modality] = {"checkpoint": enc.checkpoint}
+        if specs:
+            return specs
         if self.text is not None:
             specs["text"] = {"name": self.text.name, "max_length": self.text.max_length}
         if self.image is not None:
@@ -102,6 +147,11 @@ class CatalogEncoders:
     ) -> CatalogEncoders:
         """Load the encoders an index was built with (see :attr:`specs`)."""
         text, image = specs.get("text"), specs.get("image")
+        checkpoint = (text or image or {}).get("checkpoint")
+        if checkpoint:
+            encoders = cls.from_checkpoint(checkpoint, cache=cache)
+            return cls(encoders.text if text else None, encoders.image if image else None,
+                       cache=encoders.cache)
         return cls.from_names(
             text["name"] if text else None,
             image["name"] if image else None,

@@ -21,6 +21,7 @@ from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError, fuse
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.imaging import open_image
 
+SAME_KIND = 0.4  # re-ranking weight by the neighbourhood's category (fashion validation split)
 COLUMNS = ["rank", "id", "score", "title", "category", "seller", "image_ref", "kind"]
 
 
@@ -79,7 +80,7 @@ def query_vector(
     if len(parts) == 1 or len(index.encoders) == 1:
         kind = next(iter(parts))
         return parts[kind], kind
-    return fuse(parts["text"], parts["image"]), "fused"
+    return fuse(parts["text"], parts["image"], index.text_weight), "fused"
 
 
 def similar(
@@ -91,6 +92,7 @@ def similar(
     k: int = 10,
     within: str | None = None,
     encoders: CatalogEncoders | None = None,
+    same_kind: float = SAME_KIND,
 ) -> pd.DataFrame:
     """The ``k`` catalog products most like a photo, a title, both, or a product of the index.
 
@@ -102,6 +104,8 @@ def similar(
         k: how many products.
         within: only products in this branch of the tree (``"Apparel > Shoes"``).
         encoders: the index's encoders (default: loaded as the index records them).
+        same_kind: favour products of the category the query's nearest neighbours hold most
+            (see :meth:`CatalogIndex.search`; 0: plain cosine order).
 
     Returns:
         A DataFrame, best first: rank, id, score (cosine), title, category, seller, image_ref,
@@ -119,7 +123,8 @@ def similar(
     if not len(index):
         return pd.DataFrame(columns=COLUMNS)
     exclude = [str(id)] if id is not None else []
-    hits = index.search(vector, kind=kind, k=k, within=within, exclude=exclude)[0]
+    hits = index.search(vector, kind=kind, k=k, within=within, exclude=exclude,
+                        same_kind=same_kind)[0]
     rows = []
     for rank, (product_id, score) in enumerate(hits, start=1):
         record = index.records[index.row_of(product_id)]

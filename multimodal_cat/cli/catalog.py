@@ -55,6 +55,8 @@ def _add_index(subparsers: Any) -> None:
     build = actions.add_parser("build", help="index a feed")
     build.add_argument("feed", metavar="FEED")
     build.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder")
+    build.add_argument("--model", metavar="CKPT",
+                       help="a trained checkpoint: its towers encode (instead of the encoders)")
     _feed_options(build)
     _encoder_options(build)
     build.set_defaults(func=run_index_build)
@@ -111,10 +113,15 @@ def _feed(path: str) -> Path:
     return feed
 
 
-def _encoders(args: argparse.Namespace) -> Any:
+def _encoders(args: argparse.Namespace, checkpoint: str | None = None) -> Any:
     from multimodal_cat.catalog.embed import CatalogEncoders
     from multimodal_cat.errors import MultimodalCatError
 
+    if checkpoint:
+        try:
+            return CatalogEncoders.from_checkpoint(checkpoint)
+        except (MultimodalCatError, OSError, ValueError) as error:
+            raise UserError(f"cannot load the model {checkpoint!r}: {error}") from None
     text = None if args.text_encoder == NONE else args.text_encoder
     image = None if args.image_encoder == NONE else args.image_encoder
     if text is None and image is None:
@@ -150,7 +157,7 @@ def run_index_build(args: argparse.Namespace) -> int:
     from multimodal_cat.errors import MultimodalCatError
 
     feed = _feed(args.feed)
-    encoders = _encoders(args)
+    encoders = _encoders(args, checkpoint=args.model)
     try:
         result = build_index(
             feed, encoders, category=args.category_column, columns=args.column,

@@ -24,6 +24,7 @@ from multimodal_cat.catalog.audits.context import FINDING_COLUMNS, SEVERITY_ORDE
 from multimodal_cat.catalog.build import category_values, usable
 from multimodal_cat.catalog.embed import CatalogEncoders
 from multimodal_cat.catalog.index import CatalogIndex
+from multimodal_cat.catalog.thumbs import thumbnails
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.inputs import ColumnsLike, to_products
 from multimodal_cat.products import Product
@@ -95,6 +96,8 @@ def audit_context(
         reference=reference,
         predictor=predictor,
         options=dict(options or {}),
+        thumbs=thumbnails([p.image for p in good])
+        if any(p.image is not None for p in good) else None,
     )
 
 

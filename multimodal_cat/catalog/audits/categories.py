@@ -36,7 +36,9 @@ def claimed(ctx: AuditContext) -> list[str | None]:
 
 def fused_vectors(ctx: AuditContext) -> np.ndarray:
     present = [ctx.vectors[m] for m in ("text", "image") if m in ctx.vectors]
-    return present[0] if len(present) == 1 else fuse(*present)
+    if len(present) == 1:
+        return present[0]
+    return fuse(*present, **({"text_weight": ctx.reference.text_weight} if ctx.reference else {}))
 
 
 def votes(ctx: AuditContext, k: int = 10) -> list[tuple[str | None, float, dict[str, float]]]:

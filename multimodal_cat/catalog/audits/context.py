@@ -34,6 +34,8 @@ class AuditContext:
         seller_categories: each product's seller category mapped into the curated tree (or None).
         reference: a labelled index to vote categories from (default: the feed itself).
         predictor: optional predictor with ``predict(products)`` (for categories and images).
+        thumbs: small photo thumbnails and which products have one (``catalog.thumbs``), for
+            crop-tolerant duplicate photos; None when the photos are not at hand.
     """
 
     products: list[Product]
@@ -45,6 +47,7 @@ class AuditContext:
     reference: CatalogIndex | None = None
     predictor: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    thumbs: tuple[np.ndarray, np.ndarray] | None = None
     _neighbours: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)  # per-feed results checks share
 

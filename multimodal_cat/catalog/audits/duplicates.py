@@ -1,13 +1,23 @@
 """Duplicate listings: products whose photo and/or text are near-identical, grouped.
 
-A pair is a candidate when its image cosine reaches ``image_threshold`` (re-encoded, resized
-or cropped photos) or its text cosine reaches ``text_threshold`` (reworded titles), or when the
+A pair is a candidate when its photos match crop-tolerantly (``catalog.thumbs``: a
+re-encoded, resized or centre-cropped copy; ``photo_threshold``) and its text cosine reaches
+``photo_text_threshold``, or when its image cosine reaches ``image_threshold`` (one photo
+re-saved) or its text cosine reaches ``text_threshold`` (reworded titles; only when a listing
+lacks a photo: with both photos at hand, the photos must match), or when the
 photo and title both reach ``both_image_threshold`` and ``both_text_threshold``, or the
-two are each other's nearest text neighbour with a cosine of at least ``mutual_threshold``, or
-when both titles name the same rare model number (found through an inverted index, not only
-among neighbours) and the text cosine reaches ``model_threshold``.
-Variants of one style are kept apart: titles that differ in a colour or size word, or name
-different model numbers, are never merged, however close their photos are.
+two listings of different sellers are each other's best match among the other sellers' listings
+(text cosine, plus :data:`CODE_BONUS` when their model numbers agree; two shops listing one
+product) with a text cosine of at least ``mutual_threshold``, or when their model
+numbers agree (found through an inverted index too, not only among neighbours) and the text
+cosine reaches ``model_threshold``.
+
+Model numbers agree when one title's code, or the code less a short variant suffix of up to
+three characters (``DMCFZ28K`` -> ``DMCFZ28``), is spelled in the other title, separators and
+spaces removed (``DMC-FZ28``, ``Coolpix P6000``); they conflict when both titles name codes
+and none agrees.
+Variants of one style are kept apart: titles that differ in a colour or size word, or whose
+model numbers conflict, are never merged, however close their photos are.
 """
 
 from __future__ import annotations
@@ -18,14 +28,20 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.catalog.audits.context import AuditContext, finding
+from multimodal_cat.catalog.build import seller_of
 from multimodal_cat.catalog.embed import product_text
+from multimodal_cat.catalog.thumbs import photo_matches
 
-IMAGE_THRESHOLD = 0.95
+IMAGE_THRESHOLD = 0.995  # encoder cosine of one photo re-saved (see catalog.thumbs for copies)
+PHOTO_THRESHOLD, PHOTO_TEXT = 0.9, 0.7  # chosen on the fashion benchmark's dev half
 TEXT_THRESHOLD = 0.95
-MODEL_THRESHOLD = 0.6
+MODEL_THRESHOLD = 0.3  # chosen on Abt-Buy's train + valid labelled pairs
 BOTH_IMAGE, BOTH_TEXT = 0.9, 0.85  # both close (chosen on the fashion benchmark's dev half)
 MODEL_MAX_ROWS = 3  # a model number named by more rows is a series name, not one product
-MUTUAL_THRESHOLD = 1.01  # off unless chosen on labelled pairs (abt-buy: see the benchmark)
+# chosen on Abt-Buy's train + valid labelled pairs (benchmarks/catalog_qc.py)
+MUTUAL_THRESHOLD = 0.4  # across sellers only: inert in a one-seller feed
+CODE_BONUS = 0.3  # added to the text cosine of pairs whose codes agree when ranking matches
+SUFFIX = 3  # characters a variant suffix of a model number may add (colour, region)
 _UNIT = re.compile(r"\d+(gb|mb|tb|in|hz|khz|mhz|ghz|mm|cm|w|v|mah|mp|ft|lb|lbs|oz|ohm|p|x)$")
 
 _COLOUR_WORDS = (
@@ -37,6 +53,7 @@ COLOURS = frozenset(_COLOUR_WORDS.split())
 _SIZE_WORDS = "xxs xs s m l xl xxl xxxl 2xl 3xl small medium large mini"
 SIZES = frozenset(_SIZE_WORDS.split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-./][a-z0-9]+)*")
+_COUNT = re.compile(r"\d+[a-z]{3,}")  # 6disc, 24port, 3pack: a count and a word
 
 
 def words(text: str) -> set[str]:
@@ -44,17 +61,59 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
+def _flat_tokens(text: str) -> list[str]:
+    return [re.sub(r"[-./]", "", token) for token in _WORD.findall(text.lower())]
+
+
 def model_numbers(text: str) -> set[str]:
     """Tokens that look like model numbers: letters and digits mixed, at least 5 characters,
     separators removed (``"KDL-40V4100"`` -> ``"kdl40v4100"``); sizes such as ``500GB`` or
-    ``1080p`` are not model numbers."""
+    ``1080p`` and counts such as ``6-disc`` are not model numbers."""
     found = set()
-    for token in _WORD.findall(text.lower()):
-        flat = re.sub(r"[-./]", "", token)
+    for flat in _flat_tokens(text):
         mixed = re.search(r"\d", flat) and re.search(r"[a-z]", flat)
-        if len(flat) >= 5 and mixed and not _UNIT.fullmatch(flat):
-            found.add(flat)
+        if len(flat) < 5 or not mixed or _UNIT.fullmatch(flat) or _COUNT.fullmatch(flat):
+            continue
+        found.add(flat)
     return found
+
+
+def spellings(text: str, span: int = 3) -> set[str]:
+    """Every run of up to ``span`` consecutive words, separators removed and joined
+    (``"coolpix p6000 black"`` -> ``coolpix``, ``coolpixp6000``, ``coolpixp6000black``...)."""
+    tokens = _flat_tokens(text)
+    return {"".join(tokens[i : i + n]) for i in range(len(tokens)) for n in range(1, span + 1)
+            if i + n <= len(tokens)}
+
+
+def _spelled_in(code: str, other: set[str]) -> bool:
+    """Whether ``code``, or ``code`` less up to :data:`SUFFIX` final characters (still a
+    mixed code of 4+ characters), is one of ``other``'s spellings."""
+    for cut in range(SUFFIX + 1):
+        stem = code[: len(code) - cut]
+        if len(stem) < 4 or not (re.search(r"\d", stem) and re.search(r"[a-z]", stem)):
+            return False
+        if stem in other:
+            return True
+    return False
+
+
+def codes_agree(
+    codes_a: set[str], codes_b: set[str], spelled_a: set[str], spelled_b: set[str]
+) -> str:
+    """``"same"`` when a code of one title is spelled in the other, ``"conflict"`` when both
+    name codes and none is, else ``"none"``.
+
+    Example:
+        >>> a, b = "Panasonic Lumix DMCFZ28K black", "Panasonic Lumix DMC-FZ28 camera"
+        >>> codes_agree(model_numbers(a), model_numbers(b), spellings(a), spellings(b))
+        'same'
+    """
+    if any(_spelled_in(c, spelled_b) for c in codes_a) or any(
+        _spelled_in(c, spelled_a) for c in codes_b
+    ):
+        return "same"
+    return "conflict" if codes_a and codes_b else "none"
 
 
 def variant_difference(a: str, b: str) -> str | None:
@@ -71,7 +130,7 @@ def variant_difference(a: str, b: str) -> str | None:
         if only_a and only_b:
             return f"{name}: {', '.join(sorted(only_a))} vs {', '.join(sorted(only_b))}"
     ma, mb = model_numbers(a), model_numbers(b)
-    if ma and mb and not ma & mb:
+    if codes_agree(ma, mb, spellings(a), spellings(b)) == "conflict":
         return f"model number: {', '.join(sorted(ma))} vs {', '.join(sorted(mb))}"
     return None
 
@@ -110,7 +169,40 @@ def pair_scores(
                 a, b = ctx.vectors[modality][i], ctx.vectors[modality][j]
                 if a.any() and b.any():
                     scores[modality] = float(a @ b)
+    if ctx.thumbs is not None:
+        for pair, score in photo_matches(*ctx.thumbs, pairs).items():
+            pairs[pair]["photo"] = score
     return pairs
+
+
+def _code_evidence(ctx: AuditContext, texts: list[str]) -> None:
+    """Per-feed memo: each title's rare model numbers (named by at most
+    :data:`MODEL_MAX_ROWS` rows) and spellings."""
+    codes = [model_numbers(t) for t in texts]
+    rows_of: dict[str, int] = {}
+    for found in codes:
+        for code in found:
+            rows_of[code] = rows_of.get(code, 0) + 1
+    ctx.memo["model_numbers"] = [{c for c in found if rows_of[c] <= MODEL_MAX_ROWS}
+                                 for found in codes]
+    ctx.memo["spellings"] = [spellings(t) for t in texts]
+
+
+def _best_matches(
+    pairs: dict[tuple[int, int], dict[str, Any]], sellers: list[str], key: str
+) -> np.ndarray:
+    """Each row's best partner among the candidate pairs with another (named) seller, by
+    ``pairs[...][key]`` (-1: none)."""
+    best = np.full(len(sellers), -1, np.int64)
+    score = np.full(len(sellers), -np.inf)
+    for (i, j), scores in pairs.items():
+        if not sellers[i] or not sellers[j] or sellers[i] == sellers[j]:
+            continue
+        value = scores[key]
+        for a, b in ((i, j), (j, i)):
+            if value > score[a]:
+                score[a], best[a] = value, b
+    return best
 
 
 def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
@@ -122,34 +214,49 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
     both_image = options.get("both_image_threshold", BOTH_IMAGE)
     both_text = options.get("both_text_threshold", BOTH_TEXT)
+    t_photo = options.get("photo_threshold", PHOTO_THRESHOLD)
+    t_photo_text = options.get("photo_text_threshold", PHOTO_TEXT)
     texts = [product_text(p) for p in ctx.products]
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
-        ctx.memo["model_numbers"] = [model_numbers(t) for t in texts]
-        ctx.memo["pair_scores"] = pair_scores(ctx, rare_model_pairs(ctx.memo["model_numbers"]))
-    models = ctx.memo["model_numbers"]
-    nearest = ctx.neighbours("text")[0][:, 0] if "text" in ctx.vectors else None
+        _code_evidence(ctx, texts)
+        codes, spelled = ctx.memo["model_numbers"], ctx.memo["spellings"]
+        pairs = pair_scores(ctx, rare_model_pairs(codes))
+        for (i, j), scores in pairs.items():
+            scores["codes"] = codes_agree(codes[i], codes[j], spelled[i], spelled[j])
+            bonus = {"same": CODE_BONUS, "conflict": -CODE_BONUS}.get(scores["codes"], 0.0)
+            scores["match"] = scores.get("text", scores.get("image", 0.0)) + bonus
+        ctx.memo["pair_scores"] = pairs
+        sellers = [seller_of(p) for p in ctx.products]
+        ctx.memo["best"] = _best_matches(pairs, sellers, "match")
+    codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
+    photos = ctx.thumbs[1] if ctx.thumbs is not None else None
     found = []
     for (i, j), scores in ctx.memo["pair_scores"].items():
-        image, text = scores.get("image", 0.0), scores.get("text", 0.0)
-        shared = models[i] & models[j]
+        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
+        agree = scores["codes"] == "same"
+        # with both photos at hand a title alone proves nothing (one title often names several
+        # products: fashion has 5 "Kids Boys Check Blue Shirts" with 5 different photos)
+        both_photos = photos is not None and photos[i] and photos[j]
         why = [
             name
             for name, hit in (
+                ("same photo", photo >= t_photo and text >= t_photo_text),
                 ("image", image >= t_image),
-                ("text", text >= t_text),
+                ("text", text >= t_text and not both_photos),
                 ("image and text", image >= both_image and text >= both_text),
-                ("mutual nearest", nearest is not None and text >= t_mutual
-                 and nearest[i] == j and nearest[j] == i),
-                ("model number", bool(shared) and text >= t_model),
+                ("mutual best match", text >= t_mutual and best[i] == j and best[j] == i),
+                ("model number", agree and text >= t_model),
             )
             if hit
         ]
         if not why or variant_difference(texts[i], texts[j]):
             continue
         evidence = {"image_cosine": round(image, 4), "text_cosine": round(text, 4), "by": why}
-        if shared:
-            evidence["model_numbers"] = sorted(shared)
-        found.append((i, j, max(image, text), evidence))
+        if "photo" in scores:
+            evidence["photo_match"] = round(photo, 4)
+        if agree:
+            evidence["model_numbers"] = sorted(codes[i] | codes[j])
+        found.append((i, j, max(image, text, photo), evidence))
     return found
 
 

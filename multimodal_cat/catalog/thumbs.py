@@ -1,0 +1,96 @@
+"""Crop-tolerant photo matching: is one photo a re-encoded, resized or centre-cropped copy of
+another?
+
+Encoder cosines are a poor witness here: on fashion photos (white backgrounds) DINOv2-small
+puts half of all products within cosine 0.977 of another product, while a copy cropped by
+10-20%, halved and saved at JPEG quality 30 lands at 0.94 from its original (median). Pixels
+tell copies apart: each photo is kept as a small colour thumbnail (:data:`SIZE` pixels a side,
+12 KB); two photos match as well as the best Pearson correlation between one thumbnail and a
+centre crop of the other (crops from :data:`SMALLEST` of the side up to the whole, either way
+round), both resampled to :data:`COMPARE` pixels and high-passed (the picture less its
+Gaussian blur, so the white background and the silhouette, which every product shot shares,
+do not dominate). On fashion photos a copy scores 0.92-0.98 against its original (median
+0.98), while the 10 nearest other products (by title and DINOv2, the same photo left out)
+stay under 0.88 (99th percentile 0.84).
+
+Example:
+    >>> from PIL import Image, ImageFilter
+    >>> photo = Image.radial_gradient("L").convert("RGB")
+    >>> copy = photo.crop((20, 20, 236, 236)).resize((108, 108))
+    >>> thumbs, present = thumbnails([photo, copy, Image.new("RGB", (50, 50), "red")])
+    >>> scores = photo_matches(thumbs, present, [(0, 1), (0, 2)])
+    >>> bool(scores[(0, 1)] > 0.9), round(scores[(0, 2)], 3)  # a plain red square: no match
+    (True, 0.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+SIZE = 64  # thumbnail side kept per photo
+COMPARE = 48  # side both crops are resampled to before correlating
+BLUR = 2  # radius of the Gaussian blur taken away (the high-pass)
+SMALLEST = 0.76  # smallest centre crop tried (a copy cropped by up to 24%)
+SCALES = np.round(np.arange(SMALLEST, 1.0001, 0.02), 2)
+
+
+def thumbnail(image: Image.Image) -> np.ndarray:
+    """A ``SIZE x SIZE`` RGB thumbnail (uint8) of a decoded photo."""
+    return np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR), np.uint8)
+
+
+def thumbnails(images: Sequence[Image.Image | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnails of photos (zeros where missing) and which photos were present."""
+    out = np.zeros((len(images), SIZE, SIZE, 3), np.uint8)
+    present = np.zeros(len(images), bool)
+    for row, image in enumerate(images):
+        if image is not None:
+            out[row], present[row] = thumbnail(image), True
+    return out, present
+
+
+def _standardised(pixels: np.ndarray) -> np.ndarray:
+    flat = pixels.reshape(len(pixels), -1).astype(np.float32)
+    flat -= flat.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(flat, axis=1, keepdims=True)
+    return flat / np.where(norms > 0, norms, 1.0)
+
+
+def centre_crops(thumb: np.ndarray) -> np.ndarray:
+    """Each of :data:`SCALES`' centre crops of a thumbnail, resampled, high-passed and
+    standardised: rows
+    of ``COMPARE * COMPARE * 3`` (the last row is the whole thumbnail)."""
+    image = Image.fromarray(thumb, "RGB")
+    crops = []
+    for scale in SCALES:
+        side = int(round(SIZE * scale))
+        start = (SIZE - side) // 2
+        box = (start, start, start + side, start + side)
+        crop = image.crop(box).resize((COMPARE, COMPARE), Image.BILINEAR)
+        blurred = np.asarray(crop.filter(ImageFilter.GaussianBlur(BLUR)), np.float32)
+        crops.append(np.asarray(crop, np.float32) - blurred)
+    return _standardised(np.stack(crops))
+
+
+def photo_matches(
+    thumbs: np.ndarray, present: np.ndarray, pairs: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], float]:
+    """Crop-tolerant correlation of each pair's photos (0.0 where either has none)."""
+    pairs = list(pairs)
+    partners: dict[int, list[int]] = {}
+    for i, j in pairs:
+        if present[i] and present[j]:
+            partners.setdefault(i, []).append(j)
+            partners.setdefault(j, []).append(i)
+    crops = {row: centre_crops(thumbs[row]) for row in partners}
+    best: dict[tuple[int, int], float] = {pair: 0.0 for pair in pairs}
+    for row, others in partners.items():
+        whole = np.stack([crops[other][-1] for other in others])
+        scores = (crops[row] @ whole.T).max(axis=0)  # this photo cropped vs the others whole
+        for other, score in zip(others, scores, strict=True):
+            pair = (min(row, other), max(row, other))
+            best[pair] = max(best[pair], float(score))
+    return best
