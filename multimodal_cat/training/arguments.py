@@ -163,6 +163,8 @@ class ModelArguments:
         "label_smoothing": "label_smoothing",
         "tag_loss_weight": "tag_loss_weight",
         "solo_mlps": "solo_mlps",
+        "photo_trust_min_photos": "photo_trust_min_photos",
+        "photo_weight": "photo_weight",
     }
     # architecture setting (a MultimodalCatConfig field) -> the field here that sets it
     ARCHITECTURE_FIELDS: ClassVar[dict[str, str]] = {
@@ -219,6 +221,23 @@ class ModelArguments:
             "metavar": "MODALITIES",
             "help": "comma-separated modalities whose rows, when they have only that one, get a "
             "fusion MLP of their own (default 'none')",
+        },
+    )
+    photo_trust_min_photos: int | None = field(
+        default=None,
+        metadata={
+            "metavar": "N",
+            "help": "for a product with a title and a photo, answer from the title alone when "
+            "the title's or the fused best category had fewer than N training photos (the photo "
+            "cannot vouch for it; default 10; 0 turns the rule off)",
+        },
+    )
+    photo_weight: float | None = field(
+        default=None,
+        metadata={
+            "metavar": "W",
+            "help": "for a product with a title and a photo: weight of the fused answer against "
+            "the title's alone (1 = fused only; default 1)",
         },
     )
     image_only_views: int | None = field(

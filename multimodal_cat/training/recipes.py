@@ -111,6 +111,12 @@ FROZEN_HEAD = Recipe(
         "weight_decay": 0.01,
         "warmup_steps": 0.05,  # a share of the steps (warmup_ratio before transformers 5)
         "lr_scheduler_type": "cosine",
+        # one small head-only checkpoint per epoch (the towers are referenced, not saved), scored
+        # on the evaluation set; the best and the latest are kept (train.run.CardTrainer)
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "metric_for_best_model": "eval_loss",
     },
     model={
         "projection_dim": 256,
@@ -119,6 +125,8 @@ FROZEN_HEAD = Recipe(
         "label_smoothing": 0.1,
         "tag_loss_weight": 0.5,
         "solo_mlps": "none",  # chosen on validation: benchmarks/fashion_views.py
+        "photo_trust_min_photos": 10,  # chosen on carved future / withheld-photo splits:
+        "photo_weight": 1.0,  # benchmarks/fashion_trust.py
     },
     views={"image_only_views": 1, "weak_text_views": 1},
 )
@@ -132,6 +140,8 @@ END_TO_END = Recipe(
         "label_smoothing": 0.0,
         "tag_loss_weight": 1.0,
         "solo_mlps": "none",
+        "photo_trust_min_photos": 10,
+        "photo_weight": 1.0,
     },
     views={"image_only_views": 0, "weak_text_views": 0},
 )

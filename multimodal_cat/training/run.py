@@ -47,10 +47,11 @@ from multimodal_cat.training.label_space import (
     category_columns,
     check_category_columns,
     label_space_for,
+    leaf_photo_counts,
 )
 from multimodal_cat.training.metrics import build_compute_metrics
 from multimodal_cat.training.recipes import MIN_STEPS_PER_EPOCH, batch_for_rows, recipe_for
-from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows
+from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows, rows_with_images
 from multimodal_cat.training.tags import infer_tag_groups, tag_columns
 
 __all__ = [
@@ -173,7 +174,14 @@ def _model(model_args: ModelArguments, head: dict[str, Any], sets: TrainingSets)
     weights = None
     if model_args.class_weights == "balanced":
         weights = balanced_class_weights(list(sets.train["labels"]), len(sets.space))
-    settings = {**model_args.architecture(), **head, "class_weights": weights}
+    photos = None
+    if model_args.vision is not None and model_args.text is not None:
+        photos = leaf_photo_counts(
+            list(sets.train["labels"]), rows_with_images(sets.train), sets.space.leaves
+        )
+    settings = {
+        **model_args.architecture(), **head, "class_weights": weights, "leaf_photo_counts": photos
+    }
     return MultimodalCatModel.from_encoders(
         model_args.vision, model_args.text, taxonomy=sets.space, tags=sets.groups, **settings
     )
@@ -205,7 +213,26 @@ def _embedded(
 
 class CardTrainer(Trainer):
     """A ``Trainer`` whose ``push_to_hub`` uploads the model's own card (``README.md`` of
-    :mod:`multimodal_cat.modeling.card`) instead of the generic one ``Trainer`` writes."""
+    :mod:`multimodal_cat.modeling.card`) instead of the generic one ``Trainer`` writes, and
+    whose ``checkpoint-*`` folders of a frozen-encoder run hold only the trainable part (the
+    towers are the encoders' weights, unchanged: ``config.towers_referenced`` loads them from
+    there), so a run's folder is not the towers saved once per checkpoint."""
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        folder = Path(output_dir or self.args.output_dir)
+        checkpoint = folder.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and folder.parent == Path(
+            self.args.output_dir
+        )
+        config = getattr(model, "config", None)
+        if not (checkpoint and state_dict is None and getattr(config, "freeze_encoders", False)):
+            super()._save(output_dir, state_dict)
+            return
+        config.towers_referenced = True
+        try:
+            super()._save(output_dir, model.trainable_state_dict())
+        finally:
+            config.towers_referenced = False
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         if self.is_world_process_zero():
@@ -252,6 +279,15 @@ def _with_views(train_set: Dataset, views: dict[str, int]) -> Dataset:
     )
 
 
+def _without_evaluation(training_args: TrainingArguments) -> None:
+    """Turn off the per-epoch evaluation a recipe asks for when the run has no evaluation set."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    training_args.eval_strategy = IntervalStrategy.NO
+    training_args.metric_for_best_model = None
+    training_args.load_best_model_at_end = False
+
+
 def _trainer(
     model_args: ModelArguments,
     training_args: TrainingArguments,
@@ -260,6 +296,8 @@ def _trainer(
     processor: MultimodalCatProcessor,
 ) -> Trainer:
     training_args.remove_unused_columns = False
+    if sets.eval is None:  # nothing to score each epoch on, nor a best checkpoint to keep
+        _without_evaluation(training_args)
     metrics_fn = None
     if sets.eval is not None:
         metrics_fn = build_compute_metrics(sets.space.parents, sets.groups)
@@ -343,6 +381,11 @@ def train_on_feed(
 
             figures = calibrate(model, evaluated)
             metrics.update({f"calibration_{k}": v for k, v in figures.items()})
+            if both:
+                from multimodal_cat.training.calibrate import calibrate_by_input
+
+                figures = calibrate_by_input(trainer, trainer.eval_dataset)
+                metrics.update({f"calibration_{k}": v for k, v in figures.items()})
     if trainer.is_world_process_zero():  # first: the model card reads it
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
     trainer.save_model(training_args.output_dir)  # with processor and card; pushes with --push_to_hub
