@@ -175,3 +175,21 @@ def test_frozen_encoder_checkpoints_hold_the_head_only_and_keep_the_best(
     assert size < (out / "model.safetensors").stat().st_size
     best = Categorizer.from_pretrained(str(checkpoints[0])).predict([{"title": "red boots"}])[0]
     assert best.category_path in final.label_space.paths
+
+
+def test_text_only_tags_decided_beforehand_replace_the_gate(
+    tmp_path: Path, tiny_encoders: tuple[str, str], capsys
+) -> None:
+    vision, text = tiny_encoders
+    feed = tmp_path / "feed.csv"
+    pd.DataFrame(_feed(tmp_path, n=12)).to_csv(feed, index=False)
+    flags = ["train", "--feed", str(feed), "--eval-feed", str(feed), "--text-encoder", text]
+    flags += ["--vision-encoder", vision, "--freeze-encoders", "--use_cpu", "--report_to", "none"]
+    flags += ["--embedding-cache", "none", "--max_steps", "1", "--tag-column", "colour"]
+    flags += ["--save_strategy", "no", "--eval_strategy", "no"]
+    assert main([*flags, "--text-only-tags", "colour", "--output_dir", str(tmp_path / "m")]) == 0
+    assert MultimodalCatModel.from_pretrained(tmp_path / "m").config.text_only_tag_groups == ["colour"]
+    metrics = json.loads((tmp_path / "m" / "all_results.json").read_text())
+    assert not any(k.startswith("tag_colour_accuracy") for k in metrics)  # no gate was run
+    assert main([*flags, "--text-only-tags", "season", "--output_dir", str(tmp_path / "x")]) == 2
+    assert "--text-only-tags names season" in capsys.readouterr().err

@@ -282,6 +282,15 @@ class ModelArguments:
             "accurate (--no-gate-tag-images uses the image for every tag)"
         },
     )
+    text_only_tags: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "ATTRS",
+            "help": "comma-separated tag attributes to score from the text alone whenever a "
+            "product has text, decided beforehand (e.g. on a split of newer products); replaces "
+            "the gate that --gate-tag-images runs on the evaluation set ('none': no tag)",
+        },
+    )
     calibrate: bool = field(
         default=True,
         metadata={
@@ -376,12 +385,13 @@ def parse_train_args(argv: Sequence[str]) -> tuple[DataArguments, ModelArguments
     """
     argv = list(argv)
     try:  # the recipe follows --freeze-encoders: read the command's own options first
-        _, model_args, _ = _parser(with_training=False).parse_args_into_dataclasses(
+        first, model_args, _ = _parser(with_training=False).parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True
         )
         recipe = recipe_for(model_args.freeze_encoders)
+        with_eval = bool(first.eval_feed) or first.eval_split > 0
         *parsed, remaining = _parser(with_training=True).parse_args_into_dataclasses(
-            args=recipe.training_flags() + argv, return_remaining_strings=True
+            args=recipe.training_flags(with_eval) + argv, return_remaining_strings=True
         )
     except ValueError as error:
         raise TrainingInputError(str(error)) from None

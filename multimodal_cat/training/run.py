@@ -279,15 +279,6 @@ def _with_views(train_set: Dataset, views: dict[str, int]) -> Dataset:
     )
 
 
-def _without_evaluation(training_args: TrainingArguments) -> None:
-    """Turn off the per-epoch evaluation a recipe asks for when the run has no evaluation set."""
-    from transformers.trainer_utils import IntervalStrategy
-
-    training_args.eval_strategy = IntervalStrategy.NO
-    training_args.metric_for_best_model = None
-    training_args.load_best_model_at_end = False
-
-
 def _trainer(
     model_args: ModelArguments,
     training_args: TrainingArguments,
@@ -296,8 +287,6 @@ def _trainer(
     processor: MultimodalCatProcessor,
 ) -> Trainer:
     training_args.remove_unused_columns = False
-    if sets.eval is None:  # nothing to score each epoch on, nor a best checkpoint to keep
-        _without_evaluation(training_args)
     metrics_fn = None
     if sets.eval is not None:
         metrics_fn = build_compute_metrics(sets.space.parents, sets.groups)
@@ -350,6 +339,8 @@ def train_on_feed(
     training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
+    if model_args.text_only_tags is not None:  # decided beforehand: no gate after training
+        _set_text_only_tags(model, model_args.text_only_tags, sets.groups)
     if views:  # after the class weights, which count each product once
         sets = replace(sets, train=_with_views(sets.train, views))
     if model_args.freeze_encoders and model_args.scale_batch_to_rows:
@@ -369,7 +360,8 @@ def train_on_feed(
     metrics = dict(trainer.train().metrics)
     _check_converged(metrics, "training")
     if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
-        if model_args.gate_tag_images and model_args.vision is not None and sets.groups:
+        gate = model_args.gate_tag_images and model_args.text_only_tags is None
+        if gate and model_args.vision is not None and sets.groups:
             from multimodal_cat.training.tag_gate import choose_text_only_tags
 
             metrics.update(choose_text_only_tags(trainer, trainer.eval_dataset))
@@ -390,6 +382,19 @@ def train_on_feed(
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
     trainer.save_model(training_args.output_dir)  # with processor and card; pushes with --push_to_hub
     return metrics
+
+
+def _set_text_only_tags(model: Any, names: str, groups: list[TagGroup]) -> None:
+    """``--text-only-tags``: the attributes scored from the text alone (checked against the tags)."""
+    chosen = [n.strip() for n in names.split(",") if n.strip() and n.strip().lower() != "none"]
+    known = [g.attribute for g in groups]
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise TrainingInputError(
+            f"--text-only-tags names {', '.join(unknown)}, which the run does not tag; its tags "
+            f"are {', '.join(known) or 'none'}"
+        )
+    model.config.text_only_tag_groups = chosen
 
 
 def _check_converged(metrics: dict[str, Any], step: str) -> None:
