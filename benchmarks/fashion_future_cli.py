@@ -31,6 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.fashion_cli import TAGS
@@ -89,19 +90,49 @@ def truth(work: Path) -> pd.DataFrame:
     return test.set_index("id")
 
 
+def no_trust_copy(model: Path) -> Path:
+    """A copy of the checkpoint without its photo counts: the fused answer for every product."""
+    import shutil
+
+    copy = model.with_name("model_no_trust")
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(model, copy, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((copy / "config.json").read_text())
+    config["leaf_photo_counts"] = None
+    (copy / "config.json").write_text(json.dumps(config, indent=2))
+    return copy
+
+
 def by_top_level(rows: dict[str, list[dict]], true: pd.DataFrame) -> dict[str, dict]:
-    """Title + photo against title only per top-level category."""
+    """Title + photo (with and without the photo trust) against title only per top-level category."""
     out = {}
-    for which in ("title_image", "title"):
+    for which in ("title_image", "title", "title_image_no_trust"):
         for r in rows[which]:
             top = str(true.loc[int(r["id"]), "masterCategory"])
-            cell = out.setdefault(top, {"rows": 0, "title_image": 0, "title": 0})
+            cell = out.setdefault(top, {"rows": 0, "title_image": 0, "title": 0, "title_image_no_trust": 0})
             hit = r["category_path"] == true.loc[int(r["id"]), "path"]
             cell[which] += int(hit)
             if which == "title":
                 cell["rows"] += 1
-    return {top: {"rows": c["rows"], "title_image": round(c["title_image"] / c["rows"], 4),
-                  "title": round(c["title"] / c["rows"], 4)} for top, c in sorted(out.items())}
+    return {top: {"rows": c["rows"], **{k: round(c[k] / c["rows"], 4) for k in c if k != "rows"}}
+            for top, c in sorted(out.items())}
+
+
+def scarce_types(work: Path, rows: dict[str, list[dict]], true: pd.DataFrame, below: int) -> dict:
+    """Test rows whose article type had fewer than ``below`` training photos (none, for the
+    types new in 2012 and later): the case the photo trust is for."""
+    train = pd.read_csv(work / "train.csv")
+    photos = train[train["image"].fillna("") != ""]["articleType"].value_counts()
+    types = sorted(t for t in set(true["articleType"]) if photos.get(t, 0) < below)
+    where = {int(i) for i in true.index[true["articleType"].isin(types)]}
+    out: dict = {"below_photos": below, "types": types, "rows": 0}
+    for which in ("title_image", "title", "title_image_no_trust", "image"):
+        hits = [r["category_path"] == true.loc[int(r["id"]), "path"] for r in rows[which]
+                if int(r["id"]) in where]
+        out["rows"] = len(hits)
+        out[which] = round(float(np.mean(hits)), 4) if hits else None
+    return out
 
 
 def folder_size(path: Path) -> int:
@@ -134,9 +165,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {which} | {m['leaf_accuracy']:.4f} | {m['leaf_macro_f1']:.4f} | "
                      f"{m['ece']:.4f} | {tags} |")
     lines += ["", "Title + photo against title only per top-level category:", "",
-              "| top level | rows | title + photo | title |", "|---|---|---|---|"]
+              "| top level | rows | title + photo | title | title + photo without the trust rule |",
+              "|---|---|---|---|---|"]
     for top, c in result["future_split"]["by_top_level"].items():
-        lines.append(f"| {top} | {c['rows']} | {c['title_image']:.4f} | {c['title']:.4f} |")
+        lines.append(f"| {top} | {c['rows']} | {c['title_image']:.4f} | {c['title']:.4f} | "
+                     f"{c['title_image_no_trust']:.4f} |")
     lines += ["", "Stored thresholds per input kind (fitted on the command's own eval split), "
               "measured on the test rows of that kind:", "",
               "| input | target | threshold | precision | share accepted |", "|---|---|---|---|---|"]
@@ -153,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/fashion_future_cli"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse-model", action="store_true",
+                        help="score the checkpoint an earlier run trained in --work")
     args = parser.parse_args(argv)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -162,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     feeds = input_feeds(work)
     from benchmarks.fashion_cli_seed import seed_cli_cache
 
-    seeded = seed_cli_cache(work / "cache", [work / "train.csv", work / "test.csv"])
+    seeded = None if args.reuse_model else seed_cli_cache(work / "cache", [work / "train.csv", work / "test.csv"])
     print(f"seeded the CLI cache: {seeded}", flush=True)
     gate = earlier_results(RESULTS / "fashion_trust_choice")  # fashion_trust.py's decisions
     command = train_command(work, args.seed)
@@ -170,12 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         command += ["--text-only-tags", ",".join(gate["carved_future_gate"]) or "none"]
     log = work / "log.txt"
     start = time.perf_counter()
-    with log.open("w") as err:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"train failed; see {log}")
-    metrics = json.loads(done.stdout[done.stdout.rindex("{\n"):])
-    train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
+    if args.reuse_model:  # score the checkpoint an earlier run trained in --work
+        metrics = json.loads((work / "model" / "all_results.json").read_text())
+        train = {**metrics, "reused_from_an_earlier_run": True}
+    else:
+        with log.open("w") as err:
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"train failed; see {log}")
+        metrics = json.loads(done.stdout[done.stdout.rindex("{\n"):])
+        train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
     model = work / "model"
     config = json.loads((model / "config.json").read_text())
     by_input = config.get("confidence_thresholds_by_input", {})
@@ -196,7 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         result["future_split"][which] = scored
         if which != "brand_image":
             result["thresholds_by_input"][which] = accepted
+    untrusting = no_trust_copy(model)  # the same checkpoint, fused answer always (before issue 27)
+    out = work / "out_title_image_no_trust.jsonl"
+    categorize(untrusting, feeds["title_image"], out, log)
+    outputs["title_image_no_trust"] = read_rows(out)
+    plain = score(outputs["title_image_no_trust"], true, {})
+    result["future_split"]["title_image_no_trust"] = {
+        k: plain[k] for k in ("leaf_accuracy", "leaf_macro_f1", "ece")
+    }
     result["future_split"]["by_top_level"] = by_top_level(outputs, true)
+    result["future_split"]["types_without_training_photos"] = scarce_types(work, outputs, true, 1)
+    result["future_split"]["types_with_few_training_photos"] = scarce_types(work, outputs, true, 10)
     overall = result["future_split"]
     result["future_split"]["title_image_at_least_title"] = bool(
         overall["title_image"]["leaf_accuracy"] >= overall["title"]["leaf_accuracy"]

@@ -209,15 +209,14 @@ def choose_trust(table, meta, splits, models) -> dict[str, Any]:
     for min_photos in MIN_PHOTOS:
         for weight in PHOTO_WEIGHTS:
             record: dict[str, Any] = {"min_photos": min_photos, "photo_weight": weight}
-            for name in ("carved_future", "carved_withheld"):
+            carved = [n for n in ("carved_future", "carved_withheld") if n in models]
+            for name in carved:
                 _set_trust(models[name], min_photos, weight)
                 out = {w: outputs(models[name], view_arrays(table, splits[name].eval, w))
                        for w in ("title_image", "title")}
                 record[name] = slices(table, meta, splits[name], out)
-            record["worst_gap"] = round(min(worst_gap(record["carved_future"]),
-                                            worst_gap(record["carved_withheld"], SLACK_WITHHELD)), 4)
-            record["score"] = round(record["carved_future"]["overall"]["title_image"]
-                                    + record["carved_withheld"]["overall"]["title_image"], 4)
+            record["worst_gap"] = round(min(worst_gap(record[n], SLACK_WITHHELD) for n in carved), 4)
+            record["score"] = round(sum(record[n]["overall"]["title_image"] for n in carved), 4)
             grid.append(record)
             print(f"[trust] {min_photos} {weight}: gap {record['worst_gap']} score {record['score']}",
                   flush=True)
@@ -254,6 +253,14 @@ def tag_gate(table: FashionTable, rows: np.ndarray, out: dict[str, tuple]) -> li
             if not with_image[f"tag_{g.attribute}_accuracy"] > text[f"tag_{g.attribute}_accuracy"]]
 
 
+def tag_figures(table: FashionTable, rows: np.ndarray, out: dict[str, tuple]) -> dict[str, dict]:
+    """Each tag's accuracy with the photo (title + photo) and from the title alone."""
+    with_image = evaluate(table, rows, *out["title_image"])
+    text = evaluate(table, rows, *out["title"])
+    return {g.attribute: {"title_image": with_image[f"tag_{g.attribute}_accuracy"],
+                          "title": text[f"tag_{g.attribute}_accuracy"]} for g in table.groups}
+
+
 def gated_tag_accuracy(table, rows, out, gated: list[str]) -> dict[str, float]:
     """Tag accuracies of title + photo rows with ``gated`` tags read from the title alone."""
     tags = out["title_image"][1].copy()
@@ -268,11 +275,13 @@ def gated_tag_accuracy(table, rows, out, gated: list[str]) -> dict[str, float]:
 
 
 def markdown(result: dict) -> str:
-    fut, wh, choice = result["future_split_heads"], result["withheld_photos"], result["photo_trust_choice"]
+    choice = result["photo_trust_choice"]
     lines = [
         "# When to trust the photo: future-looking and withheld-photo splits (issue 27)",
         "",
-        f"Made by {made_by(result['environment'])}.",
+        f"Made by {made_by(result['environment'])}. Photos with a cached embedding: "
+        f"{result['photos_embedded']} (found, in the CSV); products whose photo was not embedded "
+        "yet are left out of every split.",
         "",
         f"Chosen on the carved splits: `photo_trust_min_photos` = {choice['chosen']['min_photos']}, "
         f"`photo_weight` = {choice['chosen']['photo_weight']} (feasible: {choice['feasible']}).",
@@ -280,7 +289,8 @@ def markdown(result: dict) -> str:
         "| split | rows | input | leaf acc (trust) | macro-F1 (trust) | leaf acc (no trust) |",
         "|---|---|---|---|---|---|",
     ]
-    for name, block in (("future_split_heads", fut), ("withheld_photos", wh), ("own_split_trust", result["own_split_trust"])):
+    blocks = [(k, result[k]) for k in ("future_split_heads", "withheld_photos", "own_split_trust") if k in result]
+    for name, block in blocks:
         for w in INPUTS:
             lines.append(
                 f"| {name} | {block['trust']['rows']} | {w} | {block['trust'][w]['leaf_accuracy']:.4f} | "
@@ -288,25 +298,25 @@ def markdown(result: dict) -> str:
             )
     lines += ["", "Title + photo against title only per slice (with trust / without):", "",
               "| split | slice | rows | title + photo | title | title + photo, no trust |", "|---|---|---|---|---|---|"]
-    for name, block in (("future_split_heads", fut), ("withheld_photos", wh)):
+    for name, block in blocks:
         for sl, fig in block["trust"]["slices"].items():
             raw = block["no_trust"]["slices"][sl]["title_image"]
             lines.append(f"| {name} | {sl} | {fig['rows']} | {fig['title_image']:.4f} | {fig['title']:.4f} | {raw:.4f} |")
     gate = result["tag_gate_future"]
-    lines += ["", f"Tag gate decided on carved_future: text-only tags {gate['carved_future_gate']}; "
-              f"decided on a random validation split: {gate['random_split_gate']}. Tag accuracy of "
-              "title + photo rows on the future split under each decision:", "",
-              "| tag | carved-future gate | random-split gate | photo always |", "|---|---|---|---|"]
-    for tag in gate["future_with_carved_gate"]:
-        lines.append(f"| {tag} | {gate['future_with_carved_gate'][tag]:.4f} | "
-                     f"{gate['future_with_random_gate'][tag]:.4f} | {gate['future_photo_always'][tag]:.4f} |")
+    lines += ["", f"Tag gate decided on carved_future: text-only tags {gate['carved_future_gate']}.", "",
+              "| tag | carved_future: title + photo | carved_future: title |", "|---|---|---|"]
+    for tag, fig in gate["carved_future_tags"].items():
+        lines.append(f"| {tag} | {fig['title_image']:.4f} | {fig['title']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="6k rows (smoke run)")
-    parser.add_argument("--out", default=None, help="results stem (default: results/fashion_model)")
+    parser.add_argument("--out", default=None, help="results stem (default: results/fashion_trust)")
+    parser.add_argument("--splits", nargs="+", default=["carved_future", "withheld_photos"],
+                        choices=["carved_future", "carved_withheld", "future", "withheld_photos", "own"],
+                        help="which heads to train (carved_future is always needed)")
     args = parser.parse_args(argv)
     import torch
 
@@ -320,41 +330,39 @@ def main(argv: list[str] | None = None) -> int:
     splits = build_splits(table, meta)
     config = head_config(table)
     models, seconds = {}, {}
-    order = ("carved_future", "carved_withheld", "future", "withheld_photos", "own")
-    for name in order[:2]:
+    chosen_splits = args.splits
+    carved = [n for n in chosen_splits if n.startswith("carved_")]
+    for name in carved:
         models[name], seconds[name] = _train(table, splits[name], config)
     choice = choose_trust(table, meta, splits, models)
-    carved = scored(models["carved_future"], table, splits["carved_future"].eval)
-    carved_gate = tag_gate(table, splits["carved_future"].eval, carved)
+    carved_out = scored(models["carved_future"], table, splits["carved_future"].eval)
+    carved_gate = tag_gate(table, splits["carved_future"].eval, carved_out)
     early = {"photo_trust": choice["chosen"], "carved_future_gate": carved_gate}
     output_stem("fashion_trust_choice", args.out, args.quick).with_suffix(".json").write_text(
         json.dumps(early, indent=2) + "\n"
     )  # what fashion_future_cli.py needs, before the evaluation splits are trained
     print(f"[choice] {early}", flush=True)
-    for name in order[2:]:
-        models[name], seconds[name] = _train(table, splits[name], config)
-    result: dict[str, Any] = {"environment": env, "photo_trust_choice": choice, "train_seconds": seconds,
-                              "photos_embedded": table.cache_found.get("images")}
-    outs = {}
+    result: dict[str, Any] = {"environment": env, "photo_trust_choice": choice,
+                              "photos_embedded": table.cache_found.get("images"),
+                              "tag_gate_future": {"carved_future_gate": carved_gate,
+                                                  "carved_future_tags": tag_figures(table, splits["carved_future"].eval, carved_out)}}
     for name, key in (("future", "future_split_heads"), ("withheld_photos", "withheld_photos"), ("own", "own_split_trust")):
+        if name not in chosen_splits:
+            continue
+        models[name], seconds[name] = _train(table, splits[name], config)
         _set_trust(models[name], 0, 1.0)
         no_trust, _ = full_scores(table, meta, splits[name], models[name])
         _set_trust(models[name], choice["chosen"]["min_photos"], choice["chosen"]["photo_weight"])
-        trust, outs[name] = full_scores(table, meta, splits[name], models[name])
+        trust, out = full_scores(table, meta, splits[name], models[name])
         result[key] = {"trust": trust, "no_trust": no_trust}
-    random_rows = table.rows("val", imaged=True)
-    random_out = scored(models["carved_withheld"], table, random_rows)  # trained without val rows
-    random_gate = tag_gate(table, random_rows, random_out)
-    fut_rows = splits["future"].eval
-    result["tag_gate_future"] = {
-        "carved_future_gate": carved_gate,
-        "random_split_gate": random_gate,
-        "future_with_carved_gate": gated_tag_accuracy(table, fut_rows, outs["future"], carved_gate),
-        "future_with_random_gate": gated_tag_accuracy(table, fut_rows, outs["future"], random_gate),
-        "future_photo_always": gated_tag_accuracy(table, fut_rows, outs["future"], []),
-        "future_title_only": gated_tag_accuracy(table, fut_rows, outs["future"],
-                                                [g.attribute for g in table.groups]),
-    }
+        if name == "future":
+            rows = splits["future"].eval
+            result["tag_gate_future"].update({
+                "future_with_carved_gate": gated_tag_accuracy(table, rows, out, carved_gate),
+                "future_photo_always": gated_tag_accuracy(table, rows, out, []),
+                "future_title_only": gated_tag_accuracy(table, rows, out, [g.attribute for g in table.groups]),
+            })
+    result["train_seconds"] = seconds
     result["total_seconds"] = round(time.perf_counter() - start, 1)
     stem = output_stem("fashion_trust", args.out, args.quick)
     write_results(stem, result, markdown(result))

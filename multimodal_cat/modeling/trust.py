@@ -13,9 +13,9 @@ answers with
 - else ``photo_weight * p_fused + (1 - photo_weight) * p_text`` (a pool of the two calibrated
   opinions; ``photo_weight`` 1 keeps the fused answer).
 
-Both settings are chosen on a split whose evaluation photos are newer than the training ones
-and on one with photos of some types withheld (``benchmarks/fashion_trust.py``). Rows with one
-input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
+``benchmarks/fashion_trust.py`` chooses both settings on splits carved from the training rows
+(newer-collection photos, photos of some types withheld); the defaults (10 photos, weight 1)
+await its full run. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
 
 Example:
     >>> fused = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
