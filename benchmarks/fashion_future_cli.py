@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-model", action="store_true",
                         help="score the checkpoint an earlier run trained in --work")
+    parser.add_argument("--already-seeded", action="store_true",
+                        help="the work folder's CLI cache was seeded by an earlier run")
     args = parser.parse_args(argv)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -197,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     feeds = input_feeds(work)
     from benchmarks.fashion_cli_seed import seed_cli_cache
 
-    seeded = None if args.reuse_model else seed_cli_cache(work / "cache", [work / "train.csv", work / "test.csv"])
+    seeded = None
+    if not (args.reuse_model or args.already_seeded):
+        seeded = seed_cli_cache(work / "cache", [work / "train.csv", work / "test.csv"])
     print(f"seeded the CLI cache: {seeded}", flush=True)
     gate = earlier_results(RESULTS / "fashion_trust_choice")  # fashion_trust.py's decisions
     command = train_command(work, args.seed)

@@ -56,6 +56,7 @@ from multimodal_cat.training.label_space import leaf_photo_counts
 INPUTS = ("title_image", "title", "image", "brand_image")
 MIN_PHOTOS = (0, 1, 5, 10, 25, 50)
 PHOTO_WEIGHTS = (1.0, 0.8, 0.6, 0.4)
+GUARD = 10  # preferred photo-count guard among equally good settings
 WITHHELD_TYPES = 10
 SLACK_WITHHELD = 0.01  # title + photo may trail title only by this on the hidden types
 MIN_SLICE_ROWS = 30  # a top-level category needs this many rows to count as a slice
@@ -221,7 +222,12 @@ def choose_trust(table, meta, splits, models) -> dict[str, Any]:
             print(f"[trust] {min_photos} {weight}: gap {record['worst_gap']} score {record['score']}",
                   flush=True)
     feasible = [r for r in grid if r["worst_gap"] >= 0]
-    chosen = max(feasible, key=lambda r: r["score"]) if feasible else max(grid, key=lambda r: r["worst_gap"])
+    # ties go to the photo-count guard nearest GUARD: it keeps the photo from overruling a title
+    # that names a category without photos, which a carved split may hold too few rows of to tell
+    def preference(r: dict) -> tuple:
+        return (r["score"], -abs(r["min_photos"] - GUARD))
+
+    chosen = max(feasible, key=preference) if feasible else max(grid, key=lambda r: r["worst_gap"])
     return {"grid": grid, "chosen": {"min_photos": chosen["min_photos"],
                                      "photo_weight": chosen["photo_weight"]},
             "feasible": bool(feasible)}
@@ -320,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # 2 threads ran 3x slower on the shared, overloaded 2 cores
     start = time.perf_counter()
     env = environment("benchmarks.fashion_trust", quick=args.quick)
     table = load_table(limit=6000 if args.quick else None)
@@ -346,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                               "photos_embedded": table.cache_found.get("images"),
                               "tag_gate_future": {"carved_future_gate": carved_gate,
                                                   "carved_future_tags": tag_figures(table, splits["carved_future"].eval, carved_out)}}
-    for name, key in (("future", "future_split_heads"), ("withheld_photos", "withheld_photos"), ("own", "own_split_trust")):
+    stem = output_stem("fashion_trust", args.out, args.quick)
+    for name, key in (("withheld_photos", "withheld_photos"), ("future", "future_split_heads"), ("own", "own_split_trust")):
         if name not in chosen_splits:
             continue
         models[name], seconds[name] = _train(table, splits[name], config)
@@ -362,17 +369,21 @@ def main(argv: list[str] | None = None) -> int:
                 "future_photo_always": gated_tag_accuracy(table, rows, out, []),
                 "future_title_only": gated_tag_accuracy(table, rows, out, [g.attribute for g in table.groups]),
             })
+        _write(stem, result, start, seconds, args)  # after each split: a late one may not finish
+    _write(stem, result, start, seconds, args)
+    return 0
+
+
+def _write(stem: Any, result: dict, start: float, seconds: dict, args: Any) -> None:
     result["train_seconds"] = seconds
     result["total_seconds"] = round(time.perf_counter() - start, 1)
-    stem = output_stem("fashion_trust", args.out, args.quick)
     write_results(stem, result, markdown(result))
     if not args.quick and args.out is None:  # the keys, into fashion_model.json
         from benchmarks.fashion_cli_inputs import merge_into
 
-        by = "benchmarks/fashion_trust.py, " + made_by(env)
+        by = "benchmarks/fashion_trust.py, " + made_by(result["environment"])
         merge_into("fashion_model", {**{k: result[k] for k in KEYS if k in result},
                                      "fashion_trust_made_by": by})
-    return 0
 
 
 if __name__ == "__main__":

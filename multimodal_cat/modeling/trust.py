@@ -13,9 +13,10 @@ answers with
 - else ``photo_weight * p_fused + (1 - photo_weight) * p_text`` (a pool of the two calibrated
   opinions; ``photo_weight`` 1 keeps the fused answer).
 
-``benchmarks/fashion_trust.py`` chooses both settings on splits carved from the training rows
-(newer-collection photos, photos of some types withheld); the defaults (10 photos, weight 1)
-await its full run. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
+``benchmarks/fashion_trust.py`` chooses both settings on a split carved from the training rows
+(train on one collection's photos, validate on the next ones'); the frozen-head recipe uses
+what it chose (10 photos, weight 0.4). The config defaults (10, 1.0) keep a model built
+without the recipe close to its plain fused answer. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
 
 Example:
     >>> fused = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
