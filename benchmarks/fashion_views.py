@@ -88,12 +88,13 @@ def training_set(table: FashionTable, rows: np.ndarray, image_only: int, weak: i
     return embedding_dataset(table.labels[every], tag_labels=table.tags[every], **joined)
 
 
-def fit(config: Any, dataset: EmbeddingDataset, seed: int, solo: tuple = ()) -> Any:
-    """The recipe's ``Trainer`` run on cached embeddings, as ``train --freeze-encoders`` does."""
+def fit(config: Any, dataset: EmbeddingDataset, seed: int, solo: tuple = (), **training: Any) -> Any:
+    """The recipe's ``Trainer`` run on cached embeddings, as ``train --freeze-encoders`` does
+    (``training``: ``TrainingArguments`` overrides, for smoke runs)."""
     set_seed(seed)
     model = MultimodalCatModel(type(config)(**{**config.to_dict(), "solo_mlps": list(solo)}))
     overrides: dict[str, Any] = dict(
-        seed=seed, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True
+        seed=seed, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, **training
     )
     with tempfile.TemporaryDirectory() as out:
         args = FROZEN_HEAD.training_arguments(out, **overrides)

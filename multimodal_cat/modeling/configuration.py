@@ -29,6 +29,7 @@ from transformers import AutoConfig, PretrainedConfig
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup, build_tag_groups
 
 FUSION_TYPES = ("concat", "gated")
+INPUT_KINDS = ("text+image", "text", "image")  # what a product carries (Prediction.inputs)
 POOLING_MODES = ("cls", "mean", "cls_mean")
 
 
@@ -79,12 +80,32 @@ class MultimodalCatConfig(PretrainedConfig):
         text_only_tag_groups: Tag attributes scored from the text alone when a product has
             text, ignoring its image (chosen after training, on held-out rows, for the tags the
             image does not help: e.g. a season the training photos happen to share).
+        leaf_photo_counts: Training rows with a photo per leaf of the category head (in
+            ``id2label`` order), counted when the model is built for training; with them the
+            model falls back to the text's answer where the photo cannot vouch for a category
+            (:mod:`~multimodal_cat.modeling.trust`).
+        photo_trust_min_photos: Fewer training photos than this: the photo cannot vouch.
+        photo_weight: Weight of the fused opinion against the text's alone for products with
+            both inputs (1 = the fused answer).
+        category_temperatures_by_input: Temperature per input kind (``"text+image"``,
+            ``"text"``, ``"image"``), fitted on held-out rows of that kind; a kind not listed
+            uses ``category_temperature``.
+        confidence_thresholds_by_input: ``{kind: {target precision: threshold}}``, measured on
+            held-out rows of each kind; a kind not listed uses ``confidence_thresholds``.
+        towers_referenced: The folder holds only the trainable part: the frozen towers are
+            loaded from the encoders the tower configs name (``name_or_path``); used for the
+            ``checkpoint-*`` folders of a frozen-encoder run.
+        tower_sources: The encoder names the towers were built from (``{"image": "dinov2-small",
+            "text": "minilm"}``: short names, folders or hub ids), where
+            ``towers_referenced`` loads them from.
     """
 
     model_type = "multimodal-cat"
     sub_configs = {"vision_config": AutoConfig, "text_config": AutoConfig}
     # Trainer drops these outputs at evaluation, so predictions are (category_logits, tag_logits).
-    keys_to_ignore_at_inference = ["node_log_probs", "image_embeds", "text_embeds", "fused_embeds"]
+    keys_to_ignore_at_inference = [
+        "node_log_probs", "image_embeds", "text_embeds", "fused_embeds", "image_mask", "text_mask"
+    ]
 
     def __init__(
         self,
@@ -112,6 +133,13 @@ class MultimodalCatConfig(PretrainedConfig):
         tag_temperature: float = 1.0,
         confidence_thresholds: Mapping[str, float] | None = None,
         text_only_tag_groups: Sequence[str] | None = None,
+        leaf_photo_counts: Sequence[int] | None = None,
+        photo_trust_min_photos: int = 10,
+        photo_weight: float = 1.0,
+        category_temperatures_by_input: Mapping[str, float] | None = None,
+        confidence_thresholds_by_input: Mapping[str, Mapping[str, float]] | None = None,
+        towers_referenced: bool = False,
+        tower_sources: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _sub_config(vision_config, "vision_config")
@@ -141,6 +169,17 @@ class MultimodalCatConfig(PretrainedConfig):
         # target precision -> confidence threshold, measured on held-out rows after calibration
         self.confidence_thresholds = dict(confidence_thresholds or {})
         self.text_only_tag_groups = [str(name) for name in text_only_tag_groups or []]
+        self.leaf_photo_counts = [int(n) for n in leaf_photo_counts] if leaf_photo_counts else None
+        self.photo_trust_min_photos = int(photo_trust_min_photos)
+        self.photo_weight = float(photo_weight)
+        self.category_temperatures_by_input = {
+            str(k): float(v) for k, v in (category_temperatures_by_input or {}).items()
+        }
+        self.confidence_thresholds_by_input = {
+            str(k): dict(v) for k, v in (confidence_thresholds_by_input or {}).items()
+        }
+        self.towers_referenced = bool(towers_referenced)
+        self.tower_sources = {str(k): str(v) for k, v in (tower_sources or {}).items()}
         super().__init__(**kwargs)
         if self.category_ids:  # derived, never read back: old checkpoints hold placeholders
             self.id2label = leaf_labels(self.label_space)
@@ -170,6 +209,16 @@ class MultimodalCatConfig(PretrainedConfig):
             raise ValueError(
                 f"text_only_tag_groups names tags the model does not have: {sorted(unknown)}; "
                 f"its tags are {[g['attribute'] for g in self.tag_groups]}."
+            )
+        if not 0.0 <= self.photo_weight <= 1.0:
+            raise ValueError(f"photo_weight must be in [0, 1]; got {self.photo_weight}.")
+        unknown_kinds = (
+            set(self.category_temperatures_by_input) | set(self.confidence_thresholds_by_input)
+        ) - set(INPUT_KINDS)
+        if unknown_kinds:
+            raise ValueError(
+                f"per-input calibration names input kinds {sorted(unknown_kinds)}; expected "
+                f"some of {list(INPUT_KINDS)}."
             )
         if self.class_weights is not None and len(self.class_weights) != len(self.category_ids):
             raise ValueError(
@@ -222,6 +271,29 @@ class MultimodalCatConfig(PretrainedConfig):
     def tag_group_list(self) -> list[TagGroup]:
         """The tag groups as :class:`TagGroup` records."""
         return [TagGroup.from_dict(g) for g in self.tag_groups]
+
+    def temperature_for(self, kind: str) -> float:
+        """The category temperature of products carrying ``kind`` (``"text+image"``...).
+
+        Example:
+            >>> config = MultimodalCatConfig(category_temperature=1.5,
+            ...     category_temperatures_by_input={"image": 2.0})
+            >>> config.temperature_for("image"), config.temperature_for("text")
+            (2.0, 1.5)
+        """
+        return float(self.category_temperatures_by_input.get(kind, self.category_temperature))
+
+    def thresholds_for(self, kind: str) -> dict[str, float]:
+        """Auto-accept thresholds (target precision -> confidence) for products carrying
+        ``kind``: the ones measured on that kind's held-out rows, else the shared ones.
+
+        Example:
+            >>> config = MultimodalCatConfig(confidence_thresholds={"0.98": 0.9},
+            ...     confidence_thresholds_by_input={"image": {"0.98": 0.99}})
+            >>> config.thresholds_for("image"), config.thresholds_for("text")
+            ({'0.98': 0.99}, {'0.98': 0.9})
+        """
+        return dict(self.confidence_thresholds_by_input.get(kind) or self.confidence_thresholds)
 
     @property
     def num_categories(self) -> int:

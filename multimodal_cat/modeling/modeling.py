@@ -31,12 +31,13 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from multimodal_cat.encoders import pool
 from multimodal_cat.encoders.registry import base_model_id
 from multimodal_cat.modeling.card import write_model_card
-from multimodal_cat.modeling.configuration import MultimodalCatConfig
+from multimodal_cat.modeling.configuration import INPUT_KINDS, MultimodalCatConfig
 from multimodal_cat.modeling.decoding import decode_predictions
 from multimodal_cat.modeling.fusion import ModalityProjection, build_fusion, modality_dropout
 from multimodal_cat.modeling.heads import HeadOutput, HierarchicalHead, TagHead, training_loss
 from multimodal_cat.modeling.labels import LabelSpace, TagGroup
 from multimodal_cat.modeling.outputs import MultimodalCatOutput
+from multimodal_cat.modeling.trust import trusted_leaf_logits
 from multimodal_cat.predictions import Prediction
 
 logger = logging.getLogger(__name__)
@@ -259,8 +260,8 @@ class MultimodalCatModel(PreTrainedModel):
         features = self.head_dropout(fused)
         head: HeadOutput = self.category_head(features)
         tag_logits = self.tag_head(features)
-        if tag_logits is not None and not self.training and self.config.text_only_tag_groups:
-            tag_logits = self._text_only_tags(tag_logits, embeds, masks)
+        if not self.training:
+            head, tag_logits = self._trusted(head, tag_logits, embeds, masks)
         loss = training_loss(
             self.category_head, self.tag_head, self.config, (head, tag_logits), labels, tag_labels
         )
@@ -272,24 +273,89 @@ class MultimodalCatModel(PreTrainedModel):
             image_embeds=image_embeds,
             text_embeds=text_embeds,
             fused_embeds=fused,
+            image_mask=masks.get("image"),
+            text_mask=masks.get("text"),
         )
 
-    def _text_only_tags(
+    def _trusted(
         self,
-        tag_logits: torch.Tensor,
+        head: HeadOutput,
+        tag_logits: torch.Tensor | None,
         embeds: dict[str, torch.Tensor | None],
         masks: dict[str, torch.Tensor],
-    ) -> torch.Tensor:
-        """``config.text_only_tag_groups`` re-scored without the image, on rows that have text."""
+    ) -> tuple[HeadOutput, torch.Tensor | None]:
+        """At inference, on rows with text and an image: the category answer that trusts the
+        photo only where it can vouch (:mod:`~multimodal_cat.modeling.trust`), and
+        ``config.text_only_tag_groups`` re-scored from the text alone."""
         both = masks["image"] & masks["text"] if {"image", "text"} <= set(masks) else None
-        if both is None or not bool(both.any()):
-            return tag_logits
+        config = self.config
+        trust = config.leaf_photo_counts is not None or config.photo_weight < 1.0
+        gate_tags = tag_logits is not None and bool(config.text_only_tag_groups)
+        if both is None or not bool(both.any()) or not (trust or gate_tags):
+            return head, tag_logits
         text_only = self.fusion(embeds, {**masks, "image": torch.zeros_like(both)})
-        return self.tag_head.take_groups(
-            tag_logits, self.tag_head(text_only), both, self.config.text_only_tag_groups
-        )
+        if gate_tags:
+            tag_logits = self.tag_head.take_groups(
+                tag_logits, self.tag_head(text_only), both, config.text_only_tag_groups
+            )
+        if trust:
+            counts = config.leaf_photo_counts
+            leaf_logits = trusted_leaf_logits(
+                head.leaf_logits,
+                self.category_head.classifier(text_only),
+                both,
+                None if counts is None else torch.tensor(counts),
+                config.photo_trust_min_photos,
+                config.photo_weight,
+            )
+            head = HeadOutput(leaf_logits, self.category_head.node_log_probs(leaf_logits))
+        return head, tag_logits
 
     # ------------------------------------------------------------------ saving
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """``PreTrainedModel.from_pretrained``; a folder saved without its frozen towers
+        (``config.towers_referenced``, the ``checkpoint-*`` folders of a frozen-encoder run)
+        gets them from the encoders it names (``config.tower_sources``).
+
+        Raises:
+            ValueError: A referenced tower cannot be loaded from its encoder.
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+        )
+        if getattr(model.config, "towers_referenced", False):
+            model.load_referenced_towers()
+            towers = ("vision_model.", "text_model.")
+            info["missing_keys"] = type(info["missing_keys"])(
+                k for k in info["missing_keys"] if not k.startswith(towers)
+            )
+        return (model, info) if wants_info else model
+
+    def load_referenced_towers(self) -> None:
+        """Copy the pretrained weights of each tower from the encoder ``config.tower_sources``
+        names (the towers of a frozen-encoder run are those weights, unchanged)."""
+        for kind, tower in (("image", self.vision_model), ("text", self.text_model)):
+            if tower is None:
+                continue
+            sub = self.config.vision_config if kind == "image" else self.config.text_config
+            source = self.config.tower_sources.get(kind) or sub.name_or_path
+            if not source:
+                raise ValueError(
+                    f"this checkpoint holds no {kind} tower weights and names no encoder to load "
+                    "them from (config.tower_sources); load the final model folder instead"
+                )
+            tower.load_state_dict(_load_tower(source).state_dict())
+        self.config.towers_referenced = False
+        if self.config.freeze_encoders:
+            self.freeze_encoders()
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights without the frozen towers (what a frozen-encoder checkpoint stores)."""
+        towers = ("vision_model.", "text_model.")
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(towers)}
+
     def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         """``PreTrainedModel.save_pretrained``, plus the model card (``README.md``, see
         :mod:`~multimodal_cat.modeling.card`; its metrics come from ``all_results.json`` in the
@@ -386,23 +452,42 @@ class MultimodalCatModel(PreTrainedModel):
             tag_threshold=tag_threshold,
         )
 
+    def row_temperatures(self, outputs: MultimodalCatOutput) -> torch.Tensor:
+        """(batch, 1) category temperature of each row, by what it carries (text and image,
+        text, image: ``config.temperature_for``); ``category_temperature`` without masks."""
+        logits = outputs.category_logits
+        batch = logits.shape[0]
+        config = self.config
+        if outputs.image_mask is None and outputs.text_mask is None:
+            return logits.new_full((batch, 1), config.category_temperature).float()
+        absent = torch.zeros(batch, dtype=torch.bool, device=logits.device)
+        image = absent if outputs.image_mask is None else outputs.image_mask.to(logits.device)
+        text = absent if outputs.text_mask is None else outputs.text_mask.to(logits.device)
+        values = [config.temperature_for(kind) for kind in INPUT_KINDS]  # text+image, text, image
+        out = torch.full((batch,), config.category_temperature, device=logits.device)
+        for value, rows in zip(values, (image & text, text & ~image, image & ~text), strict=True):
+            out = torch.where(rows, torch.tensor(value, device=logits.device), out)
+        return out.unsqueeze(-1).float()
+
     @torch.no_grad()
     def calibrated_leaf_probs(self, outputs: MultimodalCatOutput) -> torch.Tensor:
-        """Leaf probabilities (CPU, float, columns in head order) under the category temperature."""
+        """Leaf probabilities (CPU, float, columns in head order) under each row's category
+        temperature (see :meth:`row_temperatures`)."""
         leaf_logits = outputs.category_logits.detach().float()
-        return torch.softmax(leaf_logits / self.config.category_temperature, dim=-1).cpu()
+        return torch.softmax(leaf_logits / self.row_temperatures(outputs), dim=-1).cpu()
 
     @torch.no_grad()
     def calibrated_scores(
         self, outputs: MultimodalCatOutput
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Node log-probabilities and tag probabilities (CPU, float) under the checkpoint's
-        temperatures (``config.category_temperature`` / ``tag_temperature``, 1.0 until
+        temperatures (each row's category temperature by its inputs / ``tag_temperature``, 1.0 until
         calibrated: see :func:`multimodal_cat.training.calibrate.calibrate`)."""
         node_log_probs = outputs.node_log_probs.detach().float()  # forward's, at temperature 1
-        if self.config.category_temperature != 1.0:
+        temperatures = self.row_temperatures(outputs)
+        if bool((temperatures != 1.0).any()):
             leaf_logits = outputs.category_logits.detach().float()
-            node_log_probs = self.category_head.node_log_probs(leaf_logits / self.config.category_temperature)
+            node_log_probs = self.category_head.node_log_probs(leaf_logits / temperatures)
         tag_scores = None
         if outputs.tag_logits is not None:
             scaled = outputs.tag_logits.detach().float() / self.config.tag_temperature
@@ -449,6 +534,7 @@ class MultimodalCatModel(PreTrainedModel):
             tags=tags,
             multi_valued_tags=multi_valued_tags,
             freeze_encoders=freeze_encoders,
+            tower_sources={k: n for k, n in (("image", vision), ("text", text)) if n},
             **config_kwargs,
         )
         for sub, name in ((config.vision_config, vision), (config.text_config, text)):

@@ -21,6 +21,8 @@ class MultimodalCatOutput(ModelOutput):
         image_embeds: (batch, d_image) pooled image tower output, ``None`` without images.
         text_embeds: (batch, d_text) pooled text tower output, ``None`` without text.
         fused_embeds: (batch, fusion_hidden_dim) the product embedding the heads read.
+        image_mask: (batch,) rows that had an image.
+        text_mask: (batch,) rows that had text.
     """
 
     loss: torch.FloatTensor | None = None
@@ -30,3 +32,5 @@ class MultimodalCatOutput(ModelOutput):
     image_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     fused_embeds: torch.FloatTensor | None = None
+    image_mask: torch.BoolTensor | None = None
+    text_mask: torch.BoolTensor | None = None

@@ -199,7 +199,16 @@ def check_calibration(config: Any, name: str = "the checkpoint") -> None:
                 f"{name}: expected {key} to be a positive number in its config.json; found "
                 f"{value!r}: the checkpoint cannot give usable confidences"
             )
-    for precision, value in (getattr(config, "confidence_thresholds", None) or {}).items():
+    stored = dict(getattr(config, "confidence_thresholds", None) or {})
+    for kind, values in (getattr(config, "confidence_thresholds_by_input", None) or {}).items():
+        stored.update({f"{kind}:{p}": v for p, v in values.items()})
+    for kind, value in (getattr(config, "category_temperatures_by_input", None) or {}).items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ConfigurationError(
+                f"{name}: expected category_temperatures_by_input[{kind!r}] to be a positive "
+                f"number in its config.json; found {value!r}"
+            )
+    for precision, value in stored.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise ConfigurationError(
                 f"{name}: expected confidence_thresholds[{precision!r}] to be a number; found "
@@ -388,6 +397,27 @@ class ModelPredictor:
             prediction.inputs = what
             prediction.by_input = by_input.get(row, {})
         return predictions
+
+    def thresholds_by_input(self, target_precision: str) -> dict[str, float]:
+        """The auto-accept threshold stored for ``target_precision`` (``"0.98"``) per kind of
+        input a product carries (``"text+image"``, ``"text"``, ``"image"``), each measured on
+        held-out rows of that kind; kinds without their own keep none here (the router uses
+        the shared threshold for them). Thresholds that are not numbers are left out.
+
+        Example:
+            >>> from multimodal_cat.modeling.testing import tiny_model, tiny_processor
+            >>> import tempfile
+            >>> model = tiny_model()
+            >>> model.config.confidence_thresholds_by_input = {"image": {"0.98": 0.99}}
+            >>> ModelPredictor(model, tiny_processor(tempfile.mkdtemp())).thresholds_by_input("0.98")
+            {'image': 0.99}
+        """
+        out = {}
+        for kind, stored in (self.model.config.confidence_thresholds_by_input or {}).items():
+            value = stored.get(str(target_precision))
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                out[kind] = float(value)
+        return out
 
     def predict_proba(self, products: list[Product]) -> np.ndarray:
         """Leaf probabilities (n, len(classes_))."""

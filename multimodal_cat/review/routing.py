@@ -142,7 +142,13 @@ class ReviewRouter:
         (False, '')
     """
 
-    def __init__(self, taxonomy: Taxonomy, threshold: float, source: str = "") -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        threshold: float,
+        source: str = "",
+        by_input: dict[str, float] | None = None,  # per-input thresholds (issue 27)
+    ) -> None:
         if not math.isfinite(threshold):
             raise ConfigurationError(
                 f"expected a finite auto-accept threshold{' (' + source + ')' if source else ''}; "
@@ -152,10 +158,14 @@ class ReviewRouter:
         self.threshold = threshold
         self.source = source
         self.seen = self.flagged = 0  # rows routed so far, and how many went to people
+        # issue 27: a product is held to the threshold of what it carries (Prediction.inputs:
+        # "text+image", "text", "image") where one is given, else to ``threshold``
+        self.by_input = {k: float(v) for k, v in (by_input or {}).items() if math.isfinite(v)}
 
     def __call__(self, product: Product, prediction: Prediction) -> tuple[bool, str]:
         """``(needs review, reasons joined by '; ')`` for one product."""
-        reasons = review_reasons(prediction, product, self.taxonomy, threshold=self.threshold)
+        threshold = self.by_input.get(prediction.inputs, self.threshold)  # issue 27
+        reasons = review_reasons(prediction, product, self.taxonomy, threshold=threshold)
         self.seen += 1
         self.flagged += bool(reasons)
         return bool(reasons), "; ".join(reasons)
@@ -242,4 +252,5 @@ def stored_router(
             f"the stored threshold for precision {key} is {value!r}; expected a number "
             "between 0 and 1 (config.json confidence_thresholds, or multimodal-cat calibrate)"
         )
-    return ReviewRouter(predictor.taxonomy, threshold, threshold_source(predictor, target_precision))
+    by_input = getattr(predictor, "thresholds_by_input", lambda _: {})(key)  # a checkpoint's, per input kind
+    return ReviewRouter(predictor.taxonomy, threshold, threshold_source(predictor, target_precision), by_input)

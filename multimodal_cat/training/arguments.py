@@ -163,6 +163,8 @@ class ModelArguments:
         "label_smoothing": "label_smoothing",
         "tag_loss_weight": "tag_loss_weight",
         "solo_mlps": "solo_mlps",
+        "photo_trust_min_photos": "photo_trust_min_photos",
+        "photo_weight": "photo_weight",
     }
     # architecture setting (a MultimodalCatConfig field) -> the field here that sets it
     ARCHITECTURE_FIELDS: ClassVar[dict[str, str]] = {
@@ -221,6 +223,23 @@ class ModelArguments:
             "fusion MLP of their own (default 'none')",
         },
     )
+    photo_trust_min_photos: int | None = field(
+        default=None,
+        metadata={
+            "metavar": "N",
+            "help": "for a product with a title and a photo, answer from the title alone when "
+            "the title's or the fused best category had fewer than N training photos (the photo "
+            "cannot vouch for it; default 10; 0 turns the rule off)",
+        },
+    )
+    photo_weight: float | None = field(
+        default=None,
+        metadata={
+            "metavar": "W",
+            "help": "for a product with a title and a photo: weight of the fused answer against "
+            "the title's alone (1 = fused only; default 1)",
+        },
+    )
     image_only_views: int | None = field(
         default=None,
         metadata={
@@ -261,6 +280,15 @@ class ModelArguments:
             "help": "with an evaluation set and an image tower: score each tag with and without "
             "the image on it after training, and keep the image only for the tags it makes more "
             "accurate (--no-gate-tag-images uses the image for every tag)"
+        },
+    )
+    text_only_tags: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "ATTRS",
+            "help": "comma-separated tag attributes to score from the text alone whenever a "
+            "product has text, decided beforehand (e.g. on a split of newer products); replaces "
+            "the gate that --gate-tag-images runs on the evaluation set ('none': no tag)",
         },
     )
     calibrate: bool = field(
@@ -357,12 +385,13 @@ def parse_train_args(argv: Sequence[str]) -> tuple[DataArguments, ModelArguments
     """
     argv = list(argv)
     try:  # the recipe follows --freeze-encoders: read the command's own options first
-        _, model_args, _ = _parser(with_training=False).parse_args_into_dataclasses(
+        first, model_args, _ = _parser(with_training=False).parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True
         )
         recipe = recipe_for(model_args.freeze_encoders)
+        with_eval = bool(first.eval_feed) or first.eval_split > 0
         *parsed, remaining = _parser(with_training=True).parse_args_into_dataclasses(
-            args=recipe.training_flags() + argv, return_remaining_strings=True
+            args=recipe.training_flags(with_eval) + argv, return_remaining_strings=True
         )
     except ValueError as error:
         raise TrainingInputError(str(error)) from None

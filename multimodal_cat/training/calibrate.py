@@ -25,7 +25,9 @@ from multimodal_cat.calibration import (
     fit_scale,
     threshold_for_precision,
 )
+from multimodal_cat.modeling.configuration import INPUT_KINDS
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
+from multimodal_cat.training.input_views import input_view
 from multimodal_cat.training.metrics import as_tuple
 
 TARGET_PRECISIONS = (0.95, 0.98, 0.99)  # auto-accept thresholds stored for these precisions
@@ -42,26 +44,14 @@ def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
     """
     predictions = as_tuple(prediction_output.predictions)
     labels = as_tuple(prediction_output.label_ids)
-    leaf_logits = torch.as_tensor(np.asarray(predictions[0]), dtype=torch.float32)
-    targets = torch.as_tensor(np.asarray(labels[0]).reshape(-1), dtype=torch.long)
-    known = targets != IGNORE_INDEX
-    if not bool(known.any()):
+    known_rows = _known(predictions, labels)
+    if known_rows is None:
         return {}
-    leaf_logits, targets = leaf_logits[known], targets[known]
-    head = model.category_head
-
-    def category_nll(t: float) -> float:
-        with torch.no_grad():
-            node = head.node_log_probs(leaf_logits / t)
-            return float(-node.gather(1, targets[:, None]).mean())
-
-    before, _, _ = _leaf_confidence(model, leaf_logits, targets, 1.0)
-    model.config.category_temperature = fit_scale(category_nll)
-    after, confidence, hits = _leaf_confidence(model, leaf_logits, targets, model.config.category_temperature)
-    model.config.confidence_thresholds = {
-        str(p): threshold_for_precision(confidence, hits, p).value for p in TARGET_PRECISIONS
-    }
-    figures = {"category_temperature": model.config.category_temperature, "ece_before": before, "ece_after": after}
+    leaf_logits, targets, known = known_rows
+    temperature, thresholds, before, after = _fit(model, leaf_logits, targets)
+    model.config.category_temperature = temperature
+    model.config.confidence_thresholds = thresholds
+    figures = {"category_temperature": temperature, "ece_before": before, "ece_after": after}
     if len(predictions) > 1 and len(labels) > 1 and model.config.tag_group_list:
         tag_logits = torch.as_tensor(np.asarray(predictions[1]), dtype=torch.float32)[known]
         tag_labels = torch.as_tensor(np.asarray(labels[1]), dtype=torch.float32)[known]
@@ -72,6 +62,77 @@ def calibrate(model: Any, prediction_output: Any) -> dict[str, float]:
 
         model.config.tag_temperature = fit_scale(tag_loss)
         figures["tag_temperature"] = model.config.tag_temperature
+    return figures
+
+
+def _known(predictions: tuple, labels: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Leaf logits and targets of the labelled rows (and which rows those are); ``None`` if none."""
+    leaf_logits = torch.as_tensor(np.asarray(predictions[0]), dtype=torch.float32)
+    targets = torch.as_tensor(np.asarray(labels[0]).reshape(-1), dtype=torch.long)
+    known = targets != IGNORE_INDEX
+    if not bool(known.any()):
+        return None
+    return leaf_logits[known], targets[known], known
+
+
+def _fit(
+    model: Any, leaf_logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[float, dict[str, float], float, float]:
+    """Temperature (min NLL), thresholds per target precision, ECE before and after."""
+    head = model.category_head
+
+    def category_nll(t: float) -> float:
+        with torch.no_grad():
+            node = head.node_log_probs(leaf_logits / t)
+            return float(-node.gather(1, targets[:, None]).mean())
+
+    before, _, _ = _leaf_confidence(model, leaf_logits, targets, 1.0)
+    temperature = fit_scale(category_nll)
+    after, confidence, hits = _leaf_confidence(model, leaf_logits, targets, temperature)
+    thresholds = {
+        str(p): threshold_for_precision(confidence, hits, p).value for p in TARGET_PRECISIONS
+    }
+    return temperature, thresholds, before, after
+
+
+MIN_CALIBRATION_ROWS = 50  # fewer held-out rows of a kind: it keeps the shared calibration
+
+
+def calibrate_by_input(trainer: Any, eval_set: Any) -> dict[str, Any]:
+    """Fit a category temperature and auto-accept thresholds per kind of input (text and image,
+    text alone, image alone) on the held-out rows seen that way (:func:`input_view`), and
+    store them in ``config.category_temperatures_by_input`` /
+    ``confidence_thresholds_by_input``: a photo alone is less often right than a title at the
+    same raw confidence, so one threshold cannot serve both. Kinds with fewer than
+    :data:`MIN_CALIBRATION_ROWS` labelled rows keep the shared values.
+
+    Returns:
+        ``temperature_<kind>``, ``ece_<kind>`` and ``rows_<kind>`` per calibrated kind.
+
+    Example:
+        >>> figures = calibrate_by_input(trainer, eval_set)  # doctest: +SKIP
+        >>> model.config.thresholds_for("image")["0.98"]  # doctest: +SKIP
+        0.97
+    """
+    model = trainer.model
+    temperatures: dict[str, float] = {}
+    thresholds: dict[str, dict[str, float]] = {}
+    figures: dict[str, Any] = {}
+    model.config.category_temperatures_by_input, model.config.confidence_thresholds_by_input = {}, {}
+    for kind in INPUT_KINDS:
+        view = input_view(eval_set, kind)
+        if len(view) < MIN_CALIBRATION_ROWS:
+            continue
+        output = trainer.predict(view, metric_key_prefix=f"calibrate_{kind}")
+        rows = _known(as_tuple(output.predictions), as_tuple(output.label_ids))
+        if rows is None or len(rows[1]) < MIN_CALIBRATION_ROWS:
+            continue
+        temperature, thresholds[kind], _, after = _fit(model, rows[0], rows[1])
+        temperatures[kind] = temperature
+        figures.update({f"temperature_{kind}": temperature, f"ece_{kind}": after,
+                        f"rows_{kind}": len(rows[1])})
+    model.config.category_temperatures_by_input = temperatures
+    model.config.confidence_thresholds_by_input = thresholds
     return figures
 
 

@@ -91,3 +91,16 @@ def balanced_class_weights(labels: Sequence[int], num_nodes: int) -> list[float]
     counts = Counter(label for label in labels if label >= 0)
     total, distinct = sum(counts.values()), max(len(counts), 1)
     return [total / (distinct * counts[i]) if counts.get(i) else 1.0 for i in range(num_nodes)]
+
+
+def leaf_photo_counts(labels: Sequence[int], has_image: Sequence[bool], leaves: Sequence[int]) -> list[int]:
+    """Training rows with a photo per leaf, in the category head's order (``leaves``): what the
+    model's photo trust reads (:mod:`multimodal_cat.modeling.trust`). A row labelled with an
+    inner node vouches for no leaf.
+
+    Example:
+        >>> leaf_photo_counts([1, 1, 2, 0], [True, True, False, True], [1, 2])
+        [2, 0]
+    """
+    counts = Counter(int(label) for label, imaged in zip(labels, has_image, strict=True) if imaged)
+    return [counts.get(int(leaf), 0) for leaf in leaves]

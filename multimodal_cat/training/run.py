@@ -47,10 +47,11 @@ from multimodal_cat.training.label_space import (
     category_columns,
     check_category_columns,
     label_space_for,
+    leaf_photo_counts,
 )
 from multimodal_cat.training.metrics import build_compute_metrics
 from multimodal_cat.training.recipes import MIN_STEPS_PER_EPOCH, batch_for_rows, recipe_for
-from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows
+from multimodal_cat.training.sampling import add_input_views, repeat_imaged_rows, rows_with_images
 from multimodal_cat.training.tags import infer_tag_groups, tag_columns
 
 __all__ = [
@@ -173,7 +174,14 @@ def _model(model_args: ModelArguments, head: dict[str, Any], sets: TrainingSets)
     weights = None
     if model_args.class_weights == "balanced":
         weights = balanced_class_weights(list(sets.train["labels"]), len(sets.space))
-    settings = {**model_args.architecture(), **head, "class_weights": weights}
+    photos = None
+    if model_args.vision is not None and model_args.text is not None:
+        photos = leaf_photo_counts(
+            list(sets.train["labels"]), rows_with_images(sets.train), sets.space.leaves
+        )
+    settings = {
+        **model_args.architecture(), **head, "class_weights": weights, "leaf_photo_counts": photos
+    }
     return MultimodalCatModel.from_encoders(
         model_args.vision, model_args.text, taxonomy=sets.space, tags=sets.groups, **settings
     )
@@ -205,7 +213,26 @@ def _embedded(
 
 class CardTrainer(Trainer):
     """A ``Trainer`` whose ``push_to_hub`` uploads the model's own card (``README.md`` of
-    :mod:`multimodal_cat.modeling.card`) instead of the generic one ``Trainer`` writes."""
+    :mod:`multimodal_cat.modeling.card`) instead of the generic one ``Trainer`` writes, and
+    whose ``checkpoint-*`` folders of a frozen-encoder run hold only the trainable part (the
+    towers are the encoders' weights, unchanged: ``config.towers_referenced`` loads them from
+    there), so a run's folder is not the towers saved once per checkpoint."""
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        folder = Path(output_dir or self.args.output_dir)
+        checkpoint = folder.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and folder.parent == Path(
+            self.args.output_dir
+        )
+        config = getattr(model, "config", None)
+        if not (checkpoint and state_dict is None and getattr(config, "freeze_encoders", False)):
+            super()._save(output_dir, state_dict)
+            return
+        config.towers_referenced = True
+        try:
+            super()._save(output_dir, model.trainable_state_dict())
+        finally:
+            config.towers_referenced = False
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         if self.is_world_process_zero():
@@ -312,6 +339,8 @@ def train_on_feed(
     training_args.bf16 = use_bf16(training_args.bf16, training_args.device)
     set_seed(training_args.seed)  # the new head's initial weights follow --seed
     model = _model(model_args, head, sets)
+    if model_args.text_only_tags is not None:  # decided beforehand: no gate after training
+        _set_text_only_tags(model, model_args.text_only_tags, sets.groups)
     if views:  # after the class weights, which count each product once
         sets = replace(sets, train=_with_views(sets.train, views))
     if model_args.freeze_encoders and model_args.scale_batch_to_rows:
@@ -331,7 +360,8 @@ def train_on_feed(
     metrics = dict(trainer.train().metrics)
     _check_converged(metrics, "training")
     if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
-        if model_args.gate_tag_images and model_args.vision is not None and sets.groups:
+        gate = model_args.gate_tag_images and model_args.text_only_tags is None
+        if gate and model_args.vision is not None and sets.groups:
             from multimodal_cat.training.tag_gate import choose_text_only_tags
 
             metrics.update(choose_text_only_tags(trainer, trainer.eval_dataset))
@@ -343,10 +373,28 @@ def train_on_feed(
 
             figures = calibrate(model, evaluated)
             metrics.update({f"calibration_{k}": v for k, v in figures.items()})
+            if both:
+                from multimodal_cat.training.calibrate import calibrate_by_input
+
+                figures = calibrate_by_input(trainer, trainer.eval_dataset)
+                metrics.update({f"calibration_{k}": v for k, v in figures.items()})
     if trainer.is_world_process_zero():  # first: the model card reads it
         trainer.save_metrics("all", metrics, combined=False)  # output_dir/all_results.json
     trainer.save_model(training_args.output_dir)  # with processor and card; pushes with --push_to_hub
     return metrics
+
+
+def _set_text_only_tags(model: Any, names: str, groups: list[TagGroup]) -> None:
+    """``--text-only-tags``: the attributes scored from the text alone (checked against the tags)."""
+    chosen = [n.strip() for n in names.split(",") if n.strip() and n.strip().lower() != "none"]
+    known = [g.attribute for g in groups]
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise TrainingInputError(
+            f"--text-only-tags names {', '.join(unknown)}, which the run does not tag; its tags "
+            f"are {', '.join(known) or 'none'}"
+        )
+    model.config.text_only_tag_groups = chosen
 
 
 def _check_converged(metrics: dict[str, Any], step: str) -> None:

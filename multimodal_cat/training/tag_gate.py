@@ -20,31 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from multimodal_cat.modeling.labels import TagGroup, value_slices
 from multimodal_cat.taxonomy.index import IGNORE_INDEX
-from multimodal_cat.training.data import TEXT_COLUMNS, EmbeddingDataset
+from multimodal_cat.training.input_views import rows_with_text, without_images
 from multimodal_cat.training.metrics import as_tuple
 from multimodal_cat.training.sampling import rows_with_images
 
 __all__ = ["choose_text_only_tags", "group_accuracy", "without_images"]
-
-
-def without_images(dataset: Any) -> Any:
-    """The same rows with every image removed (cached embeddings or image paths)."""
-    if isinstance(dataset, EmbeddingDataset):
-        columns = dict(dataset.columns)
-        columns["image_mask"] = torch.zeros_like(columns["image_mask"])
-        return EmbeddingDataset(columns)
-    return dataset.map(lambda _: {"image": ""}, desc="text-only copy", load_from_cache_file=False)
-
-
-def _rows_with_text(dataset: Any) -> np.ndarray:
-    if isinstance(dataset, EmbeddingDataset):
-        return dataset.columns["text_mask"].numpy().astype(bool)
-    texts = [dataset[name] for name in TEXT_COLUMNS if name in dataset.column_names]
-    return np.array([any(str(v or "").strip() for v in row) for row in zip(*texts, strict=True)])
 
 
 def group_accuracy(logits: np.ndarray, labels: np.ndarray, group: TagGroup, part: slice) -> float:
@@ -79,7 +62,7 @@ def choose_text_only_tags(trainer: Any, eval_set: Any) -> dict[str, Any]:
     groups = config.tag_group_list
     if not groups or "tag_labels" not in eval_set.column_names:
         return {}
-    both = rows_with_images(eval_set) & _rows_with_text(eval_set)
+    both = rows_with_images(eval_set) & rows_with_text(eval_set)
     if not both.any():
         return {}
     config.text_only_tag_groups = []
