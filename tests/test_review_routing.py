@@ -44,3 +44,18 @@ def test_seller_category_by_id_path_or_words():
         assert reasons == [f"seller category {text!r} disagrees"], text
     unknown = review_reasons(confident, Product(seller_category="zzz qqq"), TREE, threshold=0.9)
     assert unknown == []
+
+
+def test_a_stored_threshold_just_above_one_accepts_nothing() -> None:
+    """Calibration stores 'no confidence reaches the target' as the next float above 1."""
+    import math
+
+    from multimodal_cat.review.routing import stored_router
+    from multimodal_cat.taxonomy import Taxonomy
+
+    class Stored:
+        taxonomy = Taxonomy.from_paths(["A > B"])
+        confidence_thresholds = {"0.98": math.nextafter(1.0, 2.0)}
+
+    router = stored_router(Stored(), 0.98)
+    assert router.threshold > 1.0

@@ -147,7 +147,7 @@ class ReviewRouter:
         taxonomy: Taxonomy,
         threshold: float,
         source: str = "",
-        by_input: dict[str, float] | None = None,  # per-input thresholds (issue 27)
+        by_input: dict[str, float] | None = None,  # per-input-kind thresholds
     ) -> None:
         if not math.isfinite(threshold):
             raise ConfigurationError(
@@ -158,13 +158,13 @@ class ReviewRouter:
         self.threshold = threshold
         self.source = source
         self.seen = self.flagged = 0  # rows routed so far, and how many went to people
-        # issue 27: a product is held to the threshold of what it carries (Prediction.inputs:
+        # a product is held to the threshold of what it carries (Prediction.inputs:
         # "text+image", "text", "image") where one is given, else to ``threshold``
         self.by_input = {k: float(v) for k, v in (by_input or {}).items() if math.isfinite(v)}
 
     def __call__(self, product: Product, prediction: Prediction) -> tuple[bool, str]:
         """``(needs review, reasons joined by '; ')`` for one product."""
-        threshold = self.by_input.get(prediction.inputs, self.threshold)  # issue 27
+        threshold = self.by_input.get(prediction.inputs, self.threshold)
         reasons = review_reasons(prediction, product, self.taxonomy, threshold=threshold)
         self.seen += 1
         self.flagged += bool(reasons)
@@ -221,6 +221,9 @@ def threshold_source(predictor: Any, target_precision: float) -> str:
     )
 
 
+_ABOVE_ONE = math.nextafter(1.0, 2.0)
+
+
 def stored_router(
     predictor: Any, target_precision: float, *, input_type: str | None = None
 ) -> ReviewRouter:
@@ -247,7 +250,8 @@ def stored_router(
         threshold = float(value)
     except (TypeError, ValueError):
         threshold = float("nan")
-    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+    # just above 1 is how calibration stores "no confidence reaches it" (nothing auto-accepted)
+    if not 0.0 <= threshold <= _ABOVE_ONE:  # NaN fails too
         raise StoredThresholdError(
             f"the stored threshold for precision {key} is {value!r}; expected a number "
             "between 0 and 1 (config.json confidence_thresholds, or multimodal-cat calibrate)"
