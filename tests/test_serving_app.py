@@ -200,9 +200,10 @@ def test_a_full_queue_answers_503_with_retry_after(fake_predictor):
             threading.Thread(target=lambda: answers.append(client.post("/v1/categorize", json=GOOD).status_code))
             for _ in range(3)
         ]
-        for thread in threads:  # one in the model, two queued: the queue is full
-            thread.start()
+        threads[0].start()  # one in the model first (a request at the door before it would be refused)
         assert gate.entered.wait(10)
+        for thread in threads[1:]:  # two queued: the queue is full
+            thread.start()
         _wait_until(lambda: "multimodal_cat_queue_depth 2.0" in client.get("/metrics").text)
         refused = client.post("/v1/categorize", json=GOOD)
         assert refused.status_code == 503
