@@ -15,7 +15,7 @@ answers with
 
 ``benchmarks/fashion_trust.py`` chooses both settings on a split carved from the training rows
 (train on one collection's photos, validate on the next ones'); the frozen-head recipe uses
-what it chose (10 photos, weight 0.4). The config defaults (10, 1.0) keep a model built
+what it chose (5 photos, weight 0.4). The config defaults (10, 1.0) keep a model built
 without the recipe close to its plain fused answer. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
 
 Example:
