@@ -276,3 +276,23 @@ def test_shipped_shopify_matrix_matches_the_encoder() -> None:
     assert shipped is not None, "rebuild with: python -m multimodal_cat.zero_shot.store shopify"
     fresh = category_matrix(store.embed_tree(tree, encoder), ScoreWeights())
     assert np.abs(shipped - fresh).max() < 0.02
+
+
+def test_the_default_cache_is_opened_once_not_on_every_call(tmp_path, monkeypatch) -> None:
+    """The service and the feed job call predict per batch: one cache, not one per call."""
+    import multimodal_cat.encoders as encoders
+    from tests.test_align_engine import BagOfWordsEncoder
+
+    monkeypatch.setenv("MULTIMODAL_CAT_CACHE", str(tmp_path))
+    opened = []
+    real = encoders.EmbeddingCache
+
+    def counting(*args, **kwargs):
+        opened.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoders, "EmbeddingCache", counting)
+    zs = ZeroShotCategorizer(Taxonomy.from_paths(["Toys > Dolls", "Tools > Drills"]), BagOfWordsEncoder(), tags=False)
+    for title in ("fashion doll", "cordless drill", "baby doll"):
+        zs.predict([title])
+    assert len(opened) == 1

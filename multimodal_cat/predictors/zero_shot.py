@@ -199,6 +199,7 @@ class ZeroShotCategorizer:
         self.feed_calibration = feed_calibration
         self.product_kind = product_kind
         self.feed_shift_ = 0.0
+        self.default_cache_: Any = None  # opened on first use when ``cache`` is None
         self._ready = False
 
     def _prepare(self) -> None:
@@ -210,7 +211,7 @@ class ZeroShotCategorizer:
             )
         self.encoder_ = resolve_text_encoder(self.text_encoder)
         view, matrix = tree_matrix(
-            self.taxonomy, self.encoder_, self.weights, self.cache, bf16=self.bf16
+            self.taxonomy, self.encoder_, self.weights, self._cache(), bf16=self.bf16
         )
         self.index_ = CategoryIndex(view, self.candidates, matrix)
         self.roots_ = root_columns(self.index_)
@@ -235,10 +236,20 @@ class ZeroShotCategorizer:
             if self.bf16:
                 return self.encoder_.encode(texts, bf16=True)
             return self.encoder_.encode(texts)
-        from multimodal_cat.encoders import EmbeddingCache, encode_cached
+        from multimodal_cat.encoders import encode_cached
 
-        cache = self.cache or EmbeddingCache()
-        return encode_cached(self.encoder_, texts, cache=cache, batch_size=64, bf16=self.bf16)
+        return encode_cached(self.encoder_, texts, cache=self._cache(), batch_size=64, bf16=self.bf16)
+
+    def _cache(self) -> Any:
+        """The ``cache`` given, or the default one, opened once for the tree and every call
+        (it was opened again on every call); ``False`` stays ``False``."""
+        if self.cache is not None:
+            return self.cache
+        if self.default_cache_ is None:
+            from multimodal_cat.encoders import EmbeddingCache
+
+            self.default_cache_ = EmbeddingCache()
+        return self.default_cache_
 
     def text_vectors(self, items: Sequence[str | Product]) -> np.ndarray:
         """Unit product vectors (n, dim) from the text encoder (title, head, description...)."""

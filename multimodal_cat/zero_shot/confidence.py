@@ -82,7 +82,7 @@ class ConfidenceModel:
         return float(((confidence > self.feed_threshold).sum() + 0.5) / (len(confidence) + 1.0))
 
     def shift_for(self, seen: np.ndarray) -> float:
-        """The shift for a feed whose products so far had confidences ``seen``: the feed's own
+        """The shift for products (one call's) whose confidences are ``seen``: their own
         (:meth:`feed_shift`) weighed against :attr:`prior_shift` as if the prior were
         :data:`FEED_PRIOR` products."""
         n = len(seen)
