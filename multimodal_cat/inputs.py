@@ -190,13 +190,13 @@ def _records_products(items: list[Any], columns: ColumnsLike, answers: frozenset
 
 
 def _resolve(records: list[Mapping[str, Any]], columns: ColumnsLike, answers: frozenset[str]) -> ColumnMap:
-    """The column map resolved against the union of the records' keys (the answer columns
-    left out), in first-seen order."""
+    """The column map resolved against the union of the records' keys, in first-seen order
+    (the answer columns never read as fields)."""
     names: dict[str, None] = {}
     for record in records:
-        names.update(dict.fromkeys(str(key) for key in record if str(key) not in answers))
+        names.update(dict.fromkeys(str(key) for key in record))
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
-    return cmap.resolve(list(names))
+    return cmap.resolve(list(names), answers=answers)
 
 
 def _record_product(record: Mapping[str, Any], columns: ColumnMap, number: int) -> Product:
@@ -219,7 +219,7 @@ def _feed_products(path: Path, columns: ColumnsLike, answers: frozenset[str]) ->
     cmap = columns if isinstance(columns, ColumnMap) else ColumnMap.from_args(columns)
     products = []
     with FeedReader(path) as reader:
-        resolved = cmap.resolve([c for c in reader.columns if c not in answers])
+        resolved = cmap.resolve(reader.columns, answers=answers)
         for row in reader:
             if row.values is None or row.error:
                 product = Product(id=str(row.number), extra={"warnings": [], "error": row.error})

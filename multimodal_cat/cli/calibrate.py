@@ -108,9 +108,7 @@ def _read_reviews(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
                 f"{args.reviews}: expected a category column {args.label_column!r} (or a "
                 f"corrections file with product_id and action); found {', '.join(columns)}"
             )
-        # the label column is the answer, never an input (a "category" column would otherwise
-        # be read as the seller's category)
-        mapping = ColumnMap.from_args(args.column).resolve([c for c in columns if c != args.label_column])
+        mapping = ColumnMap.from_args(args.column).resolve(columns, answers={args.label_column})
         rows = [r for r in reader if not r.error]
     labelled = [r for r in rows if str(r.values.get(args.label_column) or "").strip()]
     products = [row_to_product(r.values, mapping, r.number) for r in labelled]

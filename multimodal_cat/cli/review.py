@@ -473,8 +473,7 @@ def _holdout_threshold(args: argparse.Namespace, predictor: Any) -> tuple[float,
                     f"{args.holdout}: expected a category column {label!r}; "
                     f"found {', '.join(reader.columns)}"
                 )
-            # the label is the answer, never an input (a "category" column is a seller-category alias)
-            columns = ColumnMap.from_args(args.column).resolve([c for c in reader.columns if c != label])
+            columns = ColumnMap.from_args(args.column).resolve(reader.columns, answers={label})
             rows = [r for r in reader if not r.error]
         if len(rows) < MIN_HOLDOUT_ROWS:
             print(

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,11 +93,14 @@ class ColumnMap:
             names[key] = column
         return cls(**names)
 
-    def resolve(self, columns: Sequence[str]) -> ColumnMap:
+    def resolve(self, columns: Sequence[str], *, answers: Collection[str] = ()) -> ColumnMap:
         """Match the fields to the feed's actual columns.
 
         Args:
             columns: Column names found in the feed (header, schema or first JSON object).
+            answers: Columns holding the answer (a label): never read as a product field, even
+                where the name is a field's alias (a ``category`` column is otherwise the
+                seller's category).
 
         Returns:
             A map whose every field is either an existing column or ``None`` (absent).
@@ -106,6 +109,7 @@ class ColumnMap:
             FeedColumnError: A column named by the user (tag columns included) is missing, or
                 the feed has neither a text column nor an image column.
         """
+        columns = [c for c in columns if c not in answers]
         found = {c.lower(): c for c in columns}
         resolved: dict[str, str | None] = {}
         for key in FIELDS:
