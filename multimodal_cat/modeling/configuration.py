@@ -92,6 +92,9 @@ class MultimodalCatConfig(PretrainedConfig):
             uses ``category_temperature``.
         confidence_thresholds_by_input: ``{kind: {target precision: threshold}}``, measured on
             held-out rows of each kind; a kind not listed uses ``confidence_thresholds``.
+        orientation_probe: The probe that tells how a photo was turned
+            (:class:`~multimodal_cat.modeling.orientation.OrientationProbe` as a dict), fitted
+            on training photos after training; with it a sideways photo is read turned back.
         towers_referenced: The folder holds only the trainable part: the frozen towers are
             loaded from the encoders the tower configs name (``name_or_path``); used for the
             ``checkpoint-*`` folders of a frozen-encoder run.
@@ -138,6 +141,7 @@ class MultimodalCatConfig(PretrainedConfig):
         photo_weight: float = 1.0,
         category_temperatures_by_input: Mapping[str, float] | None = None,
         confidence_thresholds_by_input: Mapping[str, Mapping[str, float]] | None = None,
+        orientation_probe: Mapping[str, Any] | None = None,
         towers_referenced: bool = False,
         tower_sources: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -178,6 +182,7 @@ class MultimodalCatConfig(PretrainedConfig):
         self.confidence_thresholds_by_input = {
             str(k): dict(v) for k, v in (confidence_thresholds_by_input or {}).items()
         }
+        self.orientation_probe = dict(orientation_probe) if orientation_probe else None
         self.towers_referenced = bool(towers_referenced)
         self.tower_sources = {str(k): str(v) for k, v in (tower_sources or {}).items()}
         super().__init__(**kwargs)

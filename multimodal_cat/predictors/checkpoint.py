@@ -45,6 +45,7 @@ from multimodal_cat.encoders._base import model_device, run_batches, use_bf16
 from multimodal_cat.errors import ConfigurationError, InvalidArgumentError, MultimodalCatError
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
+from multimodal_cat.modeling.orientation import TURNS, OrientationProbe
 from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
 from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.products import Product
@@ -145,12 +146,16 @@ class TowerEmbedder:
             out["text_embeds"][rows] = found
         return out
 
+    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The image tower's pooled outputs of decoded ``images`` (cached by pixels)."""
+        rgb = [image.convert("RGB") for image in images]
+        return self._embed("image", rgb, [image_hash(im) for im in rgb])
+
     def _image(self, products: Sequence[Product], n: int) -> dict[str, torch.Tensor]:
         out = {"image_mask": torch.tensor([p.image is not None for p in products])}
         rows = [i for i, p in enumerate(products) if p.image is not None]
         if rows:
-            images = [products[i].image.convert("RGB") for i in rows]  # type: ignore[union-attr]
-            found = self._embed("image", images, [image_hash(im) for im in images])
+            found = self.embed_images([products[i].image for i in rows])  # type: ignore[misc]
             out["image_embeds"] = torch.zeros(n, found.shape[1])
             out["image_embeds"][rows] = found
         return out
@@ -351,12 +356,38 @@ class ModelPredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _forward(self, products: list[Product]) -> tuple[Any, dict[str, torch.Tensor]]:
-        """The model's output and its inputs (tower outputs and the text / image masks)."""
+    def _forward(
+        self, products: list[Product]
+    ) -> tuple[Any, dict[str, torch.Tensor], dict[int, int]]:
+        """The model's output, its inputs (tower outputs and the text / image masks) and the
+        rows whose photo was read turned back upright (row -> degrees it had been turned)."""
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
-            inputs = {k: v.to(device) for k, v in self.embedder.embed(products).items()}
-            return self.model(**inputs), inputs
+            embedded = self.embedder.embed(products)
+            turned = self._read_upright(products, embedded)
+            inputs = {k: v.to(device) for k, v in embedded.items()}
+            return self.model(**inputs), inputs, turned
+
+    def _read_upright(self, products: list[Product], embedded: dict[str, torch.Tensor]) -> dict[int, int]:
+        """Photos the checkpoint's orientation probe doubts are upright are embedded turned
+        three more ways and read turned back when the four views agree on how they came
+        (:mod:`~multimodal_cat.modeling.orientation`); returns row -> degrees it came turned."""
+        probe = OrientationProbe.from_dict(self.model.config.orientation_probe)
+        if probe is None or "image_embeds" not in embedded:
+            return {}
+        doubtful = embedded["image_mask"] & probe.doubtful(embedded["image_embeds"])
+        rows = doubtful.nonzero().flatten().tolist()
+        if not rows:
+            return {}
+        photos = [products[i].image for i in rows]
+        views = [embedded["image_embeds"][rows]] + [
+            self.embedder.embed_images([p.rotate(degrees, expand=True) for p in photos])  # type: ignore[union-attr]
+            for degrees in TURNS[1:]
+        ]
+        turns = probe.turn_of(torch.stack(views))[0].tolist()
+        for j, row in enumerate(rows):  # turned back by t = turned further by 4 - t quarters
+            embedded["image_embeds"][row] = views[-turns[j] % len(TURNS)][j]
+        return {row: TURNS[t] for row, t in zip(rows, turns, strict=True) if t}
 
     def _by_input(self, inputs: dict[str, torch.Tensor]) -> dict[int, dict[str, CategoryScore]]:
         """For rows with text and image: the best leaf from each input alone, with its probability."""
@@ -386,8 +417,12 @@ class ModelPredictor:
         Each prediction's ``inputs`` says whether it read the text, the image or both; for a
         product with both, ``by_input`` holds what each alone would answer.
         """
-        outputs, inputs = self._forward(products)
+        outputs, inputs, turned = self._forward(products)
         predictions = self.model.decode(outputs, top_k=top_k, min_confidence=min_confidence)
+        for row, degrees in turned.items():
+            predictions[row].warnings.append(
+                f"the photo looked turned by {degrees} degrees; it was read turned back upright"
+            )
         absent = torch.zeros(len(products), dtype=torch.bool)
         used = inputs_used(
             inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()

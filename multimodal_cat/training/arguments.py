@@ -291,6 +291,15 @@ class ModelArguments:
             "the gate that --gate-tag-images runs on the evaluation set ('none': no tag)",
         },
     )
+    orientation_photos: int = field(
+        default=256,
+        metadata={
+            "metavar": "N",
+            "help": "with an image tower: after training, turn N training photos by 90, 180 "
+            "and 270 degrees and fit a probe that tells a sideways photo, so the checkpoint "
+            "reads such photos turned back upright (0: no probe)",
+        },
+    )
     calibrate: bool = field(
         default=True,
         metadata={
@@ -322,6 +331,8 @@ class ModelArguments:
             raise ValueError(
                 "--image-only-views / --weak-text-views need --vision-encoder (no images to keep)"
             )
+        if self.orientation_photos < 0:
+            raise ValueError(f"--orientation-photos must be 0 or more; got {self.orientation_photos}")
         if self.imaged_row_repeats > 1 and self.vision is None:
             raise ValueError(
                 "--imaged-row-repeats needs --vision-encoder (the model reads no images)"

@@ -187,6 +187,14 @@ def _model(model_args: ModelArguments, head: dict[str, Any], sets: TrainingSets)
     )
 
 
+def _embedding_cache(model_args: ModelArguments) -> Any:
+    """The tower-output cache ``--embedding-cache`` names (``None`` for 'none')."""
+    from multimodal_cat.encoders import EmbeddingCache
+
+    where = model_args.embedding_cache
+    return None if where.lower() == "none" else EmbeddingCache(None if where == "auto" else where)
+
+
 def _embedded(
     model_args: ModelArguments,
     training_args: TrainingArguments,
@@ -195,11 +203,9 @@ def _embedded(
     *datasets: Dataset | None,
 ) -> list[Any]:
     """The frozen towers' outputs for each dataset (the main process fills the cache first)."""
-    from multimodal_cat.encoders import EmbeddingCache
     from multimodal_cat.training.cached import embed_dataset
 
-    where = model_args.embedding_cache
-    cache = None if where.lower() == "none" else EmbeddingCache(None if where == "auto" else where)
+    cache = _embedding_cache(model_args)
     out = []
     with training_args.main_process_first(desc="embedding the feed with the frozen towers"):
         for dataset in datasets:
@@ -359,6 +365,13 @@ def train_on_feed(
     trainer = _trainer(model_args, training_args, sets, model, processor)
     metrics = dict(trainer.train().metrics)
     _check_converged(metrics, "training")
+    if model_args.vision is not None and model_args.orientation_photos:
+        from multimodal_cat.training.orientation import fit_orientation_probe
+
+        metrics.update(fit_orientation_probe(
+            model, processor, sets.train, photos=model_args.orientation_photos,
+            cache=_embedding_cache(model_args), seed=training_args.seed,
+        ))
     if sets.eval is not None:  # one pass over the eval set: its metrics, and the calibration
         gate = model_args.gate_tag_images and model_args.text_only_tags is None
         if gate and model_args.vision is not None and sets.groups:
