@@ -137,22 +137,6 @@ def test_calibrate_from_reviews_is_stored_and_routes_categorize(calibration_dir:
     assert [p.confidence for p in after] == pytest.approx(expected, abs=1e-3)
 
 
-def test_thresholds_by_input_type_fall_back_to_any() -> None:
-    class Config:
-        confidence_thresholds = {"any": {"0.95": 0.8}, "image+text": {"0.95": 0.6}}
-
-    class Model:
-        config = Config()
-
-    class Predictor:
-        model = Model()
-        taxonomy = TREE
-
-    assert stored_thresholds(Predictor(), "image+text") == {"0.95": 0.6}
-    assert stored_thresholds(Predictor(), "text") == {"0.95": 0.8}
-    assert stored_router(Predictor(), 0.95, input_type="image+text").threshold == 0.6
-
-
 def test_cli_calibrate_says_too_few_reviews(
     tmp_path: Path, tiny_short_names: None, calibration_dir: Path
 ) -> None:

@@ -182,29 +182,18 @@ class StoredThresholdError(ConfigurationError):
     """A predictor stores no usable auto-accept threshold for the precision asked for."""
 
 
-def stored_thresholds(predictor: Any, input_type: str | None = None) -> dict[str, Any]:
+def stored_thresholds(predictor: Any) -> dict[str, Any]:
     """The auto-accept thresholds a predictor stores, by target precision
     (``{"0.98": 0.71, ...}``): a calibrated checkpoint's (``config.confidence_thresholds``),
     or a zero-shot tree's fitted on reviewed answers (``multimodal-cat calibrate``); empty
-    for other predictors.
-
-    A table may hold one level per input type (``{"image+text": {"0.98": 0.7}, "any": ...}``):
-    ``input_type`` then picks its own, else the ``"any"`` one.
+    for other predictors. A checkpoint's thresholds per input kind are its
+    ``thresholds_by_input`` (:func:`stored_router` hands them to the router).
     """
     config = getattr(getattr(predictor, "model", None), "config", None)
     table = getattr(config, "confidence_thresholds", None)
     if not table:
         table = getattr(predictor, "confidence_thresholds", None)
-    return _for_input_type(dict(table or {}), input_type)
-
-
-def _for_input_type(table: dict[str, Any], input_type: str | None) -> dict[str, Any]:
-    """The flat ``{precision: threshold}`` level of ``table`` for ``input_type``."""
-    nested = {k: v for k, v in table.items() if isinstance(v, dict)}
-    if not nested:
-        return table
-    chosen = nested.get(input_type or "any") or nested.get("any") or {}
-    return dict(chosen)
+    return dict(table or {})
 
 
 def threshold_source(predictor: Any, target_precision: float) -> str:
@@ -224,9 +213,7 @@ def threshold_source(predictor: Any, target_precision: float) -> str:
 _ABOVE_ONE = math.nextafter(1.0, 2.0)
 
 
-def stored_router(
-    predictor: Any, target_precision: float, *, input_type: str | None = None
-) -> ReviewRouter:
+def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
     """A router at the threshold the predictor stores for ``target_precision`` (chosen on a
     checkpoint's held-out rows when it was trained, or on a tree's reviewed answers by
     ``multimodal-cat calibrate``).
@@ -241,7 +228,7 @@ def stored_router(
         ...
         multimodal_cat.review.routing.StoredThresholdError: no stored threshold for precision 0.98 in this predictor
     """
-    stored, key = stored_thresholds(predictor, input_type), str(target_precision)
+    stored, key = stored_thresholds(predictor), str(target_precision)
     if key not in stored:
         known = f" (it stores {', '.join(sorted(stored))})" if stored else ""
         raise StoredThresholdError(f"no stored threshold for precision {key} in this predictor{known}")
