@@ -21,7 +21,7 @@ The photo trust settings (``photo_trust_min_photos`` and ``photo_weight``, appli
 one trained head serves every candidate) are chosen on the carved splits: among the candidates
 where title + photo is at least title only overall and on every top-level category of
 ``carved_future`` and within 1 point of title only on ``carved_withheld``'s hidden types, the
-best carved title + photo accuracy. The tag photo gate is decided on ``carved_future`` and
+best carved title + photo accuracy, then the best carved brand word + photo accuracy. The tag photo gate is decided on ``carved_future`` and
 compared, on ``future``, with the gate a random validation split decides.
 
 Usage::
@@ -218,6 +218,9 @@ def choose_trust(table, meta, splits, models) -> dict[str, Any]:
                 record[name] = slices(table, meta, splits[name], out)
             record["worst_gap"] = round(min(worst_gap(record[n], SLACK_WITHHELD) for n in carved), 4)
             record["score"] = round(sum(record[n]["overall"]["title_image"] for n in carved), 4)
+            record["brand_image"] = round(sum(
+                _acc(table, splits[n].eval, outputs(models[n], view_arrays(table, splits[n].eval, "brand_image"))[0])
+                for n in carved), 4)  # second criterion: a brand word + photo
             grid.append(record)
             print(f"[trust] {min_photos} {weight}: gap {record['worst_gap']} score {record['score']}",
                   flush=True)
@@ -225,7 +228,7 @@ def choose_trust(table, meta, splits, models) -> dict[str, Any]:
     # ties go to the photo-count guard nearest GUARD: it keeps the photo from overruling a title
     # that names a category without photos, which a carved split may hold too few rows of to tell
     def preference(r: dict) -> tuple:
-        return (r["score"], -abs(r["min_photos"] - GUARD))
+        return (r["score"], r["brand_image"], -abs(r["min_photos"] - GUARD))
 
     chosen = max(feasible, key=preference) if feasible else max(grid, key=lambda r: r["worst_gap"])
     return {"grid": grid, "chosen": {"min_photos": chosen["min_photos"],

@@ -46,8 +46,10 @@ def test_the_photo_cannot_overrule_a_title_naming_a_category_it_has_no_photos_of
     assert torch.allclose(_probs(model, **inputs), text_alone, atol=1e-5)
     model.config.leaf_photo_counts = [1000] * leaves  # photos of every category: fused again
     assert torch.allclose(_probs(model, **inputs), fused, atol=1e-5)
-    model.config.photo_weight = 0.25  # a pool of the two opinions
-    assert torch.allclose(_probs(model, **inputs), 0.25 * fused + 0.75 * text_alone, atol=1e-5)
+    model.config.photo_weight = 0.25  # a pool of the two opinions, each weighed by its confidence
+    a = 0.25 * fused.max(-1, keepdim=True).values
+    b = 0.75 * text_alone.max(-1, keepdim=True).values
+    assert torch.allclose(_probs(model, **inputs), (a * fused + b * text_alone) / (a + b), atol=1e-5)
     # only the text's category lacks photos: that row answers from the text alone
     model.config.photo_weight = 1.0
     scarce = int(text_alone[0].argmax())
