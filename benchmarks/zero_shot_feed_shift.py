@@ -49,6 +49,7 @@ from multimodal_cat.zero_shot.calibration import expected_calibration_error
 from multimodal_cat.zero_shot.confidence import DEFAULT_CONFIDENCE, FeedShift, shifted
 
 CANDIDATES = (100, 250, 500, 1000, 2000, 4000)
+RULE = "the smallest candidate whose shift's SD over 20 random samples is <= 0.05 on both dev feeds"
 TRIALS = 20
 BATCH = 64
 
@@ -112,6 +113,7 @@ def choose(data: Path) -> dict:
         "candidates": list(CANDIDATES),
         "random_trials": TRIALS,
         "package_constant": SHIFT_SAMPLE_ROWS,
+        "rule": RULE,
     }  # fmt: skip
 
 
@@ -259,6 +261,9 @@ def main() -> int:
         jobs = feed_jobs(data, work)
     env["load_average_end"] = list(os.getloadavg())
     old = merged.get("feed_level_shift_run", {})
+    if old.get("sample_size"):
+        old["sample_size"]["package_constant"] = SHIFT_SAMPLE_ROWS
+        old["sample_size"]["rule"] = RULE
     merged["feed_level_shift_run"] = {
         **env,
         "sample_size": choice if choice is not None else old.get("sample_size"),
