@@ -6,6 +6,10 @@ batches of images, no growing state) however long the feed is. Every input recor
 exactly one output row with ``status`` ``ok``, ``degraded`` (predicted without the image,
 which could not be used) or ``error`` (nothing could be predicted; ``error`` says why).
 
+Before the first batch, a zero-shot predictor's confidence shift is fitted once on records
+spread over the feed and recorded in the checkpoint (:mod:`.shift`), so every batch, of any
+size, resumed or not, is calibrated on the feed rather than on its own 64 products.
+
 The job takes a bare predictor (:class:`~multimodal_cat.predictors.base.Predictor`), which
 sees each product once with its image already loaded (or left out, with the row marked
 ``degraded``), and an optional :class:`~multimodal_cat.mapping.apply.CategoryMapper` for the

@@ -22,11 +22,11 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multimodal_cat.feeds.read import FeedReader, RawRow
+from multimodal_cat.feeds.read import FeedFormatError, FeedReader, RawRow
 from multimodal_cat.feeds.rows import feed_item, ready_items
 from multimodal_cat.zero_shot.confidence import FeedShift
 
@@ -57,12 +57,21 @@ def sample_numbers(total: int, n: int = SHIFT_SAMPLE_ROWS) -> list[int]:
 
 
 def sample_file(path: Path, format: str, n: int = SHIFT_SAMPLE_ROWS) -> list[RawRow]:
-    """The records of a feed file at :func:`sample_numbers` (two reads: count, then pick)."""
-    with FeedReader(path, format) as reader:
-        total = sum(1 for _ in reader)
+    """The records of a feed file at :func:`sample_numbers` (two reads: count, then pick).
+    A file that breaks mid-way is sampled up to the break (the job reports the break when it
+    reaches it, after writing the rows before it, as without a sample)."""
+    total = sum(1 for _ in _readable(path, format))
     wanted = set(sample_numbers(total, n))
-    with FeedReader(path, format) as reader:
-        return [raw for raw in reader if raw.number in wanted]
+    return [raw for raw in _readable(path, format) if raw.number in wanted]
+
+
+def _readable(path: Path, format: str) -> Iterator[RawRow]:
+    """The records of a feed file up to where it cannot be read any further."""
+    try:
+        with FeedReader(path, format) as reader:
+            yield from reader
+    except FeedFormatError:
+        return
 
 
 def settle_shift(
