@@ -15,7 +15,9 @@ staged; only the rows that no finished part holds are redone.
 
 The feed's confidence shift (:mod:`multimodal_cat.feeds.shift`) is fitted once, here, on
 records spread over the staged feed, recorded in the job file (a resume reads it back) and
-handed to every worker, so all batches use the shift the local job would.
+handed to every worker, so all batches use one shift: for a feed file, the one the local job
+fits (from stdin the local job reads its first records instead, which Ray, having staged the
+whole stream, does not need to).
 
 Example:
     >>> from multimodal_cat.distributed import PredictorSpec
