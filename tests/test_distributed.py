@@ -260,3 +260,63 @@ def test_a_stale_work_folder_is_not_resumed_without_resume(hostile_feed, tmp_pat
     shutil.copy(hostile_feed, stale / "output" / "junk.parquet")  # would break a merge if kept
     summary = _on_ray(hostile_feed, PredictorSpec(dry_run=True), out)
     assert summary.resumed_from == 0 and summary.rows == len(list(read_output(out)))
+
+
+def _zero_shot_spec(tmp_path: Path) -> PredictorSpec:
+    """A zero-shot spec over a small tree (``minilm``: the tiny BERT under ``tiny_short_names``)."""
+    tree = tmp_path / "tree.csv"
+    paths = ["Toys", "Toys > Dolls", "Toys > Puzzles", "Tools", "Tools > Drills", "Tools > Saws"]
+    tree.write_text("id,path\n" + "".join(f"n{i},{p}\n" for i, p in enumerate(paths)), encoding="utf-8")
+    return PredictorSpec(taxonomy=str(tree))
+
+
+SHIFT_TITLES = [f"{kind} {i}" for i in range(12) for kind in ("fashion doll", "cordless drill", "blue thing")]
+
+
+def test_workers_use_the_drivers_feed_shift(tmp_path, tiny_short_names):
+    """Each actor's predictor takes the shift the driver fitted, so a batch gets the
+    confidences the local job gives it (without it, each batch reads its own)."""
+    from dataclasses import replace
+
+    from multimodal_cat.zero_shot.confidence import FeedShift
+
+    spec = _zero_shot_spec(tmp_path)
+    records = [RawRow(n, n + 1, {"title": t}) for n, t in enumerate(SHIFT_TITLES, 1)]
+    shift = FeedShift(-1.25, 40)
+    job = BatchJob(spec, ColumnMap().resolve(["title"]), staged=True, feed_shift=shift)
+    rows = decode_rows(RowsActor(job)(encode_records(records)))
+    local = spec.build().predictor
+    local.feed_shift = shift
+    expected = [p.confidence for p in local.predict(SHIFT_TITLES)]
+    assert [r["confidence"] for r in rows] == expected
+    per_call = decode_rows(RowsActor(replace(job, feed_shift=None))(encode_records(records)))
+    assert [r["confidence"] for r in per_call] != expected
+
+
+def test_the_driver_fits_the_shift_once_and_a_resume_reads_it_back(tmp_path, tiny_short_names):
+    from multimodal_cat.distributed.staging import stage_feed
+    from multimodal_cat.feeds.images import ImageLoader
+    from multimodal_cat.feeds.read import FeedReader
+
+    feed = tmp_path / "feed.csv"
+    feed.write_text("title\n" + "\n".join(SHIFT_TITLES) + "\nX,too,many\n", encoding="utf-8")
+    folder = tmp_path / "work"
+    folder.mkdir()
+    ray_job._write_job(folder, {"fingerprint": {"feed": "f"}, "columns": ["row"]})
+    with FeedReader(feed) as reader:
+        staged = stage_feed(reader, folder / "input", part_rows=8, progress=False)
+    built = _zero_shot_spec(tmp_path).build()
+    cmap, loader = ColumnMap().resolve(["title"]), ImageLoader(tmp_path)
+    shift = ray_job._feed_shift(built, folder, staged, cmap, loader, None)
+    assert shift.products == len(SHIFT_TITLES)  # every good record (fewer than the sample size)
+    expected = built.predictor.fit_feed_shift(SHIFT_TITLES).feed_shift
+    assert shift.shift == pytest.approx(expected.shift)
+    state = json.loads((folder / "job.json").read_text())
+    assert state["fingerprint"] == {"feed": "f"} and state["feed_shift"]["products"] == shift.products
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("a resume reads the recorded shift back")
+
+    built.predictor.feed_shift = None
+    built.predictor.fit_feed_shift = no_refit
+    assert ray_job._feed_shift(built, folder, staged, cmap, loader, None) == shift

@@ -175,7 +175,7 @@ def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accu
     first = zs.predict(titles[:1])  # one product: the cautious prior, barely moved
     expected = shifted(before[:1], DEFAULT_CONFIDENCE.shift_for(before[:1]))
     assert first[0].confidence == pytest.approx(expected[0], abs=1e-3)
-    assert abs(zs.feed_shift_ - DEFAULT_CONFIDENCE.prior_shift) < 0.25
+    assert abs(zs.last_shift_ - DEFAULT_CONFIDENCE.prior_shift) < 0.25
     after = np.array([p.confidence for p in zs.predict(titles[1:])])
     target = DEFAULT_CONFIDENCE.estimated_accuracy(before)
     assert abs(after.mean() - target) < 0.05  # the feed's own estimate now dominates

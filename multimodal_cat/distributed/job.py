@@ -13,6 +13,12 @@ Resume follows the local job's rules: the work folder records the job's fingerpr
 options) and a resume with another one is refused; the feed's records must still be the ones
 staged; only the rows that no finished part holds are redone.
 
+The feed's confidence shift (:mod:`multimodal_cat.feeds.shift`) is fitted once, here, on
+records spread over the staged feed, recorded in the job file (a resume reads it back) and
+handed to every worker, so all batches use one shift: for a feed file, the one the local job
+fits (from stdin the local job reads its first records instead, which Ray, having staged the
+whole stream, does not need to).
+
 Example:
     >>> from multimodal_cat.distributed import PredictorSpec
     >>> summary = categorize_feed_on_ray(  # doctest: +SKIP
@@ -22,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -37,6 +44,7 @@ from multimodal_cat.distributed.staging import (
     check_same_feed,
     load_staged,
     read_parts,
+    read_records,
     stage_feed,
 )
 from multimodal_cat.errors import InvalidArgumentError, optional_import
@@ -45,7 +53,9 @@ from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.job import FeedSummary, check_unfinished, plan_output
 from multimodal_cat.feeds.lock import OutputLock
 from multimodal_cat.feeds.read import FeedReader
+from multimodal_cat.feeds.shift import NOTE, sample_numbers, settle_shift
 from multimodal_cat.feeds.write import ResumeError, check_output_path, fingerprint_differences
+from multimodal_cat.zero_shot.confidence import FeedShift
 
 _JOB_FILE = "job.json"
 
@@ -158,7 +168,10 @@ def _categorize(
             shard=[0, 1], min_confidence=min_confidence, router=built.router,
         )
         staged = _staged(reader, folder, resume, fingerprint, plan.columns, part_rows, progress)
-    job = BatchJob(spec, plan.cmap, plan.names, plan.keep, loader, min_confidence, staged=True)
+    shift = _feed_shift(built, folder, staged, plan.cmap, loader, min_confidence)
+    job = BatchJob(
+        spec, plan.cmap, plan.names, plan.keep, loader, min_confidence, staged=True, feed_shift=shift
+    )
     done = finished_rows(folder / "output")
     startup = 0.0
     if len(done) < staged.rows:
@@ -175,7 +188,25 @@ def _categorize(
         output=str(output),
         startup_seconds=startup,
         redone=result.repeated,
+        confidence_shift=shift,
     )
+
+
+def _feed_shift(
+    built: BuiltPredictor, folder: Path, staged: StagedFeed, columns: ColumnMap,
+    loader: ImageLoader, min_confidence: float | None,
+) -> FeedShift | None:
+    """The feed's confidence shift: read back from the job file, else fitted on the staged
+    records at :func:`~multimodal_cat.feeds.shift.sample_numbers` and recorded there."""
+    state = _read_job(folder) or {}
+    shift = settle_shift(
+        built.predictor, state.get(NOTE),
+        lambda: read_records(staged, sample_numbers(staged.rows)),
+        columns, loader, min_confidence,
+    )  # fmt: skip
+    if shift is not None and not state.get(NOTE):
+        _write_job(folder, {**state, NOTE: shift.to_dict()})
+    return shift
 
 
 def _staged(
@@ -203,10 +234,14 @@ def _staged(
             return staged
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "output").mkdir(parents=True)
-    (folder / _JOB_FILE).write_text(
-        json.dumps({"fingerprint": fingerprint, "columns": columns}), encoding="utf-8"
-    )
+    _write_job(folder, {"fingerprint": fingerprint, "columns": columns})
     return stage_feed(reader, folder / "input", part_rows=part_rows, progress=progress)
+
+
+def _write_job(folder: Path, state: dict[str, Any]) -> None:
+    temp = folder / f".{_JOB_FILE}.tmp"
+    temp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(temp, folder / _JOB_FILE)
 
 
 def _read_job(folder: Path) -> dict[str, Any] | None:

@@ -37,6 +37,8 @@ from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import output_columns
 from multimodal_cat.feeds.read import RawRow
 from multimodal_cat.feeds.rows import OutputRows, feed_item
+from multimodal_cat.feeds.shift import use_shift
+from multimodal_cat.zero_shot.confidence import FeedShift
 
 # Freed buffers go back to the OS every this many batches (see feeds/memory.py).
 _TRIM_EVERY = 20
@@ -54,6 +56,8 @@ class BatchJob:
         loader: The image loader (its options; each actor starts its own threads).
         min_confidence: Back off to a surer, coarser category.
         staged: Batches hold staged records (``row``, ``line``, ``record``), not plain columns.
+        feed_shift: The feed's confidence shift, fitted once by the driver
+            (:mod:`multimodal_cat.feeds.shift`); every actor's predictor uses it.
     """
 
     spec: PredictorSpec
@@ -63,6 +67,7 @@ class BatchJob:
     loader: ImageLoader | None = None
     min_confidence: float | None = None
     staged: bool = False
+    feed_shift: FeedShift | None = None
 
 
 class RowsActor:
@@ -70,6 +75,8 @@ class RowsActor:
 
     def __init__(self, job: BatchJob) -> None:
         built = job.spec.build()
+        if job.feed_shift is not None:
+            use_shift(built.predictor, job.feed_shift)  # the driver's, for every batch
         self.job = job
         self.output_rows = OutputRows(
             built.predictor, built.mapper, job.names,

@@ -128,6 +128,17 @@ def check_same_feed(reader: FeedReader, staged: StagedFeed) -> None:
         )
 
 
+def read_records(staged: StagedFeed, numbers: list[int]) -> list[RawRow]:
+    """The staged records numbered ``numbers`` (only the parts that hold them are read)."""
+    pq = optional_import("pyarrow.parquet", extra="ray", purpose="Staging a feed for Ray")
+    wanted, out = set(numbers), []
+    for part in staged.parts:
+        if any(part.first <= n <= part.last for n in wanted):
+            records = decode_records(pq.read_table(staged.folder / part.file))
+            out += [raw for raw in records if raw.number in wanted]
+    return out
+
+
 def read_parts(batch: Any, skip: frozenset[int] = frozenset()) -> Any:
     """The staged records of the parts named in ``batch["path"]``, less the rows in ``skip``
     (a batch function for Ray: one block per part)."""

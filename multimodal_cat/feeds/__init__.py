@@ -2,7 +2,8 @@
 
 Data flow: :mod:`.read` (records) -> :mod:`.columns` (products) -> :mod:`.images` (pictures)
 -> a predictor (:mod:`multimodal_cat.predictors`) -> :mod:`.write` (output rows); :mod:`.job`
-runs the loop and :mod:`.shards` splits a feed between processes.
+runs the loop, :mod:`.shift` fixes the feed's zero-shot confidence shift before its first
+batch, and :mod:`.shards` splits a feed between processes.
 
 Example:
     >>> from multimodal_cat.feeds import categorize_feed

@@ -6,6 +6,10 @@ batches of images, no growing state) however long the feed is. Every input recor
 exactly one output row with ``status`` ``ok``, ``degraded`` (predicted without the image,
 which could not be used) or ``error`` (nothing could be predicted; ``error`` says why).
 
+Before the first batch, a zero-shot predictor's confidence shift is fitted once on records
+spread over the feed and recorded in the checkpoint (:mod:`.shift`), so every batch, of any
+size, resumed or not, is calibrated on the feed rather than on its own 64 products.
+
 The job takes a bare predictor (:class:`~multimodal_cat.predictors.base.Predictor`), which
 sees each product once with its image already loaded (or left out, with the row marked
 ``degraded``), and an optional :class:`~multimodal_cat.mapping.apply.CategoryMapper` for the
@@ -30,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -46,7 +51,9 @@ from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
 from multimodal_cat.feeds.rows import OutputRows, RowItem, feed_item
 from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
+from multimodal_cat.feeds.shift import NOTE, SHIFT_SAMPLE_ROWS, sample_file, settle_shift, use_shift
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
+from multimodal_cat.zero_shot.confidence import FeedShift
 
 if TYPE_CHECKING:
     from multimodal_cat.feeds.rows import Router
@@ -59,7 +66,8 @@ TRIM_EVERY_BATCHES = 20
 
 @dataclass
 class FeedSummary:
-    """Totals of a finished job (resumed rows included)."""
+    """Totals of a finished job (resumed rows included), and the confidence shift every
+    batch used (:mod:`.shift`; ``None`` for a predictor that takes none)."""
 
     rows: int = 0
     ok: int = 0
@@ -68,13 +76,16 @@ class FeedSummary:
     resumed_from: int = 0
     output: str = ""
     seconds: float = 0.0
+    confidence_shift: FeedShift | None = None
 
     def __str__(self) -> str:
         rate = (self.rows - self.resumed_from) / self.seconds if self.seconds else 0.0
         resumed = f" ({self.resumed_from:,} from an earlier run)" if self.resumed_from else ""
+        shift = f"; {self.confidence_shift}" if self.confidence_shift is not None else ""
         return (
             f"{self.rows:,} rows{resumed}: {self.ok:,} ok, {self.degraded:,} degraded, "
             f"{self.failed:,} failed -> {self.output} ({self.seconds:.1f} s, {rate:.1f} rows/s)"
+            f"{shift}"
         )
 
 
@@ -152,9 +163,12 @@ def categorize_feed(
             out_path, out_columns, resume=resume, fingerprint=fingerprint, protect=protect
         ) as writer:
             job = _Job(predictor, mapper, names, cmap, keep, loader, writer, min_confidence, router)
+            shift = job.settle_shift(reader)
+            before = use_shift(predictor, shift)  # every batch: the feed's shift
             try:
                 job.run(reader, batch_size, index, count, progress)
             finally:
+                use_shift(predictor, before)
                 if images is None:
                     loader.close()
             if job.feed_records is not None:  # recorded with the finished part (see shards.py)
@@ -171,6 +185,7 @@ def categorize_feed(
         resumed_from=job.resumed_from,
         output=str(out_path),
         seconds=time.monotonic() - start,
+        confidence_shift=shift,
     )
 
 
@@ -257,6 +272,32 @@ class _Job:
         self.resumed_from = writer.rows_done
         self.feed_records: int | None = None  # records in the whole feed, once read to the end
         self.digest = RowDigest()  # of the input rows written, checked on resume
+        self.min_confidence = min_confidence
+        self.head: list[RawRow] = []  # a stream's first records, read for the shift, not yet done
+        self.records: Iterator[RawRow] | None = None  # the stream they were read from
+
+    def settle_shift(self, reader: FeedReader) -> FeedShift | None:
+        """The feed's confidence shift (see :mod:`.shift`), recorded in the checkpoint: read
+        back on resume; a file's sample is spread over all its records (every shard's), a
+        stream's is its first records (kept to be categorized)."""
+        writer = self.writer
+
+        def sample() -> list[RawRow]:
+            if reader.path is not None:
+                return sample_file(reader.path, reader.format)
+            self.records = iter(reader)  # one iterator: the job goes on from the head
+            self.head = list(islice(self.records, SHIFT_SAMPLE_ROWS))
+            return self.head
+
+        recorded = writer.notes.get(NOTE)
+        if writer.complete:  # nothing left to categorize
+            return None if recorded is None else FeedShift.from_dict(recorded)
+        shift = settle_shift(
+            self.predictor, recorded, sample, self.cmap, self.loader, self.min_confidence
+        )
+        if shift is not None:
+            writer.notes = {**writer.notes, NOTE: shift.to_dict()}
+        return shift
 
     def run(
         self, reader: FeedReader, batch_size: int, index: int, count: int, progress: bool
@@ -288,7 +329,7 @@ class _Job:
 
     def _counted(self, reader: FeedReader) -> Iterator[RawRow]:
         """Every record of the feed (all shards'), counted: merging shards checks the total."""
-        for raw in reader:
+        for raw in chain(self.head, self.records or reader):
             self.feed_records = raw.number
             yield raw
 

@@ -119,6 +119,20 @@ def attach_image(item: RowItem, image: Any, warning: str | None) -> None:
         item.warnings.append(note)
 
 
+def ready_items(items: Sequence[RowItem]) -> list[RowItem]:
+    """The items that can be predicted, once their image loads are done (each load's image
+    attached, or its failure noted on the item)."""
+    todo: list[RowItem] = []
+    for item in items:
+        if item.future is not None:
+            image, warning = item.future.result()
+            item.future = None
+            attach_image(item, image, warning)
+        if item.error is None:
+            todo.append(item)
+    return todo
+
+
 class OutputRows:
     """Predict a batch of items and build their output rows (one per item, in order).
 
@@ -149,15 +163,7 @@ class OutputRows:
             RuntimeError: The predictor returned a different number of predictions.
             Exception: Whatever the predictor raises.
         """
-        todo: list[RowItem] = []
-        for item in items:
-            if item.future is not None:
-                image, warning = item.future.result()
-                item.future = None
-                attach_image(item, image, warning)
-            if item.error is None:
-                todo.append(item)
-        self.predict(todo)
+        self.predict(ready_items(items))
         return [self.row(item) for item in items]
 
     def predict(self, todo: Sequence[RowItem]) -> None:

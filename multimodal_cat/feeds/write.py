@@ -93,6 +93,8 @@ class OutputWriter:
     Attributes:
         input_digest: Set by the job before each batch (digest of the input rows done);
             stored in the checkpoint and restored on resume as :attr:`resumed_input_digest`.
+        notes: Values the job fixed once for all its rows (the feed's confidence shift),
+            stored in the checkpoint from the next batch on and restored on resume.
 
     Raises:
         ResumeError: ``resume`` is set but the output cannot be safely continued.
@@ -118,6 +120,7 @@ class OutputWriter:
         self.complete = False
         self.input_digest = ""
         self.resumed_input_digest = ""
+        self.notes: dict[str, Any] = {}
         self._digest = hashlib.sha256()
         self.checkpoint = checkpoint_path(self.path)
         self.data_path = (
@@ -177,6 +180,7 @@ class OutputWriter:
             )
         self.rows_done, self.counts = rows, counts
         self.resumed_input_digest = self.input_digest = str(state.get("input_digest", ""))
+        self.notes = dict(state.get("notes") or {})
         self.complete = bool(state.get("complete"))
         if self.complete:
             self._file = None
@@ -289,6 +293,7 @@ class OutputWriter:
             "complete": self.complete,
             "sha256": self._digest.hexdigest(),
             "input_digest": self.input_digest,
+            "notes": self.notes,
             "size": self.path.stat().st_size if self.complete else None,
             "file_sha256": getattr(self, "_file_sha256", None) if self.complete else None,
         }

@@ -53,6 +53,7 @@ from multimodal_cat.zero_shot.backoff import (
 from multimodal_cat.zero_shot.calibration import DEFAULT_TEMPERATURE, softmax
 from multimodal_cat.zero_shot.confidence import (
     DEFAULT_CONFIDENCE,
+    FeedShift,
     confidence_features,
     root_columns,
     shifted,
@@ -132,11 +133,13 @@ class ZeroShotCategorizer:
             (:mod:`~multimodal_cat.zero_shot.reviewed`, written by ``multimodal-cat calibrate``):
             its temperature refines the confidences and its thresholds route reviews.
         feed_calibration: without a reviewed calibration, calibrate the confidences on the
-            score distribution of the products of each call, with no label
+            score distribution of the products, with no label
             (:mod:`~multimodal_cat.zero_shot.confidence`), leaning on a cautious prior while
-            they are few (a lone product gets the prior's shift). Only the call's own products
-            count, never earlier calls, so a resumed job or a Ray worker answers a batch as the
-            local job did; ``False``: every product gets the prior's shift.
+            they are few (a lone product gets the prior's shift): those of ``feed_shift`` when
+            it is set, else each call's own (never earlier calls', so a call answers the same
+            whatever came before it); ``False``: every product gets the prior's shift.
+        feed_shift: one :class:`~multimodal_cat.zero_shot.confidence.FeedShift` for every call
+            (set by :meth:`fit_feed_shift`; the feed job fits one per feed); ``None``: per call.
         product_kind: on a tree with Shopify's top levels, let the shipped product-kind head
             overrule a best leaf in a branch the product is surely not of
             (:mod:`~multimodal_cat.zero_shot.kind`); the prediction then carries a warning.
@@ -171,6 +174,7 @@ class ZeroShotCategorizer:
         reviewed: bool = True,
         feed_calibration: bool = True,
         product_kind: bool = False,
+        feed_shift: FeedShift | None = None,
     ) -> None:
         if candidates not in ("leaves", "all"):
             raise InvalidArgumentError(f"expected candidates='leaves' or 'all'; got {candidates!r}")
@@ -198,7 +202,8 @@ class ZeroShotCategorizer:
         self.reviewed = reviewed
         self.feed_calibration = feed_calibration
         self.product_kind = product_kind
-        self.feed_shift_ = 0.0
+        self.feed_shift = feed_shift
+        self.last_shift_ = 0.0  # the shift the last call used
         self.default_cache_: Any = None  # opened on first use when ``cache`` is None
         self._ready = False
 
@@ -326,19 +331,68 @@ class ZeroShotCategorizer:
     def confidences(self, scored: _Scored, answer_probability: np.ndarray) -> np.ndarray:
         """The chance that each answer is right (:mod:`~multimodal_cat.zero_shot.confidence`),
         refined by the tree's reviewed calibration when one is stored."""
-        embedding_best = (scored.scores - scored.lexical).argmax(axis=1)
-        features = confidence_features(
-            scored.scores, scored.probs, answer_probability, self.roots_, embedding_best
-        )
-        confidence = DEFAULT_CONFIDENCE(features)
+        confidence = self._model_confidence(scored, answer_probability)
         if self.calibration_ is not None:
             c = self.calibration_
             return recalibrate(shifted(confidence, DEFAULT_CONFIDENCE.prior_shift), c.temperature, c.bias)
         if not self.feed_calibration:
-            return shifted(confidence, DEFAULT_CONFIDENCE.prior_shift)
-        # read from this call's products only: the same call answers the same, whatever came before
-        self.feed_shift_ = DEFAULT_CONFIDENCE.shift_for(confidence)
-        return shifted(confidence, self.feed_shift_)
+            self.last_shift_ = DEFAULT_CONFIDENCE.prior_shift
+        elif self.feed_shift is not None:
+            self.last_shift_ = self.feed_shift.shift
+        else:  # read from this call's products only: it answers the same, whatever came before
+            self.last_shift_ = DEFAULT_CONFIDENCE.shift_for(confidence)
+        return shifted(confidence, self.last_shift_)
+
+    def _model_confidence(self, scored: _Scored, answer_probability: np.ndarray) -> np.ndarray:
+        """The confidence model's reading of each answer, before any shift."""
+        embedding_best = (scored.scores - scored.lexical).argmax(axis=1)
+        features = confidence_features(
+            scored.scores, scored.probs, answer_probability, self.roots_, embedding_best
+        )
+        return DEFAULT_CONFIDENCE(features)
+
+    def fit_feed_shift(
+        self, items: Sequence[str | Product], *, min_confidence: float | None = None
+    ) -> ZeroShotCategorizer:
+        """Fix one confidence shift for every later call, read from ``items`` (a sample of the
+        feed about to be categorized), with no label.
+
+        Without it, each call is calibrated on its own products, and a call of a few dozen
+        leans mostly on the cautious prior; the feed job fits the shift once on up to
+        :data:`~multimodal_cat.feeds.shift.SHIFT_SAMPLE_ROWS` products spread over the feed, so
+        that its batches all share the feed's shift. With a reviewed calibration, or
+        ``feed_calibration=False``, no shift is read from products: ``feed_shift`` stays ``None``.
+
+        Args:
+            items: The products to read the shift from (a list of titles or Products).
+            min_confidence: As the later ``predict`` calls will pass it (the answers, and so
+                their confidences, depend on it).
+
+        Returns:
+            ``self``, with :attr:`feed_shift` set (or ``None`` as above).
+
+        Example:
+            >>> tree = Taxonomy.from_paths(["Apparel > Tshirts", "Footwear > Sandals"])
+            >>> zs = ZeroShotCategorizer(tree, text_encoder=None)
+            >>> zs.fit_feed_shift(["Nike Men White T-Shirt", "Leather sandals"]).feed_shift.products
+            2
+        """
+        self._prepare()
+        self.feed_shift = None
+        if self.calibration_ is not None or not self.feed_calibration or not len(items):
+            return self
+        scored = self._probabilities(items)
+        if min_confidence is not None:
+            chosen = coarse_predictions(
+                self.taxonomy, self.classes_, scored.probs, min_confidence, top_k=1, decimals=4
+            )
+            answer = np.array([p.confidence for p in chosen])
+        else:
+            choices = self._choices(scored)
+            self._kind_checks(scored, choices)  # as predict answers
+            answer = np.array([c.confidence for c in choices])
+        self.feed_shift = FeedShift.fit(self._model_confidence(scored, answer))
+        return self
 
     @property
     def confidence_thresholds(self) -> dict[str, float]:
@@ -378,10 +432,7 @@ class ZeroShotCategorizer:
                     prediction.tags = self._tags(item, prediction.category_id)
             return self._say_inputs(items, texts, chosen)
         view = self.index_.view
-        choices = [
-            back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
-            for row in probs
-        ]
+        choices = self._choices(scored)
         overruled = self._kind_checks(scored, choices)
         sure = self.confidences(scored, np.array([c.confidence for c in choices]))
         out = []
@@ -406,6 +457,13 @@ class ZeroShotCategorizer:
                 prediction.tags = self._tags(item, view.ids[choice.position])
             out.append(prediction)
         return self._say_inputs(items, texts, out)
+
+    def _choices(self, scored: _Scored) -> list[Choice]:
+        """Each row's answer: its best leaf, or the sure branch it backs off to."""
+        return [
+            back_off(row, self.index_, leaf_min=self.leaf_min, branch_min=self.branch_min)
+            for row in scored.probs
+        ]
 
     def _kind_checks(self, scored: _Scored, choices: list[Choice]) -> dict[int, str]:
         """Replace, in ``choices``, the answers the product-kind head overrules; their warnings

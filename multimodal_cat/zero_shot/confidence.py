@@ -14,13 +14,16 @@ from features that mean the same on every tree:
 * ``agree``: 1 when the embedding alone and the full score pick the same leaf.
 
 A tree the engine knows less well gives lower scores everywhere, which no per-answer feature
-shows. So, with no label, each call's products (a feed job's batch) are calibrated on their
-own score distribution: the share of their answers above a confidence fitted on the dev rows
-(average thresholded confidence, ATC) estimates their accuracy, and one logit shift brings
-their mean confidence to that estimate (:meth:`ConfidenceModel.feed_shift`). The fewer the
-products, the more the shift leans on a cautious prior (:meth:`ConfidenceModel.shift_for`):
-a lone product of an unknown tree is not trusted as if the tree were an easy one. Only the
-call's own products count, so a batch gets the same answers whatever was scored before it.
+shows. So, with no label, products are calibrated on their own score distribution: the share
+of their answers above a confidence fitted on the dev rows (average thresholded confidence,
+ATC) estimates their accuracy, and one logit shift brings their mean confidence to that
+estimate (:meth:`ConfidenceModel.feed_shift`). The fewer the products, the more the shift
+leans on a cautious prior (:meth:`ConfidenceModel.shift_for`): a lone product of an unknown
+tree is not trusted as if the tree were an easy one. Which products: by default one call's
+own (a list given to ``predict``), so a call answers the same whatever was scored before it;
+the feed job fixes one :class:`FeedShift` for the whole feed from a sample spread over it
+(``ZeroShotCategorizer.fit_feed_shift``), so its batches of 64 do not each lean on the prior
+(measured: ``benchmarks/results/zero_shot_general.json``, key ``feed_level_shift``).
 
 The weights were fitted (logistic regression) on the dev rows of Flipkart and fashion, and
 checked on MWPD's GS1 tree, which no setting was chosen on
@@ -104,6 +107,38 @@ class ConfidenceModel:
             else:
                 high = mid
         return (low + high) / 2.0
+
+
+@dataclass(frozen=True)
+class FeedShift:
+    """One confidence shift fixed for a whole feed, and how many products it rests on.
+
+    Example:
+        >>> str(FeedShift(-0.4123, 1000))
+        'confidence shift -0.412, fitted on 1,000 products of the feed'
+    """
+
+    shift: float
+    products: int
+
+    @classmethod
+    def fit(cls, confidence: np.ndarray, model: ConfidenceModel | None = None) -> FeedShift:
+        """The shift of products whose confidences (before any shift) are ``confidence``
+        (:meth:`ConfidenceModel.shift_for`, so a small sample still leans on the prior)."""
+        model = model or DEFAULT_CONFIDENCE
+        return cls(float(model.shift_for(np.asarray(confidence))), len(confidence))
+
+    def to_dict(self) -> dict[str, float | int]:
+        """``{"shift": ..., "products": ...}`` (a job's checkpoint; exact through JSON)."""
+        return {"shift": self.shift, "products": self.products}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, float | int]) -> FeedShift:
+        """The inverse of :meth:`to_dict`."""
+        return cls(float(state["shift"]), int(state["products"]))
+
+    def __str__(self) -> str:
+        return f"confidence shift {self.shift:.3f}, fitted on {self.products:,} products of the feed"
 
 
 def shifted(confidence: np.ndarray, shift: float) -> np.ndarray:
