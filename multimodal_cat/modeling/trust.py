@@ -18,10 +18,10 @@ answers with
   the fused answer.
 
 ``benchmarks/fashion_trust.py`` chooses both settings on a split carved from the training rows
-(train on one collection's photos, validate on the next ones'); the frozen-head recipe uses
-what it chose (5 photos, weight 0.4). The confidence weighting tied the plain linear pool on
-title + photo there and was better on a brand word + photo (0.780 against 0.721). The config defaults (10, 1.0) keep a model built
-without the recipe close to its plain fused answer. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
+(train on one collection's photos, validate on the next ones'); the recipes use what it chose
+(1 photo, weight 0.6). The confidence weighting tied the plain linear pool on title + photo
+there and was better on a brand word + photo (0.780 against 0.721 at weight 0.4). The config
+defaults (10, 1.0) keep a model built without the recipe close to its plain fused answer. Rows with one input keep their own answer. A checkpoint without photo counts (older ones) is unchanged.
 
 Example:
     >>> fused = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
