@@ -138,3 +138,14 @@ def test_fused_vectors_weight_text_and_image() -> None:
     assert np.allclose(fused, [[0.8, 0.0, 0.0, 0.6]])
     with pytest.raises(CatalogIndexError, match="text weight"):
         fuse(text, image, text_weight=1.5)
+
+
+def test_the_ann_path_names_the_right_products_after_replace_remove_and_load(tmp_path) -> None:
+    index = _index(40, threshold=0)  # usearch from the first row
+    index.add(["p3", "late"], text=_vectors(2, seed=7), image=_vectors(2, 8, 8))  # p3 replaced
+    index.remove(["p0", "p10"])
+    index.add(["p0"], text=_vectors(1, seed=9), image=_vectors(1, 8, 10))  # back, new label
+    for current in (index, CatalogIndex.load(index.save(tmp_path / "ix"))):
+        for product in ("p3", "late", "p0", "p25"):
+            query = current.vectors["text"][[current.row_of(product)]]
+            assert current.search(query, kind="text", k=1)[0][0][0] == product

@@ -341,10 +341,11 @@ class CatalogIndex:
         return [hits[r] for r in order]
 
     def _rows_of_labels(self, labels: np.ndarray) -> np.ndarray:
-        order = np.argsort(self.labels)
-        found = np.searchsorted(self.labels, labels, sorter=order)
-        found = np.clip(found, 0, len(order) - 1)
-        rows = order[found]
+        """Rows of the backend's ``labels`` (-1 where none). ``self.labels`` is ascending (new
+        labels count up and are appended; removal keeps the order), so no per-query sort."""
+        if len(self.labels) == 0:
+            return np.full(np.shape(labels), -1, dtype=np.int64)
+        rows = np.clip(np.searchsorted(self.labels, labels), 0, len(self.labels) - 1)
         return np.where(self.labels[rows] == labels, rows, -1)
 
     # ----------------------------------------------------------------- save / load
