@@ -81,7 +81,8 @@ def test_training_fits_a_probe_that_the_checkpoint_keeps(tmp_path: Path) -> None
     assert probe is not None and figures["orientation_photos"] == 30
     assert np.asarray(probe.weight).shape == (4, model.config.vision_config.hidden_size * 2)
     assert 0.5 <= probe.min_probability <= 0.99
-    for key in ("orientation_turned_photos_read_upright", "orientation_upright_photos_turned"):
+    assert probe.mode == figures["orientation_mode"] in ("turn", "flag")
+    for key in ("orientation_turned_photos_read_upright", "orientation_upright_photos_found_turned"):
         assert 0.0 <= figures[key] <= 1.0
     model.save_pretrained(tmp_path / "ckpt")
     again = type(model).from_pretrained(tmp_path / "ckpt")
@@ -125,3 +126,35 @@ def test_train_fits_the_probe_unless_told_not_to(
         assert stored is not None and metrics["orientation_photos"] == 24
     else:
         assert stored is None and "orientation_photos" not in metrics
+
+
+def test_in_flag_mode_a_turned_photo_is_not_trusted_but_not_turned(tmp_path: Path) -> None:
+    predictor = _predictor(tmp_path)
+    upright = _photo(3)
+    turned = upright.rotate(90, expand=True)
+    title = "blue cotton shirt"
+    text_alone = predictor.predict([Product(title=title)])[0]
+    photo_alone = predictor.predict([Product(image=turned)])[0]
+    predictor.model.config.orientation_probe = _probe_knowing(predictor, upright) | {"mode": "flag"}
+    both, alone = predictor.predict([Product(title=title, image=turned), Product(image=turned)])
+    assert both.inputs == "text" and both.category_id == text_alone.category_id
+    assert both.confidence == pytest.approx(text_alone.confidence)
+    assert any("answered from the text alone" in w for w in both.warnings)
+    assert alone.category_id == photo_alone.category_id  # read as it came...
+    assert alone.confidence < 0.5 * photo_alone.confidence  # ...but not trusted
+    assert any("held at low confidence" in w for w in alone.warnings)
+
+
+def test_a_probe_that_would_turn_upright_held_out_photos_is_stored_in_flag_mode() -> None:
+    from multimodal_cat.training.orientation import _choose, _fit
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, 60, 8)).astype(np.float32)
+    turns = np.eye(4, 8, dtype=np.float32)[:, None, :] * 6.0  # each turn moves a photo its own way
+    training = base + turns + rng.normal(scale=0.1, size=(4, 60, 8)).astype(np.float32)
+    classifier = _fit(training)
+    assert _choose(classifier, training[:, :20])[1] == "turn"
+    # held-out "upright" photos that look like the training photos turned by 180 degrees
+    shifted = np.roll(training[:, 20:40], 2, axis=0)
+    threshold, mode, figures = _choose(classifier, shifted)
+    assert mode == "flag" and figures["orientation_upright_photos_found_turned"] > 0.5

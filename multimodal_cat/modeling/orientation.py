@@ -14,8 +14,14 @@ looks fine either way), so it works in two steps:
 2. a doubtful photo (upright probability under ``doubt_below``) is also embedded turned by 90, 180
    and 270 degrees, and the four views vote (:meth:`OrientationProbe.turn_of`): turned back by
    ``t``, the photo should look upright, and turned further by ``s`` it should look turned by
-   ``s``. Only when that vote is at least ``min_probability`` sure is the photo read turned back
-   (its embedding is one of the views already computed).
+   ``s``. Only when that vote is at least ``min_probability`` sure is the photo taken as turned.
+
+What then depends on ``mode``, set at training from held-out photos: ``"turn"`` reads the photo
+turned back (its embedding is one of the views already computed); ``"flag"`` (the probe turned
+too many held-out upright photos to be trusted with turning) does not turn it but does not trust
+it either: a product with text is answered from its text alone, a photo alone keeps its answer
+at a confidence scaled by the chance that the vote is wrong. Either way the answer says so in a
+warning.
 
 Example:
     >>> probe = OrientationProbe(
@@ -49,6 +55,7 @@ class OrientationProbe:
         min_probability: How sure the four views' vote must be before a photo is read turned
             back.
         doubt_below: A photo whose upright probability is under this gets the four-view check.
+        mode: ``"turn"`` (read a turned photo turned back) or ``"flag"`` (do not trust it).
         figures: How it was fitted (photos, held-out figures).
     """
 
@@ -56,6 +63,7 @@ class OrientationProbe:
     bias: list[float]
     min_probability: float = 0.9
     doubt_below: float = 0.5
+    mode: str = "turn"
     figures: dict[str, Any] = field(default_factory=dict)
 
     def log_probabilities(self, image_embeds: torch.Tensor) -> torch.Tensor:

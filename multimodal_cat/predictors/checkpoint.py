@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -358,20 +359,23 @@ class ModelPredictor:
 
     def _forward(
         self, products: list[Product]
-    ) -> tuple[Any, dict[str, torch.Tensor], dict[int, int]]:
+    ) -> tuple[Any, dict[str, torch.Tensor], dict[int, tuple[int, float]]]:
         """The model's output, its inputs (tower outputs and the text / image masks) and the
-        rows whose photo was read turned back upright (row -> degrees it had been turned)."""
+        rows whose photo the orientation probe found turned (row -> (degrees, how sure))."""
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
             embedded = self.embedder.embed(products)
-            turned = self._read_upright(products, embedded)
+            turned = self._orientation(products, embedded)
             inputs = {k: v.to(device) for k, v in embedded.items()}
             return self.model(**inputs), inputs, turned
 
-    def _read_upright(self, products: list[Product], embedded: dict[str, torch.Tensor]) -> dict[int, int]:
+    def _orientation(
+        self, products: list[Product], embedded: dict[str, torch.Tensor]
+    ) -> dict[int, tuple[int, float]]:
         """Photos the checkpoint's orientation probe doubts are upright are embedded turned
-        three more ways and read turned back when the four views agree on how they came
-        (:mod:`~multimodal_cat.modeling.orientation`); returns row -> degrees it came turned."""
+        three more ways; where the four views agree that a photo came turned, it is read turned
+        back (probe mode ``"turn"``) or, in mode ``"flag"``, a product with text is answered
+        from its text (:mod:`~multimodal_cat.modeling.orientation`)."""
         probe = OrientationProbe.from_dict(self.model.config.orientation_probe)
         if probe is None or "image_embeds" not in embedded:
             return {}
@@ -384,10 +388,31 @@ class ModelPredictor:
             self.embedder.embed_images([p.rotate(degrees, expand=True) for p in photos])  # type: ignore[union-attr]
             for degrees in TURNS[1:]
         ]
-        turns = probe.turn_of(torch.stack(views))[0].tolist()
-        for j, row in enumerate(rows):  # turned back by t = turned further by 4 - t quarters
-            embedded["image_embeds"][row] = views[-turns[j] % len(TURNS)][j]
-        return {row: TURNS[t] for row, t in zip(rows, turns, strict=True) if t}
+        turns, sure = probe.turn_of(torch.stack(views))
+        found = {}
+        for j, row in enumerate(rows):
+            t = int(turns[j])
+            if not t:
+                continue
+            found[row] = (TURNS[t], float(sure[j]))
+            if probe.mode == "turn":  # turned back by t = turned further by 4 - t quarters
+                embedded["image_embeds"][row] = views[-t % len(TURNS)][j]
+            elif "text_mask" in embedded and bool(embedded["text_mask"][row]):
+                embedded["image_mask"][row] = False
+        return found
+
+    def _note_orientation(self, prediction: Prediction, degrees: int, sure: float, mode: str) -> None:
+        """The warning (and, for a flagged photo alone, the lowered confidence) of a turned photo."""
+        seen = f"the photo looked turned by {degrees} degrees"
+        if mode == "turn":
+            prediction.warnings.append(f"{seen}; it was read turned back upright")
+        elif prediction.inputs == "text":
+            prediction.warnings.append(f"{seen}; answered from the text alone")
+        else:
+            scale = 1.0 - sure
+            prediction.confidence *= scale
+            prediction.alternatives = [replace(a, score=a.score * scale) for a in prediction.alternatives]
+            prediction.warnings.append(f"{seen}; its answer is held at low confidence")
 
     def _by_input(self, inputs: dict[str, torch.Tensor]) -> dict[int, dict[str, CategoryScore]]:
         """For rows with text and image: the best leaf from each input alone, with its probability."""
@@ -419,18 +444,17 @@ class ModelPredictor:
         """
         outputs, inputs, turned = self._forward(products)
         predictions = self.model.decode(outputs, top_k=top_k, min_confidence=min_confidence)
-        for row, degrees in turned.items():
-            predictions[row].warnings.append(
-                f"the photo looked turned by {degrees} degrees; it was read turned back upright"
-            )
         absent = torch.zeros(len(products), dtype=torch.bool)
         used = inputs_used(
             inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()
         )
         by_input = self._by_input(inputs)
+        mode = (self.model.config.orientation_probe or {}).get("mode", "turn")
         for row, (prediction, what) in enumerate(zip(predictions, used, strict=True)):
             prediction.inputs = what
             prediction.by_input = by_input.get(row, {})
+            if row in turned:
+                self._note_orientation(prediction, *turned[row], mode)
         return predictions
 
     def thresholds_by_input(self, target_precision: str) -> dict[str, float]:

@@ -5,13 +5,16 @@ by 90, 180 and 270 degrees (the upright ones are usually in the embedding cache 
 a four-way logistic regression learns the turn from the embedding. A fifth of the photos is
 held out to measure it and to choose how sure the probe must be before a photo is turned back:
 the lowest of :data:`MIN_PROBABILITIES` at which at most :data:`MAX_UPRIGHT_TURNED` of the
-held-out upright photos would be turned. The stored weights are then refitted on every sampled
-photo.
+held-out upright photos would be turned. When none is that safe (the catalog's photos come in
+orientations the probe cannot tell apart), the probe is stored in ``"flag"`` mode: a photo it
+finds turned is not turned back but not trusted either (see
+:mod:`multimodal_cat.modeling.orientation`). The stored weights are then refitted on every
+sampled photo.
 
 Example:
     >>> figures = fit_orientation_probe(model, processor, train_set, cache=cache)  # doctest: +SKIP
-    >>> figures["orientation_accuracy"]  # doctest: +SKIP
-    0.97
+    >>> figures["orientation_mode"], figures["orientation_turned_photos_read_upright"]  # doctest: +SKIP
+    ('turn', 0.89)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ MIN_PHOTOS = 20  # fewer readable training photos: no probe (the model reads pho
 HELD_OUT = 0.2
 MIN_PROBABILITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 MAX_UPRIGHT_TURNED = 0.01  # share of held-out upright photos the chosen setting may turn
+FLAG_MIN_PROBABILITY = 0.9  # when no setting turns so few: the vote that flags a photo
 C = 30.0  # inverse regularisation (chosen on 400 fashion photos: 10 is surer but checks more photos)
 
 
@@ -97,21 +101,24 @@ def _read_turns(probe: OrientationProbe, held_out: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def _choose(classifier: Any, held_out: np.ndarray) -> tuple[float, dict[str, float]]:
-    """The lowest min_probability that turns few held-out upright photos, and its figures."""
-    chosen = MIN_PROBABILITIES[-1]
+def _choose(classifier: Any, held_out: np.ndarray) -> tuple[float, str, dict[str, Any]]:
+    """The lowest min_probability that turns few held-out upright photos, the mode (``"turn"``,
+    or ``"flag"`` when none does), and its figures."""
+    chosen, mode = FLAG_MIN_PROBABILITY, "flag"
     for threshold in MIN_PROBABILITIES:
         if float((_read_turns(_probe(classifier, threshold), held_out)[0] != 0).mean()) <= MAX_UPRIGHT_TURNED:
-            chosen = threshold
+            chosen, mode = threshold, "turn"
             break
     probe = _probe(classifier, chosen)
     read = _read_turns(probe, held_out)
     came = np.arange(len(TURNS))[:, None]
     doubtful = probe.doubtful(torch.from_numpy(held_out[0])).numpy()
-    return chosen, {
+    return chosen, mode, {
+        "orientation_mode": mode,
+        "orientation_turned_photos_found": round(float((read[1:] != 0).mean()), 4),
         "orientation_turned_photos_read_upright": round(float((read[1:] == came[1:]).mean()), 4),
         "orientation_turned_photos_misread": round(float(((read[1:] != came[1:]) & (read[1:] != 0)).mean()), 4),
-        "orientation_upright_photos_turned": round(float((read[0] != 0).mean()), 4),
+        "orientation_upright_photos_found_turned": round(float((read[0] != 0).mean()), 4),
         "orientation_upright_photos_checked": round(float(doubtful.mean()), 4),
     }
 
@@ -141,8 +148,9 @@ def fit_orientation_probe(
     with torch.inference_mode():
         vectors = _embed_turns(TowerEmbedder(model, processor, cache=cache), sample)
     cut = int(round(len(sample) * (1 - HELD_OUT)))
-    min_probability, figures = _choose(_fit(vectors[:, :cut]), vectors[:, cut:])
+    min_probability, mode, figures = _choose(_fit(vectors[:, :cut]), vectors[:, cut:])
     probe = _probe(_fit(vectors), min_probability)
+    probe.mode = mode
     probe.figures = {**figures, "orientation_photos": len(sample)}
     model.config.orientation_probe = probe.to_dict()
     return {**probe.figures, "orientation_min_probability": min_probability}
