@@ -75,11 +75,15 @@ def cached_text_vectors(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def all_cached_vectors() -> np.ndarray:
-    """Every MiniLM vector of the benchmark cache (abt-buy, fashion, MWPD titles)."""
+    """Every MiniLM vector of the benchmark caches (abt-buy, fashion, MWPD titles)."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{CACHE / 'embeddings.sqlite'}?mode=ro", uri=True)
-    rows = conn.execute("SELECT vector FROM embeddings WHERE dim = 384").fetchall()
+    rows = []
+    for folder in (CACHE, FASHION_CACHE):  # the catalog's cache, else fashion's (read only)
+        if (folder / "embeddings.sqlite").exists():
+            conn = sqlite3.connect(f"file:{folder / 'embeddings.sqlite'}?mode=ro", uri=True)
+            rows += conn.execute("SELECT vector FROM embeddings WHERE dim = 384").fetchall()
+            conn.close()
     vectors = np.stack([np.frombuffer(r[0], np.float32) for r in rows])
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -417,6 +421,17 @@ def part_categories_mwpd(args: argparse.Namespace) -> dict:
 # labels left out: its cross-validated regression on 40k rows did not finish in time on the
 # shared cores (its memory is the (rows x features) matrix and the (rows x classes) probabilities)
 AUDIT_MEMORY_CHECKS = ["duplicates", "categories", "images", "reuse"]
+AUDIT_MEMORY_PHOTOS = 300  # real photos whose thumbnails every product repeats
+
+
+def photo_thumbnails(n: int, real: int = AUDIT_MEMORY_PHOTOS) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnails of ``n`` products: the first ``real`` fashion photos' repeated (what the
+    audit keeps per photo; the duplicates check matches every neighbour pair's photos)."""
+    from multimodal_cat.catalog.thumbs import thumbnails
+    from multimodal_cat.imaging import open_image
+
+    base, _ = thumbnails([open_image(Path(p)) for p in fashion_frame()["path"][:real]])
+    return base[np.arange(n) % real], np.ones(n, bool)
 
 
 def audit_memory_child(n: int) -> dict:
@@ -433,7 +448,7 @@ def audit_memory_child(n: int) -> dict:
     categories = [f"R{c % 5} > B{c % 20} > L{c}" for c in rng.integers(0, 60, n)]
     products = [Product(id=str(i), title=f"item {i}") for i in range(n)]
     ctx = AuditContext(products, list(range(1, n + 1)), {"text": text, "image": image},
-                       categories, [None] * n, pd.DataFrame())
+                       categories, [None] * n, pd.DataFrame(), thumbs=photo_thumbnails(n))
     start = time.perf_counter()
     found = run_checks(ctx, AUDIT_MEMORY_CHECKS)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -452,6 +467,8 @@ def part_audit_memory(args: argparse.Namespace) -> dict:
     out["ratio_40k_over_10k"] = round(
         out["40000"]["peak_rss_mb"] / out["10000"]["peak_rss_mb"], 3)
     out["note"] = ("vectors given (real MiniLM title vectors + noise; encoders not loaded); "
+                   f"photo thumbnails of {AUDIT_MEMORY_PHOTOS} real fashion photos repeated, "
+                   "matched crop-tolerantly on every neighbour pair; "
                    f"checks {', '.join(AUDIT_MEMORY_CHECKS)} (labels not run: too slow here)")
     return out
 
@@ -706,7 +723,7 @@ def part_similar_photos(args: argparse.Namespace) -> dict:
     fusion weight and the re-ranking by the query's predicted category (the index's kind
     probes) chosen with train as catalog and validation as queries, then test queries against
     train + validation (probes fitted on that catalog only)."""
-    from multimodal_cat.catalog.index import SAME_KIND_POOL, CatalogIndex, fuse
+    from multimodal_cat.catalog.index import PROBE_POOL, SAME_KIND_POOL, CatalogIndex, fuse
     from multimodal_cat.catalog.similar import SAME_KIND
 
     frame, text, image, ok = fashion_vectors()
@@ -741,7 +758,8 @@ def part_similar_photos(args: argparse.Namespace) -> dict:
     index = build(catalog, weight)
     learn_s = time.perf_counter() - start
     out = {"catalog": len(catalog), "queries": len(queries), "photos": int(ok.sum()),
-           "pool": SAME_KIND_POOL, "library_same_kind": SAME_KIND,
+           "pool": {"kind_probes": PROBE_POOL, "neighbour_shares": SAME_KIND_POOL},
+           "library_same_kind": SAME_KIND,
            "build_and_learn_kinds_s": round(learn_s, 1),
            "chosen_on_validation": {"text_weight": weight, "same_kind": same_kind,
                                     "grid": {f"w={w} same_kind={r}": v
