@@ -826,8 +826,8 @@ TARGETS = [  # (issue key, what, path in the results, comparison, target)
      ("similar_photos", "article_type_share_top10_fused"), ">=", 0.90),
     ("similar", "same, fused queries re-ranked by kind (library default)",
      ("similar_photos", "article_type_share_top10_fused_same_kind"), ">=", 0.90),
-    ("similar", "same, photo-only queries re-ranked by kind (report)",
-     ("similar_photos", "article_type_share_top10_image_same_kind"), ">=", 0.0),
+    ("similar", "same, photo-only queries re-ranked by kind",
+     ("similar_photos", "article_type_share_top10_image_same_kind"), "report", None),
     ("index_scale", "recall@10 at 100k", ("index_scale", "usearch", "recall_at_10"), ">=", 0.95),
     ("index_scale", "ANN memory over raw vectors at 100k", ("index_scale", "usearch",
      "ann_over_raw"), "<=", 1.3),
@@ -863,10 +863,13 @@ def target_lines(parts: dict) -> list[str]:
         value = _get(parts, *path)
         if value is None:
             verdict, shown = "not measured", "-"
+        elif target is None:
+            verdict, shown = "reported", f"{value}"
         else:
             met = value >= target if op == ">=" else value <= target
             verdict, shown = ("met" if met else "missed"), f"{value}"
-        lines.append(f"| {key} | {what} | {shown} | {op} {target} | {verdict} |")
+        goal = "-" if target is None else f"{op} {target}"
+        lines.append(f"| {key} | {what} | {shown} | {goal} | {verdict} |")
     return lines
 
 
@@ -879,10 +882,14 @@ def write_markdown(data: dict) -> None:
              "index also keeps the float32 vectors it was given (exact search, `within`, save), "
              "so a whole one-modality index holds about 2x the raw vectors. The photo parts "
              "(`similar_photos`, `duplicates_fashion`, `images_fashion`) use the DINOv2-small "
-             "vectors `benchmarks/embed_fashion.py` cached (all 9,583 photos). `audit_memory`, "
-             "`labels_fashion`, `categories_mwpd`, `similar` and `index_scale` come from earlier "
-             "commits (each part's `git_commit`): `audit_memory` predates the photo thumbnails "
-             "(12 KB per product with a photo, linear) and the images check's linear probes. "
+             "vectors `benchmarks/embed_fashion.py` cached (all 9,583 photos). `images_fashion`, "
+             "`similar_photos` and `audit_memory` come from this branch's commits; "
+             "`labels_fashion`, `categories_mwpd`, `similar`, `duplicates_fashion` and "
+             "`index_scale` from earlier "
+             "commits (each part's `git_commit`). `audit_memory` now includes photo "
+             "thumbnails matched on every neighbour pair and the images check's "
+             "cross-validated probes (80% of the time in a profile at 800 rows; the synthetic "
+             "labels are random, so the probes run to their iteration limit). "
              "`similar` on all 9.6k titles forces the ANN at "
              "7.7k products (the library answers exactly below 20k). The 1M scale "
              "(`--parts index_scale_1m`) did not run: its HNSW build needs about an hour of "
