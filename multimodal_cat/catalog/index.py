@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.catalog.backends import ANN_THRESHOLD, USearchBackend, exact_top_k
-from multimodal_cat.catalog.probes import KindProbe, combine
+from multimodal_cat.catalog.probes import KindProbe, combine, load_probes, save_probes
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.taxonomy.index import path_key
 
@@ -418,14 +418,7 @@ class CatalogIndex:
             "records": self.records,
         }
         (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        (folder / KINDS_FILE).unlink(missing_ok=True)
-        if self.kind_probes:
-            arrays = {"classes": np.array(next(iter(self.kind_probes.values())).classes)}
-            for modality, probe in self.kind_probes.items():
-                arrays.update({f"{modality}_coef": probe.coef,
-                               f"{modality}_intercept": probe.intercept,
-                               f"{modality}_prior": probe.prior})
-            np.savez(folder / KINDS_FILE, **arrays)
+        save_probes(folder / KINDS_FILE, self.kind_probes)
         return folder
 
     @classmethod
@@ -469,13 +462,7 @@ class CatalogIndex:
                 backend.load(graph)
                 index._ann[kind] = backend
         index._refresh_ann()  # builds only the graphs that were not saved
-        if (folder / KINDS_FILE).is_file():
-            with np.load(folder / KINDS_FILE) as arrays:
-                classes = [str(c) for c in arrays["classes"]]
-                index.kind_probes = {
-                    m: KindProbe(classes, arrays[f"{m}_coef"], arrays[f"{m}_intercept"],
-                                 arrays[f"{m}_prior"])
-                    for m in index.encoders if f"{m}_coef" in arrays}
+        index.kind_probes = load_probes(folder / KINDS_FILE)
         return index
 
 

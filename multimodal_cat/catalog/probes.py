@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,3 +129,26 @@ def combine(text: np.ndarray | None, image: np.ndarray | None, prior: np.ndarray
     joint = np.where(~image.any(axis=1, keepdims=True), text, joint)
     total = joint.sum(axis=1, keepdims=True)
     return np.divide(joint, total, out=np.zeros_like(joint), where=total > 0)
+
+
+def save_probes(path: Path, probes: dict[str, KindProbe]) -> None:
+    """Write probes over one class list to an ``.npz`` file (removed when there are none)."""
+    path.unlink(missing_ok=True)
+    if not probes:
+        return
+    arrays = {"classes": np.array(next(iter(probes.values())).classes)}
+    for modality, probe in probes.items():
+        arrays.update({f"{modality}_coef": probe.coef, f"{modality}_intercept": probe.intercept,
+                       f"{modality}_prior": probe.prior})
+    np.savez(path, **arrays)
+
+
+def load_probes(path: Path) -> dict[str, KindProbe]:
+    """Probes written by :func:`save_probes` (none when the file is missing)."""
+    if not path.is_file():
+        return {}
+    with np.load(path) as arrays:
+        classes = [str(c) for c in arrays["classes"]]
+        return {m: KindProbe(classes, arrays[f"{m}_coef"], arrays[f"{m}_intercept"],
+                             arrays[f"{m}_prior"])
+                for m in ("text", "image") if f"{m}_coef" in arrays}
