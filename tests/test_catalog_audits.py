@@ -12,7 +12,9 @@ from multimodal_cat.catalog.audits import AuditError, audit, parse_checks
 from multimodal_cat.catalog.audits.context import relation
 from multimodal_cat.catalog.audits.duplicates import model_numbers, variant_difference
 from multimodal_cat.catalog.embed import CatalogEncoders
+from multimodal_cat.catalog.index import CatalogIndex
 from multimodal_cat.encoders.cache import EmbeddingCache
+from multimodal_cat.inputs import to_products
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 
@@ -208,3 +210,56 @@ def test_neighbour_memory_is_n_times_k(encoders) -> None:
     ctx = audit_context(pd.DataFrame(_labelled_feed(30)), encoders)
     rows, sims = ctx.neighbours("text")
     assert rows.shape == (60, 10) and sims.dtype == np.float32
+
+
+def _sibling_feed(n: int = 12) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rows.append(_row(f"s{i}", f"formal check shirt {i}", swatch(RED),
+                         "Apparel > Topwear > Shirts"))
+        rows.append(_row(f"t{i}", f"cotton round neck tshirt {i}", swatch(BLUE),
+                         "Apparel > Topwear > Tshirts"))
+    return rows
+
+
+def test_images_flags_a_confident_sibling_swap(encoders) -> None:
+    # a shirt listed with a T-shirt's photo: siblings in the tree, yet the photo is clear
+    # (the tree-weighted score capped siblings at 0.6, under its 0.7 threshold)
+    rows = _sibling_feed()
+    rows[2]["image"] = swatch(BLUE)
+    found = audit(pd.DataFrame(rows), encoders, checks="images", category="curated")
+    assert [ids[0] for ids in found["ids"]] == [rows[2]["id"]]
+    evidence = found.iloc[0]["evidence"]
+    assert evidence["relation"] == "sibling" and evidence["image_says"].endswith("Tshirts")
+
+
+def test_swap_probability_leaves_unsure_photos_and_unchecked_products_alone() -> None:
+    from multimodal_cat.catalog.audits.images import THRESHOLD, swap_probability
+
+    prior = np.array([0.5, 0.3, 0.2])
+    text = np.array([[0.98, 0.01, 0.01]] * 3 + [[0.0, 0.0, 0.0]])
+    image = np.array([[0.02, 0.97, 0.01],  # a clear photo of another category
+                      [0.45, 0.50, 0.05],  # an unsure photo, half of it the title's category
+                      [0.97, 0.02, 0.01],  # agreeing
+                      [0.0, 1.0, 0.0]])  # no title: not checked
+    score = swap_probability(image, text, prior)
+    assert score[0] >= THRESHOLD and score[1] < THRESHOLD and score[2] < 0.5 and score[3] == 0
+
+
+def test_reference_probes_are_fitted_once_per_index(encoders, monkeypatch) -> None:
+    from multimodal_cat.catalog import probes
+
+    rows = _labelled_feed()
+    reference = CatalogIndex(encoders=encoders.keys)
+    vectors = encoders.encode_products(to_products(pd.DataFrame(rows)))
+    reference.add([r["id"] for r in rows], **vectors, categories=[r["curated"] for r in rows])
+    fits = []
+    real = probes.probe_model
+    monkeypatch.setattr(probes, "probe_model", lambda: fits.append(1) or real())
+    for _ in range(2):
+        audit(pd.DataFrame(rows[:6]), encoders, checks="images", reference=reference)
+    assert len(fits) == 2  # one image and one text probe, kept for the second audit
+    reference.add(["more"], **encoders.encode_products(to_products(pd.DataFrame(rows[:1]))),
+                  categories=[rows[0]["curated"]])
+    audit(pd.DataFrame(rows[:6]), encoders, checks="images", reference=reference)
+    assert len(fits) == 4  # products added: fitted again

@@ -52,6 +52,7 @@ def test_build_similar_add_remove(feed, tiny_encoders, tmp_path, capsys) -> None
     out = tmp_path / "idx"
     err = _build(feed, tiny_encoders, out, capsys)
     assert "row 7 (id 'bad') not indexed" in err and "indexed 6 products" in err
+    assert set(CatalogIndex.load(out).kind_probes) == {"text", "image"}  # learnt at build
     # a shopper's photo alone: the same photo comes first
     assert main(["similar", str(out), "--image", str(tmp_path / "p3.png"), "-k", "3"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
@@ -80,6 +81,7 @@ def test_build_similar_add_remove(feed, tiny_encoders, tmp_path, capsys) -> None
     assert main(["index", "remove", str(out), "p4", "dup"]) == 0
     index = CatalogIndex.load(out)
     assert "n1" in index and "p4" not in index and len(index) == 5
+    assert "Apparel > Hats" in index.kind_probes["image"].classes  # learnt again at add
     assert main(["similar", str(out), "--id", "p2", "--within", "apparel > hats"]) == 0
     assert "n1" in capsys.readouterr().out
 

@@ -149,3 +149,62 @@ def test_the_ann_path_names_the_right_products_after_replace_remove_and_load(tmp
         for product in ("p3", "late", "p0", "p25"):
             query = current.vectors["text"][[current.row_of(product)]]
             assert current.search(query, kind="text", k=1)[0][0][0] == product
+
+
+def _two_kinds(n: int = 40) -> tuple[CatalogIndex, list[str]]:
+    """Text dimension 0 says A, dimension 1 says B; images likewise (dimensions 2 and 3)."""
+    rng = np.random.default_rng(0)
+    categories = ["A > a" if i % 2 else "B" for i in range(n)]
+    text = rng.normal(0, 0.3, (n, 6)).astype(np.float32)
+    image = rng.normal(0, 0.3, (n, 6)).astype(np.float32)
+    for i, category in enumerate(categories):
+        text[i, 0 if category == "A > a" else 1] += 2.0
+        image[i, 2 if category == "A > a" else 3] += 2.0
+    index = CatalogIndex(encoders={"text": "t", "image": "i"})
+    index.add([f"p{i}" for i in range(n)], text=text, image=image, categories=categories)
+    return index, categories
+
+
+def test_kind_probes_predict_each_modality_and_fused_queries() -> None:
+    index, categories = _two_kinds()
+    probes = index.learn_kinds()
+    assert set(probes) == {"text", "image"} and probes["text"].classes == ["A > a", "B"]
+    for kind in ("text", "image", "fused"):
+        predicted = index.query_kinds(index.vectors[kind], kind).argmax(axis=1)
+        assert [probes["text"].classes[c] for c in predicted] == categories
+    title_only = np.hstack([index.vectors["text"][:2], np.zeros((2, 6), np.float32)])
+    assert index.query_kinds(title_only, "fused").argmax(axis=1).tolist() == [1, 0]
+
+
+def test_same_kind_reranks_by_the_query_predicted_category() -> None:
+    from multimodal_cat.catalog.probes import KindProbe
+
+    index = CatalogIndex(encoders={"text": "t"})
+    near_b = np.array([[1.0, 0.1 * i, 0.0] for i in range(1, 7)], np.float32)
+    far_a = np.array([[1.0, 0.0, 0.6 + 0.1 * i] for i in range(3)], np.float32)
+    index.add([f"b{i}" for i in range(6)] + ["a0", "a1", "a2"], text=np.vstack([near_b, far_a]),
+              categories=["B"] * 6 + ["A"] * 3)
+    query = np.array([[1.0, 0.0, 0.0]], np.float32)
+    # without probes the pool's own shares favour B, the nearer and more numerous
+    assert index.search(query, kind="text", k=3, same_kind=1.0)[0][0][0].startswith("b")
+    says_a = KindProbe(["A", "B"], np.zeros((2, 3), np.float32),
+                       np.array([5.0, 0.0], np.float32), np.array([0.3, 0.7]))
+    index.kind_probes = {"text": says_a}
+    hits = index.search(query, kind="text", k=3, same_kind=1.0)[0]
+    assert sorted(i for i, _ in hits) == ["a0", "a1", "a2"]
+
+
+def test_kind_probes_saved_loaded_and_dropped_on_change(tmp_path) -> None:
+    index, _ = _two_kinds()
+    index.learn_kinds()
+    loaded = CatalogIndex.load(index.save(tmp_path / "idx"))
+    assert set(loaded.kind_probes) == {"text", "image"}
+    np.testing.assert_allclose(loaded.kind_probes["image"].coef, index.kind_probes["image"].coef)
+    query = index.vectors["fused"][:3]
+    np.testing.assert_allclose(loaded.query_kinds(query, "fused"), index.query_kinds(query, "fused"))
+    loaded.remove(["p0"])  # still a probe of the same tree
+    assert set(loaded.kind_probes) == {"text", "image"}
+    loaded.add(["new"], text=np.ones((1, 6), np.float32), categories=["C"])  # a new category
+    assert loaded.kind_probes == {} and loaded.query_kinds(query, "fused") is None
+    loaded.save(tmp_path / "idx")
+    assert not (tmp_path / "idx" / "kind_probes.npz").exists()

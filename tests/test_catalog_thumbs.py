@@ -57,3 +57,30 @@ def test_duplicates_audit_finds_a_copied_photo_under_a_reworded_title(tmp_path) 
     assert [sorted(ids) for ids in found["ids"]] == [["a", "b"]]  # d: another colour
     (pair,) = found.iloc[0]["evidence"]["pairs"]
     assert pair["by"] == ["same photo"] and pair["photo_match"] > 0.9
+
+
+def test_photo_matches_hold_one_photos_crops_at_a_time(monkeypatch) -> None:
+    # 13 crops of 48x48x3 floats are 360 KB per photo: kept for every photo at once, a 40k
+    # photo audit would hold 14 GB
+    import weakref
+
+    from multimodal_cat.catalog import thumbs as module
+
+    real, alive, most = module.centre_crops, [], [0]
+
+    def tracked(thumb, scales=module.SCALES):
+        out = real(thumb, scales)
+        if len(scales) > 1:
+            most[0] = max(most[0], sum(ref() is not None for ref in alive))
+            alive.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(module, "centre_crops", tracked)
+    images = [textured(seed) for seed in range(8)]
+    thumbs, present = thumbnails(images)
+    pairs = [(i, j) for i in range(8) for j in range(i + 1, 8)]
+    scores = module.photo_matches(thumbs, present, pairs)
+    assert len(alive) == 8 and most[0] <= 1
+    exact = real(thumbs[0]) @ real(thumbs[1])[-1]
+    assert abs(max(exact.max(), (real(thumbs[1]) @ real(thumbs[0])[-1]).max())
+               - scores[(0, 1)]) < 1e-3  # float16 wholes: the same scores

@@ -99,6 +99,7 @@ def build_index(
     columns: ColumnsLike = None,
     image_root: Any = None,
     index: CatalogIndex | None = None,
+    learn_kinds: bool = True,
 ) -> BuildResult:
     """Encode products and put them in ``index`` (a new one when None).
 
@@ -109,6 +110,8 @@ def build_index(
             and the category audits.
         columns, image_root: as for :func:`~multimodal_cat.inputs.to_products`.
         index: an index to add to (``index add``).
+        learn_kinds: fit the index's kind probes afterwards (:meth:`CatalogIndex.learn_kinds`:
+            similar-product results of the query's predicted category; needs categories).
 
     Raises:
         CatalogIndexError: ``index`` was built with other encoders.
@@ -129,4 +132,6 @@ def build_index(
             categories=category_values(good, category),
             records=[product_record(p) for p in good],
         )
+    if learn_kinds and category is not None:
+        index.learn_kinds()
     return BuildResult(index, skipped)

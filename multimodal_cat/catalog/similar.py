@@ -21,7 +21,7 @@ from multimodal_cat.catalog.index import CatalogIndex, CatalogIndexError, fuse
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.imaging import open_image
 
-SAME_KIND = 0.4  # re-ranking weight by the neighbourhood's category (fashion validation split)
+SAME_KIND = 0.4  # re-ranking weight by the query's predicted category (fashion validation split)
 COLUMNS = ["rank", "id", "score", "title", "category", "seller", "image_ref", "kind"]
 
 
@@ -104,8 +104,9 @@ def similar(
         k: how many products.
         within: only products in this branch of the tree (``"Apparel > Shoes"``).
         encoders: the index's encoders (default: loaded as the index records them).
-        same_kind: favour products of the category the query's nearest neighbours hold most
-            (see :meth:`CatalogIndex.search`; 0: plain cosine order).
+        same_kind: favour products of the category the query is predicted to be (the
+            index's kind probes, learnt by ``index build``; else the category its nearest
+            neighbours hold most; see :meth:`CatalogIndex.search`; 0: plain cosine order).
 
     Returns:
         A DataFrame, best first: rank, id, score (cosine), title, category, seller, image_ref,

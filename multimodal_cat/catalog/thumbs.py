@@ -59,13 +59,13 @@ def _standardised(pixels: np.ndarray) -> np.ndarray:
     return flat / np.where(norms > 0, norms, 1.0)
 
 
-def centre_crops(thumb: np.ndarray) -> np.ndarray:
-    """Each of :data:`SCALES`' centre crops of a thumbnail, resampled, high-passed and
-    standardised: rows
-    of ``COMPARE * COMPARE * 3`` (the last row is the whole thumbnail)."""
+def centre_crops(thumb: np.ndarray, scales: Sequence[float] = SCALES) -> np.ndarray:
+    """Centre crops of a thumbnail at ``scales`` (default :data:`SCALES`), resampled,
+    high-passed and standardised: rows of ``COMPARE * COMPARE * 3`` (with the default
+    scales, the last row is the whole thumbnail)."""
     image = Image.fromarray(thumb, "RGB")
     crops = []
-    for scale in SCALES:
+    for scale in scales:
         side = int(round(SIZE * scale))
         start = (SIZE - side) // 2
         box = (start, start, start + side, start + side)
@@ -78,18 +78,24 @@ def centre_crops(thumb: np.ndarray) -> np.ndarray:
 def photo_matches(
     thumbs: np.ndarray, present: np.ndarray, pairs: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], float]:
-    """Crop-tolerant correlation of each pair's photos (0.0 where either has none)."""
+    """Crop-tolerant correlation of each pair's photos (0.0 where either has none).
+
+    Memory: each photo's whole high-passed thumbnail is kept (float16, 14 KB); its crops
+    (13 rows, 360 KB) exist only while its own pairs are scored, so a feed of N photos holds
+    about N x 26 KB with the thumbnails, never N x 360 KB.
+    """
     pairs = list(pairs)
     partners: dict[int, list[int]] = {}
     for i, j in pairs:
         if present[i] and present[j]:
             partners.setdefault(i, []).append(j)
             partners.setdefault(j, []).append(i)
-    crops = {row: centre_crops(thumbs[row]) for row in partners}
+    wholes = {row: centre_crops(thumbs[row], (1.0,))[0].astype(np.float16) for row in partners}
     best: dict[tuple[int, int], float] = {pair: 0.0 for pair in pairs}
     for row, others in partners.items():
-        whole = np.stack([crops[other][-1] for other in others])
-        scores = (crops[row] @ whole.T).max(axis=0)  # this photo cropped vs the others whole
+        crops = centre_crops(thumbs[row])
+        whole = np.stack([wholes[other] for other in others]).astype(np.float32)
+        scores = (crops @ whole.T).max(axis=0)  # this photo cropped vs the others whole
         for other, score in zip(others, scores, strict=True):
             pair = (min(row, other), max(row, other))
             best[pair] = max(best[pair], float(score))
