@@ -229,15 +229,17 @@ class ModelArguments:
             "metavar": "N",
             "help": "for a product with a title and a photo, answer from the title alone when "
             "the title's or the fused best category had fewer than N training photos (the photo "
-            "cannot vouch for it; default 10; 0 turns the rule off)",
+            "cannot vouch for it; default: the recipe's 1, i.e. categories without training "
+            "photos; 0 turns the rule off)",
         },
     )
     photo_weight: float | None = field(
         default=None,
         metadata={
             "metavar": "W",
-            "help": "for a product with a title and a photo: weight of the fused answer against "
-            "the title's alone (1 = fused only; default 1)",
+            "help": "for a product with a title and a photo: prior weight of the fused answer "
+            "against the title's alone, each also weighed by its own confidence (1 = fused "
+            "only; default: the recipe's 0.6)",
         },
     )
     image_only_views: int | None = field(
