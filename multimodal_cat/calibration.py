@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -335,22 +336,46 @@ class ReviewedThreshold:
         )
 
 
+def reviewed_right(taxonomy: Any, answers: Sequence[str], labels: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """Whether each answer (a category id) is its reviewed label (an id or full path) or a
+    branch above it, and which rows' labels the tree knows (the others are left out).
+
+    Example:
+        >>> from multimodal_cat.taxonomy import Taxonomy
+        >>> tree = Taxonomy.from_paths(["Toys > Dolls", "Tools"])
+        >>> right, kept = reviewed_right(tree, ["Toys", "Tools", "Tools"], ["Toys > Dolls", "Toys", "Cars"])
+        >>> right.tolist(), kept
+        ([True, False], [0, 1])
+    """
+    kept, right = [], []
+    for i, (answer, label) in enumerate(zip(answers, labels, strict=True)):
+        try:
+            truth = taxonomy.resolve(str(label).strip()).id
+        except KeyError:
+            continue
+        kept.append(i)
+        right.append(answer in {c.id for c in taxonomy.ancestors(truth, include_self=True)})
+    return np.array(right, dtype=bool), kept
+
+
 def reviewed_threshold(
-    confidence: np.ndarray, correct: np.ndarray, target_precision: float
+    confidence: np.ndarray, correct: np.ndarray, target_precision: float, *, expected: bool = True
 ) -> ReviewedThreshold:
     """The lowest threshold at which the reviewed answers reach ``target_precision``, both as
-    measured and as the recalibrated confidences expect, resting on at least
-    :data:`MIN_ACCEPTED_REVIEWS` reviews; otherwise no threshold, and a note saying why."""
+    measured and (``expected``) as the recalibrated confidences expect, resting on at least
+    :data:`MIN_ACCEPTED_REVIEWS` reviews; otherwise no threshold, and a note saying why.
+    ``expected=False`` asks the measured precision only (confidences not refitted on the
+    reviews, such as a trained checkpoint's)."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
     order = np.argsort(-confidence, kind="stable")
     conf, ok = confidence[order], correct[order].astype(np.float64)
     count = np.arange(1, len(conf) + 1)
     measured = np.cumsum(ok) / count
-    expected = np.cumsum(conf) / count
     cuttable = np.append(conf[1:] < conf[:-1], True)
+    agrees = (np.cumsum(conf) / count >= target_precision) if expected else True
     good = np.flatnonzero(
-        (measured >= target_precision) & (expected >= target_precision) & cuttable
+        (measured >= target_precision) & agrees & cuttable
         & (count >= MIN_ACCEPTED_REVIEWS)
     )
     if len(confidence) < MIN_REVIEWS:

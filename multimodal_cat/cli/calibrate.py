@@ -8,9 +8,14 @@ temperature and the auto-accept threshold of each target precision, and stores t
 how many reviews each threshold rests on and the precision's 95% interval, and says "too few
 reviews" instead of claiming a precision the reviews cannot support.
 
+With ``--model CKPT`` it refits a trained checkpoint's thresholds per input kind instead
+(:mod:`multimodal_cat.review.checkpoint_thresholds`), from a labelled feed whose rows carry the
+products as they were sent (title, photo...).
+
 Example:
     $ multimodal-cat calibrate reviewed.csv --taxonomy shopify --label-column category
     $ multimodal-cat categorize feed.csv --taxonomy shopify --target-precision 0.95 -o out.csv
+    $ multimodal-cat calibrate reviewed_newer.csv --model my-checkpoint --label-column category
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ def add_parser(subparsers: Any) -> None:
         help="precision to choose a threshold for (repeatable; default 0.9, 0.95 and 0.98)",
     )
     p.add_argument(
+        "--model",
+        metavar="CKPT",
+        help="a trained checkpoint folder: refit its auto-accept thresholds per input kind "
+        "(title + photo, title, photo) on the reviewed products, photos included, and write "
+        "them into its config.json (instead of a zero-shot tree's calibration)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="fit and print, but store nothing"
     )
     add_column_argument(p)
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from multimodal_cat.predictors.build import build_predictor
     from multimodal_cat.zero_shot.reviewed import calibrate_from_reviews
 
+    if args.model:
+        return _run_checkpoint(args, targets)
     try:
         products, labels = _read_reviews(args)
         predictor = build_predictor(taxonomy=args.taxonomy)
@@ -78,6 +92,38 @@ def run(args: argparse.Namespace) -> int:
             predictor, products, labels, targets=targets, store=not args.dry_run,
             source=str(args.reviews),
         )  # fmt: skip
+    except (MultimodalCatError, OSError, ValueError) as error:
+        raise UserError(str(error)) from None
+    for line in fit.describe():
+        info(line)
+    if args.dry_run:
+        info("dry run: nothing stored")
+    return 0
+
+
+def _run_checkpoint(args: argparse.Namespace, targets: tuple[float, ...]) -> int:
+    """``--model``: refit a checkpoint's thresholds per input kind on a labelled feed."""
+    from multimodal_cat.errors import MultimodalCatError
+    from multimodal_cat.inputs import to_products
+    from multimodal_cat.predictors.checkpoint import ModelPredictor
+    from multimodal_cat.review.checkpoint_thresholds import (
+        fit_checkpoint_thresholds,
+        store_checkpoint_thresholds,
+    )
+
+    if not Path(args.model, "config.json").is_file():
+        raise UserError(f"--model: expected a checkpoint folder with a config.json; found {args.model!r}")
+    try:
+        products = to_products(Path(args.reviews), columns=args.column, answers=args.label_column)
+        labelled = [p for p in products if str(p.extra.get(args.label_column) or "").strip()]
+        if not labelled:
+            raise UserError(f"{args.reviews}: no row has a category in column {args.label_column!r}")
+        fit = fit_checkpoint_thresholds(
+            ModelPredictor.from_pretrained(args.model), labelled,
+            [str(p.extra[args.label_column]) for p in labelled], targets=targets,
+        )  # fmt: skip
+        if not args.dry_run:
+            store_checkpoint_thresholds(args.model, fit, source=str(args.reviews))
     except (MultimodalCatError, OSError, ValueError) as error:
         raise UserError(str(error)) from None
     for line in fit.describe():

@@ -34,7 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from multimodal_cat.calibration import REVIEW_TARGETS, ReviewCalibration, fit_review_calibration
+from multimodal_cat.calibration import (
+    REVIEW_TARGETS,
+    ReviewCalibration,
+    fit_review_calibration,
+    reviewed_right,
+)
 from multimodal_cat.errors import ConfigurationError, InvalidArgumentError
 from multimodal_cat.taxonomy import Taxonomy
 from multimodal_cat.zero_shot.store import tree_digest
@@ -127,29 +132,15 @@ def reviewed_answers(predictor: Any, products: Sequence[Any], labels: Sequence[s
     """``(confidence, right, unknown)``: the predictor's own confidence on each reviewed
     product (its reviewed calibration and feed shift set aside) and whether its answer is the reviewed
     category or a branch above it; products whose label is not in the tree are left out."""
-    taxonomy = predictor.taxonomy
-    keep, truth = [], []
-    for i, label in enumerate(labels):
-        try:
-            truth.append(taxonomy.resolve(str(label).strip()).id)
-            keep.append(i)
-        except KeyError:
-            continue
     predictor._prepare()
     stored, predictor.calibration_ = predictor.calibration_, None
     feed, predictor.feed_calibration = predictor.feed_calibration, False
     try:  # the model's own confidence: no stored calibration, no shift from the reviewed rows
-        predictions = predictor.predict([products[i] for i in keep]) if keep else []
+        predictions = predictor.predict(list(products)) if len(products) else []
     finally:
         predictor.calibration_, predictor.feed_calibration = stored, feed
-    confidence = np.array([p.confidence for p in predictions], dtype=np.float64)
-    right = np.array(
-        [
-            p.category_id in {c.id for c in taxonomy.ancestors(t, include_self=True)}
-            for p, t in zip(predictions, truth, strict=True)
-        ],
-        dtype=bool,
-    )
+    right, keep = reviewed_right(predictor.taxonomy, [p.category_id for p in predictions], labels)
+    confidence = np.array([predictions[i].confidence for i in keep], dtype=np.float64)
     return confidence, right, len(labels) - len(keep)
 
 
