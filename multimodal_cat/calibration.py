@@ -385,7 +385,7 @@ def reviewed_threshold(
     if not len(good):
         return _no_threshold(
             target_precision,
-            f"too few reviews: no confidence has {MIN_ACCEPTED_REVIEWS} or more reviewed "
+            f"not reached: no confidence has {MIN_ACCEPTED_REVIEWS} or more reviewed "
             f"answers above it at precision {target_precision:.0%}",
         )
     last = int(good[-1])

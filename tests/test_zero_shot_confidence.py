@@ -85,7 +85,7 @@ def test_a_threshold_rests_on_enough_reviews_and_reports_its_interval() -> None:
     assert "more reviews needed to rule out a precision as low as" in t.describe()  # low < 0.9
     # a high target that only a handful of answers reach: no threshold, and it says why
     few = reviewed_threshold(conf, conf > 0.995, 0.999)
-    assert few.value is None and "too few reviews" in few.note
+    assert few.value is None and "not reached: no confidence has 30" in few.note
 
 
 def test_recalibration_fits_an_over_confident_tree() -> None:
