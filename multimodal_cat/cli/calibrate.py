@@ -94,9 +94,14 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (MultimodalCatError, OSError, ValueError) as error:
         raise UserError(str(error)) from None
-    for line in fit.describe():
+    return _report(fit.describe(), args.dry_run)
+
+
+def _report(lines: list[str], dry_run: bool) -> int:
+    """Print what was fitted (and that nothing was stored on a dry run); the exit code."""
+    for line in lines:
         info(line)
-    if args.dry_run:
+    if dry_run:
         info("dry run: nothing stored")
     return 0
 
@@ -126,11 +131,7 @@ def _run_checkpoint(args: argparse.Namespace, targets: tuple[float, ...]) -> int
             store_checkpoint_thresholds(args.model, fit, source=str(args.reviews))
     except (MultimodalCatError, OSError, ValueError) as error:
         raise UserError(str(error)) from None
-    for line in fit.describe():
-        info(line)
-    if args.dry_run:
-        info("dry run: nothing stored")
-    return 0
+    return _report(fit.describe(), args.dry_run)
 
 
 def _read_reviews(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
