@@ -122,10 +122,13 @@ def test_train_fits_the_probe_unless_told_not_to(
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n") :])
     stored = MultimodalCatModel.from_pretrained(tmp_path / "m").config.orientation_probe
+    card = (tmp_path / "m" / "README.md").read_text()
     if photos:
         assert stored is not None and metrics["orientation_photos"] == 24
+        assert "Sideways photos: a photo that an orientation probe" in card  # the card says what it does
     else:
         assert stored is None and "orientation_photos" not in metrics
+        assert "Sideways photos" not in card
 
 
 def test_in_flag_mode_a_turned_photo_is_not_trusted_but_not_turned(tmp_path: Path) -> None:

@@ -159,6 +159,31 @@ def _metrics_text(metrics: Mapping[str, Any]) -> str:
     )
 
 
+def _orientation_text(config: MultimodalCatConfig) -> str:
+    """What the checkpoint does with a sideways photo (empty without an orientation probe)."""
+    probe = config.orientation_probe or {}
+    if not probe:
+        return ""
+    figures = probe.get("figures") or {}
+    held_out = (
+        f" On held-out training photos it found {figures['orientation_turned_photos_found']:.0%} of "
+        f"the turned ones and {figures['orientation_upright_photos_found_turned']:.0%} of the upright "
+        "ones turned."
+        if "orientation_turned_photos_found" in figures
+        else ""
+    )
+    action = (
+        "read turned back upright"
+        if probe.get("mode", "turn") == "turn"
+        else "not trusted: answered from the text when there is one, else at a low confidence "
+        "(turning back turned too many upright held-out photos)"
+    )
+    return (
+        "\nSideways photos: a photo that an orientation probe, fitted on the training photos, "
+        f"finds turned by 90, 180 or 270 degrees is {action}, with a warning on the answer.{held_out}\n"
+    )
+
+
 def _usage(model_id: str) -> str:
     return f'''```python
 import multimodal_cat  # registers the Auto classes and the pipeline task with transformers
@@ -218,7 +243,7 @@ surer category) should go to human review.
 Not for: categories outside this tree (the model always answers one of its own), products
 unlike the training feed (other languages, product kinds or photo styles than it was trained
 on), or decisions about people.
-
+{_orientation_text(config)}
 ## Metrics
 
 {_metrics_text(metrics)}
