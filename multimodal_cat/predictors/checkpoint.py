@@ -357,11 +357,10 @@ class ModelPredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _forward(
-        self, products: list[Product]
-    ) -> tuple[Any, dict[str, torch.Tensor], dict[int, tuple[int, float]]]:
-        """The model's output, its inputs (tower outputs and the text / image masks) and the
-        rows whose photo the orientation probe found turned (row -> (degrees, how sure))."""
+    def _forward(self, products: list[Product]) -> tuple[Any, dict[str, torch.Tensor], dict[int, tuple[str, float]]]:
+        """The model's output, its inputs (tower outputs and the text / image masks) and, for
+        the rows whose photo the orientation probe found turned, the warning and the factor
+        their confidence takes (:meth:`_orientation`)."""
         device = model_device(self.model)
         with torch.inference_mode(), self._threads():
             embedded = self.embedder.embed(products)
@@ -371,11 +370,12 @@ class ModelPredictor:
 
     def _orientation(
         self, products: list[Product], embedded: dict[str, torch.Tensor]
-    ) -> dict[int, tuple[int, float]]:
+    ) -> dict[int, tuple[str, float]]:
         """Photos the checkpoint's orientation probe doubts are upright are embedded turned
         three more ways; where the four views agree that a photo came turned, it is read turned
         back (probe mode ``"turn"``) or, in mode ``"flag"``, a product with text is answered
-        from its text (:mod:`~multimodal_cat.modeling.orientation`)."""
+        from its text and a photo alone keeps its answer at a confidence scaled by the vote's
+        doubt (:mod:`~multimodal_cat.modeling.orientation`). Returns row -> (warning, factor)."""
         probe = OrientationProbe.from_dict(self.model.config.orientation_probe)
         if probe is None or "image_embeds" not in embedded:
             return {}
@@ -394,25 +394,16 @@ class ModelPredictor:
             t = int(turns[j])
             if not t:
                 continue
-            found[row] = (TURNS[t], float(sure[j]))
+            seen = f"the photo looked turned by {TURNS[t]} degrees"
             if probe.mode == "turn":  # turned back by t = turned further by 4 - t quarters
                 embedded["image_embeds"][row] = views[-t % len(TURNS)][j]
+                found[row] = (f"{seen}; it was read turned back upright", 1.0)
             elif "text_mask" in embedded and bool(embedded["text_mask"][row]):
                 embedded["image_mask"][row] = False
+                found[row] = (f"{seen}; answered from the text alone", 1.0)
+            else:
+                found[row] = (f"{seen}; its answer is held at low confidence", 1.0 - float(sure[j]))
         return found
-
-    def _note_orientation(self, prediction: Prediction, degrees: int, sure: float, mode: str) -> None:
-        """The warning (and, for a flagged photo alone, the lowered confidence) of a turned photo."""
-        seen = f"the photo looked turned by {degrees} degrees"
-        if mode == "turn":
-            prediction.warnings.append(f"{seen}; it was read turned back upright")
-        elif prediction.inputs == "text":
-            prediction.warnings.append(f"{seen}; answered from the text alone")
-        else:
-            scale = 1.0 - sure
-            prediction.confidence *= scale
-            prediction.alternatives = [replace(a, score=a.score * scale) for a in prediction.alternatives]
-            prediction.warnings.append(f"{seen}; its answer is held at low confidence")
 
     def _by_input(self, inputs: dict[str, torch.Tensor]) -> dict[int, dict[str, CategoryScore]]:
         """For rows with text and image: the best leaf from each input alone, with its probability."""
@@ -449,12 +440,15 @@ class ModelPredictor:
             inputs.get("text_mask", absent).tolist(), inputs.get("image_mask", absent).tolist()
         )
         by_input = self._by_input(inputs)
-        mode = (self.model.config.orientation_probe or {}).get("mode", "turn")
         for row, (prediction, what) in enumerate(zip(predictions, used, strict=True)):
             prediction.inputs = what
             prediction.by_input = by_input.get(row, {})
             if row in turned:
-                self._note_orientation(prediction, *turned[row], mode)
+                warning, factor = turned[row]
+                prediction.warnings.append(warning)
+                if factor != 1.0:
+                    prediction.confidence *= factor
+                    prediction.alternatives = [replace(a, score=a.score * factor) for a in prediction.alternatives]
         return predictions
 
     def thresholds_by_input(self, target_precision: str) -> dict[str, float]:

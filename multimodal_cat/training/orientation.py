@@ -30,7 +30,6 @@ from multimodal_cat.imaging import try_open_image
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.modeling.orientation import TURNS, OrientationProbe
 from multimodal_cat.predictors.checkpoint import TowerEmbedder
-from multimodal_cat.products import Product
 
 __all__ = ["fit_orientation_probe"]
 
@@ -62,11 +61,10 @@ def _embed_turns(embedder: TowerEmbedder, photos: list[Any]) -> np.ndarray:
     bar = progress_bar(total=len(TURNS) * len(photos), desc="photos turned for the orientation check",
                        unit="photo")
     for degrees in TURNS:
-        turned = [Product(image=photo.rotate(degrees, expand=True)) for photo in photos]
         vectors = []
-        for start in range(0, len(turned), embedder.batch_size):
-            chunk = turned[start : start + embedder.batch_size]
-            vectors.append(embedder.embed(chunk, allow_empty=True)["image_embeds"])
+        for start in range(0, len(photos), embedder.batch_size):
+            chunk = [photo.rotate(degrees, expand=True) for photo in photos[start : start + embedder.batch_size]]
+            vectors.append(embedder.embed_images(chunk))
             bar.update(len(chunk))
         out.append(torch.cat(vectors).numpy())
     bar.close()
@@ -90,29 +88,32 @@ def _probe(classifier: Any, min_probability: float = 0.9) -> OrientationProbe:
     )
 
 
-def _read_turns(probe: OrientationProbe, held_out: np.ndarray) -> np.ndarray:
-    """(4, n) turn index the predictor would read for each held-out photo sent turned each way."""
+def _votes(classifier: Any, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(4, n) turn index the four views vote for each held-out photo sent turned each way (0
+    where the photo is not doubted), and (4, n) how sure the vote is."""
+    probe = _probe(classifier, min_probability=0.0)
     vectors = torch.from_numpy(held_out)
-    out = []
+    turns, sure = [], []
     for came in range(len(TURNS)):  # the photo came turned by TURNS[came]: its views roll
         views = vectors[[(came + u) % len(TURNS) for u in range(len(TURNS))]]
-        turn = probe.turn_of(views)[0]
-        out.append(torch.where(probe.doubtful(views[0]), turn, torch.zeros_like(turn)).numpy())
-    return np.stack(out)
+        turn, how_sure = probe.turn_of(views)
+        turns.append(torch.where(probe.doubtful(views[0]), turn, torch.zeros_like(turn)).numpy())
+        sure.append(how_sure.numpy())
+    return np.stack(turns), np.stack(sure)
 
 
 def _choose(classifier: Any, held_out: np.ndarray) -> tuple[float, str, dict[str, Any]]:
     """The lowest min_probability that turns few held-out upright photos, the mode (``"turn"``,
     or ``"flag"`` when none does), and its figures."""
+    turns, sure = _votes(classifier, held_out)
     chosen, mode = FLAG_MIN_PROBABILITY, "flag"
     for threshold in MIN_PROBABILITIES:
-        if float((_read_turns(_probe(classifier, threshold), held_out)[0] != 0).mean()) <= MAX_UPRIGHT_TURNED:
+        if float(((turns[0] != 0) & (sure[0] >= threshold)).mean()) <= MAX_UPRIGHT_TURNED:
             chosen, mode = threshold, "turn"
             break
-    probe = _probe(classifier, chosen)
-    read = _read_turns(probe, held_out)
+    read = np.where(sure >= chosen, turns, 0)
     came = np.arange(len(TURNS))[:, None]
-    doubtful = probe.doubtful(torch.from_numpy(held_out[0])).numpy()
+    doubtful = _probe(classifier).doubtful(torch.from_numpy(held_out[0])).numpy()
     return chosen, mode, {
         "orientation_mode": mode,
         "orientation_turned_photos_found": round(float((read[1:] != 0).mean()), 4),
