@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,7 @@ def reliability_diagram(
 
 # --- Calibration from a team's own reviews -------------------------------------------------
 
+ABOVE_ONE = math.nextafter(1.0, 2.0)  # a stored threshold that no confidence reaches: accept none
 MIN_REVIEWS = 50  # fewer reviewed answers: no temperature or threshold is claimed
 MIN_ACCEPTED_REVIEWS = 30  # reviews at or above a threshold that it must rest on
 REVIEW_TARGETS = (0.9, 0.95, 0.98)

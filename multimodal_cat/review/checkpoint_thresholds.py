@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.calibration import (
+    ABOVE_ONE,
     MIN_REVIEWS,
     REVIEW_TARGETS,
     ReviewedThreshold,
@@ -40,11 +40,10 @@ from multimodal_cat.calibration import (
     reviewed_threshold,
 )
 from multimodal_cat.errors import InvalidArgumentError
+from multimodal_cat.modeling.configuration import INPUT_KINDS
 
-__all__ = ["CheckpointReviewFit", "fit_checkpoint_thresholds", "store_checkpoint_thresholds"]
+__all__ = ["ABOVE_ONE", "CheckpointReviewFit", "fit_checkpoint_thresholds", "store_checkpoint_thresholds"]
 
-ABOVE_ONE = math.nextafter(1.0, 2.0)  # how a threshold that no confidence reaches is stored
-INPUT_KINDS = ("text+image", "text", "image")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from multimodal_cat.calibration import ABOVE_ONE
 from multimodal_cat.errors import ConfigurationError
 from multimodal_cat.predictions import Prediction
 from multimodal_cat.products import Product
@@ -210,9 +211,6 @@ def threshold_source(predictor: Any, target_precision: float) -> str:
     )
 
 
-_ABOVE_ONE = math.nextafter(1.0, 2.0)
-
-
 def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
     """A router at the threshold the predictor stores for ``target_precision`` (chosen on a
     checkpoint's held-out rows when it was trained, or on a tree's reviewed answers by
@@ -238,7 +236,7 @@ def stored_router(predictor: Any, target_precision: float) -> ReviewRouter:
     except (TypeError, ValueError):
         threshold = float("nan")
     # just above 1 is how calibration stores "no confidence reaches it" (nothing auto-accepted)
-    if not 0.0 <= threshold <= _ABOVE_ONE:  # NaN fails too
+    if not 0.0 <= threshold <= ABOVE_ONE:  # NaN fails too
         raise StoredThresholdError(
             f"the stored threshold for precision {key} is {value!r}; expected a number "
             "between 0 and 1 (config.json confidence_thresholds, or multimodal-cat calibrate)"
