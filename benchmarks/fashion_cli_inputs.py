@@ -54,6 +54,17 @@ PRECISIONS = ("0.98", "0.99")
 RELIABILITY = "fashion_cli_inputs_reliability.png"
 
 
+def run_train(command: list[str], log: Path) -> dict:
+    """Run a ``train`` command (stderr into ``log``); its printed metrics and wall seconds."""
+    start = time.perf_counter()
+    with log.open("w") as err:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"train failed; see {log}")
+    metrics = json.loads(done.stdout[done.stdout.rindex("{\n") :])
+    return {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
+
+
 def train_command(work: Path, seed: int) -> list[str]:
     """The README's ``train`` command on this split (plus where to write and the seed)."""
     command = [sys.executable, "-m", "multimodal_cat", "train", "--feed", str(work / "train.csv")]
@@ -285,12 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier = json.loads((RESULTS / "fashion_cli_inputs.json").read_text())["train"]
         train = {**earlier, "reused_from_an_earlier_run": True}
     else:
-        with log.open("w") as err:
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"train failed; see {log}")
-        metrics = json.loads(done.stdout[done.stdout.rindex("{\n") :])
-        train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
+        train = run_train(command, log)
     for old in work.glob("out_*.jsonl"):
         old.unlink()
     config = json.loads((model / "config.json").read_text())

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from benchmarks.fashion_cli_inputs import (
     categorize,
     merge_into,
     read_rows,
+    run_train,
     score,
     train_command,
 )
@@ -213,12 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads((work / "model" / "all_results.json").read_text())
         train = {**metrics, "reused_from_an_earlier_run": True}
     else:
-        with log.open("w") as err:
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"train failed; see {log}")
-        metrics = json.loads(done.stdout[done.stdout.rindex("{\n"):])
-        train = {"wall_seconds": round(time.perf_counter() - start, 1), **metrics}
+        train = run_train(command, log)
     model = work / "model"
     config = json.loads((model / "config.json").read_text())
     by_input = config.get("confidence_thresholds_by_input", {})
