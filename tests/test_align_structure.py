@@ -13,7 +13,13 @@ from test_align_engine import BagOfWordsEncoder, tree
 from multimodal_cat.align import MappingAligner
 from multimodal_cat.align.backoff import choose, subtree_mass
 from multimodal_cat.align.review import OUTSIDE, SIBLINGS, review_list, structure_flags
-from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes
+from multimodal_cat.align.structure import (
+    agreement,
+    assign_roots,
+    descendants,
+    outbid_rows,
+    votes,
+)
 from multimodal_cat.cli.main import main
 from multimodal_cat.mapping import Mapping
 
@@ -86,6 +92,20 @@ def test_siblings_share_out_the_children_of_their_parents_target() -> None:
     }
     picked = assign_roots(rows, [-1, 0, 0], reuse_penalty=1.0, slot=0)
     assert picked == {10: (1, 0.8), 11: (2, 0.45)}
+
+
+def test_a_sibling_is_not_given_a_target_another_sibling_matches_better() -> None:
+    # GS1 "Bread" (10) and "Tobacco" (11) under a food parent: a joint assignment that gives
+    # Tobacco Products (1) to Bread and Food Items (2) to Tobacco swaps them; both are outbid
+    rows = {
+        10: (np.array([1, 2]), np.array([0.168, 0.038])),
+        11: (np.array([1, 2]), np.array([0.216, 0.034])),
+    }
+    assert outbid_rows({10: (1, 0.168), 11: (2, 0.034)}, rows) == {10, 11}
+    assert outbid_rows({10: (2, 0.038), 11: (1, 0.216)}, rows) == set()
+    # a target no other sibling scores is never outbid
+    rows[12] = (np.array([3]), np.array([0.9]))
+    assert 12 not in outbid_rows({10: (2, 0.038), 11: (1, 0.216), 12: (3, 0.9)}, rows)
 
 
 def test_cosines_are_put_on_the_reference_scale() -> None:

@@ -53,7 +53,14 @@ from multimodal_cat.align.mode import (
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
 from multimodal_cat.align.review import review_list, vote_support
-from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
+from multimodal_cat.align.structure import (
+    agreement,
+    assign_roots,
+    descendants,
+    outbid_rows,
+    votes,
+    with_support,
+)
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -323,7 +330,10 @@ class MappingAligner:
         picked = assign_roots(
             {s: rows[s] for s in contested}, parents, reuse_penalty=self.family_penalty, slot=anchor
         )
+        outbid = outbid_rows(picked, {c: rows[c] for c in contested})
         for s, (g, p) in picked.items():
+            if s in outbid:
+                continue  # another sibling matches g better: no permutation of siblings
             if g != ctx.target.index.position(out[s].target_id) and parents[g] == anchor:
                 out[s] = review_item(
                     ctx.source, ctx.target, s, *rows[s], Choice(g, p, "family-assignment")
