@@ -138,8 +138,8 @@ def outbid_rows(
     another's target), which a reader sees as a permutation of siblings.
 
     Example:
-        >>> rows = {0: (np.array([5, 6]), np.array([0.2, 0.1])), 1: (np.array([5]), np.array([0.3]))}
-        >>> sorted(outbid_rows({0: (5, 0.2), 1: (6, 0.0)}, rows))  # 1 scores 5 higher than 0
+        >>> rows = {0: (np.array([5, 6]), np.array([0.2, 0.1])), 1: (np.array([5, 7]), np.array([0.3, 0.1]))}
+        >>> sorted(outbid_rows({0: (5, 0.2), 1: (7, 0.1)}, rows))  # 1 scores 5 higher than 0
         [0]
     """
     def prob(r: int, g: int) -> float:
