@@ -43,6 +43,20 @@ def test_best_candidate_kept_when_clearly_ahead() -> None:
     assert (choice.position, choice.kind, choice.confidence) == (3, "best", 0.48)
 
 
+def test_back_off_stays_with_the_named_answers_not_the_weak_crowd() -> None:
+    # 1's children (3, 4, 5: the parent's target's children, each weak) hold more mass than
+    # 2's (6 and 7, the two best candidates): the back-off goes to 2, their common ancestor
+    parents = [-1, 0, 0, 1, 1, 1, 2, 2]
+    cands, probs = np.array([6, 7, 3, 4, 5]), np.array([0.28, 0.2, 0.18, 0.17, 0.17])
+    choice = choose(parents, cands, probs, threshold=0.5, ahead=3.0)
+    assert (choice.position, choice.kind) == (2, "back-off")
+    assert choice.confidence == pytest.approx(0.48)
+    # their only common ancestor a target root: the deepest target holding the mass, as before
+    parents = [-1, 0, 0, 1, 1, 1, -1, 6, 6]
+    cands, probs = np.array([7, 8, 3, 4, 5]), np.array([0.28, 0.2, 0.18, 0.17, 0.17])
+    assert choose(parents, cands, probs, threshold=0.5, ahead=3.0).position == 1
+
+
 def test_no_target_root_for_a_non_root_source_when_a_child_fits() -> None:
     # the mass reaches 0.5 only at the root; the fitting non-root target wins (node 1
     # holds no more mass than its child 3, so the specific 3 is kept)
