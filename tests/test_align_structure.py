@@ -228,3 +228,22 @@ def test_cli_align_writes_confidences_and_review_reasons(tmp_path, capsys) -> No
     bad = ["taxonomy", "align", str(src), str(dst), "-o", str(out), "--review-below", "2"]
     assert main(bad) == 2
     assert "expected --review-below between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_generic_head_word_is_no_evidence_of_the_same_kind() -> None:
+    from multimodal_cat.align.candidates import FEATURE_NAMES, build_index, candidate_features
+    from multimodal_cat.align.embeddings import TreeView
+
+    # a source tree whose names mostly end in "Products" (as GS1's): Bread Products and
+    # Tobacco Products share only that word; Rain Boots and Boots share a real head noun
+    kinds = ["Bread", "Dairy", "Tobacco", "Meat", "Fish", "Egg", "Fruit", "Nut", "Tea", "Rice"]
+    source = tree(["Food", *[f"Food > {k} Products" for k in kinds], "Food > Rain Boots"], "s")
+    target = tree(["Food", "Food > Tobacco Products", "Food > Boots"], "g")
+    s_view, t_view = TreeView.from_taxonomy(source), TreeView.from_taxonomy(target)
+    index = build_index(s_view, t_view)
+    assert "product" in index.generic_heads and "boot" not in index.generic_heads
+    head = FEATURE_NAMES.index("head_eq")
+    cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Bread Products"), 0)
+    assert feats[list(cands).index(1), head] == 0.0
+    cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Rain Boots"), 0)
+    assert feats[list(cands).index(2), head] == 1.0
