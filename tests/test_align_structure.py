@@ -247,3 +247,28 @@ def test_a_generic_head_word_is_no_evidence_of_the_same_kind() -> None:
     assert feats[list(cands).index(1), head] == 0.0
     cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Rain Boots"), 0)
     assert feats[list(cands).index(2), head] == 1.0
+
+
+def test_siblings_backed_off_to_one_broad_target_are_not_shared_out(monkeypatch) -> None:
+    # two sibling families unsure among Food Items' children back off to Food Items; sharing
+    # that out as a conflict sent one to Tobacco Products (GS1's Bread -> Tobacco Products)
+    source = tree(["Food", "Food > Bread Things", "Food > Milk Things"], "s")
+    target = tree(
+        ["Food", "Food > Food Items", "Food > Tobacco Products", "Food > Food Items > Bread",
+         "Food > Food Items > Milk"],
+        "g",
+    )
+    original = MappingAligner._scored
+
+    def scored(self, ctx, s, anchor):  # noqa: ANN001, ANN202
+        if ctx.source.parents[s] < 0:
+            return original(self, ctx, s, anchor)
+        pos = {n: i for i, n in enumerate(ctx.target.names)}
+        names = ["Tobacco Products", "Food Items", "Bread", "Milk", "Food"]
+        # best: Tobacco Products alone; the mass (0.5) lies under Food Items: a back-off
+        return np.array([pos[n] for n in names]), np.array([0.26, 0.1, 0.2, 0.2, 0.24])
+
+    monkeypatch.setattr(MappingAligner, "_scored", scored)
+    result = MappingAligner(BagOfWordsEncoder(), cache=False).align(source, target)
+    assert result.mapping.rules["s0"].target_ids == ("g0",)
+    assert {result.mapping.rules[s].target_ids for s in ("s1", "s2")} == {("g1",)}

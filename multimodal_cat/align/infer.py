@@ -304,10 +304,13 @@ class MappingAligner:
         """Rules for sibling source categories whose parent maps to ``anchor``.
 
         Each sibling chooses alone (:func:`choose`); when two or more claim the same child of
-        ``anchor``, the children of ``anchor`` are shared out jointly (:func:`assign_roots`
-        with ``slot=anchor``): a sibling keeps a claimed target only when it is clearly the
-        better claimant, otherwise takes its next best child of ``anchor``. With a matcher,
-        the siblings it matches (``confidence``: their parent's) are settled first.
+        ``anchor`` as their best candidate, the children of ``anchor`` are shared out jointly
+        (:func:`assign_roots` with ``slot=anchor``): a sibling keeps a claimed target only when
+        it is clearly the better claimant, otherwise takes its next best child of ``anchor``,
+        unless another sibling scores that one higher (:func:`outbid_rows`: no permutation of
+        siblings). Siblings that backed off to a broader target claim nothing (GS1's food
+        families may all belong under Google's Food Items). With a matcher, the siblings it
+        matches (``confidence``: their parent's) are settled first.
         """
         matched = matched_items(ctx.matcher, family, anchor, confidence) if anchor >= 0 else {}
         rows, out = {}, {}
@@ -317,11 +320,12 @@ class MappingAligner:
                 rows[s] = (cands, probs)
                 choice = self._choose(ctx, s, cands, probs, sticky)
                 out[s] = review_item(ctx.source, ctx.target, s, cands, probs, choice)
-        claims = Counter(item.target_id for item in out.values())
+        best = {s: item for s, item in out.items() if item.kind == "best"}
+        claims = Counter(item.target_id for item in best.values())
         parents = ctx.target.parents
         contested = [
             s
-            for s, item in out.items()
+            for s, item in best.items()
             if claims[item.target_id] > 1
             and parents[ctx.target.index.position(item.target_id)] == anchor
         ]
