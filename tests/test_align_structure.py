@@ -243,7 +243,9 @@ def test_a_generic_head_word_is_no_evidence_of_the_same_kind() -> None:
     index = build_index(s_view, t_view)
     assert "product" in index.generic_heads and "boot" not in index.generic_heads
     head = FEATURE_NAMES.index("head_eq")
-    cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Bread Products"), 0)
+    cands, feats = candidate_features(
+        s_view, t_view, index, s_view.names.index("Bread Products"), 0
+    )
     assert feats[list(cands).index(1), head] == 0.0
     cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Rain Boots"), 0)
     assert feats[list(cands).index(2), head] == 1.0
@@ -254,8 +256,13 @@ def test_siblings_backed_off_to_one_broad_target_are_not_shared_out(monkeypatch)
     # that out as a conflict sent one to Tobacco Products (GS1's Bread -> Tobacco Products)
     source = tree(["Food", "Food > Bread Things", "Food > Milk Things"], "s")
     target = tree(
-        ["Food", "Food > Food Items", "Food > Tobacco Products", "Food > Food Items > Bread",
-         "Food > Food Items > Milk"],
+        [
+            "Food",
+            "Food > Food Items",
+            "Food > Tobacco Products",
+            "Food > Food Items > Bread",
+            "Food > Food Items > Milk",
+        ],
         "g",
     )
     original = MappingAligner._scored
@@ -272,3 +279,27 @@ def test_siblings_backed_off_to_one_broad_target_are_not_shared_out(monkeypatch)
     result = MappingAligner(BagOfWordsEncoder(), cache=False).align(source, target)
     assert result.mapping.rules["s0"].target_ids == ("g0",)
     assert {result.mapping.rules[s].target_ids for s in ("s1", "s2")} == {("g1",)}
+
+
+def test_a_source_root_does_not_keep_a_deep_target_it_is_unsure_of(monkeypatch) -> None:
+    # the root's best candidates are two leaves under "Tools", neither ahead of the other:
+    # the root takes "Tools", which holds them, not one leaf (and its subtree after it)
+    source = tree(["Power Things"], "s")
+    target = tree(
+        [
+            "Hardware",
+            "Hardware > Tools",
+            "Hardware > Tools > Drills",
+            "Hardware > Tools > Saws",
+            "Garden",
+        ],
+        "g",
+    )
+
+    def scored(self, ctx, s, anchor):  # noqa: ANN001, ANN202
+        pos = {n: i for i, n in enumerate(ctx.target.names)}
+        return np.array([pos["Drills"], pos["Saws"], pos["Garden"]]), np.array([0.35, 0.35, 0.3])
+
+    monkeypatch.setattr(MappingAligner, "_scored", scored)
+    aligner = MappingAligner(BagOfWordsEncoder(), cache=False, family_structure=False)
+    assert aligner.align(source, target).mapping.rules["s0"].target_ids == ("g1",)

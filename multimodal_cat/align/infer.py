@@ -359,7 +359,12 @@ class MappingAligner:
         )
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
-        """The source roots' rules, chosen jointly (see :func:`assign_roots`)."""
+        """The source roots' rules, chosen jointly (see :func:`assign_roots`).
+
+        A root that keeps a deep (non-root) candidate keeps it as any best candidate is kept
+        (:func:`choose`: probable enough or clearly ahead); otherwise it backs off along that
+        candidate's line to the target holding the mass (GS1's root "Tools/Equipment - Power"
+        took Google's "Power Tool Batteries", and its whole subtree followed)."""
         out = matched_items(ctx.matcher, roots, -1, 1.0)
         rows = {}
         for s in (s for s in roots if s not in out):
@@ -371,9 +376,12 @@ class MappingAligner:
         picked = assign_roots(rows, ctx.target.parents, reuse_penalty=self.root_reuse_penalty)
         for s, (g, p) in picked.items():
             cands, probs = rows[s]
-            out[s] = review_item(
-                ctx.source, ctx.target, s, cands, probs, Choice(g, p, "root-assignment")
-            )
+            choice = Choice(g, p, "root-assignment")
+            if ctx.target.parents[g] >= 0:  # a deep target: kept only as any best would be
+                alone = self._choose(ctx, s, cands, probs, False)
+                if alone.position != g and alone.position in ctx.target.ancestors(g):
+                    choice = Choice(alone.position, alone.confidence, "root-assignment")
+            out[s] = review_item(ctx.source, ctx.target, s, cands, probs, choice)
         return out
 
     def align(
