@@ -303,3 +303,23 @@ def test_a_source_root_does_not_keep_a_deep_target_it_is_unsure_of(monkeypatch) 
     monkeypatch.setattr(MappingAligner, "_scored", scored)
     aligner = MappingAligner(BagOfWordsEncoder(), cache=False, family_structure=False)
     assert aligner.align(source, target).mapping.rules["s0"].target_ids == ("g1",)
+
+
+def test_a_rule_under_its_parents_target_is_no_surer_than_its_parents() -> None:
+    from types import SimpleNamespace
+
+    from multimodal_cat.align.result import ReviewItem
+    from multimodal_cat.align.review import parent_capped
+
+    # source 0 > 1 > 2 and 0 > 3; target 0 > 1 > 2, and 3 elsewhere (a root)
+    items = {
+        0: ReviewItem("a", "A", "t0", "T", 0.3),
+        1: ReviewItem("b", "A > B", "t1", "T > U", 0.9),
+        2: ReviewItem("c", "A > B > C", "t2", "T > U > V", 0.8),
+        3: ReviewItem("d", "A > D", "t3", "W", 0.7),
+    }
+    source = SimpleNamespace(parents=[-1, 0, 1, 0], top_down=lambda: [0, 1, 3, 2])
+    chosen = {0: 0, 1: 1, 2: 2, 3: 3}
+    # 1 and 2 sit under their parents' targets: capped at 0.3, passed down; 3 left its
+    # parent's branch (its own evidence): left alone
+    assert parent_capped(items, source, [-1, 0, 1, -1], chosen) == {1: 0.3, 2: 0.3}

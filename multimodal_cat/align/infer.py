@@ -52,7 +52,7 @@ from multimodal_cat.align.mode import (
 )
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
-from multimodal_cat.align.review import review_list, vote_support
+from multimodal_cat.align.review import parent_capped, review_list, vote_support
 from multimodal_cat.align.structure import (
     agreement,
     assign_roots,
@@ -453,6 +453,8 @@ class MappingAligner:
         unrelated = vote_support(items, ctx.below, ctx.votes, t_view.parents, chosen)
         for s, factor in unrelated.items():
             items[s] = replace(items[s], confidence=round(items[s].confidence * factor, 4))
+        for s, confidence in parent_capped(items, s_view, t_view.parents, chosen).items():
+            items[s] = replace(items[s], confidence=confidence)
         for item in items.values():
             rules.append(
                 MappingRule(item.source_id, (item.target_id,), "inferred", item.confidence)
