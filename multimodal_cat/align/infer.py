@@ -5,7 +5,9 @@ A category with a published rule keeps it. The source roots are aligned jointly 
 candidates (:mod:`~multimodal_cat.align.candidates`) around its parent's target, scored by
 the re-ranker, and each picks its best candidate or backs off to an ancestor holding the
 probability mass (:mod:`~multimodal_cat.align.backoff`); siblings contesting one target
-share them out jointly. The chosen target's probability (or mass) is the confidence.
+share them out jointly. The chosen target's probability (or mass) is the confidence, capped
+at the parent's confidence when the rule stays at or under the parent's target
+(:func:`~multimodal_cat.align.review.parent_capped`).
 
 The mode follows the trees' languages (:mod:`~multimodal_cat.align.mode`): across languages
 the families are matched as a whole by names and shape first
