@@ -13,7 +13,13 @@ from test_align_engine import BagOfWordsEncoder, tree
 from multimodal_cat.align import MappingAligner
 from multimodal_cat.align.backoff import choose, subtree_mass
 from multimodal_cat.align.review import OUTSIDE, SIBLINGS, review_list, structure_flags
-from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes
+from multimodal_cat.align.structure import (
+    agreement,
+    assign_roots,
+    descendants,
+    outbid_rows,
+    votes,
+)
 from multimodal_cat.cli.main import main
 from multimodal_cat.mapping import Mapping
 
@@ -35,6 +41,20 @@ def test_best_candidate_kept_when_clearly_ahead() -> None:
     cands, probs = np.array([3, 4, 5, 0]), np.array([0.48, 0.12, 0.12, 0.28])
     choice = choose(PARENTS, cands, probs, ahead=3.0)  # 0 is on 3's own line, not a rival
     assert (choice.position, choice.kind, choice.confidence) == (3, "best", 0.48)
+
+
+def test_back_off_stays_with_the_named_answers_not_the_weak_crowd() -> None:
+    # 1's children (3, 4, 5: the parent's target's children, each weak) hold more mass than
+    # 2's (6 and 7, the two best candidates): the back-off goes to 2, their common ancestor
+    parents = [-1, 0, 0, 1, 1, 1, 2, 2]
+    cands, probs = np.array([6, 7, 3, 4, 5]), np.array([0.28, 0.2, 0.18, 0.17, 0.17])
+    choice = choose(parents, cands, probs, threshold=0.5, ahead=3.0)
+    assert (choice.position, choice.kind) == (2, "back-off")
+    assert choice.confidence == pytest.approx(0.48)
+    # their only common ancestor a target root: the deepest target holding the mass, as before
+    parents = [-1, 0, 0, 1, 1, 1, -1, 6, 6]
+    cands, probs = np.array([7, 8, 3, 4, 5]), np.array([0.28, 0.2, 0.18, 0.17, 0.17])
+    assert choose(parents, cands, probs, threshold=0.5, ahead=3.0).position == 1
 
 
 def test_no_target_root_for_a_non_root_source_when_a_child_fits() -> None:
@@ -86,6 +106,20 @@ def test_siblings_share_out_the_children_of_their_parents_target() -> None:
     }
     picked = assign_roots(rows, [-1, 0, 0], reuse_penalty=1.0, slot=0)
     assert picked == {10: (1, 0.8), 11: (2, 0.45)}
+
+
+def test_a_sibling_is_not_given_a_target_another_sibling_matches_better() -> None:
+    # GS1 "Bread" (10) and "Tobacco" (11) under a food parent: a joint assignment that gives
+    # Tobacco Products (1) to Bread and Food Items (2) to Tobacco swaps them; both are outbid
+    rows = {
+        10: (np.array([1, 2]), np.array([0.168, 0.038])),
+        11: (np.array([1, 2]), np.array([0.216, 0.034])),
+    }
+    assert outbid_rows({10: (1, 0.168), 11: (2, 0.034)}, rows) == {10, 11}
+    assert outbid_rows({10: (2, 0.038), 11: (1, 0.216)}, rows) == set()
+    # a target no other sibling scores is never outbid
+    rows[12] = (np.array([3]), np.array([0.9]))
+    assert 12 not in outbid_rows({10: (2, 0.038), 11: (1, 0.216), 12: (3, 0.9)}, rows)
 
 
 def test_cosines_are_put_on_the_reference_scale() -> None:
@@ -194,3 +228,98 @@ def test_cli_align_writes_confidences_and_review_reasons(tmp_path, capsys) -> No
     bad = ["taxonomy", "align", str(src), str(dst), "-o", str(out), "--review-below", "2"]
     assert main(bad) == 2
     assert "expected --review-below between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_generic_head_word_is_no_evidence_of_the_same_kind() -> None:
+    from multimodal_cat.align.candidates import FEATURE_NAMES, build_index, candidate_features
+    from multimodal_cat.align.embeddings import TreeView
+
+    # a source tree whose names mostly end in "Products" (as GS1's): Bread Products and
+    # Tobacco Products share only that word; Rain Boots and Boots share a real head noun
+    kinds = ["Bread", "Dairy", "Tobacco", "Meat", "Fish", "Egg", "Fruit", "Nut", "Tea", "Rice"]
+    source = tree(["Food", *[f"Food > {k} Products" for k in kinds], "Food > Rain Boots"], "s")
+    target = tree(["Food", "Food > Tobacco Products", "Food > Boots"], "g")
+    s_view, t_view = TreeView.from_taxonomy(source), TreeView.from_taxonomy(target)
+    index = build_index(s_view, t_view)
+    assert "product" in index.generic_heads and "boot" not in index.generic_heads
+    head = FEATURE_NAMES.index("head_eq")
+    cands, feats = candidate_features(
+        s_view, t_view, index, s_view.names.index("Bread Products"), 0
+    )
+    assert feats[list(cands).index(1), head] == 0.0
+    cands, feats = candidate_features(s_view, t_view, index, s_view.names.index("Rain Boots"), 0)
+    assert feats[list(cands).index(2), head] == 1.0
+
+
+def test_siblings_backed_off_to_one_broad_target_are_not_shared_out(monkeypatch) -> None:
+    # two sibling families unsure among Food Items' children back off to Food Items; sharing
+    # that out as a conflict sent one to Tobacco Products (GS1's Bread -> Tobacco Products)
+    source = tree(["Food", "Food > Bread Things", "Food > Milk Things"], "s")
+    target = tree(
+        [
+            "Food",
+            "Food > Food Items",
+            "Food > Tobacco Products",
+            "Food > Food Items > Bread",
+            "Food > Food Items > Milk",
+        ],
+        "g",
+    )
+    original = MappingAligner._scored
+
+    def scored(self, ctx, s, anchor):  # noqa: ANN001, ANN202
+        if ctx.source.parents[s] < 0:
+            return original(self, ctx, s, anchor)
+        pos = {n: i for i, n in enumerate(ctx.target.names)}
+        names = ["Tobacco Products", "Food Items", "Bread", "Milk", "Food"]
+        # best: Tobacco Products alone; the mass (0.5) lies under Food Items: a back-off
+        return np.array([pos[n] for n in names]), np.array([0.26, 0.1, 0.2, 0.2, 0.24])
+
+    monkeypatch.setattr(MappingAligner, "_scored", scored)
+    result = MappingAligner(BagOfWordsEncoder(), cache=False).align(source, target)
+    assert result.mapping.rules["s0"].target_ids == ("g0",)
+    assert {result.mapping.rules[s].target_ids for s in ("s1", "s2")} == {("g1",)}
+
+
+def test_a_source_root_does_not_keep_a_deep_target_it_is_unsure_of(monkeypatch) -> None:
+    # the root's best candidates are two leaves under "Tools", neither ahead of the other:
+    # the root takes "Tools", which holds them, not one leaf (and its subtree after it)
+    source = tree(["Power Things"], "s")
+    target = tree(
+        [
+            "Hardware",
+            "Hardware > Tools",
+            "Hardware > Tools > Drills",
+            "Hardware > Tools > Saws",
+            "Garden",
+        ],
+        "g",
+    )
+
+    def scored(self, ctx, s, anchor):  # noqa: ANN001, ANN202
+        pos = {n: i for i, n in enumerate(ctx.target.names)}
+        return np.array([pos["Drills"], pos["Saws"], pos["Garden"]]), np.array([0.35, 0.35, 0.3])
+
+    monkeypatch.setattr(MappingAligner, "_scored", scored)
+    aligner = MappingAligner(BagOfWordsEncoder(), cache=False, family_structure=False)
+    assert aligner.align(source, target).mapping.rules["s0"].target_ids == ("g1",)
+
+
+def test_a_rule_under_its_parents_target_is_no_surer_than_its_parents() -> None:
+    from types import SimpleNamespace
+
+    from multimodal_cat.align.result import ReviewItem
+    from multimodal_cat.align.review import parent_capped
+
+    # source 0 > 1 > 2 and 0 > 3; target 0 > 1 > 2, and 3 elsewhere (a root)
+    items = {
+        0: ReviewItem("a", "A", "t0", "T", 0.3),
+        1: ReviewItem("b", "A > B", "t1", "T > U", 0.9),
+        2: ReviewItem("c", "A > B > C", "t2", "T > U > V", 0.8),
+        3: ReviewItem("d", "A > D", "t3", "W", 0.7),
+    }
+    source = SimpleNamespace(parents=[-1, 0, 1, 0], top_down=lambda: [0, 1, 3, 2])
+    chosen = {0: 0, 1: 1, 2: 2, 3: 3}
+    # 1 and 2 sit under their parents' targets: capped at 0.3, passed down; 3 left its
+    # parent's branch (its own evidence): left alone
+    assert parent_capped(items, source, [-1, 0, 1, -1], chosen) == {1: 0.3, 2: 0.3}

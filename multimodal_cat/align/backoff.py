@@ -10,7 +10,12 @@ lies somewhere below it, hence the confidence of mapping to it. The rule:
 2. otherwise the deepest target whose mass reaches ``threshold`` (an ancestor that holds the
    likely answers); never a target root for a non-root source while a non-root target fits
    (holds ``fit`` of the mass), unless the root itself is the best candidate;
-3. the confidence is the chosen target's mass (the best candidate's probability when kept).
+3. when that target is not on the best candidate's own line (the mass came from many weak
+   candidates elsewhere, such as the children of the parent's target), the back-off goes
+   instead to the deepest common ancestor of the best candidate and its strongest rival
+   (the two named answers), if there is one (not a target root for a non-root source):
+   a target whose own name matches is preferred over a parent-context match;
+4. the confidence is the chosen target's mass (the best candidate's probability when kept).
 
 Example:
     >>> import numpy as np
@@ -85,9 +90,9 @@ def choose(
     if threshold is None or p_best >= threshold:
         return Choice(best, p_best, "best")
     line = set(lineage(parents, best))
-    rival = max(
-        (p for g, p in zip(cands.tolist(), probs.tolist(), strict=True) if g not in line),
-        default=0.0,
+    rival, rival_g = max(
+        ((p, g) for g, p in zip(cands.tolist(), probs.tolist(), strict=True) if g not in line),
+        default=(0.0, -1),
     )
     if p_best >= ahead * rival:
         return Choice(best, p_best, "best")
@@ -105,6 +110,10 @@ def choose(
         return Choice(best, p_best, "best")
     depth = {g: len(lineage(parents, g)) for g in ok}
     chosen = max(ok, key=lambda g: (depth[g], mass[g]))
+    if chosen not in line and rival_g >= 0:  # the mass lies off the best's line: see step 3
+        shared = [g for g in lineage(parents, best) if g in set(lineage(parents, rival_g))]
+        if shared and (source_is_root or parents[shared[0]] >= 0):
+            chosen = shared[0]
     if chosen == best:
         return Choice(best, p_best, "best")
     return Choice(chosen, min(1.0, mass[chosen]), "back-off")

@@ -5,7 +5,9 @@ A category with a published rule keeps it. The source roots are aligned jointly 
 candidates (:mod:`~multimodal_cat.align.candidates`) around its parent's target, scored by
 the re-ranker, and each picks its best candidate or backs off to an ancestor holding the
 probability mass (:mod:`~multimodal_cat.align.backoff`); siblings contesting one target
-share them out jointly. The chosen target's probability (or mass) is the confidence.
+share them out jointly. The chosen target's probability (or mass) is the confidence, capped
+at the parent's confidence when the rule stays at or under the parent's target
+(:func:`~multimodal_cat.align.review.parent_capped`).
 
 The mode follows the trees' languages (:mod:`~multimodal_cat.align.mode`): across languages
 the families are matched as a whole by names and shape first
@@ -52,8 +54,15 @@ from multimodal_cat.align.mode import (
 )
 from multimodal_cat.align.rerank import SEMANTIC_WEIGHTS, CandidateGroup, ReRanker
 from multimodal_cat.align.result import AlignmentResult, ReviewItem, review_item
-from multimodal_cat.align.review import review_list, vote_support
-from multimodal_cat.align.structure import agreement, assign_roots, descendants, votes, with_support
+from multimodal_cat.align.review import parent_capped, review_list, vote_support
+from multimodal_cat.align.structure import (
+    agreement,
+    assign_roots,
+    descendants,
+    outbid_rows,
+    votes,
+    with_support,
+)
 from multimodal_cat.mapping import Mapping, MappingRule
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -297,10 +306,13 @@ class MappingAligner:
         """Rules for sibling source categories whose parent maps to ``anchor``.
 
         Each sibling chooses alone (:func:`choose`); when two or more claim the same child of
-        ``anchor``, the children of ``anchor`` are shared out jointly (:func:`assign_roots`
-        with ``slot=anchor``): a sibling keeps a claimed target only when it is clearly the
-        better claimant, otherwise takes its next best child of ``anchor``. With a matcher,
-        the siblings it matches (``confidence``: their parent's) are settled first.
+        ``anchor`` as their best candidate, the children of ``anchor`` are shared out jointly
+        (:func:`assign_roots` with ``slot=anchor``): a sibling keeps a claimed target only when
+        it is clearly the better claimant, otherwise takes its next best child of ``anchor``,
+        unless another sibling scores that one higher (:func:`outbid_rows`: no permutation of
+        siblings). Siblings that backed off to a broader target claim nothing (GS1's food
+        families may all belong under Google's Food Items). With a matcher, the siblings it
+        matches (``confidence``: their parent's) are settled first.
         """
         matched = matched_items(ctx.matcher, family, anchor, confidence) if anchor >= 0 else {}
         rows, out = {}, {}
@@ -310,11 +322,12 @@ class MappingAligner:
                 rows[s] = (cands, probs)
                 choice = self._choose(ctx, s, cands, probs, sticky)
                 out[s] = review_item(ctx.source, ctx.target, s, cands, probs, choice)
-        claims = Counter(item.target_id for item in out.values())
+        best = {s: item for s, item in out.items() if item.kind == "best"}
+        claims = Counter(item.target_id for item in best.values())
         parents = ctx.target.parents
         contested = [
             s
-            for s, item in out.items()
+            for s, item in best.items()
             if claims[item.target_id] > 1
             and parents[ctx.target.index.position(item.target_id)] == anchor
         ]
@@ -323,7 +336,10 @@ class MappingAligner:
         picked = assign_roots(
             {s: rows[s] for s in contested}, parents, reuse_penalty=self.family_penalty, slot=anchor
         )
+        outbid = outbid_rows(picked, {c: rows[c] for c in contested})
         for s, (g, p) in picked.items():
+            if s in outbid:
+                continue  # another sibling matches g better: no permutation of siblings
             if g != ctx.target.index.position(out[s].target_id) and parents[g] == anchor:
                 out[s] = review_item(
                     ctx.source, ctx.target, s, *rows[s], Choice(g, p, "family-assignment")
@@ -345,7 +361,12 @@ class MappingAligner:
         )
 
     def _align_roots(self, ctx: _Context, roots: list[int]) -> dict[int, ReviewItem]:
-        """The source roots' rules, chosen jointly (see :func:`assign_roots`)."""
+        """The source roots' rules, chosen jointly (see :func:`assign_roots`).
+
+        A root that keeps a deep (non-root) candidate keeps it as any best candidate is kept
+        (:func:`choose`: probable enough or clearly ahead); otherwise it backs off along that
+        candidate's line to the target holding the mass (GS1's root "Tools/Equipment - Power"
+        took Google's "Power Tool Batteries", and its whole subtree followed)."""
         out = matched_items(ctx.matcher, roots, -1, 1.0)
         rows = {}
         for s in (s for s in roots if s not in out):
@@ -357,9 +378,12 @@ class MappingAligner:
         picked = assign_roots(rows, ctx.target.parents, reuse_penalty=self.root_reuse_penalty)
         for s, (g, p) in picked.items():
             cands, probs = rows[s]
-            out[s] = review_item(
-                ctx.source, ctx.target, s, cands, probs, Choice(g, p, "root-assignment")
-            )
+            choice = Choice(g, p, "root-assignment")
+            if ctx.target.parents[g] >= 0:  # a deep target: kept only as any best would be
+                alone = self._choose(ctx, s, cands, probs, False)
+                if alone.position != g and alone.position in ctx.target.ancestors(g):
+                    choice = Choice(alone.position, alone.confidence, "root-assignment")
+            out[s] = review_item(ctx.source, ctx.target, s, cands, probs, choice)
         return out
 
     def align(
@@ -431,6 +455,8 @@ class MappingAligner:
         unrelated = vote_support(items, ctx.below, ctx.votes, t_view.parents, chosen)
         for s, factor in unrelated.items():
             items[s] = replace(items[s], confidence=round(items[s].confidence * factor, 4))
+        for s, confidence in parent_capped(items, s_view, t_view.parents, chosen).items():
+            items[s] = replace(items[s], confidence=confidence)
         for item in items.values():
             rules.append(
                 MappingRule(item.source_id, (item.target_id,), "inferred", item.confidence)

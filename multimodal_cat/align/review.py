@@ -85,6 +85,35 @@ def vote_support(
     return out
 
 
+def parent_capped(
+    items: dict[int, Any], source: Any, target_parents: Sequence[int], chosen: dict[int, int]
+) -> dict[int, float]:
+    """Source position -> its rule's confidence capped by its parent's, for the inferred
+    rules that place a category at or under its parent's target: such a rule is right only
+    when its parent's is (GS1's Pet Food, at 0.78 under its parent's wrong Pet Food
+    Containers at 0.11). Parents first, so a cap passes down a branch.
+
+    On Shopify -> Google (no rules) this raised the share of the errors among the 10% least
+    confident rules from 0.79 to 0.90, and on legacy -> 2025 from 0.84 to 0.90.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> from multimodal_cat.align.result import ReviewItem
+        >>> items = {0: ReviewItem("a", "A", "1", "X", 0.2), 1: ReviewItem("b", "A > B", "2", "X > Y", 0.9)}
+        >>> parent_capped(items, NS(parents=[-1, 0], top_down=lambda: [0, 1]), [-1, 0], {0: 0, 1: 1})
+        {1: 0.2}
+    """
+    capped: dict[int, float] = {}
+    for s in source.top_down():
+        parent = source.parents[s]
+        if s not in items or parent not in items:
+            continue
+        cap = capped.get(parent, items[parent].confidence)
+        if chosen[parent] in lineage(target_parents, chosen[s]) and items[s].confidence > cap:
+            capped[s] = cap
+    return capped
+
+
 def structure_flags(
     items: dict[int, Any],
     source_parents: Sequence[int],

@@ -130,6 +130,30 @@ def assign_roots(
     return picked
 
 
+def outbid_rows(
+    picked: dict[int, tuple[int, float]], rows: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> set[int]:
+    """The rows of an assignment given a target that another row, given something else,
+    scores higher: the joint assignment swapped them for a better total (a sibling sent to
+    another's target), which a reader sees as a permutation of siblings.
+
+    Example:
+        >>> rows = {0: (np.array([5, 6]), np.array([0.2, 0.1])), 1: (np.array([5, 7]), np.array([0.3, 0.1]))}
+        >>> sorted(outbid_rows({0: (5, 0.2), 1: (7, 0.1)}, rows))  # 1 scores 5 higher than 0
+        [0]
+    """
+    def prob(r: int, g: int) -> float:
+        cands, probs = rows[r]
+        hits = np.nonzero(cands == g)[0]
+        return float(probs[hits].max()) if len(hits) else 0.0
+
+    return {
+        r
+        for r, (g, _) in picked.items()
+        if any(picked[o][0] != g and prob(o, g) > prob(r, g) for o in picked if o != r)
+    }
+
+
 class _Problem:
     """:func:`assign_roots`' problem: each root's costs on the slot's targets and its outlet."""
 
