@@ -117,10 +117,8 @@ def title_vectors(zs: ZeroShotCategorizer, titles: list[str]) -> np.ndarray:
     return l2_normalize(zs._embed(titles))
 
 
-def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
-    """Fit the head on the training sources (capped per root); held-out root accuracy."""
-    from sklearn.linear_model import LogisticRegression
-
+def training_rows(sets: dict) -> tuple[list[str], np.ndarray]:
+    """The training sources' mapped titles, at most :data:`CAP` per root (seeded), and their roots."""
     titles, roots = [], []
     for name in ("flipkart_dev", "fashion_dev"):
         t, r = sets[name]
@@ -132,13 +130,21 @@ def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
     chosen = np.concatenate([
         rng.permutation(np.flatnonzero(roots_arr == r))[:CAP] for r in sorted(set(roots))
     ])  # fmt: skip
-    vectors = title_vectors(zs, [titles[i] for i in chosen])
-    fit = LogisticRegression(C=10.0, max_iter=500).fit(vectors, roots_arr[chosen])
+    return [titles[i] for i in chosen], roots_arr[chosen]
+
+
+def train_head(zs: ZeroShotCategorizer, sets: dict) -> tuple[KindHead, dict]:
+    """Fit the head on the training sources (capped per root); held-out root accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    titles, roots_arr = training_rows(sets)
+    vectors = title_vectors(zs, titles)
+    fit = LogisticRegression(C=10.0, max_iter=500).fit(vectors, roots_arr)
     head = KindHead(
         fit.coef_.astype(np.float32), fit.intercept_.astype(np.float32), [str(c) for c in fit.classes_],
         str(zs.encoder_.key), str(encoder_digest(zs.encoder_)),
     )  # fmt: skip
-    counts = {r: int((roots_arr[chosen] == r).sum()) for r in head.roots}
+    counts = {r: int((roots_arr == r).sum()) for r in head.roots}
     held = {}
     for name in ("flipkart_test", "mwpd_validation"):
         t, r = sets[name]

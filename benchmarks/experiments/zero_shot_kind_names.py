@@ -57,16 +57,8 @@ def fit(zs: ZeroShotCategorizer, sets: dict, with_names: bool) -> tuple[KindHead
     """The shipped recipe (titles capped per root), optionally with the name rows added."""
     from sklearn.linear_model import LogisticRegression
 
-    titles, roots = [], []
-    for name in ("flipkart_dev", "fashion_dev"):
-        t, r = sets[name]
-        keep = [i for i, x in enumerate(r) if x]
-        titles += [t[i] for i in keep]
-        roots += [r[i] for i in keep]
-    rng = np.random.default_rng(shipped.SEED)
-    labels = np.array(roots)
-    chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == r))[: shipped.CAP] for r in sorted(set(roots))])
-    x, y = shipped.title_vectors(zs, [titles[i] for i in chosen]), labels[chosen]
+    titles, y = shipped.training_rows(sets)
+    x = shipped.title_vectors(zs, titles)
     if with_names:
         names, name_roots = name_rows()
         x, y = np.vstack([x, shipped.title_vectors(zs, names)]), np.concatenate([y, name_roots])
