@@ -1,7 +1,9 @@
 """Nearest-neighbour backends behind one small interface: exact numpy search and usearch's HNSW.
 
-The catalog index keeps every vector itself (for saving, for category-restricted queries and
-for the audits); a backend only answers "the k nearest labels" fast. Below
+Below :data:`ANN_THRESHOLD` rows the catalog index keeps every vector itself; from there the
+usearch graph holds them (float16) and the index reads them back by label (:meth:`USearchBackend.get`)
+for category-restricted and exact queries, kind probes and saving, rather than keeping a second,
+float32 copy. Below
 :data:`ANN_THRESHOLD` rows exact search is fast enough (about 20 ms a query at 100k x 384 on
 two cores, measured in ``benchmarks/catalog_qc.py``) and exact; above it usearch answers.
 
@@ -145,6 +147,25 @@ class USearchBackend:
             for row, count in enumerate(counts):
                 keys[row, count:] = -1
         return keys, 1.0 - distances  # usearch's "ip" distance is 1 - inner product
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 vectors of ``labels`` as the graph holds them (float16 precision).
+
+        Raises:
+            KeyError: a label is not in the graph.
+        """
+        labels = np.asarray(labels, np.int64)
+        out = np.zeros((len(labels), self.dim), np.float32)
+        if not len(labels):
+            return out
+        found = self.index.get(labels, dtype=np.float32)
+        if isinstance(found, np.ndarray):  # a matrix, or one row (versions differ)
+            found = list(np.atleast_2d(found))
+        for row, vector in enumerate(found):
+            if vector is None:
+                raise KeyError(f"label {int(labels[row])} is not in the graph")
+            out[row] = np.asarray(vector, np.float32).reshape(-1)[: self.dim]
+        return out
 
     def save(self, path: Path) -> None:
         self.index.save(str(path))
