@@ -52,6 +52,7 @@ FASHION_CACHE = REPO / "benchmarks" / "cache"  # embed_fashion.py's cache: fashi
 VALIDATION_DRAWS = 10  # swapped-photo draws of the validation split (images_fashion)
 SEED = 0
 K = 10
+EXACT_VIA_GRAPH_QUERIES = 10
 
 
 # ----------------------------------------------------------------- shared
@@ -134,6 +135,27 @@ def time_queries(search, queries: np.ndarray) -> tuple[list, list]:
     return found, latency
 
 
+def within_timings(index, x: np.ndarray, queries: np.ndarray, branches: list[str]) -> dict:
+    """Branch-restricted queries (``within=``) on a half and on a 5% leaf: p50 and recall@10
+    against numpy exact search over the branch's float32 vectors."""
+    from multimodal_cat.catalog.backends import exact_top_k
+
+    out = {}
+    for name, branch in (("half", "R0"), ("leaf_5pct", "R0 > L0")):
+        rows = np.flatnonzero([b.startswith(branch + " >") or b == branch for b in branches])
+        subset = queries[:EXACT_VIA_GRAPH_QUERIES * 2]
+        exact = [rows[exact_top_k(x[rows], q[None], K)[0][0]].tolist() for q in subset]
+        found, lat = time_queries(
+            lambda q, b=branch: [int(i) for i, _ in index.search(q[None], kind="text", k=K,
+                                                                 within=b)[0]], subset)
+        out[name] = {"rows": len(rows), "p50_ms": round(float(np.percentile(lat, 50)), 1),
+                     "recall_at_10": recall_at_k(found, exact), "queries": len(subset),
+                     "path": "exact, vectors read from the graph" if len(rows)
+                     < index.ann_threshold or not index._ann else "ANN, oversampled and kept "
+                     "in the branch"}
+    return out
+
+
 def part_index_scale(args: argparse.Namespace, n: int | None = None) -> dict:
     from multimodal_cat.catalog.backends import exact_top_k
     from multimodal_cat.catalog.index import CatalogIndex
@@ -150,8 +172,9 @@ def part_index_scale(args: argparse.Namespace, n: int | None = None) -> dict:
     # the library's index (usearch, f16 inside the graph)
     before = rss_mb()
     start = time.perf_counter()
-    index = CatalogIndex(encoders={"text": "t"}, ann_threshold=0)
-    index.add(np.arange(n), text=x)
+    index = CatalogIndex(encoders={"text": "t"})  # the library's default exact-search size
+    branches = [f"R{i % 2} > L{i % 20}" for i in range(n)]  # halves, and 20 leaves of 5%
+    index.add(np.arange(n), text=x, categories=branches)
     build = time.perf_counter() - start
     ann = index._ann["text"]
     found, lat = time_queries(
@@ -166,6 +189,15 @@ def part_index_scale(args: argparse.Namespace, n: int | None = None) -> dict:
         "speedup_p50_vs_exact": round(out["exact"]["p50_ms"] / np.percentile(lat, 50), 1),
         "settings": "connectivity 16, expansion_add 128, expansion_search 128, dtype f16",
     }
+    # exact search through the index: the vectors read back from the graph (no float32 copy)
+    _, lat = time_queries(lambda q: index.search(q[None], kind="text", k=K, exact=True),
+                          queries[:EXACT_VIA_GRAPH_QUERIES])
+    out["usearch"]["exact_via_graph"] = {
+        "queries": EXACT_VIA_GRAPH_QUERIES, "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "over_numpy_exact": round(float(np.percentile(lat, 50)) / out["exact"]["p50_ms"], 1),
+        "what": "index.search(exact=True) (also within= and kind probes): vectors read back "
+                "from the usearch graph in chunks, against numpy on a float32 copy"}
+    out["usearch"]["within"] = within_timings(index, x, queries, branches)
     index = ann = None  # free the graph before faiss is measured
     if not args.skip_faiss:
         import faiss

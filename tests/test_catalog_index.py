@@ -222,12 +222,19 @@ def test_above_the_threshold_the_graphs_hold_the_only_copy_of_the_vectors(tmp_pa
     assert index.backend == "usearch" and index.vectors == {}
     assert np.allclose(index.vectors_of("fused"), held.vectors_of("fused"), atol=2e-3)
     queries = held.vectors_of("text")[:20] + 0.05 * _vectors(20, seed=9)
-    for options in ({"exact": True}, {"within": "Apparel > Shoes"}):
+    for options in ({"exact": True}, {"within": "Apparel > Shoes", "exact": True}):
         got = index.search(queries, kind="text", k=5, **options)
         want = held.search(queries, kind="text", k=5, **options)
         assert [[i for i, _ in row] for row in got] == [[i for i, _ in row] for row in want]
+    # a branch above the ANN threshold (150 rows): the graph's hits kept in the branch
+    got = index.search(queries, kind="text", k=5, within="Apparel > Shoes")
+    want = held.search(queries, kind="text", k=5, within="Apparel > Shoes")
+    assert all(int(i[1:]) % 2 for row in got for i, _ in row)  # odd rows are the shoes
+    assert np.mean([len({i for i, _ in g} & {i for i, _ in w}) / 5
+                    for g, w in zip(got, want, strict=True)]) >= 0.95
     index.add(["z"], text=queries[:1], image=_vectors(1, 8))  # added to the graph only
-    assert index.vectors == {} and index.search(queries[:1], kind="text", k=1, exact=True)[0][0][0] == "z"
+    assert index.vectors == {}
+    assert index.search(queries[:1], kind="text", k=1, exact=True)[0][0][0] == "z"
     index.remove(["p0", "p7"])
     assert index.learn_kinds()  # probes fitted on the graph's vectors
     loaded = CatalogIndex.load(index.save(tmp_path / "idx"))

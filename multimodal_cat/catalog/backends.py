@@ -155,17 +155,16 @@ class USearchBackend:
             KeyError: a label is not in the graph.
         """
         labels = np.asarray(labels, np.int64)
-        out = np.zeros((len(labels), self.dim), np.float32)
         if not len(labels):
-            return out
-        found = self.index.get(labels, dtype=np.float32)
+            return np.zeros((0, self.dim), np.float32)
+        found = self.index.get(labels)  # the graph's own float16, one row per label
         if isinstance(found, np.ndarray):  # a matrix, or one row (versions differ)
-            found = list(np.atleast_2d(found))
-        for row, vector in enumerate(found):
-            if vector is None:
-                raise KeyError(f"label {int(labels[row])} is not in the graph")
-            out[row] = np.asarray(vector, np.float32).reshape(-1)[: self.dim]
-        return out
+            found = [found]
+        missing = [row for row, vector in enumerate(found) if vector is None]
+        if missing:
+            raise KeyError(f"label {int(labels[missing[0]])} is not in the graph")
+        flat = np.concatenate([np.ravel(vector) for vector in found])
+        return flat.astype(np.float32).reshape(len(labels), self.dim)
 
     def save(self, path: Path) -> None:
         self.index.save(str(path))

@@ -11,10 +11,12 @@ nearest ``pool`` by the category the query is predicted to be (``same_kind``): w
 index's kind probes (:meth:`CatalogIndex.learn_kinds`, linear probes of the text and the image
 vectors, :mod:`~multimodal_cat.catalog.probes`) the probability of each result's category for
 the query, else how much of the pool's similarity each result's category holds. Exact numpy search answers below
-:data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every category-restricted
-query; usearch answers the others. From that size the usearch graphs hold the vectors (float16)
-and the index keeps no second, float32 copy: :meth:`CatalogIndex.vectors_of` reads them back by
-label, in chunks, for category-restricted and exact queries, the kind probes and saving.
+:data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every query restricted to a
+branch smaller than that; usearch answers the others (a large branch: the graph's nearest,
+oversampled by the branch's share, kept in the branch). From that size the usearch graphs hold
+the vectors (float16) and the index keeps no second, float32 copy:
+:meth:`CatalogIndex.vectors_of` reads them back by label, in chunks, for exact and small-branch
+queries, the kind probes and saving.
 
 Example:
     >>> import numpy as np
@@ -43,6 +45,7 @@ KINDS = ("text", "image", "fused")
 TEXT_WEIGHT = 0.5**0.5  # equal weights: 0.8 and 0.9 ranked no better (fashion validation split)
 SAME_KIND_POOL = 30  # nearest re-ranked by the pool's own category shares
 PROBE_POOL = 100  # nearest re-ranked by the kind probes (fashion validation: 0.96 vs 0.94 at 30)
+OVERSAMPLE = 4  # restricted ANN queries fetch 4 x k / (the branch's share of the index)
 EXACT_CHUNK = 32_768  # rows read back from a graph at a time (exact search, saving)
 IDENTICAL = 0.999  # a cosine from which a hit is the query's own vector
 FORMAT_VERSION = 1
@@ -113,6 +116,7 @@ class CatalogIndex:
         self._next_label = 0
         self._position: dict[str, int] = {}
         self._ann: dict[str, USearchBackend] = {}
+        self._branch_keys: list[str] | None = None  # each row's category key (branch queries)
         self.kind_probes: dict[str, KindProbe] = {}  # modality -> probe (learn_kinds)
 
     # ----------------------------------------------------------------- contents
@@ -201,6 +205,7 @@ class CatalogIndex:
             self.ids.append(product_id)
             self.records.append({**record, "category": category or None})
         self.labels = np.concatenate([self.labels, labels])
+        self._branch_keys = None
         self._refresh_ann()
 
     def _dim(self, modality: str) -> int:
@@ -236,6 +241,7 @@ class CatalogIndex:
         self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
         self.records = [r for r, k in zip(self.records, keep, strict=True) if k]
         self._position = {product_id: row for row, product_id in enumerate(self.ids)}
+        self._branch_keys = None
         return len(rows)
 
     def _refresh_ann(self) -> None:
@@ -270,6 +276,31 @@ class CatalogIndex:
         present = self.has[kind][rows]
         out[present] = self._ann[kind].get(self.labels[rows[present]])
         return out
+
+    def _within(self, kind: str, allowed: np.ndarray, queries: np.ndarray, k: int, exact: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` among row positions ``allowed`` (a branch): exact below the ANN threshold
+        (or when asked), else the graph's nearest :data:`OVERSAMPLE` x ``k`` / the branch's
+        share, kept in the branch; a query left with fewer than ``k`` is answered exactly."""
+        if exact or kind not in self._ann or len(allowed) < self.ann_threshold:
+            return self._exact(kind, allowed, queries, k)
+        present = int(self.has[kind].sum())
+        pool = min(present, int(np.ceil(OVERSAMPLE * k * present / len(allowed))))
+        labels, scores = self._ann[kind].search(queries, pool)
+        rows = self._rows_of_labels(labels)
+        inside = np.isin(rows, allowed) & (rows >= 0)
+        out_rows = np.full((len(queries), k), -1, np.int64)
+        out_scores = np.zeros((len(queries), k), np.float32)
+        for q in range(len(queries)):
+            hits = np.flatnonzero(inside[q])[:k]
+            if len(hits) < min(k, len(allowed)):  # too few in the branch: exact for this one
+                found, found_scores = self._exact(kind, allowed, queries[q : q + 1], k)
+                out_rows[q, : found.shape[1]] = found[0]
+                out_scores[q, : found.shape[1]] = found_scores[0]
+            else:
+                out_rows[q, : len(hits)] = rows[q, hits]
+                out_scores[q, : len(hits)] = scores[q, hits]
+        return out_rows, out_scores
 
     def _exact(self, kind: str, allowed: np.ndarray, queries: np.ndarray, k: int
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +374,10 @@ class CatalogIndex:
                 close branch names).
         """
         key = path_key(within)
-        keys = [path_key(r["category"]) if r.get("category") else "" for r in self.records]
+        if self._branch_keys is None:  # once per change of the contents, not per query
+            self._branch_keys = [path_key(r["category"]) if r.get("category") else ""
+                                 for r in self.records]
+        keys = self._branch_keys
         rows = [i for i, k in enumerate(keys) if k == key or k.startswith(key + " > ")]
         if not rows:
             branches = sorted({" > ".join(k.split(" > ")[:d]) for k in keys if k for d in (1, 2)})
@@ -370,7 +404,8 @@ class CatalogIndex:
         Args:
             queries: (q, dim) vectors of ``kind`` (made with the index's encoders).
             kind: ``"text"``, ``"image"`` or ``"fused"``.
-            within: restrict to a branch of the tree (``"Apparel > Shoes"``).
+            within: restrict to a branch of the tree (``"Apparel > Shoes"``); exact below the
+                ANN threshold (or with ``exact``), else the ANN's hits in the branch.
             exact: force exact search.
             exclude: ids never returned (e.g. the query product itself).
             same_kind: re-rank the :data:`PROBE_POOL` nearest by cosine + ``same_kind`` x
@@ -392,7 +427,8 @@ class CatalogIndex:
         wanted = k + len(exclude)
         if within is not None:
             allowed = self.branch_rows(within)
-            rows, scores = self._exact(kind, allowed[self.has[kind][allowed]], queries, wanted)
+            rows, scores = self._within(kind, allowed[self.has[kind][allowed]], queries, wanted,
+                                        exact)
         elif exact or kind not in self._ann:
             rows, scores = self._exact(kind, np.flatnonzero(self.has[kind]), queries, wanted)
         else:
