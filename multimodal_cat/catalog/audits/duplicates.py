@@ -249,20 +249,17 @@ def _candidate_copies(ctx: AuditContext, t_photo: float, t_image: float) -> list
     )
 
 
-def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
-    """Pairs judged duplicates: ``(i, j, score, evidence)``."""
-    options = ctx.options
-    t_image = options.get("image_threshold", IMAGE_THRESHOLD)
-    t_text = options.get("text_threshold", TEXT_THRESHOLD)
-    t_model = options.get("model_threshold", MODEL_THRESHOLD)
-    t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
-    both_image = options.get("both_image_threshold", BOTH_IMAGE)
-    both_text = options.get("both_text_threshold", BOTH_TEXT)
-    t_photo = options.get("photo_threshold", PHOTO_THRESHOLD)
-    t_photo_text = options.get("photo_text_threshold", PHOTO_TEXT)
-    t_copy = options.get("copy_correlation", MIN_CORRELATION)
-    t_colour = options.get("copy_colour", MAX_COLOUR)
-    texts = [product_text(p) for p in ctx.products]
+OPTION_DEFAULTS = {  # audit option -> default
+    "image_threshold": IMAGE_THRESHOLD, "text_threshold": TEXT_THRESHOLD,
+    "model_threshold": MODEL_THRESHOLD, "mutual_threshold": MUTUAL_THRESHOLD,
+    "both_image_threshold": BOTH_IMAGE, "both_text_threshold": BOTH_TEXT,
+    "photo_threshold": PHOTO_THRESHOLD, "photo_text_threshold": PHOTO_TEXT,
+    "copy_correlation": MIN_CORRELATION, "copy_colour": MAX_COLOUR,
+}
+
+
+def _scored_pairs(ctx: AuditContext, texts: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Every candidate pair's cosines, photo match and model-number agreement (per feed)."""
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
         _code_evidence(ctx, texts)
         codes, spelled = ctx.memo["model_numbers"], ctx.memo["spellings"]
@@ -274,40 +271,55 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
         ctx.memo["pair_scores"] = pairs
         sellers = [seller_of(p) for p in ctx.products]
         ctx.memo["best"] = _best_matches(pairs, sellers, "match")
+    return ctx.memo["pair_scores"]
+
+
+def _reasons(t: dict[str, float], scores: dict[str, Any], copy: PhotoComparison | None,
+             both_photos: bool, mutual: bool) -> list[str]:
+    """Why a pair is a duplicate (empty: it is not). With both photos at hand the photos
+    decide (one title often names several products: fashion has 5 "Kids Boys Check Blue
+    Shirts" with 5 different photos); else the text, model numbers and encoder cosines."""
+    image, text = scores.get("image", 0.0), scores.get("text", 0.0)
+    if both_photos:
+        hit = copy is not None and copy.is_copy(t["copy_correlation"], t["copy_colour"])
+        return ["photo copy"] if hit and text >= t["photo_text_threshold"] else []
+    return [
+        name
+        for name, hit in (
+            ("image", image >= t["image_threshold"]),
+            ("text", text >= t["text_threshold"]),
+            ("image and text", image >= t["both_image_threshold"]
+             and text >= t["both_text_threshold"]),
+            ("mutual best match", text >= t["mutual_threshold"] and mutual),
+            ("model number", scores["codes"] == "same" and text >= t["model_threshold"]),
+        )
+        if hit
+    ]
+
+
+def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
+    """Pairs judged duplicates: ``(i, j, score, evidence)``."""
+    t = {name: ctx.options.get(name, default) for name, default in OPTION_DEFAULTS.items()}
+    texts = [product_text(p) for p in ctx.products]
+    pairs = _scored_pairs(ctx, texts)
     codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
     present = ctx.thumbs[1] if ctx.thumbs is not None else None
-    copies = verified_copies(ctx, _candidate_copies(ctx, t_photo, t_image)) \
-        if present is not None else {}
+    copies = {} if present is None else verified_copies(
+        ctx, _candidate_copies(ctx, t["photo_threshold"], t["image_threshold"]))
     found = []
-    for (i, j), scores in ctx.memo["pair_scores"].items():
-        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
-        agree = scores["codes"] == "same"
+    for (i, j), scores in pairs.items():
         copy = copies.get((i, j))
-        if present is not None and present[i] and present[j]:
-            # both photos at hand: they decide (one title often names several products:
-            # fashion has 5 "Kids Boys Check Blue Shirts" with 5 different photos)
-            hit = copy is not None and copy.is_copy(t_copy, t_colour) and text >= t_photo_text
-            why = ["photo copy"] if hit else []
-        else:
-            why = [
-                name
-                for name, hit in (
-                    ("image", image >= t_image),
-                    ("text", text >= t_text),
-                    ("image and text", image >= both_image and text >= both_text),
-                    ("mutual best match", text >= t_mutual and best[i] == j and best[j] == i),
-                    ("model number", agree and text >= t_model),
-                )
-                if hit
-            ]
+        both_photos = present is not None and bool(present[i] and present[j])
+        why = _reasons(t, scores, copy, both_photos, best[i] == j and best[j] == i)
         if not why or variant_difference(texts[i], texts[j]):
             continue
+        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
         evidence = {"image_cosine": round(image, 4), "text_cosine": round(text, 4), "by": why}
         if "photo" in scores:
             evidence["photo_match"] = round(photo, 4)
         if copy is not None:
             evidence["photo_copy"] = copy.evidence()
-        if agree:
+        if scores["codes"] == "same":
             evidence["model_numbers"] = sorted(codes[i] | codes[j])
         found.append((i, j, max(image, text, photo), evidence))
     return found
