@@ -116,7 +116,7 @@ class CatalogIndex:
         self._next_label = 0
         self._position: dict[str, int] = {}
         self._ann: dict[str, USearchBackend] = {}
-        self._branch_keys: list[str] | None = None  # each row's category key (branch queries)
+        self._branches: dict[str, np.ndarray] = {}  # branch key -> its rows (until a change)
         self.kind_probes: dict[str, KindProbe] = {}  # modality -> probe (learn_kinds)
 
     # ----------------------------------------------------------------- contents
@@ -205,7 +205,7 @@ class CatalogIndex:
             self.ids.append(product_id)
             self.records.append({**record, "category": category or None})
         self.labels = np.concatenate([self.labels, labels])
-        self._branch_keys = None
+        self._branches = {}
         self._refresh_ann()
 
     def _dim(self, modality: str) -> int:
@@ -241,7 +241,7 @@ class CatalogIndex:
         self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
         self.records = [r for r, k in zip(self.records, keep, strict=True) if k]
         self._position = {product_id: row for row, product_id in enumerate(self.ids)}
-        self._branch_keys = None
+        self._branches = {}
         return len(rows)
 
     def _refresh_ann(self) -> None:
@@ -288,7 +288,9 @@ class CatalogIndex:
         pool = min(present, int(np.ceil(OVERSAMPLE * k * present / len(allowed))))
         labels, scores = self._ann[kind].search(queries, pool)
         rows = self._rows_of_labels(labels)
-        inside = np.isin(rows, allowed) & (rows >= 0)
+        member = np.zeros(len(self), bool)
+        member[allowed] = True
+        inside = (rows >= 0) & member[np.maximum(rows, 0)]
         out_rows = np.full((len(queries), k), -1, np.int64)
         out_scores = np.zeros((len(queries), k), np.float32)
         for q in range(len(queries)):
@@ -374,10 +376,9 @@ class CatalogIndex:
                 close branch names).
         """
         key = path_key(within)
-        if self._branch_keys is None:  # once per change of the contents, not per query
-            self._branch_keys = [path_key(r["category"]) if r.get("category") else ""
-                                 for r in self.records]
-        keys = self._branch_keys
+        if key in self._branches:  # found once per change of the contents, not per query
+            return self._branches[key]
+        keys = [path_key(r["category"]) if r.get("category") else "" for r in self.records]
         rows = [i for i, k in enumerate(keys) if k == key or k.startswith(key + " > ")]
         if not rows:
             branches = sorted({" > ".join(k.split(" > ")[:d]) for k in keys if k for d in (1, 2)})
@@ -386,7 +387,8 @@ class CatalogIndex:
             raise CatalogIndexError(
                 f"--within {within!r}: no branch of the index's tree has that path{hint}"
             )
-        return np.asarray(rows, dtype=np.int64)
+        self._branches[key] = np.asarray(rows, dtype=np.int64)
+        return self._branches[key]
 
     def search(
         self,
