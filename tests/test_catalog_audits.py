@@ -108,8 +108,8 @@ def test_duplicates_grouped_variants_not_merged(encoders) -> None:
     assert list(found["check"]) == ["duplicates"]
     assert sorted(found.iloc[0]["ids"]) == ["a", "b", "c"]  # grouped, the blue variant apart
     pair = found.iloc[0]["evidence"]["pairs"][0]
-    assert pair["image_cosine"] > 0.95 and "image" in pair["by"]
-    assert "text" not in pair["by"]  # both photos at hand: the title alone is no evidence
+    assert pair["image_cosine"] > 0.95 and pair["by"] == ["photo copy"]  # both photos at hand:
+    # the photos decide, the title alone is no evidence
 
 
 def test_identical_titles_with_different_photos_are_not_duplicates(encoders) -> None:

@@ -26,17 +26,17 @@ def _index(n: int = 50, threshold: int = 20_000) -> CatalogIndex:
 def test_search_finds_the_product_itself_first_and_kinds() -> None:
     index = _index()
     assert index.kinds == ["text", "image", "fused"]
-    hits = index.search(index.vectors["text"][[3]], kind="text", k=5)[0]
+    hits = index.search(index.vectors_of("text")[[3]], kind="text", k=5)[0]
     assert hits[0][0] == "p3" and hits[0][1] == pytest.approx(1.0, abs=1e-5)
     assert len(hits) == 5 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
 
 
 def test_within_restricts_to_a_branch_and_unknown_branch_is_an_error() -> None:
     index = _index()
-    hits = index.search(index.vectors["fused"][[2]], kind="fused", k=10, within="Apparel > Shoes")
+    hits = index.search(index.vectors_of("fused")[[2]], kind="fused", k=10, within="Apparel > Shoes")
     assert hits[0] and all(int(i[1:]) % 2 == 1 for i, _ in hits[0])
     with pytest.raises(CatalogIndexError, match="no branch") as error:
-        index.search(index.vectors["fused"][[2]], kind="fused", within="Apparel > Hats")
+        index.search(index.vectors_of("fused")[[2]], kind="fused", within="Apparel > Hats")
     assert isinstance(error.value, MultimodalCatError) and isinstance(error.value, ValueError)
     assert "apparel" in str(error.value)  # suggests close branches
 
@@ -56,11 +56,11 @@ def test_add_replaces_and_remove_by_id(tmp_path) -> None:
     assert index.remove(["p1", "p2"]) == 2 and "p1" not in index
     with pytest.raises(CatalogIndexError, match="not in the index"):
         index.remove(["nope"])
-    hits = index.search(index.vectors["image"], kind="image", k=20)
+    hits = index.search(index.vectors_of("image"), kind="image", k=20)
     assert all(i != "new" for row in hits for i, _ in row)  # no image: never an image hit
     loaded = CatalogIndex.load(index.save(tmp_path / "idx"))
     assert loaded.ids == index.ids and loaded.encoders == index.encoders
-    assert np.allclose(loaded.vectors["fused"], index.vectors["fused"])
+    assert np.allclose(loaded.vectors_of("fused"), index.vectors_of("fused"))
     assert loaded.records[0]["category"] == index.records[0]["category"]
 
 
@@ -73,7 +73,7 @@ def test_usearch_backend_above_threshold_agrees_with_exact() -> None:
     pytest.importorskip("usearch")
     index = _index(400, threshold=100)
     assert index.backend == "usearch"
-    queries = index.vectors["text"][:20] + 0.05 * _vectors(20, seed=9)
+    queries = index.vectors_of("text")[:20] + 0.05 * _vectors(20, seed=9)
     ann = index.search(queries, kind="text", k=10)
     exact = index.search(queries, kind="text", k=10, exact=True)
     recall = np.mean([len({i for i, _ in a} & {i for i, _ in e}) / 10 for a, e in
@@ -99,7 +99,7 @@ def test_saved_graphs_are_loaded_not_rebuilt(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(backends.USearchBackend, "add", no_build)
     loaded = CatalogIndex.load(folder)
     assert loaded.backend == "usearch"
-    queries = index.vectors["text"][:5]
+    queries = index.vectors_of("text")[:5]
     assert loaded.search(queries, kind="text", k=5) == index.search(queries, kind="text", k=5)
 
 
@@ -147,7 +147,7 @@ def test_the_ann_path_names_the_right_products_after_replace_remove_and_load(tmp
     index.add(["p0"], text=_vectors(1, seed=9), image=_vectors(1, 8, 10))  # back, new label
     for current in (index, CatalogIndex.load(index.save(tmp_path / "ix"))):
         for product in ("p3", "late", "p0", "p25"):
-            query = current.vectors["text"][[current.row_of(product)]]
+            query = current.vectors_of("text")[[current.row_of(product)]]
             assert current.search(query, kind="text", k=1)[0][0][0] == product
 
 
@@ -170,9 +170,9 @@ def test_kind_probes_predict_each_modality_and_fused_queries() -> None:
     probes = index.learn_kinds()
     assert set(probes) == {"text", "image"} and probes["text"].classes == ["A > a", "B"]
     for kind in ("text", "image", "fused"):
-        predicted = index.query_kinds(index.vectors[kind], kind).argmax(axis=1)
+        predicted = index.query_kinds(index.vectors_of(kind), kind).argmax(axis=1)
         assert [probes["text"].classes[c] for c in predicted] == categories
-    title_only = np.hstack([index.vectors["text"][:2], np.zeros((2, 6), np.float32)])
+    title_only = np.hstack([index.vectors_of("text")[:2], np.zeros((2, 6), np.float32)])
     assert index.query_kinds(title_only, "fused").argmax(axis=1).tolist() == [1, 0]
 
 
@@ -200,7 +200,7 @@ def test_kind_probes_saved_loaded_and_dropped_on_change(tmp_path) -> None:
     loaded = CatalogIndex.load(index.save(tmp_path / "idx"))
     assert set(loaded.kind_probes) == {"text", "image"}
     np.testing.assert_allclose(loaded.kind_probes["image"].coef, index.kind_probes["image"].coef)
-    query = index.vectors["fused"][:3]
+    query = index.vectors_of("fused")[:3]
     np.testing.assert_allclose(loaded.query_kinds(query, "fused"), index.query_kinds(query, "fused"))
     loaded.remove(["p0"])  # still a probe of the same tree
     assert set(loaded.kind_probes) == {"text", "image"}
@@ -208,3 +208,35 @@ def test_kind_probes_saved_loaded_and_dropped_on_change(tmp_path) -> None:
     assert loaded.kind_probes == {} and loaded.query_kinds(query, "fused") is None
     loaded.save(tmp_path / "idx")
     assert not (tmp_path / "idx" / "kind_probes.npz").exists()
+
+
+def test_above_the_threshold_the_graphs_hold_the_only_copy_of_the_vectors(tmp_path,
+                                                                          monkeypatch) -> None:
+    # a float32 copy beside the graph (itself holding float16 vectors) made a 100k index 1.87x
+    # the raw vectors; restricted, exact and saved vectors are read back from the graph
+    pytest.importorskip("usearch")
+    from multimodal_cat.catalog import index as module
+
+    monkeypatch.setattr(module, "EXACT_CHUNK", 64)  # several chunks at 300 rows
+    index, held = _index(300, threshold=100), _index(300)  # held: exact, float32 copy
+    assert index.backend == "usearch" and index.vectors == {}
+    assert np.allclose(index.vectors_of("fused"), held.vectors_of("fused"), atol=2e-3)
+    queries = held.vectors_of("text")[:20] + 0.05 * _vectors(20, seed=9)
+    for options in ({"exact": True}, {"within": "Apparel > Shoes", "exact": True}):
+        got = index.search(queries, kind="text", k=5, **options)
+        want = held.search(queries, kind="text", k=5, **options)
+        assert [[i for i, _ in row] for row in got] == [[i for i, _ in row] for row in want]
+    # a branch above the ANN threshold (150 rows): the graph's hits kept in the branch
+    got = index.search(queries, kind="text", k=5, within="Apparel > Shoes")
+    want = held.search(queries, kind="text", k=5, within="Apparel > Shoes")
+    assert all(int(i[1:]) % 2 for row in got for i, _ in row)  # odd rows are the shoes
+    assert np.mean([len({i for i, _ in g} & {i for i, _ in w}) / 5
+                    for g, w in zip(got, want, strict=True)]) >= 0.95
+    index.add(["z"], text=queries[:1], image=_vectors(1, 8))  # added to the graph only
+    assert index.vectors == {}
+    assert index.search(queries[:1], kind="text", k=1, exact=True)[0][0][0] == "z"
+    index.remove(["p0", "p7"])
+    assert index.learn_kinds()  # probes fitted on the graph's vectors
+    loaded = CatalogIndex.load(index.save(tmp_path / "idx"))
+    assert loaded.vectors == {} and loaded.ids == index.ids
+    assert np.allclose(loaded.vectors_of("text"), index.vectors_of("text"))

@@ -1,5 +1,6 @@
 """Crop-tolerant photo matching (catalog.thumbs) and the duplicates audit's "same photo" rule:
-a cropped, halved, JPEG-30 copy of a photo matches it; another photo does not."""
+a cropped, halved, JPEG-30 copy of a photo matches it; another photo does not (the audit then
+verifies candidate copies with catalog.copies)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_duplicates_audit_finds_a_copied_photo_under_a_reworded_title(tmp_path) 
                            "both_image_threshold": 2.0})
     assert [sorted(ids) for ids in found["ids"]] == [["a", "b"]]  # d: another colour
     (pair,) = found.iloc[0]["evidence"]["pairs"]
-    assert pair["by"] == ["same photo"] and pair["photo_match"] > 0.9
+    assert pair["by"] == ["photo copy"] and pair["photo_match"] > 0.9
+    assert pair["photo_copy"]["correlation"] > 0.7  # verified a copy (catalog.copies)
 
 
 def test_photo_matches_hold_one_photos_crops_at_a_time(monkeypatch) -> None:

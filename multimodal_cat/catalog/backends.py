@@ -1,7 +1,9 @@
 """Nearest-neighbour backends behind one small interface: exact numpy search and usearch's HNSW.
 
-The catalog index keeps every vector itself (for saving, for category-restricted queries and
-for the audits); a backend only answers "the k nearest labels" fast. Below
+Below :data:`ANN_THRESHOLD` rows the catalog index keeps every vector itself; from there the
+usearch graph holds them (float16) and the index reads them back by label (:meth:`USearchBackend.get`)
+for category-restricted and exact queries, kind probes and saving, rather than keeping a second,
+float32 copy. Below
 :data:`ANN_THRESHOLD` rows exact search is fast enough (about 20 ms a query at 100k x 384 on
 two cores, measured in ``benchmarks/catalog_qc.py``) and exact; above it usearch answers.
 
@@ -145,6 +147,24 @@ class USearchBackend:
             for row, count in enumerate(counts):
                 keys[row, count:] = -1
         return keys, 1.0 - distances  # usearch's "ip" distance is 1 - inner product
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 vectors of ``labels`` as the graph holds them (float16 precision).
+
+        Raises:
+            KeyError: a label is not in the graph.
+        """
+        labels = np.asarray(labels, np.int64)
+        if not len(labels):
+            return np.zeros((0, self.dim), np.float32)
+        found = self.index.get(labels)  # the graph's own float16, one row per label
+        if isinstance(found, np.ndarray):  # a matrix, or one row (versions differ)
+            found = [found]
+        missing = [row for row, vector in enumerate(found) if vector is None]
+        if missing:
+            raise KeyError(f"label {int(labels[missing[0]])} is not in the graph")
+        flat = np.concatenate([np.ravel(vector) for vector in found])
+        return flat.astype(np.float32).reshape(len(labels), self.dim)
 
     def save(self, path: Path) -> None:
         self.index.save(str(path))

@@ -11,8 +11,12 @@ nearest ``pool`` by the category the query is predicted to be (``same_kind``): w
 index's kind probes (:meth:`CatalogIndex.learn_kinds`, linear probes of the text and the image
 vectors, :mod:`~multimodal_cat.catalog.probes`) the probability of each result's category for
 the query, else how much of the pool's similarity each result's category holds. Exact numpy search answers below
-:data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every category-restricted
-query; usearch answers the others.
+:data:`~multimodal_cat.catalog.backends.ANN_THRESHOLD` rows and every query restricted to a
+branch smaller than that; usearch answers the others (a large branch: the graph's nearest,
+oversampled by the branch's share, kept in the branch). From that size the usearch graphs hold
+the vectors (float16) and the index keeps no second, float32 copy:
+:meth:`CatalogIndex.vectors_of` reads them back by label, in chunks, for exact and small-branch
+queries, the kind probes and saving.
 
 Example:
     >>> import numpy as np
@@ -41,6 +45,8 @@ KINDS = ("text", "image", "fused")
 TEXT_WEIGHT = 0.5**0.5  # equal weights: 0.8 and 0.9 ranked no better (fashion validation split)
 SAME_KIND_POOL = 30  # nearest re-ranked by the pool's own category shares
 PROBE_POOL = 100  # nearest re-ranked by the kind probes (fashion validation: 0.96 vs 0.94 at 30)
+OVERSAMPLE = 4  # restricted ANN queries fetch 4 x k / (the branch's share of the index)
+EXACT_CHUNK = 32_768  # rows read back from a graph at a time (exact search, saving)
 IDENTICAL = 0.999  # a cosine from which a hit is the query's own vector
 FORMAT_VERSION = 1
 META_FILE = "catalog_index.json"
@@ -104,18 +110,20 @@ class CatalogIndex:
         self.ids: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.labels = np.zeros(0, dtype=np.int64)
-        self.vectors: dict[str, np.ndarray] = {}
+        self.vectors: dict[str, np.ndarray] = {}  # float32, while no ANN graph holds them
+        self.dims: dict[str, int] = {}
         self.has: dict[str, np.ndarray] = {}
         self._next_label = 0
         self._position: dict[str, int] = {}
         self._ann: dict[str, USearchBackend] = {}
+        self._branches: dict[str, np.ndarray] = {}  # branch key -> its rows (until a change)
         self.kind_probes: dict[str, KindProbe] = {}  # modality -> probe (learn_kinds)
 
     # ----------------------------------------------------------------- contents
     @property
     def kinds(self) -> list[str]:
         """The vector kinds this index holds (``text``, ``image``, ``fused``)."""
-        return [kind for kind in KINDS if kind in self.vectors]
+        return [kind for kind in KINDS if kind in self.dims]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -184,10 +192,12 @@ class CatalogIndex:
         self._next_label += len(ids)
         for kind, vectors in new.items():
             present = np.linalg.norm(vectors, axis=1) > 0
-            self.vectors[kind] = _stack(self.vectors.get(kind), vectors)
+            self.dims[kind] = vectors.shape[1]
             self.has[kind] = np.concatenate([self.has.get(kind, np.zeros(0, bool)), present])
-            if kind in self._ann:
+            if kind in self._ann:  # the graph holds the vectors: no float32 copy
                 self._ann[kind].add(labels[present], vectors[present])
+            else:
+                self.vectors[kind] = _stack(self.vectors.get(kind), vectors)
         categories = list(categories) if categories is not None else [None] * len(ids)
         records = list(records) if records is not None else [{} for _ in ids]
         for product_id, category, record in zip(ids, categories, records, strict=True):
@@ -195,11 +205,12 @@ class CatalogIndex:
             self.ids.append(product_id)
             self.records.append({**record, "category": category or None})
         self.labels = np.concatenate([self.labels, labels])
+        self._branches = {}
         self._refresh_ann()
 
     def _dim(self, modality: str) -> int:
-        if modality in self.vectors:
-            return self.vectors[modality].shape[1]
+        if modality in self.dims:
+            return self.dims[modality]
         raise CatalogIndexError(
             f"the first products added must carry {modality} vectors (zero rows where missing), "
             "so the index knows their size"
@@ -224,22 +235,91 @@ class CatalogIndex:
             backend.remove(self.labels[rows])
         for kind in list(self.vectors):
             self.vectors[kind] = self.vectors[kind][keep]
+        for kind in list(self.has):
             self.has[kind] = self.has[kind][keep]
         self.labels = self.labels[keep]
         self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
         self.records = [r for r, k in zip(self.records, keep, strict=True) if k]
         self._position = {product_id: row for row, product_id in enumerate(self.ids)}
+        self._branches = {}
         return len(rows)
 
     def _refresh_ann(self) -> None:
-        """Build the ANN graphs once the index passes the threshold (later adds go in directly)."""
+        """Build the ANN graphs once the index passes the threshold (later adds go in directly);
+        a graph then holds its kind's vectors, and the float32 copy is let go."""
         if len(self) < self.ann_threshold:
             return
         for kind in self.kinds:
             if kind not in self._ann:
-                backend = USearchBackend(self.vectors[kind].shape[1])
+                backend = USearchBackend(self.dims[kind])
                 backend.add(self.labels[self.has[kind]], self.vectors[kind][self.has[kind]])
                 self._ann[kind] = backend
+            self.vectors.pop(kind, None)
+
+    def vectors_of(self, kind: str, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """(n, dim) float32 unit vectors of ``kind`` at row positions ``rows`` (default: every
+        row), zero rows for products without that input; read from the ANN graph (float16
+        precision) when it holds them.
+
+        Example:
+            >>> index = CatalogIndex(encoders={"text": "t"})
+            >>> index.add(["a", "b"], text=np.eye(2, dtype=np.float32))
+            >>> index.vectors_of("text", [1]).tolist()
+            [[0.0, 1.0]]
+        """
+        if kind not in self.dims:
+            raise CatalogIndexError(f"this index holds no {kind} vectors; it has {self.kinds}")
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, np.int64)
+        if kind in self.vectors:
+            return self.vectors[kind][rows]
+        out = np.zeros((len(rows), self.dims[kind]), np.float32)
+        present = self.has[kind][rows]
+        out[present] = self._ann[kind].get(self.labels[rows[present]])
+        return out
+
+    def _within(self, kind: str, allowed: np.ndarray, queries: np.ndarray, k: int, exact: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` among row positions ``allowed`` (a branch): exact below the ANN threshold
+        (or when asked), else the graph's nearest :data:`OVERSAMPLE` x ``k`` / the branch's
+        share, kept in the branch; a query left with fewer than ``k`` is answered exactly."""
+        if exact or kind not in self._ann or len(allowed) < self.ann_threshold:
+            return self._exact(kind, allowed, queries, k)
+        present = int(self.has[kind].sum())
+        pool = min(present, int(np.ceil(OVERSAMPLE * k * present / len(allowed))))
+        labels, scores = self._ann[kind].search(queries, pool)
+        rows = self._rows_of_labels(labels)
+        member = np.zeros(len(self), bool)
+        member[allowed] = True
+        inside = (rows >= 0) & member[np.maximum(rows, 0)]
+        out_rows = np.full((len(queries), k), -1, np.int64)
+        out_scores = np.zeros((len(queries), k), np.float32)
+        for q in range(len(queries)):
+            hits = np.flatnonzero(inside[q])[:k]
+            if len(hits) < min(k, len(allowed)):  # too few in the branch: exact for this one
+                found, found_scores = self._exact(kind, allowed, queries[q : q + 1], k)
+                out_rows[q, : found.shape[1]] = found[0]
+                out_scores[q, : found.shape[1]] = found_scores[0]
+            else:
+                out_rows[q, : len(hits)] = rows[q, hits]
+                out_scores[q, : len(hits)] = scores[q, hits]
+        return out_rows, out_scores
+
+    def _exact(self, kind: str, allowed: np.ndarray, queries: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` among row positions ``allowed``: rows and scores (vectors read
+        :data:`EXACT_CHUNK` rows at a time when the graph holds them)."""
+        if kind in self.vectors or len(allowed) <= EXACT_CHUNK:
+            rows, scores = exact_top_k(self.vectors_of(kind, allowed), queries, k)
+            return allowed[rows], scores
+        best_rows, best_scores = [], []
+        for start in range(0, len(allowed), EXACT_CHUNK):
+            chunk = allowed[start : start + EXACT_CHUNK]
+            rows, scores = exact_top_k(self.vectors_of(kind, chunk), queries, k)
+            best_rows.append(chunk[rows])
+            best_scores.append(scores)
+        rows, scores = np.hstack(best_rows), np.hstack(best_scores)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
     def learn_kinds(self) -> dict[str, KindProbe]:
         """Fit a kind probe per modality on the index's products and categories (needs two
@@ -254,7 +334,7 @@ class CatalogIndex:
             rows = [i for i, label in enumerate(labels) if label and self.has[modality][i]]
             if len({labels[i] for i in rows}) >= 2:
                 self.kind_probes[modality] = KindProbe.fit(
-                    self.vectors[modality][rows], [labels[i] for i in rows], classes=classes)
+                    self.vectors_of(modality, rows), [labels[i] for i in rows], classes=classes)
         return self.kind_probes
 
     def query_kinds(self, queries: np.ndarray, kind: str) -> np.ndarray | None:
@@ -265,7 +345,7 @@ class CatalogIndex:
             return None
         if kind != "fused":
             return self.kind_probes[kind].predict_proba(queries)
-        width = self.vectors["text"].shape[1]
+        width = self.dims["text"]
         parts = {"text": unit_rows(queries[:, :width]), "image": unit_rows(queries[:, width:])}
         probes = self.kind_probes
         return combine(probes["text"].predict_proba(parts["text"]),
@@ -296,6 +376,8 @@ class CatalogIndex:
                 close branch names).
         """
         key = path_key(within)
+        if key in self._branches:  # found once per change of the contents, not per query
+            return self._branches[key]
         keys = [path_key(r["category"]) if r.get("category") else "" for r in self.records]
         rows = [i for i, k in enumerate(keys) if k == key or k.startswith(key + " > ")]
         if not rows:
@@ -305,7 +387,8 @@ class CatalogIndex:
             raise CatalogIndexError(
                 f"--within {within!r}: no branch of the index's tree has that path{hint}"
             )
-        return np.asarray(rows, dtype=np.int64)
+        self._branches[key] = np.asarray(rows, dtype=np.int64)
+        return self._branches[key]
 
     def search(
         self,
@@ -323,7 +406,8 @@ class CatalogIndex:
         Args:
             queries: (q, dim) vectors of ``kind`` (made with the index's encoders).
             kind: ``"text"``, ``"image"`` or ``"fused"``.
-            within: restrict to a branch of the tree (``"Apparel > Shoes"``).
+            within: restrict to a branch of the tree (``"Apparel > Shoes"``); exact below the
+                ANN threshold (or with ``exact``), else the ANN's hits in the branch.
             exact: force exact search.
             exclude: ids never returned (e.g. the query product itself).
             same_kind: re-rank the :data:`PROBE_POOL` nearest by cosine + ``same_kind`` x
@@ -332,7 +416,7 @@ class CatalogIndex:
                 ``same_kind`` x the share of the pool's summed cosine that its category holds
                 (0: off; the scores returned stay cosines).
         """
-        if kind not in self.vectors:
+        if kind not in self.dims:
             raise CatalogIndexError(f"this index holds no {kind} vectors; it has {self.kinds}")
         queries = unit_rows(np.atleast_2d(queries))
         if same_kind > 0:
@@ -345,13 +429,10 @@ class CatalogIndex:
         wanted = k + len(exclude)
         if within is not None:
             allowed = self.branch_rows(within)
-            allowed = allowed[self.has[kind][allowed]]
-            rows, scores = exact_top_k(self.vectors[kind][allowed], queries, wanted)
-            rows = allowed[rows]
+            rows, scores = self._within(kind, allowed[self.has[kind][allowed]], queries, wanted,
+                                        exact)
         elif exact or kind not in self._ann:
-            allowed = np.flatnonzero(self.has[kind])
-            rows, scores = exact_top_k(self.vectors[kind][allowed], queries, wanted)
-            rows = allowed[rows]
+            rows, scores = self._exact(kind, np.flatnonzero(self.has[kind]), queries, wanted)
         else:
             labels, scores = self._ann[kind].search(queries, wanted)
             rows = self._rows_of_labels(labels)
@@ -403,7 +484,13 @@ class CatalogIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for kind in self.kinds:
-            np.save(folder / f"{kind}.npy", self.vectors[kind])
+            saved = np.lib.format.open_memmap(folder / f"{kind}.npy", mode="w+", dtype=np.float32,
+                                              shape=(len(self), self.dims[kind]))
+            for start in range(0, len(self), EXACT_CHUNK):  # a chunk of vectors at a time
+                rows = np.arange(start, min(start + EXACT_CHUNK, len(self)))
+                saved[rows] = self.vectors_of(kind, rows)
+            saved.flush()
+            del saved
         np.save(folder / "labels.npy", self.labels)
         for stale in folder.glob("*.usearch"):
             stale.unlink()
@@ -459,9 +546,10 @@ class CatalogIndex:
         for kind in index.kinds:
             graph = folder / f"{kind}.usearch"
             if graph.is_file() and len(index) >= threshold:
-                backend = USearchBackend(index.vectors[kind].shape[1])
+                backend = USearchBackend(index.dims[kind])
                 backend.load(graph)
                 index._ann[kind] = backend
+                index.vectors.pop(kind)  # the graph holds them
         index._refresh_ann()  # builds only the graphs that were not saved
         index.kind_probes = load_probes(folder / KINDS_FILE)
         return index

@@ -54,11 +54,11 @@ def query_vector(
     """The query's vector and the kind of index vectors it searches."""
     if id is not None:
         row = index.row_of(id)
-        if "fused" in index.vectors and all(index.has[m][row] for m in index.encoders):
+        if "fused" in index.kinds and all(index.has[m][row] for m in index.encoders):
             kind = "fused"
         else:
             kind = "text" if "text" in index.encoders and index.has["text"][row] else "image"
-        return index.vectors[kind][row : row + 1], kind
+        return index.vectors_of(kind, [row]), kind
     if encoders is None:
         wanted = {m: spec for m, spec in index.specs.items()
                   if (m == "image" and image is not None) or (m == "text" and title)}

@@ -7,11 +7,13 @@ threshold, usearch above), ``k`` per product: memory grows with ``N * k``, never
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from multimodal_cat.catalog.index import CatalogIndex
 from multimodal_cat.products import Product
@@ -36,6 +38,8 @@ class AuditContext:
         predictor: optional predictor with ``predict(products)`` (for categories and images).
         thumbs: small photo thumbnails and which products have one (``catalog.thumbs``), for
             crop-tolerant duplicate photos; None when the photos are not at hand.
+        photos: how to get product ``i``'s decoded photo when the products do not hold it
+            (e.g. opened from a file on demand); default: ``products[i].image``.
     """
 
     products: list[Product]
@@ -48,12 +52,17 @@ class AuditContext:
     predictor: Any = None
     options: dict[str, Any] = field(default_factory=dict)
     thumbs: tuple[np.ndarray, np.ndarray] | None = None
+    photos: Callable[[int], Image.Image | None] | None = None
     _neighbours: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)  # per-feed results checks share
 
     @property
     def ids(self) -> list[str]:
         return [p.id for p in self.products]
+
+    def photo(self, row: int) -> Image.Image | None:
+        """Product ``row``'s decoded photo (None when it has none)."""
+        return self.photos(row) if self.photos is not None else self.products[row].image
 
     def has(self, modality: str) -> np.ndarray:
         """Which products carry a ``modality`` vector."""

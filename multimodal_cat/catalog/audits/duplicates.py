@@ -1,14 +1,22 @@
 """Duplicate listings: products whose photo and/or text are near-identical, grouped.
 
-A pair is a candidate when its photos match crop-tolerantly (``catalog.thumbs``: a
-re-encoded, resized or centre-cropped copy; ``photo_threshold``) and its text cosine reaches
-``photo_text_threshold``, or when its image cosine reaches ``image_threshold`` (one photo
-re-saved) or its text cosine reaches ``text_threshold`` (reworded titles; only when a listing
-lacks a photo: with both photos at hand, the photos must match), or when the
-photo and title both reach ``both_image_threshold`` and ``both_text_threshold``, or the
-two listings of different sellers are each other's best match among the other sellers' listings
-(text cosine, plus :data:`CODE_BONUS` when their model numbers agree; two shops listing one
-product) with a text cosine of at least ``mutual_threshold``, or when their model
+When both listings have a photo, the photos decide: a pair is a duplicate only when one photo
+is a copy of the other (re-encoded, resized, cropped; ``catalog.copies``: keypoints matched
+under one similarity transform, the same detail and colours once aligned) and its text cosine
+reaches ``photo_text_threshold``. Photos that merely look alike (different products of one
+brand shot on white) or near-identical titles over different photos (one title reused for
+several designs) are not enough. Only candidate pairs are compared, one pair's photos at a
+time: those whose thumbnails match crop-tolerantly (``catalog.thumbs``; ``photo_threshold``)
+or whose image cosine reaches ``image_threshold``; the verdict takes ``copy_correlation`` and
+``copy_colour`` (see :meth:`~multimodal_cat.catalog.copies.PhotoComparison.is_copy`).
+
+When a listing lacks a photo (or the photos are not at hand), the text decides: a pair is a
+candidate when its image cosine reaches ``image_threshold`` (one photo re-saved; photos not at
+hand) or its text cosine reaches ``text_threshold`` (reworded titles), or when the photo and
+title both reach ``both_image_threshold`` and ``both_text_threshold`` (photos not at hand), or
+the two listings of different sellers are each other's best match among the other sellers'
+listings (text cosine, plus :data:`CODE_BONUS` when their model numbers agree; two shops
+listing one product) with a text cosine of at least ``mutual_threshold``, or when their model
 numbers agree (found through an inverted index too, not only among neighbours) and the text
 cosine reaches ``model_threshold``.
 
@@ -17,7 +25,8 @@ three characters (``DMCFZ28K`` -> ``DMCFZ28``), is spelled in the other title, s
 spaces removed (``DMC-FZ28``, ``Coolpix P6000``); they conflict when both titles name codes
 and none agrees.
 Variants of one style are kept apart: titles that differ in a colour or size word, or whose
-model numbers conflict, are never merged, however close their photos are.
+model numbers conflict, are never merged, however close their photos are; photos whose colours
+differ once aligned are not copies.
 """
 
 from __future__ import annotations
@@ -27,12 +36,20 @@ from typing import Any
 
 import numpy as np
 
+from multimodal_cat._progress import plural, progress_bar
 from multimodal_cat.catalog.audits.context import AuditContext, finding
 from multimodal_cat.catalog.build import seller_of
+from multimodal_cat.catalog.copies import (
+    MAX_COLOUR,
+    MIN_CORRELATION,
+    PhotoComparison,
+    compare_photos,
+)
 from multimodal_cat.catalog.embed import product_text
 from multimodal_cat.catalog.thumbs import photo_matches
 
 IMAGE_THRESHOLD = 0.995  # encoder cosine of one photo re-saved (see catalog.thumbs for copies)
+# thumbnail match that makes a pair a candidate copy, text cosine a copy's titles need
 PHOTO_THRESHOLD, PHOTO_TEXT = 0.9, 0.7  # chosen on the fashion benchmark's dev half
 TEXT_THRESHOLD = 0.95
 MODEL_THRESHOLD = 0.3  # chosen on Abt-Buy's train + valid labelled pairs
@@ -205,18 +222,44 @@ def _best_matches(
     return best
 
 
-def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
-    """Pairs judged duplicates: ``(i, j, score, evidence)``."""
-    options = ctx.options
-    t_image = options.get("image_threshold", IMAGE_THRESHOLD)
-    t_text = options.get("text_threshold", TEXT_THRESHOLD)
-    t_model = options.get("model_threshold", MODEL_THRESHOLD)
-    t_mutual = options.get("mutual_threshold", MUTUAL_THRESHOLD)
-    both_image = options.get("both_image_threshold", BOTH_IMAGE)
-    both_text = options.get("both_text_threshold", BOTH_TEXT)
-    t_photo = options.get("photo_threshold", PHOTO_THRESHOLD)
-    t_photo_text = options.get("photo_text_threshold", PHOTO_TEXT)
-    texts = [product_text(p) for p in ctx.products]
+def verified_copies(
+    ctx: AuditContext, pairs: list[tuple[int, int]]
+) -> dict[tuple[int, int], PhotoComparison]:
+    """Each pair's photo comparison (``catalog.copies``), memoised per feed; one pair's photos
+    are decoded or held at a time."""
+    done = ctx.memo.setdefault("photo_copies", {})
+    todo = [pair for pair in pairs if pair not in done]
+    bar = progress_bar(todo, desc=f"checking {plural(len(todo), 'photo pair')} for copies",
+                       unit="pair", disable=not todo)
+    for i, j in bar:
+        a, b = ctx.photo(i), ctx.photo(j)
+        done[(i, j)] = compare_photos(a, b) if a is not None and b is not None \
+            else PhotoComparison()
+        del a, b
+    return {pair: done[pair] for pair in pairs}
+
+
+def _candidate_copies(ctx: AuditContext, t_photo: float, t_image: float) -> list[tuple[int, int]]:
+    """Pairs whose photos are both at hand and alike enough to be compared as copies."""
+    present = ctx.thumbs[1]
+    return sorted(
+        pair for pair, scores in ctx.memo["pair_scores"].items()
+        if present[pair[0]] and present[pair[1]]
+        and (scores.get("photo", 0.0) >= t_photo or scores.get("image", 0.0) >= t_image)
+    )
+
+
+OPTION_DEFAULTS = {  # audit option -> default
+    "image_threshold": IMAGE_THRESHOLD, "text_threshold": TEXT_THRESHOLD,
+    "model_threshold": MODEL_THRESHOLD, "mutual_threshold": MUTUAL_THRESHOLD,
+    "both_image_threshold": BOTH_IMAGE, "both_text_threshold": BOTH_TEXT,
+    "photo_threshold": PHOTO_THRESHOLD, "photo_text_threshold": PHOTO_TEXT,
+    "copy_correlation": MIN_CORRELATION, "copy_colour": MAX_COLOUR,
+}
+
+
+def _scored_pairs(ctx: AuditContext, texts: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Every candidate pair's cosines, photo match and model-number agreement (per feed)."""
     if "pair_scores" not in ctx.memo:  # computed once per feed, whatever the thresholds
         _code_evidence(ctx, texts)
         codes, spelled = ctx.memo["model_numbers"], ctx.memo["spellings"]
@@ -228,33 +271,55 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
         ctx.memo["pair_scores"] = pairs
         sellers = [seller_of(p) for p in ctx.products]
         ctx.memo["best"] = _best_matches(pairs, sellers, "match")
+    return ctx.memo["pair_scores"]
+
+
+def _reasons(t: dict[str, float], scores: dict[str, Any], copy: PhotoComparison | None,
+             both_photos: bool, mutual: bool) -> list[str]:
+    """Why a pair is a duplicate (empty: it is not). With both photos at hand the photos
+    decide (one title often names several products: fashion has 5 "Kids Boys Check Blue
+    Shirts" with 5 different photos); else the text, model numbers and encoder cosines."""
+    image, text = scores.get("image", 0.0), scores.get("text", 0.0)
+    if both_photos:
+        hit = copy is not None and copy.is_copy(t["copy_correlation"], t["copy_colour"])
+        return ["photo copy"] if hit and text >= t["photo_text_threshold"] else []
+    return [
+        name
+        for name, hit in (
+            ("image", image >= t["image_threshold"]),
+            ("text", text >= t["text_threshold"]),
+            ("image and text", image >= t["both_image_threshold"]
+             and text >= t["both_text_threshold"]),
+            ("mutual best match", text >= t["mutual_threshold"] and mutual),
+            ("model number", scores["codes"] == "same" and text >= t["model_threshold"]),
+        )
+        if hit
+    ]
+
+
+def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, Any]]]:
+    """Pairs judged duplicates: ``(i, j, score, evidence)``."""
+    t = {name: ctx.options.get(name, default) for name, default in OPTION_DEFAULTS.items()}
+    texts = [product_text(p) for p in ctx.products]
+    pairs = _scored_pairs(ctx, texts)
     codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
-    photos = ctx.thumbs[1] if ctx.thumbs is not None else None
+    present = ctx.thumbs[1] if ctx.thumbs is not None else None
+    copies = {} if present is None else verified_copies(
+        ctx, _candidate_copies(ctx, t["photo_threshold"], t["image_threshold"]))
     found = []
-    for (i, j), scores in ctx.memo["pair_scores"].items():
-        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
-        agree = scores["codes"] == "same"
-        # with both photos at hand a title alone proves nothing (one title often names several
-        # products: fashion has 5 "Kids Boys Check Blue Shirts" with 5 different photos)
-        both_photos = photos is not None and photos[i] and photos[j]
-        why = [
-            name
-            for name, hit in (
-                ("same photo", photo >= t_photo and text >= t_photo_text),
-                ("image", image >= t_image),
-                ("text", text >= t_text and not both_photos),
-                ("image and text", image >= both_image and text >= both_text),
-                ("mutual best match", text >= t_mutual and best[i] == j and best[j] == i),
-                ("model number", agree and text >= t_model),
-            )
-            if hit
-        ]
+    for (i, j), scores in pairs.items():
+        copy = copies.get((i, j))
+        both_photos = present is not None and bool(present[i] and present[j])
+        why = _reasons(t, scores, copy, both_photos, best[i] == j and best[j] == i)
         if not why or variant_difference(texts[i], texts[j]):
             continue
+        image, text, photo = (scores.get(m, 0.0) for m in ("image", "text", "photo"))
         evidence = {"image_cosine": round(image, 4), "text_cosine": round(text, 4), "by": why}
         if "photo" in scores:
             evidence["photo_match"] = round(photo, 4)
-        if agree:
+        if copy is not None:
+            evidence["photo_copy"] = copy.evidence()
+        if scores["codes"] == "same":
             evidence["model_numbers"] = sorted(codes[i] | codes[j])
         found.append((i, j, max(image, text, photo), evidence))
     return found
