@@ -4,6 +4,7 @@ histogram for images, so near-identical inputs get near-identical vectors."""
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 
 import numpy as np
@@ -51,3 +52,13 @@ def swatch(colour: tuple[int, int, int], size: int = 40, stripe: int | None = No
             for y in range(stripe, stripe + size // 3):
                 image.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
     return image
+
+
+def copy_of(image: Image.Image, crop: float = 0.15) -> Image.Image:
+    """Centre-cropped by ``crop``, halved, saved at JPEG quality 30 (the benchmark's copy)."""
+    w, h = image.size
+    dx, dy = int(w * crop / 2), int(h * crop / 2)
+    small = image.crop((dx, dy, w - dx, h - dy)).resize((w // 2, h // 2))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=30)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")

@@ -4,14 +4,13 @@ only verified copies when both photos are at hand, holding one pair's photos at 
 
 from __future__ import annotations
 
-import io
 import sys
 import weakref
 
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_helpers import ColourEncoder, WordsEncoder
+from catalog_helpers import ColourEncoder, WordsEncoder, copy_of
 from PIL import Image, ImageDraw, ImageFilter
 
 from multimodal_cat.catalog.audits import audit
@@ -37,15 +36,6 @@ def product_photo(seed: int, colour: tuple[int, int, int] = (40, 70, 150)) -> Im
     photo.paste(texture, mask=mask.filter(ImageFilter.GaussianBlur(1)))
     return photo
 
-
-def copy_of(image: Image.Image, crop: float = 0.15) -> Image.Image:
-    """Centre-cropped by ``crop``, halved, saved at JPEG quality 30 (the benchmark's copy)."""
-    w, h = image.size
-    dx, dy = int(w * crop / 2), int(h * crop / 2)
-    small = image.crop((dx, dy, w - dx, h - dy)).resize((w // 2, h // 2))
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=30)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def recoloured(image: Image.Image) -> Image.Image:

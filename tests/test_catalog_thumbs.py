@@ -4,11 +4,9 @@ verifies candidate copies with catalog.copies)."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
-from catalog_helpers import ColourEncoder, WordsEncoder
+from catalog_helpers import ColourEncoder, WordsEncoder, copy_of
 from PIL import Image
 
 from multimodal_cat.catalog.audits import audit
@@ -23,15 +21,6 @@ def textured(seed: int, size: int = 160) -> Image.Image:
     small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
     return Image.fromarray(small, "RGB").resize((size, size), Image.BICUBIC)
 
-
-def copy_of(image: Image.Image, crop: float = 0.15) -> Image.Image:
-    """Centre-cropped by ``crop``, halved, saved at JPEG quality 30."""
-    w, h = image.size
-    dx, dy = int(w * crop / 2), int(h * crop / 2)
-    small = image.crop((dx, dy, w - dx, h - dy)).resize((w // 2, h // 2))
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=30)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def test_a_cropped_recompressed_copy_matches_and_another_photo_does_not() -> None:
