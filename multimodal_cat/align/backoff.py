@@ -111,7 +111,8 @@ def choose(
     depth = {g: len(lineage(parents, g)) for g in ok}
     chosen = max(ok, key=lambda g: (depth[g], mass[g]))
     if chosen not in line and rival_g >= 0:  # the mass lies off the best's line: see step 3
-        shared = [g for g in lineage(parents, best) if g in set(lineage(parents, rival_g))]
+        rival_line = set(lineage(parents, rival_g))
+        shared = [g for g in lineage(parents, best) if g in rival_line]
         if shared and (source_is_root or parents[shared[0]] >= 0):
             chosen = shared[0]
     if chosen == best:
