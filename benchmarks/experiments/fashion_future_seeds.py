@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.fashion_cli import TAGS
 from benchmarks.fashion_cli_inputs import LEVELS, categorize, read_rows, run_train, train_command
 from benchmarks.fashion_future_cli import truth
 from benchmarks.fashion_model import RESULTS, earlier_results, environment, made_by, write_results
@@ -78,7 +79,7 @@ def held_out_agreement(work: Path, model: Path, seed: int) -> float:
     from multimodal_cat.training.run import load_training_sets
 
     data = DataArguments(feed=str(work / "train.csv"), eval_split=0.1, category_column=",".join(LEVELS),
-                         tag_column=["gender", "baseColour", "season", "usage"])  # fmt: skip
+                         tag_column=list(TAGS))  # as train_command's flags
     held = load_training_sets(data, seed, True).eval
     rows = [held[i] for i in range(len(held)) if held[i]["image"]]
     model_api = Categorizer.from_pretrained(str(model))
