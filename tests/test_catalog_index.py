@@ -176,6 +176,22 @@ def test_kind_probes_predict_each_modality_and_fused_queries() -> None:
     assert index.query_kinds(title_only, "fused").argmax(axis=1).tolist() == [1, 0]
 
 
+def test_kind_probes_read_back_only_the_sampled_rows(monkeypatch) -> None:
+    from multimodal_cat.catalog import index as index_module
+    from multimodal_cat.catalog.probes import probe_rows
+
+    index, categories = _two_kinds()
+    read: list[int] = []
+    vectors_of = index.vectors_of
+    monkeypatch.setattr(index, "vectors_of", lambda kind, rows=None: read.append(
+        len(rows) if rows is not None else len(index)) or vectors_of(kind, rows))
+    monkeypatch.setattr(index_module, "probe_rows", lambda n: probe_rows(n, max_rows=5))
+    probes = index.learn_kinds()
+    assert read == [5, 5]  # one sample per modality, not every row
+    shares = [categories.count(c) / len(categories) for c in probes["text"].classes]
+    assert probes["text"].prior.tolist() == pytest.approx(shares)  # counted on every row
+
+
 def test_same_kind_reranks_by_the_query_predicted_category() -> None:
     from multimodal_cat.catalog.probes import KindProbe
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.catalog.backends import ANN_THRESHOLD, USearchBackend, exact_top_k
-from multimodal_cat.catalog.probes import KindProbe, combine, load_probes, save_probes
+from multimodal_cat.catalog.probes import KindProbe, combine, load_probes, probe_rows, save_probes
 from multimodal_cat.errors import MultimodalCatError
 from multimodal_cat.taxonomy.index import path_key
 
@@ -331,10 +331,13 @@ class CatalogIndex:
         if len(classes) < 2:
             return self.kind_probes
         for modality in self.encoders:
-            rows = [i for i, label in enumerate(labels) if label and self.has[modality][i]]
-            if len({labels[i] for i in rows}) >= 2:
+            rows = np.array([i for i, label in enumerate(labels) if label and self.has[modality][i]],
+                            dtype=np.int64)
+            if len({labels[i] for i in rows}) >= 2:  # read back only the rows it is fitted on
+                picked = rows[probe_rows(len(rows))]
                 self.kind_probes[modality] = KindProbe.fit(
-                    self.vectors_of(modality, rows), [labels[i] for i in rows], classes=classes)
+                    self.vectors_of(modality, picked), [labels[i] for i in picked],
+                    classes=classes, prior_labels=[labels[i] for i in rows])
         return self.kind_probes
 
     def query_kinds(self, queries: np.ndarray, kind: str) -> np.ndarray | None:

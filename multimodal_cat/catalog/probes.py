@@ -46,6 +46,19 @@ def probe_model() -> Any:
     return LogisticRegression(C=PROBE_C, max_iter=300)
 
 
+def probe_rows(n: int, max_rows: int = PROBE_MAX_ROWS, seed: int = 0) -> np.ndarray:
+    """Positions of the rows a probe is fitted on, in order: all ``n``, or a random sample
+    of ``max_rows`` (fixed by ``seed``) so that a large catalog reads only those vectors.
+
+    Example:
+        >>> probe_rows(5, max_rows=3).tolist()
+        [2, 3, 4]
+    """
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+
+
 def class_shares(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     """Each class's share of ``labels``."""
     code = {name: c for c, name in enumerate(classes)}
@@ -72,18 +85,19 @@ class KindProbe:
     @classmethod
     def fit(cls, vectors: np.ndarray, labels: Sequence[str], *,
             classes: Sequence[str] | None = None, max_rows: int = PROBE_MAX_ROWS,
-            seed: int = 0) -> KindProbe:
+            seed: int = 0, prior_labels: Sequence[str] | None = None) -> KindProbe:
         """Fit on unit ``vectors`` and their category ``labels`` (at least two categories).
 
         Args:
             classes: the columns to answer over (default: the labels' categories); classes
                 absent from the labels get probability 0.
-            max_rows: fit on a random sample of at most this many rows.
+            max_rows: fit on a random sample of at most this many rows (:func:`probe_rows`).
+            prior_labels: the labels the class shares are counted on, when ``vectors`` are
+                already a sample of them (default: ``labels``).
         """
+        all_labels = [str(x) for x in (labels if prior_labels is None else prior_labels)]
         labels = np.asarray(labels, dtype=object)
-        rows = np.arange(len(labels))
-        if len(rows) > max_rows:
-            rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+        rows = probe_rows(len(labels), max_rows, seed)
         model = probe_model().fit(probe_inputs(vectors[rows]), labels[rows].astype(str))
         seen = [str(c) for c in model.classes_]
         coef, intercept = model.coef_, model.intercept_
@@ -96,8 +110,7 @@ class KindProbe:
         full_intercept = np.full(len(classes), ABSENT, np.float32)
         for c, name in enumerate(seen):
             full_coef[column[name]], full_intercept[column[name]] = coef[c], intercept[c]
-        return cls(classes, full_coef, full_intercept,
-                   class_shares([str(x) for x in labels], classes))
+        return cls(classes, full_coef, full_intercept, class_shares(all_labels, classes))
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities; zero rows for zero vectors (no such input)."""
