@@ -124,6 +124,18 @@ def test_missing_named_column_says_what_was_found():
         ColumnMap.from_args(["colour=c"])
 
 
+def test_exported_column_names_are_found_whatever_their_spelling():
+    shopify = ColumnMap().resolve(["Handle", "Title", "Body (HTML)", "Vendor", "Product Category", "Image Src"])
+    assert (shopify.id, shopify.title, shopify.description, shopify.brand, shopify.seller_category,
+            shopify.image) == ("Handle", "Title", "Body (HTML)", "Vendor", "Product Category", "Image Src")
+    human = ColumnMap().resolve([" Product Name ", "Image URL", "Price"])
+    assert (human.title, human.image, human.brand) == (" Product Name ", "Image URL", None)
+    amazon = ColumnMap().resolve(["item_name", "brand_name", "main_image_url", "product-description"])
+    assert (amazon.title, amazon.brand, amazon.image, amazon.description) == (
+        "item_name", "brand_name", "main_image_url", "product-description")
+    assert ColumnMap().resolve(["Title", "title"]).title == "Title"  # two spelt alike: the first
+
+
 def test_default_names_and_optional_columns():
     cmap = ColumnMap().resolve(["SKU", "productDisplayName", "image_url"])
     assert (cmap.id, cmap.title, cmap.image, cmap.description) == (

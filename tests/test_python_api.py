@@ -57,6 +57,13 @@ def test_dataframe_as_it_comes_finds_title_and_images(categorizer: Categorizer, 
     assert [p.inputs for p in predictions] == ["text+image", "text+image", "text"]
 
 
+def test_frame_with_a_spreadsheet_s_column_names_is_read(categorizer: Categorizer, photos: Path) -> None:
+    frame = pd.DataFrame({"Product Name": ["red leather boots", "blue cotton shirt"],
+                          "Image URL": ["images/1.jpg", "images/2.jpg"], "Price": [9.5, 12.0]})
+    predictions = categorizer.predict(frame, image_root=photos)
+    assert [p.inputs for p in predictions] == ["text+image", "text+image"]
+
+
 def test_frame_without_usable_columns_lists_what_it_found(categorizer: Categorizer) -> None:
     frame = pd.DataFrame({"sku": [1], "price": [9.5]})
     with pytest.raises(FeedColumnError, match=r"columns found: sku, price.*title") as caught:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,15 +29,43 @@ logger = logging.getLogger(__name__)
 FIELDS = ("id", "title", "description", "brand", "seller_category", "image")
 TEXT_FIELDS = ("title", "description", "brand", "seller_category")
 
-# Usual names for each field, tried in order (case-insensitive) when the user names none.
+# Usual names for each field, tried in order when the user names none. A column matches
+# whatever its case, spaces and punctuation (see column_key): "Product Name", "product-name" and
+# "PRODUCT_NAME" are product_name. Beside the plain names: Google Merchant Center feeds (title,
+# image_link, product_type), Shopify's product export (Handle, Title, Body (HTML), Vendor,
+# Product Category, Image Src), Amazon's (item_name, brand_name, main_image_url) and
+# WooCommerce's (Name, Short description, Categories).
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
-    "id": ("id", "sku", "product_id", "item_id"),
-    "title": ("title", "name", "product_name", "productdisplayname"),
-    "description": ("description", "desc", "body", "body_html"),
-    "brand": ("brand", "vendor", "manufacturer"),
-    "seller_category": ("seller_category", "category", "product_type", "product_category"),
-    "image": ("image", "image_url", "image_link", "image_path", "img"),
-}
+    "id": ("id", "sku", "product_id", "item_id", "offer_id", "variant_sku", "handle", "asin"),
+    "title": (
+        "title", "name", "product_name", "productdisplayname", "product_title", "item_name",
+        "item_title", "offer_title",
+    ),
+    "description": (
+        "description", "desc", "body", "body_html", "product_description", "item_description",
+        "short_description", "long_description",
+    ),
+    "brand": ("brand", "vendor", "manufacturer", "brand_name", "make"),
+    "seller_category": (
+        "seller_category", "category", "product_type", "product_category", "categories",
+        "breadcrumb", "department",
+    ),
+    "image": (
+        "image", "image_url", "image_link", "image_path", "img", "image_src", "main_image_url",
+        "image_file", "imageurl", "picture", "photo", "picurl",
+    ),
+}  # fmt: skip
+
+
+def column_key(name: str) -> str:
+    """A column name as :data:`DEFAULT_NAMES` spells it: lower case, runs of anything but
+    letters and digits as one ``_``, none at the ends.
+
+    Example:
+        >>> column_key("Body (HTML)"), column_key(" Product Name "), column_key("imageURL")
+        ('body_html', 'product_name', 'imageurl')
+    """
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 # Longest text kept per field, in characters; longer values are cut with a warning.
 DEFAULT_CAPS: dict[str, int] = {
@@ -110,7 +139,9 @@ class ColumnMap:
                 the feed has neither a text column nor an image column.
         """
         columns = [c for c in columns if c not in answers]
-        found = {c.lower(): c for c in columns}
+        found: dict[str, str] = {}
+        for column in columns:  # the first of two columns spelt alike wins
+            found.setdefault(column_key(column), column)
         resolved: dict[str, str | None] = {}
         for key in FIELDS:
             wanted = getattr(self, key)

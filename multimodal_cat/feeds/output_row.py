@@ -12,10 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
+from multimodal_cat.feeds.columns import column_key
 from multimodal_cat.predictions import Prediction, same_tree
 
 BASE_COLUMNS = (
@@ -33,14 +33,10 @@ REVIEW_COLUMNS = ("needs_review", "review_reason")
 END_COLUMNS = ("warnings", "error")
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
-
-
 def mapping_columns(names: Sequence[str]) -> list[str]:
     """Output columns for each mapped taxonomy name."""
     return [
-        f"{_slug(n)}_{part}"
+        f"{column_key(n)}_{part}"
         for n in names
         for part in ("category_id", "category_path", "provenance")
     ]
@@ -72,7 +68,7 @@ def prediction_cells(prediction: Prediction, names: Sequence[str]) -> dict[str, 
     for name in names:
         mapped = next((m for k, m in prediction.mappings.items() if matches(name, k)), None)
         if mapped is not None:
-            slug = _slug(name)
+            slug = column_key(name)
             cells[f"{slug}_category_id"] = "; ".join(mapped.target_ids)
             cells[f"{slug}_category_path"] = "; ".join(mapped.target_paths)
             cells[f"{slug}_provenance"] = mapped.provenance
