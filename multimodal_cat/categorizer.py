@@ -196,7 +196,8 @@ class Categorizer:
                 continue
             prediction = next(answers)
             prediction.warnings[:0] = notes
-            prediction.status = product.extra.get("status", prediction.status)
+            if prediction.status != "error":  # the predictor's own failure stands
+                prediction.status = product.extra.get("status", prediction.status)
             predictions.append(prediction)
         return predictions
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,25 @@ def test_images_decide_when_text_is_silent_and_text_only_rows_are_unchanged(
         assert predictions[row].category_id == best
     np.testing.assert_allclose(with_images.scores(items[3:]), plain.scores(items[3:]))
     assert predictions[3].category_path == "Apparel > Topwear > Shirts"
+
+
+def test_a_photo_alone_fails_without_an_image_text_model_in_python_and_in_the_feed(tmp_path: Path) -> None:
+    from multimodal_cat.categorizer import Categorizer
+    from multimodal_cat.feeds.images import ImageLoader
+    from multimodal_cat.feeds.job import categorize_feed
+    from multimodal_cat.predictors.zero_shot import NO_TEXT
+
+    tree = Taxonomy.from_paths(FASHION)
+    plain = ZeroShotCategorizer(tree, None, cache=False)
+    answers = Categorizer(plain).predict(_products())
+    assert [a.status for a in answers] == ["error"] * 3 + ["ok"]  # no text: nothing to read
+    assert answers[0].error == NO_TEXT and answers[0].category_id == "" and answers[3].category_id
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
+    (tmp_path / "feed.csv").write_text("id,title,image\n1,,red.png\n2,blue shirt,red.png\n")
+    categorize_feed(tmp_path / "feed.csv", plain, tmp_path / "out.csv", images=ImageLoader(tmp_path), progress=False)
+
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [(r["status"], r["error"]) for r in rows] == [("error", NO_TEXT), ("ok", "")]
 
 
 def test_rejects_models_that_are_not_aligned_pairs(tmp_path: Path) -> None:

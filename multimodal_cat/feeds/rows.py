@@ -197,6 +197,9 @@ class OutputRows:
         prediction = item.prediction
         if item.error or prediction is None:
             return row
+        if prediction.status == "error":  # the predictor could not use what the row has
+            row["status"], row["error"] = "error", prediction.error
+            return row
         row.update(prediction_cells(prediction, self.names))
         broken = unusable_confidence(prediction)
         if broken:  # never `ok`: an error row, kept with its cells and routed to review

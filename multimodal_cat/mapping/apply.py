@@ -112,6 +112,9 @@ class CategoryMapper:
         return out
 
     def apply(self, predictions: Sequence[Prediction]) -> None:
-        """Fill ``prediction.mappings`` in place for each prediction."""
+        """Fill ``prediction.mappings`` in place for each prediction (not for failed ones:
+        they name no category)."""
         for prediction in predictions:
+            if prediction.status == "error":
+                continue
             prediction.mappings.update(self.map_id(prediction.category_id))

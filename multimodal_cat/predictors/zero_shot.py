@@ -72,6 +72,14 @@ from multimodal_cat.zero_shot.tags import ZeroShotTagger
 
 __all__ = ["DEFAULT_WEIGHTS", "ZeroShotCategorizer"]
 
+# Why a product without text gets no zero-shot answer (its photo is not read without an aligned
+# image-text model).
+NO_TEXT = (
+    "no usable text (title, description, brand and seller category are empty): zero-shot reads "
+    "text, and photos only with an aligned image-text model (image_encoder=, --image-encoder) or "
+    "a trained checkpoint (--model)"
+)
+
 
 @dataclass
 class _Scored:
@@ -491,13 +499,16 @@ class ZeroShotCategorizer:
         texts: list[ProductText],
         predictions: list[Prediction],
     ) -> list[Prediction]:
-        """Fill each prediction's ``inputs``: the text always, the image when it was scored."""
+        """Fill each prediction's ``inputs``: the text always, the image when it was scored; a
+        product with neither (a photo alone, without an image-text model) fails: no answer."""
         scores_images = self.image_pair_ is not None and bool(self.image_weight)
         has_text = [bool(t.full.strip()) for t in texts]
         has_image = [scores_images and getattr(p, "image", None) is not None for p in items]
+        out = []
         for prediction, used in zip(predictions, inputs_used(has_text, has_image), strict=True):
             prediction.inputs = used
-        return predictions
+            out.append(prediction if used else Prediction.failed(NO_TEXT, prediction.warnings))
+        return out
 
     def _tags(self, item: str | Product, category_id: str) -> list:
         title = item if isinstance(item, str) else item.title
