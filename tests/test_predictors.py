@@ -142,3 +142,16 @@ def test_feed_job_passes_min_confidence(zero_shot, tmp_path) -> None:
     )
     assert [r["category_id"] for r in rows] == [p.category_id for p in want]
     assert any(zero_shot.taxonomy[r["category_id"]].depth == 1 for r in rows)
+
+
+def test_a_checkpoint_without_an_image_tower_fails_a_photo_only_product(tmp_path) -> None:
+    from PIL import Image
+
+    tiny_model(vision=None).save_pretrained(tmp_path)
+    tiny_processor(tmp_path / "tok").save_pretrained(tmp_path)
+    predictor = ModelPredictor.from_pretrained(str(tmp_path), cache=None)
+    photo = Image.new("RGB", (30, 30), "red")
+    answers = predictor.predict([Product(title="", image=photo), Product(title="red boots", image=photo)])
+    assert [a.status for a in answers] == ["error", "ok"]
+    assert answers[0].error == "this checkpoint reads text only, and the product has none it can use"
+    assert answers[1].inputs == "text" and answers[1].category_id

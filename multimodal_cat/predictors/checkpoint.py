@@ -449,7 +449,9 @@ class ModelPredictor:
                 if factor != 1.0:
                     prediction.confidence *= factor
                     prediction.alternatives = [replace(a, score=a.score * factor) for a in prediction.alternatives]
-        return predictions
+        reads = " and ".join({"text": "text", "image": "photos"}[t] for t in sorted(self.embedder.towers, reverse=True))
+        unread = f"this checkpoint reads {reads} only, and the product has none it can use"
+        return [p if p.inputs else Prediction.failed(unread, p.warnings) for p in predictions]
 
     def thresholds_by_input(self, target_precision: str) -> dict[str, float]:
         """The auto-accept threshold stored for ``target_precision`` (``"0.98"``) per kind of
