@@ -185,3 +185,16 @@ def test_field_over_the_csv_modules_limit_is_read_and_capped(tmp_path):
     product = row_to_product(rows[0].values, ColumnMap().resolve(["id", "title", "description"]), 1)
     assert len(product.description) == 10_000
     assert any("description" in w for w in product.extra["warnings"])
+
+
+def test_html_in_text_fields_is_read_as_its_words_and_plain_text_is_untouched():
+    from multimodal_cat.feeds.text import plain_text
+
+    cmap = ColumnMap().resolve(["Title", "Body (HTML)", "Image Src"])
+    row = {"Title": "Tom &amp; Jerry Tee", "Body (HTML)": "<p>Soft <b>cotton</b><br/>&nbsp;tee</p>"
+           "<style>p{color:red}</style>", "Image Src": "https://x.test/a.jpg?a=1&amp=2"}
+    product = row_to_product(row, cmap, 1)
+    assert (product.title, product.description) == ("Tom & Jerry Tee", "Soft cotton tee")
+    assert product.image_ref == "https://x.test/a.jpg?a=1&amp=2"  # a URL is not text to clean
+    for text in ("Mesh <3 heart tee", "Size <M>", "5 < 7 > 2", "AT&T phone"):
+        assert plain_text(text) == text

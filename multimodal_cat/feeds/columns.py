@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from multimodal_cat.errors import MultimodalCatError
+from multimodal_cat.feeds.text import plain_text
 from multimodal_cat.products import Product
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ def _text(value: Any) -> str:
 
 
 def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) -> Product:
-    """Build a :class:`Product` from one raw row; over-long fields are cut.
+    """Build a :class:`Product` from one raw row; text fields lose any HTML markup
+    (:func:`~multimodal_cat.feeds.text.plain_text`), over-long fields are cut.
 
     Args:
         row: Column name -> value, as read from the feed.
@@ -251,6 +253,8 @@ def row_to_product(row: Mapping[str, Any], columns: ColumnMap, row_number: int) 
                 text = ""
             values[key] = text
             continue
+        if key in TEXT_FIELDS:
+            text = plain_text(text)
         if len(text) > cap:
             warnings.append(f"{key} truncated from {len(text):,} to {cap:,} characters")
             text = text[:cap]

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -21,6 +22,15 @@ from typing import IO, Any
 # Longest line a reader accepts (characters for text, bytes for JSON lines).
 MAX_LINE = 8 * 1024 * 1024
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# The elements product descriptions are written with; "<M>" in "Size <M>" is not one of them.
+_ELEMENTS = (
+    "a|abbr|article|b|big|blockquote|body|br|center|code|dd|div|dl|dt|em|font|h[1-6]|head|hr|html|"
+    "i|iframe|img|label|li|meta|ol|p|pre|s|section|small|span|strike|strong|sub|sup|table|tbody|"
+    "td|tfoot|th|thead|tr|u|ul"
+)
+_TAG = re.compile(rf"</?(?:{_ELEMENTS})(?:\s[^<>]*)?/?>|<!--.*?-->", re.DOTALL | re.IGNORECASE)
+_HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 
 
 class LineTooLongError(Exception):
@@ -61,6 +71,22 @@ def _clean_text(text: str, column: str, notes: list[str]) -> str:
         text = text.replace("\x00", "")
         _note(notes, f"NUL characters removed from {column!r}")
     return text
+
+
+def plain_text(text: str) -> str:
+    """``text`` without HTML markup: tags (and what scripts and styles hold) become spaces,
+    entities their characters, runs of blanks one space. Text with no tag or entity comes back
+    unchanged, so "Mesh <3" or "5 < 7" stay as written. Shopify's ``Body (HTML)`` and many
+    merchant feeds' descriptions are HTML; the encoders should read their words.
+
+    Example:
+        >>> plain_text("<p>Soft <b>cotton</b>&nbsp;tee &amp; more</p>")
+        'Soft cotton tee & more'
+    """
+    if _TAG.search(text) is None and _ENTITY.search(text) is None:
+        return text
+    text = _TAG.sub(" ", _HIDDEN.sub(" ", text))
+    return " ".join(html.unescape(text).split())
 
 
 def _note(notes: list[str], message: str) -> None:
