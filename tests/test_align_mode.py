@@ -180,3 +180,45 @@ def test_aligner_lowers_the_confidence_of_a_root_sent_against_its_subtree(
     unflagged = aligner.align(source, target).mapping.rules["s0"]
     # its own vote agrees, its 2 children vote Media: lowered by (1 + 1) / (2 + 1)
     assert rule.confidence == pytest.approx(unflagged.confidence * 2 / 3, abs=1e-3)
+
+
+GERMAN_TITLES = [f"{t} {i}" for i in range(5) for t in (
+    "Damen Winterjacke schwarz mit Kapuze", "Herren Laufschuhe blau Größe 42",
+    "Kaffeemaschine mit Mahlwerk Edelstahl", "Kinder Fahrradhelm rot", "Bratpfanne beschichtet")]
+
+
+def test_zero_shot_warns_once_when_the_products_are_in_a_language_the_encoder_cannot_read() -> None:
+    from multimodal_cat.predictors.zero_shot import ZeroShotCategorizer
+    from multimodal_cat.taxonomy import Taxonomy
+
+    class EnglishOnly(BagOfWordsEncoder):
+        key = "sentence-transformers/all-MiniLM-L6-v2 (bag of words)"
+
+    tree = Taxonomy.from_paths(["Apparel > Jackets", "Footwear > Shoes", "Kitchen > Pans"])
+    german = ZeroShotCategorizer(tree, EnglishOnly(), cache=False)
+    with pytest.warns(LanguageWarning, match="looks German.*--text-encoder multilingual-e5-small"):
+        german.predict(GERMAN_TITLES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LanguageWarning)
+        german.predict(GERMAN_TITLES)  # said once
+        ZeroShotCategorizer(tree, EnglishOnly(), cache=False).predict(["red winter jacket with hood"] * 25)
+        ZeroShotCategorizer(tree, EnglishOnly(), cache=False).predict(GERMAN_TITLES[:5])  # too few to tell
+        ZeroShotCategorizer(tree, BagOfWordsEncoder(), cache=False).predict(GERMAN_TITLES)  # not English-only
+    assert "German" in german.language_warning_
+
+
+def test_categorize_says_the_language_warning_as_a_plain_line_and_refuses_text_encoder_with_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_short_names: None, tiny_checkpoint: Path
+) -> None:
+    tree = tmp_path / "tree.txt"
+    tree.write_text("1 - Apparel\n2 - Apparel > Jackets\n3 - Footwear\n4 - Footwear > Shoes\n")
+    feed = tmp_path / "de.csv"
+    feed.write_text("title\n" + "\n".join(GERMAN_TITLES) + "\n")
+    code = main(["categorize", str(feed), "--taxonomy", str(tree), "-o", str(tmp_path / "o.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("multimodal-cat: warning: the products' text looks German") == 1
+    assert "Traceback" not in err and "LanguageWarning" not in err
+    code = main(["categorize", str(feed), "--model", str(tiny_checkpoint), "--text-encoder",
+                 "multilingual-e5-small", "-o", str(tmp_path / "m.csv")])
+    assert code == 2 and "a trained model has its own text tower" in capsys.readouterr().err

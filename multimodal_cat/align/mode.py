@@ -24,13 +24,16 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from multimodal_cat.align.language import TreeLanguage
+from multimodal_cat.align.language import TreeLanguage, text_language
 from multimodal_cat.encoders.registry import MULTILINGUAL_EXTRA
 
-__all__ = ["AlignMode", "LanguageWarning", "choose_mode", "encoder_advice", "english_only"]
+__all__ = [
+    "AlignMode", "LanguageWarning", "choose_mode", "encoder_advice", "english_only", "products_advice",
+]
 
 SAME, CROSS = "same-language", "cross-language"
 
@@ -156,6 +159,35 @@ def encoder_advice(
         f"{said} and the text encoder {name!r} reads English only, so names in "
         f"{foreign[0].name} are compared almost at random; use text_encoder={MULTILINGUAL!r} "
         f"(command line: --encoder {MULTILINGUAL}; install: {MULTILINGUAL_EXTRA})"
+    )
+
+
+# Fewest products whose text is read before a feed's language is judged (a handful of titles
+# says too little).
+MIN_TEXTS = 20
+
+
+def products_advice(encoder: Any, texts: Sequence[str]) -> str:
+    """A warning when the products' ``texts`` are in a language an English-only ``encoder``
+    cannot read ("" otherwise, and for fewer than :data:`MIN_TEXTS` texts).
+
+    Example:
+        >>> titles = ["Damen Winterjacke schwarz mit Kapuze", "Herren Laufschuhe für Kinder"] * 10
+        >>> products_advice("minilm", titles).split(";")[0]
+        "the products' text looks German and the text encoder 'minilm' reads English only"
+    """
+    texts = [t for t in texts if t.strip()]
+    if len(texts) < MIN_TEXTS or not english_only(encoder):
+        return ""
+    language = text_language(texts)
+    if language.code == "en" or (language.code == "und" and language.script == "Latin"):
+        return ""
+    name = encoder if isinstance(encoder, str) else getattr(encoder, "key", type(encoder).__name__)
+    return (
+        f"the products' text looks {language.name} and the text encoder {name!r} reads English "
+        f"only; categories are then picked almost at random (low confidences): use "
+        f"text_encoder={MULTILINGUAL!r} (command line: --text-encoder {MULTILINGUAL}; install: "
+        f"{MULTILINGUAL_EXTRA})"
     )
 
 

@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from multimodal_cat._progress import info
 from multimodal_cat.cli.checks import check_file, check_taxonomy
 from multimodal_cat.cli.errors import UserError
-from multimodal_cat.cli.output import is_stdout, output_path, shown
+from multimodal_cat.cli.output import is_stdout, output_path, shown, warn
 from multimodal_cat.mapping import Mapping
 from multimodal_cat.taxonomy import Taxonomy, TaxonomyFormatError, UnknownTaxonomyError
 
@@ -171,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     details = result.details
     info(f"mode: {details['mode']} ({details['mode_reason']}); encoder: {details['encoder']}")
     for message in details["warnings"]:  # shown even with --quiet
-        print(f"multimodal-cat: warning: {message}", file=sys.stderr)
+        warn(message)
     review = _review_path(args)
     try:
         for path in (Path(args.output), review):

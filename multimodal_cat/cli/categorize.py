@@ -32,7 +32,7 @@ from multimodal_cat.cli.checks import (
     check_taxonomy,
 )
 from multimodal_cat.cli.errors import UserError
-from multimodal_cat.cli.output import is_stdout, output_path, shown
+from multimodal_cat.cli.output import is_stdout, output_path, plain_warnings, shown
 from multimodal_cat.cli.review import add_routing_arguments, build_router
 from multimodal_cat.cli.types import add_column_argument, probability
 from multimodal_cat.feeds.columns import ColumnMap, FeedColumnError
@@ -124,6 +124,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="MODEL",
         help="zero-shot only: an aligned image-text model (CLIP, SigLIP... hub id or folder) "
         "that adds the products' images to the evidence",
+    )
+    p.add_argument(
+        "--text-encoder",
+        metavar="MODEL",
+        help="zero-shot only: the text encoder (default minilm, English; multilingual-e5-small "
+        "for titles in other languages, with the multilingual extra; or a hub id or folder)",
     )
     p.add_argument(
         "--adapt",
@@ -246,6 +252,14 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.feed != "-":
         _preflight(args)  # column and format mistakes before any model loads
+    from multimodal_cat.align.mode import LanguageWarning
+
+    with plain_warnings(LanguageWarning):  # "the products' text looks German..."
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Build the predictor, run the feed job (here or on Ray) and say what it did."""
     loader = _image_loader(args)
     spec = _spec(args, absolute=args.engine == "ray")
     try:
@@ -488,6 +502,7 @@ def _spec(args: argparse.Namespace, *, absolute: bool = False) -> Any:
         bf16=args.bf16,
         num_threads=args.threads,
         image_encoder=where(args.image_encoder),
+        text_encoder=where(getattr(args, "text_encoder", None)) or "minilm",
         adapt=args.adapt,
         map_to=tuple(where(t) for t in args.map_to),
     )

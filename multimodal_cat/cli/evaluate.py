@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from multimodal_cat._progress import info
 from multimodal_cat.cli.checks import check_file, check_folder, check_model, check_taxonomy
 from multimodal_cat.cli.errors import UserError
+from multimodal_cat.cli.output import warn
 from multimodal_cat.cli.types import add_column_argument, probability
 
 PER_CATEGORY_COLUMNS = ("path", "support", "predicted", "correct", "precision", "recall", "f1")
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     except (CategorizerError, MultimodalCatError) as error:
         raise UserError(str(error)) from None
     for warning in caught:
-        print(f"multimodal-cat: warning: {warning.message}", file=sys.stderr)
+        warn(str(warning.message))
     _write(report, out, scored=sum(r["support"] for r in report.per_category))
     metrics = report.metrics
     info(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,3 +58,28 @@ def output_path(output: str | Path, suffix: str) -> Iterator[Path]:
             with path.open("rb") as source:
                 shutil.copyfileobj(source, sys.stdout.buffer)
             sys.stdout.buffer.flush()
+
+
+def warn(message: str) -> None:
+    """A warning for the person at the terminal, on stderr, as one plain line (shown even
+    with ``--quiet``)."""
+    print(f"multimodal-cat: warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def plain_warnings(*categories: type[Warning]) -> Iterator[None]:
+    """Within the block, Python warnings of ``categories`` are said once each, by :func:`warn`,
+    without a file name and line number (other warnings as usual)."""
+    with warnings.catch_warnings():
+        for category in categories:
+            warnings.simplefilter("once", category)
+        shown_before = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            if issubclass(category, categories):
+                warn(str(message))
+            else:
+                shown_before(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield

@@ -39,13 +39,14 @@ def build_predictor(
             neighbours (:mod:`~multimodal_cat.zero_shot.adapt`).
 
     Raises:
-        ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder`` or
-            ``adapt`` is given with ``model``.
+        ValueError: Neither ``model`` nor ``taxonomy`` is given, or ``image_encoder``,
+            another ``text_encoder`` or ``adapt`` is given with ``model``.
         FileNotFoundError: ``model`` (or ``image_encoder``) names a folder that cannot be found.
         CheckpointError: ``model`` exists but cannot be loaded (damaged, or another model's).
     """
     if model:
-        _check_zero_shot_only({"image_encoder": image_encoder, "adapt": adapt})
+        custom_text = text_encoder if text_encoder != "minilm" else None
+        _check_zero_shot_only({"image_encoder": image_encoder, "text_encoder": custom_text, "adapt": adapt})
         from multimodal_cat.predictors.checkpoint import ModelPredictor
 
         return ModelPredictor.from_pretrained(model, bf16=bf16, num_threads=num_threads)
@@ -65,6 +66,7 @@ def build_predictor(
 
 _WHY_ZERO_SHOT_ONLY = {
     "image_encoder": "a trained model has its own image tower",
+    "text_encoder": "a trained model has its own text tower",
     "adapt": "a trained model learned from labels",
 }
 

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from multimodal_cat.align.embeddings import TreeView, resolve_text_encoder
+from multimodal_cat.align.mode import MIN_TEXTS, LanguageWarning, products_advice
 from multimodal_cat.calibration import recalibrate
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.errors import InvalidArgumentError
@@ -211,6 +213,8 @@ class ZeroShotCategorizer:
         self.feed_calibration = feed_calibration
         self.product_kind = product_kind
         self.feed_shift = feed_shift
+        self.language_warning_ = ""  # said once: the products' language and the encoder disagree
+        self._language_checked = False
         self.last_shift_ = 0.0  # the shift the last call used
         self.default_cache_: Any = None  # opened on first use when ``cache`` is None
         self._ready = False
@@ -328,6 +332,7 @@ class ZeroShotCategorizer:
         """:meth:`predict_proba`'s answer, the scores behind it and the product texts read."""
         self._prepare()
         texts = product_texts(items)
+        self._check_language(texts)
         vectors = self._vectors(texts, None)
         lexical = self.index_.lexical(texts, self.weights)
         scores = self._scores(items, texts, vectors)
@@ -335,6 +340,17 @@ class ZeroShotCategorizer:
         if self.adapt and vectors is not None:
             probs = smooth_over_neighbours(probs, vectors)
         return _Scored(scores, lexical, probs, texts, vectors)
+
+    def _check_language(self, texts: list[ProductText]) -> None:
+        """Warn once (:class:`~multimodal_cat.align.mode.LanguageWarning`, kept in
+        ``language_warning_``) when the first call with enough products finds their text in a
+        language the English-only text encoder cannot read."""
+        if self._language_checked or len(texts) < MIN_TEXTS:
+            return
+        self._language_checked = True
+        self.language_warning_ = products_advice(self.text_encoder, [t.full for t in texts])
+        if self.language_warning_:
+            warnings.warn(self.language_warning_, LanguageWarning, stacklevel=4)
 
     def confidences(self, scored: _Scored, answer_probability: np.ndarray) -> np.ndarray:
         """The chance that each answer is right (:mod:`~multimodal_cat.zero_shot.confidence`),
