@@ -643,7 +643,8 @@ def hand_judged(part: dict) -> dict:
         "precision_estimate": round((right + share * part["wrong_pairs"]) / found, 4),
         "precision_estimate_95ci": [round((right + low * part["wrong_pairs"]) / found, 4),
                                     round((right + high * part["wrong_pairs"]) / found, 4)],
-        "how": "one reviewer (an AI engineer of the project, by eye, once, no second opinion) "
+        "how": "one reviewer (an AI engineer of the project, by eye, once, no second opinion; a "
+               "pair a later run added was judged by whoever ran it, as its note says) "
                "looked at both photos, titles and categories of each sampled pair (every pair "
                f"when fewer than {JUDGED_SAMPLE} were counted wrong): "
                "'same product' = one item listed twice (maybe another photo shoot), a catalog "
