@@ -643,7 +643,8 @@ def hand_judged(part: dict) -> dict:
         "precision_estimate": round((right + share * part["wrong_pairs"]) / found, 4),
         "precision_estimate_95ci": [round((right + low * part["wrong_pairs"]) / found, 4),
                                     round((right + high * part["wrong_pairs"]) / found, 4)],
-        "how": "one reviewer (an AI engineer of the project, by eye, once, no second opinion) "
+        "how": "one reviewer (an AI engineer of the project, by eye, once, no second opinion; a "
+               "pair a later run added was judged by whoever ran it, as its note says) "
                "looked at both photos, titles and categories of each sampled pair (every pair "
                f"when fewer than {JUDGED_SAMPLE} were counted wrong): "
                "'same product' = one item listed twice (maybe another photo shoot), a catalog "
@@ -667,12 +668,28 @@ def same_photo_file(a: str, b: str) -> bool:
     return digest[0] == digest[1]
 
 
+def judged_block(part: dict) -> dict:
+    """:func:`hand_judged` with the command and date it was computed by."""
+    return {**hand_judged(part), "command": " ".join(sys.argv),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def with_hand_judged(part: dict) -> dict:
+    """A fresh ``duplicates_fashion`` part with its ``hand_judged`` block recomputed, when
+    ``--dump-wrong-pairs`` has just rewritten ``WRONG_PAIRS`` and the verdicts in ``JUDGED``
+    still cover its seed sample; else the part alone, and why (the pairs to judge changed)."""
+    try:
+        return {**part, "hand_judged": judged_block(part)}
+    except SystemExit as reason:
+        print(f"hand_judged block left out: {reason}", flush=True)
+        return part
+
+
 def add_hand_judged() -> None:
     """Put the ``hand_judged`` block into the saved ``duplicates_fashion`` part (no rerun)."""
     data = json.loads(RESULTS.read_text())
     part = data["parts"]["duplicates_fashion"]
-    part["hand_judged"] = {**hand_judged(part), "command": " ".join(sys.argv),
-                           "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    part["hand_judged"] = judged_block(part)
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)
     print(json.dumps(part["hand_judged"], indent=2))
@@ -709,14 +726,15 @@ def missed_because(ctx, options: dict, inserted: set, found: set, copies_: set[i
         titles = [ctx.products[k].title for k in pair]
         if scores is None:
             why = "not a candidate (in no neighbour list)"
-        elif copy is None or (scores.get("photo", 0.0) < options["photo_threshold"]
-                              and scores.get("image", 0.0) < IMAGE_THRESHOLD):
+        elif (scores.get("photo", 0.0) < options["photo_threshold"]
+              and scores.get("image", 0.0) < IMAGE_THRESHOLD):
             why = "thumbnail match below photo_threshold"
-        elif not copy.is_copy(options.get("copy_correlation", MIN_CORRELATION),
-                              options.get("copy_colour", MAX_COLOUR)):
+        elif copy is not None and not copy.is_copy(
+                options.get("copy_correlation", MIN_CORRELATION),
+                options.get("copy_colour", MAX_COLOUR)):
             why = "photos not verified as copies"
         elif scores.get("text", 0.0) < options["photo_text_threshold"]:
-            why = "title cosine below photo_text_threshold"
+            why = "title cosine below photo_text_threshold"  # (photos not compared then)
         elif variant_difference(*titles):
             why = "titles differ in a colour, size or model word"
         else:
@@ -750,7 +768,7 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         variant_difference,
     )
     from multimodal_cat.catalog.copies import compare_photos
-    from multimodal_cat.catalog.thumbs import thumbnails
+    from multimodal_cat.catalog.thumbs import QUERY_SCALES, thumbnails
     from multimodal_cat.imaging import open_image
     from multimodal_cat.products import Product
 
@@ -857,8 +875,11 @@ def part_duplicates_fashion(args: argparse.Namespace) -> dict:
         "catalog_photos": m, "inserted": len(inserted),
         "alterations": "photo centre-cropped 10-20%, resized to 50%, saved at JPEG quality 30; "
                        "title reworded (two words swapped, 'New' and 'for sale' added)",
-        "method": "candidate pairs (thumbnail match >= photo_threshold or DINOv2 cosine >= "
-                  "0.995) verified as copies: SIFT keypoints + RANSAC similarity transform, "
+        "method": "candidate pairs (among the encoders' 10 nearest neighbours and each "
+                  "photo's nearest photo in pixels, 16x16 grey, queried with its centre crops "
+                  f"at {list(QUERY_SCALES)}: thumbnail match >= photo_threshold or DINOv2 "
+                  "cosine >= 0.995, and title cosine >= photo_text_threshold) verified as "
+                  "copies: SIFT keypoints + RANSAC similarity transform, "
                   "high-pass correlation >= copy_correlation and share of colour-differing "
                   "pixels <= copy_colour once aligned; with both photos at hand, text alone "
                   "never merges",
@@ -1195,7 +1216,9 @@ def main() -> None:
     parser.add_argument("--dump-wrong-pairs", metavar="FILE",
                         help="duplicates_fashion: write the pairs counted wrong (ids, titles, "
                              "scores) to FILE, the altered copies' photos beside it, and the "
-                             "ids and scores to benchmarks/data/")
+                             "ids and scores to benchmarks/data/; the hand_judged block is "
+                             "recomputed when the judged sample still matches (without this "
+                             "option a rerun leaves the block out: the wrong pairs may differ)")
     parser.add_argument("--hand-judged", action="store_true",
                         help="add the hand_judged block (from benchmarks/data/"
                              "duplicates_fashion_judged.csv) to the saved duplicates_fashion "
@@ -1212,7 +1235,10 @@ def main() -> None:
         return
     for part in args.parts.split(","):
         print(f"running {part}", flush=True)
-        merge(part, PARTS[part](args))
+        result = PARTS[part](args)
+        if part == "duplicates_fashion" and args.dump_wrong_pairs:
+            result = with_hand_judged(result)  # a rerun's wrong pairs may differ
+        merge(part, result)
         print(json.dumps(json.loads(RESULTS.read_text())["parts"][part], indent=2), flush=True)
 
 

@@ -119,3 +119,21 @@ def test_audit_holds_one_pairs_photos_at_a_time(tmp_path) -> None:
     run_checks(ctx, ["duplicates"])
     assert len(alive) == 2 * 10  # every pair of 5 photos compared, each photo opened per pair
     assert most[0] <= 2
+
+
+def test_audit_compares_no_photos_whose_titles_cannot_count(tmp_path) -> None:
+    """A copy counts only when the titles reach photo_text_threshold: pairs below it are not
+    worth the photo comparison (about 20 ms each)."""
+    from multimodal_cat.catalog.audits import audit_context, run_checks
+
+    photo = product_photo(0)
+    rows = [{"id": "a", "title": "Acme Men Printed Shirt", "image": photo},
+            {"id": "b", "title": "Zed Women Heeled Sandals", "image": copy_of(photo)}]
+    ctx = audit_context(pd.DataFrame(rows), _encoders(tmp_path),
+                        options={"photo_threshold": -1.0, "photo_text_threshold": 0.5})
+    opened = []
+    ctx.photos = lambda row: opened.append(row) or rows[row]["image"]
+    assert run_checks(ctx, ["duplicates"]).empty
+    assert opened == [] and ctx.memo["pair_scores"][(0, 1)]["text"] < 0.5
+    ctx.options["photo_text_threshold"] = 0.0  # now the titles may count: the photos decide
+    assert len(run_checks(ctx, ["duplicates"])) == 1 and sorted(opened) == [0, 1]

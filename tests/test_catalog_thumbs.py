@@ -11,7 +11,7 @@ from PIL import Image
 
 from multimodal_cat.catalog.audits import audit
 from multimodal_cat.catalog.embed import CatalogEncoders
-from multimodal_cat.catalog.thumbs import photo_matches, thumbnails
+from multimodal_cat.catalog.thumbs import nearest_photos, photo_matches, thumbnails
 from multimodal_cat.encoders.cache import EmbeddingCache
 
 
@@ -75,3 +75,44 @@ def test_photo_matches_hold_one_photos_crops_at_a_time(monkeypatch) -> None:
     exact = real(thumbs[0]) @ real(thumbs[1])[-1]
     assert abs(max(exact.max(), (real(thumbs[1]) @ real(thumbs[0])[-1]).max())
                - scores[(0, 1)]) < 1e-3  # float16 wholes: the same scores
+
+
+def test_nearest_photos_pair_a_cropped_copy_with_its_original() -> None:
+    images = [textured(seed) for seed in range(12)] + [copy_of(textured(5), 0.2), None]
+    thumbs, present = thumbnails(images)
+    pairs = nearest_photos(thumbs, present)
+    assert (5, 12) in pairs  # the copy's whole is the nearest picture to the original's crop
+    assert all(13 not in pair for pair in pairs)  # no photo, no pair
+    assert all(i < j for i, j in pairs) and len(pairs) <= 3 * 13  # k=1 per crop and photo
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def test_audit_finds_a_copy_its_encoders_put_far_from_the_original() -> None:
+    """A copy outside both encoders' neighbour lists (each side's 10 nearest are other listings
+    it resembles more) is still compared, through the photos' nearest pictures in pixels."""
+    from multimodal_cat.catalog.audits.context import AuditContext
+    from multimodal_cat.catalog.audits.duplicates import duplicate_pairs
+    from multimodal_cat.products import Product
+
+    rng = np.random.default_rng(0)
+    near_copy, near_original = rng.normal(size=(2, 32))  # two directions, cosine ~ 0
+    between = _unit(near_copy) + _unit(near_original)  # 0.7 from both
+    images = [textured(7), copy_of(textured(7))] + [textured(20 + k) for k in range(22)]
+    # rows 2-12 share the copy's vectors exactly, rows 13-23 the original's
+    text = np.stack([_unit(near_original), _unit(between)] + [_unit(between)] * 11
+                    + [_unit(near_original)] * 11)
+    image = np.stack([_unit(near_original), _unit(near_copy)] + [_unit(near_copy)] * 11
+                     + [_unit(near_original)] * 11)
+    products = [Product(id=str(k), title=f"Acme Printed Shirt {k}") for k in range(24)]
+    ctx = AuditContext(products, list(range(1, 25)), {"text": text, "image": image},
+                       [None] * 24, [None] * 24, pd.DataFrame(), thumbs=thumbnails(images),
+                       photos=lambda row: images[row], options={"photo_text_threshold": 0.6})
+    for modality in ("text", "image"):
+        rows, _ = ctx.neighbours(modality)
+        assert 0 not in rows[1] and 1 not in rows[0]  # in neither encoder's neighbour list
+    found = duplicate_pairs(ctx)
+    assert [(i, j) for i, j, _, _ in found] == [(0, 1)]
+    assert found[0][3]["by"] == ["photo copy"] and found[0][3]["text_cosine"] > 0.6

@@ -6,9 +6,12 @@ under one similarity transform, the same detail and colours once aligned) and it
 reaches ``photo_text_threshold``. Photos that merely look alike (different products of one
 brand shot on white) or near-identical titles over different photos (one title reused for
 several designs) are not enough. Only candidate pairs are compared, one pair's photos at a
-time: those whose thumbnails match crop-tolerantly (``catalog.thumbs``; ``photo_threshold``)
-or whose image cosine reaches ``image_threshold``; the verdict takes ``copy_correlation`` and
-``copy_colour`` (see :meth:`~multimodal_cat.catalog.copies.PhotoComparison.is_copy`).
+time: among the encoders' neighbours and each photo's nearest photos in pixels
+(:func:`~multimodal_cat.catalog.thumbs.nearest_photos`), those whose thumbnails match
+crop-tolerantly (``catalog.thumbs``; ``photo_threshold``) or whose image cosine reaches
+``image_threshold``, and whose text cosine reaches ``photo_text_threshold``; the verdict takes
+``copy_correlation`` and ``copy_colour`` (see
+:meth:`~multimodal_cat.catalog.copies.PhotoComparison.is_copy`).
 
 When a listing lacks a photo (or the photos are not at hand), the text decides: a pair is a
 candidate when its image cosine reaches ``image_threshold`` (one photo re-saved; photos not at
@@ -46,7 +49,7 @@ from multimodal_cat.catalog.copies import (
     compare_photos,
 )
 from multimodal_cat.catalog.embed import product_text
-from multimodal_cat.catalog.thumbs import photo_matches
+from multimodal_cat.catalog.thumbs import nearest_photos, photo_matches
 
 IMAGE_THRESHOLD = 0.995  # encoder cosine of one photo re-saved (see catalog.thumbs for copies)
 # thumbnail match that makes a pair a candidate copy, text cosine a copy's titles need
@@ -169,8 +172,11 @@ def rare_model_pairs(models: list[set[str]], most: int = MODEL_MAX_ROWS) -> set[
 def pair_scores(
     ctx: AuditContext, extra: set[tuple[int, int]] = frozenset()
 ) -> dict[tuple[int, int], dict[str, float]]:
-    """Image and text cosines of every neighbour pair (i < j) the kNN lists hold, and of the
-    ``extra`` pairs."""
+    """Image and text cosines of every neighbour pair (i < j) the kNN lists hold, of each
+    photo's nearest photos in pixels (when the thumbnails are at hand) and of the ``extra``
+    pairs."""
+    if ctx.thumbs is not None:
+        extra = set(extra) | nearest_photos(*ctx.thumbs)
     pairs: dict[tuple[int, int], dict[str, float]] = {pair: {} for pair in extra}
     for modality in ("image", "text"):
         if modality not in ctx.vectors:
@@ -239,13 +245,16 @@ def verified_copies(
     return {pair: done[pair] for pair in pairs}
 
 
-def _candidate_copies(ctx: AuditContext, t_photo: float, t_image: float) -> list[tuple[int, int]]:
-    """Pairs whose photos are both at hand and alike enough to be compared as copies."""
+def _candidate_copies(ctx: AuditContext, t: dict[str, float]) -> list[tuple[int, int]]:
+    """Pairs whose photos are both at hand and alike enough to be compared as copies, and whose
+    titles are close enough for a copy to count (``photo_text_threshold``)."""
     present = ctx.thumbs[1]
     return sorted(
         pair for pair, scores in ctx.memo["pair_scores"].items()
         if present[pair[0]] and present[pair[1]]
-        and (scores.get("photo", 0.0) >= t_photo or scores.get("image", 0.0) >= t_image)
+        and scores.get("text", 0.0) >= t["photo_text_threshold"]
+        and (scores.get("photo", 0.0) >= t["photo_threshold"]
+             or scores.get("image", 0.0) >= t["image_threshold"])
     )
 
 
@@ -304,8 +313,7 @@ def duplicate_pairs(ctx: AuditContext) -> list[tuple[int, int, float, dict[str, 
     pairs = _scored_pairs(ctx, texts)
     codes, best = ctx.memo["model_numbers"], ctx.memo["best"]
     present = ctx.thumbs[1] if ctx.thumbs is not None else None
-    copies = {} if present is None else verified_copies(
-        ctx, _candidate_copies(ctx, t["photo_threshold"], t["image_threshold"]))
+    copies = {} if present is None else verified_copies(ctx, _candidate_copies(ctx, t))
     found = []
     for (i, j), scores in pairs.items():
         copy = copies.get((i, j))
