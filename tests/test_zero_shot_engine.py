@@ -99,7 +99,10 @@ def test_head_phrase_and_noun_name_the_product_not_its_accessory() -> None:
     assert text.lexical == "Bricks Set"
 
 
-def test_accessory_does_not_beat_the_product() -> None:
+def test_accessory_does_not_beat_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the bag-of-words fake shares "strap" with the strap category; at MiniLM's scale (1) its
+    # cosine is what the head phrase must outweigh (its own scale would be 1.27)
+    monkeypatch.setattr("multimodal_cat.predictors.zero_shot.cosine_scale", lambda encoder: 1.0)
     tree = Taxonomy.from_paths(
         ["Sports > Yoga > Yoga Mats", "Sports > Yoga > Yoga Mat Straps", "Home > Pots > Plant Pots",
          "Home > Trays > Drainage Trays"]
@@ -296,3 +299,29 @@ def test_the_default_cache_is_opened_once_not_on_every_call(tmp_path, monkeypatc
     for title in ("fashion doll", "cordless drill", "baby doll"):
         zs.predict([title])
     assert len(opened) == 1
+
+
+def test_an_encoder_with_narrow_cosines_is_put_on_minilm_s_scale() -> None:
+    from multimodal_cat.zero_shot.scale import (
+        REFERENCE_SPREAD,
+        cosine_scale,
+        cosine_spread,
+        reference_names,
+    )
+
+    class Narrow(BagOfWordsEncoder):  # every vector near one direction: cosines crowd near 1
+        key = "narrow bag of words"
+
+        def encode(self, texts, **kwargs):
+            vectors = np.asarray(super().encode(texts, **kwargs), dtype=np.float64)
+            return 0.1 * vectors / np.linalg.norm(vectors, axis=1, keepdims=True) + 1.0
+
+    narrow = Narrow()
+    spread = cosine_spread(narrow.encode(reference_names()))
+    assert spread < REFERENCE_SPREAD / 3
+    assert cosine_scale(narrow) == pytest.approx(REFERENCE_SPREAD / spread)
+    tree = Taxonomy.from_paths(["Apparel > Shirts", "Apparel > Jeans", "Footwear > Shoes"])
+    zs = ZeroShotCategorizer(tree, narrow, cache=False, tags=False)
+    zs.predict(["blue jeans"])
+    assert zs.index_.cosine_scale == pytest.approx(REFERENCE_SPREAD / spread)
+    assert cosine_scale(None) == 1.0

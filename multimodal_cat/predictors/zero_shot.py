@@ -63,6 +63,7 @@ from multimodal_cat.zero_shot.confidence import (
 from multimodal_cat.zero_shot.kind import kind_warning, load_kind_head, overrule, root_groups
 from multimodal_cat.zero_shot.product_text import ProductText, product_texts
 from multimodal_cat.zero_shot.reviewed import load_calibration
+from multimodal_cat.zero_shot.scale import cosine_scale
 from multimodal_cat.zero_shot.search import (
     DEFAULT_WEIGHTS,
     CategoryIndex,
@@ -231,6 +232,7 @@ class ZeroShotCategorizer:
             self.taxonomy, self.encoder_, self.weights, self._cache(), bf16=self.bf16
         )
         self.index_ = CategoryIndex(view, self.candidates, matrix)
+        self.index_.cosine_scale = cosine_scale(self.encoder_)
         self.roots_ = root_columns(self.index_)
         self.kind_head_ = load_kind_head(self.encoder_) if self.product_kind else None
         self.kind_groups_ = root_groups(self.index_, self.kind_head_) if self.kind_head_ else None

@@ -130,6 +130,7 @@ class CategoryIndex:
         self.ids = [view.ids[i] for i in self.positions]
         self.paths = [view.paths[i] for i in self.positions]
         self.matrix = None if matrix is None else matrix[self.positions]
+        self.cosine_scale = 1.0  # the encoder's cosines onto MiniLM's scale (see .scale)
         self.phrases = PhraseIndex([view.names[i] for i in self.positions])
         self.overlap = PathOverlap(self.paths)
         column_of = {p: c for c, p in enumerate(self.positions)}
@@ -164,9 +165,9 @@ class CategoryIndex:
         """
         out = self.lexical(texts, weights)
         if vectors is not None and self.matrix is not None:
-            cos = vectors @ self.matrix.T
+            cos = self.cosine_scale * (vectors @ self.matrix.T)
             out += cos
             if weights.hub:
                 ref = vectors if reference is None else reference
-                out -= weights.hub * hub_scores(ref @ self.matrix.T, weights.hub_k)
+                out -= weights.hub * hub_scores(self.cosine_scale * (ref @ self.matrix.T), weights.hub_k)
         return out
