@@ -162,6 +162,12 @@ def test_cli_calibrate_says_too_few_reviews(
     )  # fmt: skip
     assert missing.returncode == 2 and "expected a category column 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+    both = subprocess.run(
+        [sys.executable, "-m", "multimodal_cat", "calibrate", str(reviews), "--model", str(tmp_path),
+         "--text-encoder", "multilingual-e5-small"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert both.returncode == 2 and "a trained model has its own text tower" in both.stderr
 
 
 def test_feed_calibration_brings_the_mean_confidence_to_the_feeds_estimated_accuracy() -> None:

@@ -66,6 +66,13 @@ def add_parser(subparsers: Any) -> None:
         "them into its config.json (instead of a zero-shot tree's calibration)",
     )
     p.add_argument(
+        "--text-encoder",
+        default="minilm",
+        metavar="MODEL",
+        help="zero-shot: the text encoder the categorize job uses (its calibration is stored "
+        "per tree and encoder; default: %(default)s)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="fit and print, but store nothing"
     )
     add_column_argument(p)
@@ -84,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
     from multimodal_cat.zero_shot.reviewed import calibrate_from_reviews
 
     if args.model:
+        if args.text_encoder != "minilm":
+            raise UserError("--text-encoder is for a zero-shot tree's calibration; a trained model "
+                            "has its own text tower (give --model or --text-encoder, not both)")
         return _run_checkpoint(args, targets)
     try:
         products, labels = _read_reviews(args)
-        predictor = build_predictor(taxonomy=args.taxonomy)
+        predictor = build_predictor(taxonomy=args.taxonomy, text_encoder=args.text_encoder)
         fit = calibrate_from_reviews(
             predictor, products, labels, targets=targets, store=not args.dry_run,
             source=str(args.reviews),
