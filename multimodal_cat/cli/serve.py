@@ -43,6 +43,9 @@ def add_parser(subparsers: Any) -> None:
                    "probability reaches P")
     p.add_argument("--image-encoder", metavar="MODEL",
                    help="zero-shot only: an aligned image-text model that reads the images")
+    p.add_argument("--text-encoder", metavar="MODEL",
+                   help="zero-shot only: the text encoder (default minilm; multilingual-e5-small "
+                   "for products in other languages)")
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads for the model")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
