@@ -35,7 +35,7 @@ from multimodal_cat.inputs import (
 )
 from multimodal_cat.mapping.apply import CategoryMapper
 from multimodal_cat.predictions import Prediction
-from multimodal_cat.predictors.base import Predictor
+from multimodal_cat.predictors.base import Predictor, reads_images
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
 
@@ -150,7 +150,7 @@ class Categorizer:
             ('187',)
             >>> cat.predict(df, image_root="photos", as_frame=True)[["category_path", "confidence"]]  # doctest: +SKIP
         """
-        items = to_products(products, columns=columns, image_root=image_root)
+        items = to_products(products, columns=columns, image_root=image_root, load_images=self.reads_images)
         predictions = self._predict_products(items, top_k=top_k, min_confidence=min_confidence)
         router = self.router(review_below=review_below, target_precision=target_precision)
         if router is not None:
@@ -175,6 +175,11 @@ class Categorizer:
             >>> cat.predict_feed("feed.csv", as_frame=True).to_parquet("out.parquet")  # doctest: +SKIP
         """
         return self.predict(Path(path), **kwargs)
+
+    @property
+    def reads_images(self) -> bool:
+        """Whether the predictor reads photos; photos are loaded only for one that does."""
+        return reads_images(self.predictor)
 
     def _predict_products(
         self, items: list[Product], *, top_k: int = 5, min_confidence: float | None = None
@@ -248,7 +253,7 @@ class Categorizer:
         Example:
             >>> cat.predict_proba(["red shirt"], as_frame=True).idxmax(axis=1)  # doctest: +SKIP
         """
-        items = to_products(products, columns=columns, image_root=image_root)
+        items = to_products(products, columns=columns, image_root=image_root, load_images=self.reads_images)
         usable = [i for i, p in enumerate(items) if "error" not in p.extra]
         proba = np.full((len(items), len(self.classes_)), np.nan)
         if usable:
@@ -287,7 +292,7 @@ class Categorizer:
         from multimodal_cat.evaluation import evaluate_predictions
 
         items = to_products(products, columns=columns, image_root=image_root,
-                            answers=labels if isinstance(labels, str) else None)
+                            load_images=self.reads_images, answers=labels if isinstance(labels, str) else None)
         truth = label_values(items, labels)
         predictions = self._predict_products(items, min_confidence=min_confidence)
         report = evaluate_predictions(predictions, truth, self.taxonomy, plots_dir=plots_dir)

@@ -104,11 +104,12 @@ def test_a_photo_alone_fails_without_an_image_text_model_in_python_and_in_the_fe
     assert [a.status for a in answers] == ["error"] * 3 + ["ok"]  # no text: nothing to read
     assert answers[0].error == NO_TEXT and answers[0].category_id == "" and answers[3].category_id
     Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
-    (tmp_path / "feed.csv").write_text("id,title,image\n1,,red.png\n2,blue shirt,red.png\n")
-    categorize_feed(tmp_path / "feed.csv", plain, tmp_path / "out.csv", images=ImageLoader(tmp_path), progress=False)
-
+    (tmp_path / "feed.csv").write_text("id,title,image\n1,,red.png\n2,blue shirt,red.png\n3,red shirt,gone.png\n")
+    loader = ImageLoader(tmp_path)
+    categorize_feed(tmp_path / "feed.csv", plain, tmp_path / "out.csv", images=loader, progress=False)
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
-    assert [(r["status"], r["error"]) for r in rows] == [("error", NO_TEXT), ("ok", "")]
+    assert [(r["status"], r["error"]) for r in rows] == [("error", NO_TEXT), ("ok", ""), ("ok", "")]
+    assert not plain.reads_images  # so no photo was fetched: the missing one did not degrade row 3
 
 
 def test_rejects_models_that_are_not_aligned_pairs(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from multimodal_cat.feeds.output_row import output_columns
 from multimodal_cat.feeds.read import RawRow
 from multimodal_cat.feeds.rows import OutputRows, feed_item
 from multimodal_cat.feeds.shift import use_shift
+from multimodal_cat.predictors.base import reads_images
 from multimodal_cat.zero_shot.confidence import FeedShift
 
 # Freed buffers go back to the OS every this many batches (see feeds/memory.py).
@@ -98,7 +99,8 @@ class RowsActor:
 
     def _rows(self, records: Sequence[RawRow]) -> list[dict[str, Any]]:
         job = self.job
-        items = [feed_item(raw, job.cmap, job.keep, job.loader) for raw in records]
+        loader = job.loader if reads_images(self.output_rows.predictor) else None
+        items = [feed_item(raw, job.cmap, job.keep, loader) for raw in records]
         return self.output_rows(items)
 
     def _row_alone(self, record: RawRow) -> dict[str, Any]:

@@ -73,13 +73,15 @@ class RowItem:
 def start_item(item: RowItem, product: Product, loader: ImageLoader | None) -> RowItem:
     """Attach ``product`` to ``item`` and start loading its image with ``loader``.
 
-    A product with neither usable text nor an image reference gets its error here.
+    A product with neither usable text nor an image reference gets its error here; without a
+    ``loader`` (a predictor that reads no photo) a product with only a photo goes to the
+    predictor, whose failed answer says why.
     """
     item.warnings += product.extra.pop("warnings", [])
     item.product = product
     if product.image_ref and loader is not None:
         item.future = loader.submit(product.image_ref)
-    elif product.image is None and not product.has_text:
+    elif product.image is None and not product.has_text and not product.image_ref:
         item.error = NO_INPUT
     return item
 

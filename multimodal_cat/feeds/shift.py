@@ -98,7 +98,7 @@ def settle_shift(
         return FeedShift.from_dict(recorded)
     images = loader if getattr(predictor, "image_encoder", None) is not None else None
     items = ready_items([feed_item(raw, columns, {}, images) for raw in sample()])
-    products = [item.product for item in items]
+    products = [i.product for i in items if i.product.has_text or i.product.image is not None]
     try:
         return predictor.fit_feed_shift(products, min_confidence=min_confidence).feed_shift
     except Exception as error:  # the batches still run, each calibrated on its own products

@@ -53,3 +53,16 @@ class Predictor(Protocol):
     def predict_proba(self, products: Sequence[Product]) -> np.ndarray:
         """Probabilities (n_products, n_classes) over the predictor's ``classes_``."""
         ...
+
+
+def reads_images(predictor: object) -> bool:
+    """Whether ``predictor`` reads product photos (its ``reads_images``; a predictor that does
+    not say is taken to read them). Callers load no image for one that does not: the zero-shot
+    engine without an image-text model, a checkpoint without an image tower.
+
+    Example:
+        >>> from multimodal_cat.predictors import DryRunPredictor
+        >>> reads_images(DryRunPredictor()), reads_images(object())
+        (True, True)
+    """
+    return bool(getattr(predictor, "reads_images", True))

@@ -322,6 +322,11 @@ class ModelPredictor:
             model, processor, cache=cache, bf16=bf16, batch_size=batch_size
         )
 
+    @property
+    def reads_images(self) -> bool:
+        """Whether the checkpoint has an image tower (else no photo is loaded for it)."""
+        return "image" in self.embedder.towers
+
     @classmethod
     def from_pretrained(
         cls,

@@ -220,6 +220,11 @@ class ZeroShotCategorizer:
         self.default_cache_: Any = None  # opened on first use when ``cache`` is None
         self._ready = False
 
+    @property
+    def reads_images(self) -> bool:
+        """Whether products' photos are scored (an image-text model with a positive weight)."""
+        return self.image_encoder is not None and bool(self.image_weight)
+
     def _prepare(self) -> None:
         if self._ready:
             return
