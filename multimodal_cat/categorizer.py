@@ -181,6 +181,11 @@ class Categorizer:
         """Whether the predictor reads photos; photos are loaded only for one that does."""
         return reads_images(self.predictor)
 
+    def _readable(self, product: Product) -> bool:
+        """Whether the predictor can read something of ``product`` (its text, or a photo when
+        it reads photos); an unreadable one gets a NaN row of probabilities."""
+        return product.has_text or (self.reads_images and product.has_image)
+
     def _predict_products(
         self, items: list[Product], *, top_k: int = 5, min_confidence: float | None = None
     ) -> list[Prediction]:
@@ -254,7 +259,7 @@ class Categorizer:
             >>> cat.predict_proba(["red shirt"], as_frame=True).idxmax(axis=1)  # doctest: +SKIP
         """
         items = to_products(products, columns=columns, image_root=image_root, load_images=self.reads_images)
-        usable = [i for i, p in enumerate(items) if "error" not in p.extra]
+        usable = [i for i, p in enumerate(items) if "error" not in p.extra and self._readable(p)]
         proba = np.full((len(items), len(self.classes_)), np.nan)
         if usable:
             proba[usable] = self.predictor.predict_proba([items[i] for i in usable])

@@ -103,6 +103,8 @@ def test_a_photo_alone_fails_without_an_image_text_model_in_python_and_in_the_fe
     answers = Categorizer(plain).predict(_products())
     assert [a.status for a in answers] == ["error"] * 3 + ["ok"]  # no text: nothing to read
     assert answers[0].error == NO_TEXT and answers[0].category_id == "" and answers[3].category_id
+    proba = Categorizer(plain).predict_proba(_products())
+    assert np.isnan(proba[:3]).all() and proba[3].sum() == pytest.approx(1.0)  # no text: no guess
     Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
     (tmp_path / "feed.csv").write_text("id,title,image\n1,,red.png\n2,blue shirt,red.png\n3,red shirt,gone.png\n")
     loader = ImageLoader(tmp_path)

@@ -454,7 +454,8 @@ class ModelPredictor:
                 if factor != 1.0:
                     prediction.confidence *= factor
                     prediction.alternatives = [replace(a, score=a.score * factor) for a in prediction.alternatives]
-        reads = " and ".join({"text": "text", "image": "photos"}[t] for t in sorted(self.embedder.towers, reverse=True))
+        towers = sorted(self.embedder.towers, reverse=True)  # "text", then "image"
+        reads = " and ".join({"text": "text", "image": "photos"}[t] for t in towers)
         unread = f"this checkpoint reads {reads} only, and the product has none it can use"
         return [p if p.inputs else Prediction.failed(unread, p.warnings) for p in predictions]
 
