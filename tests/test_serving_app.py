@@ -451,3 +451,19 @@ def test_in_a_burst_refusals_go_out_before_admitted_requests_are_read(fake_predi
 
     asyncio.run(main())
     assert events == ["refused: 503", "admitted: body read", "admitted: 200"]
+
+
+def test_a_text_only_model_fetches_no_photo_and_refuses_no_product_for_one(image_server):
+    from multimodal_cat.predictors.zero_shot import NO_TEXT, ZeroShotCategorizer
+    from multimodal_cat.taxonomy import Taxonomy
+    from tests.test_align_engine import BagOfWordsEncoder
+
+    tree = Taxonomy.from_paths(["Apparel > Shirts", "Footwear > Shoes"])
+    text_only = ZeroShotCategorizer(tree, BagOfWordsEncoder(), cache=False, tags=False)
+    with served(text_only) as (client, _):
+        refused_photo = {"title": "red shirt", "image": image_server + "/good.png"}  # a private address
+        answer = client.post("/v1/categorize?on_image_error=reject", json=refused_photo)
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+        alone = client.post("/v1/categorize", json={"image": image_server + "/good.png"})
+        assert alone.status_code == 200
+        assert (alone.json()["status"], alone.json()["error"]) == ("error", NO_TEXT)
