@@ -168,7 +168,7 @@ class Categorizer:
         )
 
     def predict_feed(self, path: str | Path, **kwargs: Any) -> Any:
-        """:meth:`predict` on a feed file (CSV, TSV, JSON lines, Parquet); same keyword
+        """:meth:`predict` on a feed file (CSV, TSV, JSON lines, Parquet, Excel); same keyword
         arguments. Relative image paths start from the feed's folder unless ``image_root`` says.
 
         Example:

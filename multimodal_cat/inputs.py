@@ -9,7 +9,7 @@ reads a feed:
   or a ``datasets.Dataset`` are records whose columns are found with the command line's
   :class:`~multimodal_cat.feeds.columns.ColumnMap` (``productDisplayName`` is a title,
   ``image_url`` an image...; ``columns={"title": "Name"}`` overrides);
-- a :class:`pathlib.Path` is a feed file (CSV, TSV, JSON lines, Parquet), so a title is never
+- a :class:`pathlib.Path` is a feed file (CSV, TSV, JSON lines, Parquet, Excel), so a title is never
   opened as a file.
 
 ``None``, ``NaN`` and blank strings mean "missing" everywhere. A product with neither usable text

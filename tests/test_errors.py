@@ -61,7 +61,7 @@ def test_raised_errors_are_family_members(tmp_path: Path) -> None:
     bad_tree.write_text("1 - A\n2 - A > > B\n", encoding="utf-8")
     assert isinstance(_raised(lambda: Taxonomy.load(bad_tree)), TaxonomyFormatError)
     assert isinstance(_raised(lambda: Taxonomy.load("amazon")), UnknownTaxonomyError)
-    assert isinstance(_raised(lambda: detect_format("feed.xlsx")), FeedFormatError)
+    assert isinstance(_raised(lambda: detect_format("feed.numbers")), FeedFormatError)
     assert isinstance(_raised(lambda: ColumnMap.from_args(["title"])), FeedColumnError)
     assert isinstance(_raised(lambda: resolve_shard("x/y")), ShardError)
     assert isinstance(

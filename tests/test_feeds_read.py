@@ -100,8 +100,9 @@ def test_non_utf8_bytes_are_replaced_with_a_warning(tmp_path):
 
 def test_format_detection_errors(tmp_path):
     assert detect_format("x/feed.NDJSON") == "jsonl"
+    assert detect_format("x/Feed.XLSX") == "xlsx"
     with pytest.raises(FeedFormatError, match="--format"):
-        detect_format("feed.xlsx")
+        detect_format("feed.numbers")
     with pytest.raises(FileNotFoundError, match="feed file not found"):
         FeedReader(tmp_path / "absent.csv")
 
@@ -198,3 +199,51 @@ def test_html_in_text_fields_is_read_as_its_words_and_plain_text_is_untouched():
     assert product.image_ref == "https://x.test/a.jpg?a=1&amp=2"  # a URL is not text to clean
     for text in ("Mesh <3 heart tee", "Size <M>", "5 < 7 > 2", "AT&T phone"):
         assert plain_text(text) == text
+
+
+def _workbook(path, rows, sheets=1):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    for n in range(1, sheets):
+        book.create_sheet(f"sheet {n + 1}")
+    book.save(path)
+    return path
+
+
+def test_an_excel_feed_reads_its_first_sheet_as_a_csv_export_would(tmp_path):
+    import datetime
+
+    from multimodal_cat.feeds import categorize_feed, read_output
+    from multimodal_cat.predictors import DryRunPredictor
+
+    path = _workbook(tmp_path / "feed.xlsx", [
+        ["SKU", "Product Name", None, "Added"],
+        [1001.0, "Organic <b>Cotton</b> Tee", "x", datetime.datetime(2026, 1, 5)],
+        [None, None, None],  # a blank row: skipped, as a CSV's blank line
+        ["S2", "Frying pan", None, None, "stray"],  # a value beyond the header: an error row
+        ["S3", "", None, None],  # no text, no image: the job's error row
+    ], sheets=2)
+    with FeedReader(path) as reader:
+        assert reader.columns == ["SKU", "Product Name", "C", "Added"]  # a blank header: its letter
+        rows = list(reader)
+    assert rows[0].values == {"SKU": 1001, "Product Name": "Organic <b>Cotton</b> Tee", "C": "x", "Added": "2026-01-05"}
+    assert rows[0].warnings == ["the workbook has 2 sheets; only the first is read"]
+    assert (rows[1].line, rows[1].values, "beyond the header" in rows[1].error) == (4, None, True)
+    categorize_feed(path, DryRunPredictor(), tmp_path / "out.csv", progress=False)
+    out = list(read_output(tmp_path / "out.csv"))
+    assert [(r["id"], r["status"]) for r in out] == [("1001", "ok"), ("", "error"), ("S3", "error")]
+
+
+def test_a_file_that_is_not_a_workbook_is_a_clear_error(tmp_path):
+    pytest.importorskip("openpyxl")
+    (tmp_path / "feed.xlsx").write_bytes(b"id,title\n1,shirt\n")
+    with pytest.raises(FeedFormatError, match="not a readable Excel workbook.*export it as CSV"):
+        FeedReader(tmp_path / "feed.xlsx")
+    _workbook(tmp_path / "empty.xlsx", [])
+    with pytest.raises(FeedFormatError, match="no header row"):
+        FeedReader(tmp_path / "empty.xlsx")
+    workbook = _workbook(tmp_path / "s.xlsx", [["title"], ["shirt"]])
+    with open(workbook, "rb") as stream, FeedReader(stream) as reader:  # a stream (stdin): sniffed
+        assert reader.format == "xlsx" and [r.values for r in reader] == [{"title": "shirt"}]

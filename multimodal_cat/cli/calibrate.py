@@ -1,7 +1,7 @@
 """``multimodal-cat calibrate``: fit a tree's confidence and auto-accept thresholds from reviews.
 
 Reads reviewed answers (a Label Studio JSON export, a corrections file written by
-``multimodal-cat review import``, or any labelled feed: CSV, TSV, JSON lines, Parquet with a category
+``multimodal-cat review import``, or any labelled feed: CSV, TSV, JSON lines, Parquet, Excel with a category
 column), runs the zero-shot engine on the reviewed products, fits the tree's confidence
 temperature and the auto-accept threshold of each target precision, and stores them where
 ``categorize --target-precision``, ``serve`` and ``Categorizer.predict`` find them. It prints
@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
         "reviews",
         metavar="REVIEWS",
         help="a Label Studio JSON export, a corrections file (review import) or a labelled feed "
-        "(CSV, TSV, JSON lines, Parquet)",
+        "(CSV, TSV, JSON lines, Parquet, Excel)",
     )
     p.add_argument("--taxonomy", default="shopify", help="the tree (default: %(default)s)")
     p.add_argument(

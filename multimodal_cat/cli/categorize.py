@@ -74,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
     """Add the ``categorize`` sub-command."""
     p = subparsers.add_parser(
         "categorize",
-        help="categorize a product feed (CSV, TSV, JSON lines, Parquet)",
+        help="categorize a product feed (CSV, TSV, JSON lines, Parquet, Excel)",
         description="Categorize every row of a product feed; one output row per input row, in order.",
     )
     p.add_argument("feed", nargs="?", metavar="FEED", help="feed file, or - for stdin")

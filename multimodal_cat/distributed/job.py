@@ -101,7 +101,7 @@ def categorize_feed_on_ray(
     """Categorize every row of a feed on a Ray cluster into ``output``, as the local job would.
 
     Args:
-        feed: Path (CSV, TSV, JSON lines, Parquet, optionally gzipped), ``"-"`` or a stream.
+        feed: Path (CSV, TSV, JSON lines, Parquet, Excel, optionally gzipped), ``"-"`` or a stream.
         spec: Builds the predictor on each worker (and once here, for the job's fingerprint).
         output: ``.csv``, ``.jsonl`` or ``.parquet``.
         columns, format, batch_size, images, keep_columns, min_confidence: As for

@@ -1,6 +1,6 @@
 """Stage a feed for a cluster: read it once with the library's own reader into Parquet parts.
 
-Whatever the feed's format (CSV, TSV, JSON lines, Parquet, stdin), :func:`stage_feed` reads
+Whatever the feed's format (CSV, TSV, JSON lines, Parquet, Excel, stdin), :func:`stage_feed` reads
 it with :class:`~multimodal_cat.feeds.read.FeedReader`, so every record is numbered the way the
 local job numbers it and an unreadable record stays a record (its error kept). Each part is a
 Parquet file of ``part_rows`` consecutive records with the columns ``row`` (1-based record

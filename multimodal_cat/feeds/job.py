@@ -112,7 +112,7 @@ def categorize_feed(
     """Categorize every row of a feed and write one output row per input row.
 
     Args:
-        feed: Path (CSV, TSV, JSON lines, Parquet, optionally gzipped), ``"-"`` for stdin, or
+        feed: Path (CSV, TSV, JSON lines, Parquet, Excel, optionally gzipped), ``"-"`` for stdin, or
             a binary stream.
         predictor: A :class:`~multimodal_cat.predictors.base.Predictor`; the job calls its
             ``predict(products, min_confidence=...)``.

@@ -1,8 +1,9 @@
-"""Stream rows out of a seller feed: CSV, TSV, JSON lines or Parquet, from a file or stdin.
+"""Stream rows out of a seller feed: CSV, TSV, JSON lines, Parquet or Excel, from a file or stdin.
 
 Readers never hold the whole feed: CSV/TSV go through the :mod:`csv` module line by line,
 JSON lines one line at a time, Parquet one record batch at a time
-(:meth:`pyarrow.parquet.ParquetFile.iter_batches`). Every record becomes one :class:`RawRow`;
+(:meth:`pyarrow.parquet.ParquetFile.iter_batches`), an Excel workbook's first sheet one row at
+a time (:mod:`~multimodal_cat.feeds.read_xlsx`). Every record becomes one :class:`RawRow`;
 a record that cannot be parsed (wrong number of CSV fields, invalid JSON, a line longer than
 :data:`~multimodal_cat.feeds.text.MAX_LINE`, rows swallowed by an unclosed CSV quote) is a
 ``RawRow`` with ``error`` set and its line number, so the job can still write one output row
@@ -34,9 +35,10 @@ from typing import IO, Any
 
 from multimodal_cat.errors import FormatError, optional_import
 from multimodal_cat.feeds.read_csv import csv_records, delimiter_hint, duplicate_column
+from multimodal_cat.feeds.read_xlsx import SheetRows
 from multimodal_cat.feeds.text import MAX_LINE, BoundedLines, clean_value
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -46,6 +48,7 @@ _EXTENSIONS = {
     ".json": "jsonl",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".xlsx": "xlsx",
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 # Most distinct JSON keys collected as columns (a hostile feed cannot grow the union forever).
@@ -118,7 +121,8 @@ class FeedReader:
 
     Args:
         source: A path, ``"-"`` for stdin, or an open binary stream.
-        format: ``csv``, ``tsv``, ``jsonl`` or ``parquet``; guessed from the extension (stdin:
+        format: ``csv``, ``tsv``, ``jsonl``, ``parquet`` or ``xlsx`` (an Excel workbook's first
+            sheet); guessed from the extension (stdin:
             sniffed from the first bytes) when ``None``.
         chunk_rows: Records per Parquet batch.
         max_line: Longest line accepted (longer ones become error rows, never held whole).
@@ -140,6 +144,7 @@ class FeedReader:
         self.max_line = max_line
         self.path: Path | None = None
         self._temp: IO[bytes] | None = None
+        self._sheet: Any = None  # an Excel feed's first sheet (read_xlsx.SheetRows)
         if isinstance(source, (str, Path)) and str(source) != "-":
             self.path = Path(source)
             if not self.path.is_file():
@@ -186,6 +191,8 @@ class FeedReader:
         head = self._stream.peek(64)[:64].lstrip()  # type: ignore[attr-defined]
         if head.startswith(b"PAR1"):
             return "parquet"
+        if head.startswith(b"PK\x03\x04"):  # a zip: an Excel workbook is one
+            return "xlsx"
         if head.startswith(b"{"):
             return "jsonl"
         return "tsv" if b"\t" in head.split(b"\n")[0] else "csv"
@@ -205,11 +212,15 @@ class FeedReader:
             self._stream.close()
         if self._temp is not None:
             self._temp.close()
+        if self._sheet is not None:
+            self._sheet.close()
 
     def estimate_rows(self) -> int | None:
         """Approximate record count for a progress bar (newlines; Parquet: exact), or ``None``."""
         if self.format == "parquet":
             return self._parquet_file.metadata.num_rows
+        if self.format == "xlsx":
+            return self._sheet.rows_below_header()
         if self.path is None or self.gzipped:
             return None
         lines = 0
@@ -235,6 +246,8 @@ class FeedReader:
         try:
             if self.format == "parquet":
                 return self._parquet_rows()
+            if self.format == "xlsx":
+                return self._xlsx_rows()
             if self.format == "jsonl":
                 return self._jsonl_rows()
             return self._csv_rows()
@@ -358,6 +371,18 @@ class FeedReader:
             for k, v in value.items()
         }
         return RawRow(number, line_no, values, None, warnings)
+
+    # --- Excel -----------------------------------------------------------------------------
+    def _xlsx_rows(self) -> Iterator[RawRow]:
+        source: Any = self.path
+        if self.path is None or self.gzipped:  # openpyxl needs a seekable, plain file
+            source = self._spool()
+        try:
+            self._sheet = SheetRows(source, self.path or "the feed")
+        except FormatError as error:
+            raise FeedFormatError(str(error)) from None
+        self.columns = self._sheet.columns
+        return (RawRow(*record) for record in self._sheet.records())
 
     # --- Parquet ---------------------------------------------------------------------------
     def _parquet_rows(self) -> Iterator[RawRow]:

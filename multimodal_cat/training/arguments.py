@@ -75,7 +75,7 @@ class DataArguments:
     )
     format: str | None = field(
         default=None,
-        metadata={"help": "feed format: csv, tsv, jsonl or parquet (default: from the extension)"},
+        metadata={"help": "feed format: csv, tsv, jsonl, parquet or xlsx (default: from the extension)"},
     )
     category_column: str = field(
         default="category",

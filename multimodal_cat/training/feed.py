@@ -1,6 +1,6 @@
 """Read a training feed through the same input layer as ``categorize``.
 
-Files go through :class:`~multimodal_cat.feeds.read.FeedReader` (CSV, TSV, JSON lines, Parquet,
+Files go through :class:`~multimodal_cat.feeds.read.FeedReader` (CSV, TSV, JSON lines, Parquet, Excel,
 optionally gzipped) and their columns through :class:`~multimodal_cat.feeds.columns.ColumnMap`,
 so ``--column title=Name`` means the same in both commands. A record the reader cannot parse
 is kept out of training and listed in :attr:`FeedTable.errors` with its line. In Python,
