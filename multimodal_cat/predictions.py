@@ -151,3 +151,16 @@ def inputs_used(has_text: Sequence[bool], has_image: Sequence[bool]) -> list[str
     """
     names = {(True, True): "text+image", (True, False): "text", (False, True): "image"}
     return [names.get((bool(t), bool(i)), "") for t, i in zip(has_text, has_image, strict=True)]
+
+
+def failed_if_unread(predictions: Sequence[Prediction], reason: str) -> list[Prediction]:
+    """``predictions``, each one that read no input (``inputs == ""``: the product had nothing
+    its predictor can read) replaced by :meth:`Prediction.failed` with ``reason``, its warnings
+    kept: a predictor never answers from nothing.
+
+    Example:
+        >>> read, unread = Prediction("1", "A", 0.9, inputs="text"), Prediction("1", "A", 0.1)
+        >>> [p.status for p in failed_if_unread([read, unread], "a photo alone")]
+        ['ok', 'error']
+    """
+    return [p if p.inputs else Prediction.failed(reason, p.warnings) for p in predictions]

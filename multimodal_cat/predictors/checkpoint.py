@@ -47,7 +47,7 @@ from multimodal_cat.errors import ConfigurationError, InvalidArgumentError, Mult
 from multimodal_cat.framing import framing_tag
 from multimodal_cat.modeling import MultimodalCatModel, MultimodalCatProcessor
 from multimodal_cat.modeling.orientation import TURNS, OrientationProbe
-from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
+from multimodal_cat.predictions import CategoryScore, Prediction, failed_if_unread, inputs_used
 from multimodal_cat.predictors.locate import check_checkpoint_name
 from multimodal_cat.products import Product
 from multimodal_cat.taxonomy import Taxonomy
@@ -457,7 +457,7 @@ class ModelPredictor:
         towers = sorted(self.embedder.towers, reverse=True)  # "text", then "image"
         reads = " and ".join({"text": "text", "image": "photos"}[t] for t in towers)
         unread = f"this checkpoint reads {reads} only, and the product has none it can use"
-        return [p if p.inputs else Prediction.failed(unread, p.warnings) for p in predictions]
+        return failed_if_unread(predictions, unread)
 
     def thresholds_by_input(self, target_precision: str) -> dict[str, float]:
         """The auto-accept threshold stored for ``target_precision`` (``"0.98"``) per kind of

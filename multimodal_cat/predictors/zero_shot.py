@@ -39,7 +39,7 @@ from multimodal_cat.align.mode import MIN_TEXTS, LanguageWarning, products_advic
 from multimodal_cat.calibration import recalibrate
 from multimodal_cat.encoders._arrays import l2_normalize
 from multimodal_cat.errors import InvalidArgumentError
-from multimodal_cat.predictions import CategoryScore, Prediction, inputs_used
+from multimodal_cat.predictions import CategoryScore, Prediction, failed_if_unread, inputs_used
 from multimodal_cat.predictors.backoff import coarse_predictions
 from multimodal_cat.predictors.image_text import PROMPT, PROMPT_ROOT, resolve_image_text_encoder
 from multimodal_cat.products import Product
@@ -527,11 +527,9 @@ class ZeroShotCategorizer:
         scores_images = self.image_pair_ is not None and bool(self.image_weight)
         has_text = [bool(t.full.strip()) for t in texts]
         has_image = [scores_images and getattr(p, "image", None) is not None for p in items]
-        out = []
         for prediction, used in zip(predictions, inputs_used(has_text, has_image), strict=True):
             prediction.inputs = used
-            out.append(prediction if used else Prediction.failed(NO_TEXT, prediction.warnings))
-        return out
+        return failed_if_unread(predictions, NO_TEXT)
 
     def _tags(self, item: str | Product, category_id: str) -> list:
         title = item if isinstance(item, str) else item.title
