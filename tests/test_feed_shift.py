@@ -84,7 +84,7 @@ def test_without_the_feeds_shift_batch_sizes_disagree() -> None:
 def test_fit_feed_shift_reads_the_answers_the_predictor_gives(monkeypatch: pytest.MonkeyPatch) -> None:
     # the fake's cosines at MiniLM's scale (1): its own (1.27) pushes half the confidences to
     # 0.9998 and above, where the 4-decimal rounding moves the re-read shift by more than 0.01
-    monkeypatch.setattr("multimodal_cat.predictors.zero_shot.cosine_scale", lambda encoder: 1.0)
+    monkeypatch.setattr("multimodal_cat.predictors.zero_shot.cosine_scale", lambda *args: 1.0)
     titles = _titles(240)  # every kind, the unsure one too
     plain = _zero_shot(feed_calibration=False)  # the prior's shift only
     before = np.array([p.confidence for p in plain.predict(titles)])

@@ -102,7 +102,7 @@ def test_head_phrase_and_noun_name_the_product_not_its_accessory() -> None:
 def test_accessory_does_not_beat_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
     # the bag-of-words fake shares "strap" with the strap category; at MiniLM's scale (1) its
     # cosine is what the head phrase must outweigh (its own scale would be 1.27)
-    monkeypatch.setattr("multimodal_cat.predictors.zero_shot.cosine_scale", lambda encoder: 1.0)
+    monkeypatch.setattr("multimodal_cat.predictors.zero_shot.cosine_scale", lambda *args: 1.0)
     tree = Taxonomy.from_paths(
         ["Sports > Yoga > Yoga Mats", "Sports > Yoga > Yoga Mat Straps", "Home > Pots > Plant Pots",
          "Home > Trays > Drainage Trays"]

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"dev": dev, "test": test}
     runs, scales = {}, {}
     for mode in ("off", "on"):
-        engine.cosine_scale = cosine_scale if mode == "on" else (lambda encoder: 1.0)
+        engine.cosine_scale = cosine_scale if mode == "on" else (lambda *args: 1.0)
         for encoder in ENCODERS:
             for name, part in sets.items():
                 key = f"{name}/{encoder}/{mode}"

@@ -237,7 +237,7 @@ class ZeroShotCategorizer:
             self.taxonomy, self.encoder_, self.weights, self._cache(), bf16=self.bf16
         )
         self.index_ = CategoryIndex(view, self.candidates, matrix)
-        self.index_.cosine_scale = cosine_scale(self.encoder_)
+        self.index_.cosine_scale = cosine_scale(self.encoder_, self._embed)
         self.roots_ = root_columns(self.index_)
         self.kind_head_ = load_kind_head(self.encoder_) if self.product_kind else None
         self.kind_groups_ = root_groups(self.index_, self.kind_head_) if self.kind_head_ else None

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,14 +49,15 @@ def cosine_spread(vectors: np.ndarray) -> float:
     return float(((unit @ unit.T)[rows, cols]).std())
 
 
-def cosine_scale(encoder: Any) -> float:
-    """The factor that puts ``encoder``'s cosines on MiniLM's scale (1 for MiniLM; 1 for no
-    encoder or one that cannot encode the reference names)."""
+def cosine_scale(encoder: Any, embed: Callable[[list[str]], Any] | None = None) -> float:
+    """The factor that puts ``encoder``'s cosines on MiniLM's scale (1 for MiniLM and for no
+    encoder); ``embed`` encodes the reference names (default ``encoder.encode``; the engine
+    passes its embedding-cache reader, so a process after the first reads them from disk)."""
     if encoder is None:
         return 1.0
     key = str(getattr(encoder, "key", id(encoder)))
     if key not in _SCALES:
-        spread = cosine_spread(np.asarray(encoder.encode(reference_names())))
+        spread = cosine_spread(np.asarray((embed or encoder.encode)(reference_names())))
         scale = REFERENCE_SPREAD / spread if spread > 1e-6 else 1.0
         _SCALES[key] = 1.0 if abs(scale - 1.0) <= SNAP else scale
     return _SCALES[key]
