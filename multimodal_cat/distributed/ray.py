@@ -36,9 +36,8 @@ from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
 from multimodal_cat.feeds.output_row import output_columns
 from multimodal_cat.feeds.read import RawRow
-from multimodal_cat.feeds.rows import OutputRows, feed_item
+from multimodal_cat.feeds.rows import OutputRows, feed_item, photo_loader
 from multimodal_cat.feeds.shift import use_shift
-from multimodal_cat.predictors.base import reads_images
 from multimodal_cat.zero_shot.confidence import FeedShift
 
 # Freed buffers go back to the OS every this many batches (see feeds/memory.py).
@@ -99,7 +98,7 @@ class RowsActor:
 
     def _rows(self, records: Sequence[RawRow]) -> list[dict[str, Any]]:
         job = self.job
-        loader = job.loader if reads_images(self.output_rows.predictor) else None
+        loader = photo_loader(self.output_rows.predictor, job.loader)
         items = [feed_item(raw, job.cmap, job.keep, loader) for raw in records]
         return self.output_rows(items)
 

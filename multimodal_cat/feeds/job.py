@@ -49,11 +49,10 @@ from multimodal_cat.feeds.output_row import (
 )
 from multimodal_cat.feeds.read import FeedReader, RawRow
 from multimodal_cat.feeds.resume import RowDigest, job_fingerprint, skip_done_rows
-from multimodal_cat.feeds.rows import OutputRows, RowItem, feed_item
+from multimodal_cat.feeds.rows import OutputRows, RowItem, feed_item, photo_loader
 from multimodal_cat.feeds.shards import FEED_RECORDS, resolve_shard, shard_path
 from multimodal_cat.feeds.shift import NOTE, SHIFT_SAMPLE_ROWS, sample_file, settle_shift, use_shift
 from multimodal_cat.feeds.write import OutputWriter, ResumeError, checkpoint_path
-from multimodal_cat.predictors.base import reads_images
 from multimodal_cat.zero_shot.confidence import FeedShift
 
 if TYPE_CHECKING:
@@ -269,7 +268,7 @@ class _Job:
             predictor, mapper, names, min_confidence=min_confidence, router=router
         )
         self.cmap, self.keep, self.writer = cmap, keep, writer
-        self.loader = loader if reads_images(predictor) else None  # no photo fetched for nothing
+        self.loader = photo_loader(predictor, loader)
         self.counts = {"ok": 0, "degraded": 0, "error": 0, **writer.counts}
         self.resumed_from = writer.rows_done
         self.feed_records: int | None = None  # records in the whole feed, once read to the end

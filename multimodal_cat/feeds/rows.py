@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from multimodal_cat.feeds.columns import row_to_product
 from multimodal_cat.feeds.output_row import prediction_cells
 from multimodal_cat.predictions import Prediction
+from multimodal_cat.predictors.base import reads_images
 from multimodal_cat.products import NO_INPUT, Product, unusable_image
 from multimodal_cat.review.routing import unusable_confidence
 
@@ -68,6 +69,12 @@ class RowItem:
     prediction: Prediction | None = None
     keep: dict[str, Any] = field(default_factory=dict)
     source: Any = None
+
+
+def photo_loader(predictor: Any, loader: ImageLoader | None) -> ImageLoader | None:
+    """``loader`` when ``predictor`` reads photos (:func:`~multimodal_cat.predictors.base.reads_images`),
+    else ``None``: no photo is fetched for a predictor that would not read it."""
+    return loader if reads_images(predictor) else None
 
 
 def start_item(item: RowItem, product: Product, loader: ImageLoader | None) -> RowItem:

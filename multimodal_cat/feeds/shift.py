@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multimodal_cat.feeds.read import FeedFormatError, FeedReader, RawRow
-from multimodal_cat.feeds.rows import feed_item, ready_items
+from multimodal_cat.feeds.rows import feed_item, photo_loader, ready_items
 from multimodal_cat.zero_shot.confidence import FeedShift
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ def settle_shift(
         return predictor.feed_shift
     if recorded:
         return FeedShift.from_dict(recorded)
-    images = loader if getattr(predictor, "image_encoder", None) is not None else None
-    items = ready_items([feed_item(raw, columns, {}, images) for raw in sample()])
+    items = ready_items([feed_item(raw, columns, {}, photo_loader(predictor, loader)) for raw in sample()])
     products = [i.product for i in items if i.product.has_text or i.product.image is not None]
     try:
         return predictor.fit_feed_shift(products, min_confidence=min_confidence).feed_shift

@@ -21,8 +21,7 @@ from typing import Any
 
 from multimodal_cat.feeds.images import ImageLoader
 from multimodal_cat.feeds.memory import release_freed_memory
-from multimodal_cat.feeds.rows import OutputRows, RowItem, attach_image, start_item
-from multimodal_cat.predictors.base import reads_images
+from multimodal_cat.feeds.rows import OutputRows, RowItem, attach_image, photo_loader, start_item
 from multimodal_cat.serving.admission import Door
 from multimodal_cat.serving.batcher import DeadlineError, MicroBatcher, QueueFullError
 from multimodal_cat.serving.inputs import products_from_records
@@ -164,8 +163,7 @@ class Service:
     ) -> list[tuple[RowItem, dict[str, Any]]]:
         start = time.monotonic()
         products = products_from_records(records)
-        reads = reads_images(self.require_engine().rows.predictor)
-        images = self.images if reads else None  # no photo fetched for a text-only model
+        images = photo_loader(self.require_engine().rows.predictor, self.images)
         items = [start_item(RowItem(n), p, images) for n, p in enumerate(products, start=1)]
         for item in items:
             if item.future is None:
