@@ -105,3 +105,18 @@ def test_a_missing_index_folder_is_refused_before_anything_loads(tmp_path, capsy
 
     assert main(["serve", "--taxonomy", "shopify", "--index", str(tmp_path / "no-index")]) == 2
     assert "--index folder not found" in capsys.readouterr().err
+
+
+def test_serve_and_categorize_take_the_same_text_encoder_option():
+    from multimodal_cat.cli.categorize import _spec
+    from multimodal_cat.cli.main import build_parser
+
+    def spec_of(argv):
+        args = build_parser().parse_args(argv)
+        args.dry_run, args.adapt = getattr(args, "dry_run", False), getattr(args, "adapt", False)  # as serve sets
+        return _spec(args)
+
+    for command in (["serve"], ["categorize", "feed.csv", "-o", "out.csv"]):
+        wanted = spec_of([*command, "--taxonomy", "google", "--text-encoder", "multilingual-e5-small"])
+        assert wanted.text_encoder == "multilingual-e5-small"
+        assert spec_of([*command, "--taxonomy", "google"]).text_encoder == "minilm"
